@@ -1,0 +1,75 @@
+"""Register files as content-addressed assets and link them to records."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from catalog.blobs import BlobStore, blob_key, sha256_bytes
+from catalog.imaging import ImageRejected, measure
+from catalog.models import Asset, RecordAsset
+from catalog.settings import Settings, get_settings
+
+__all__ = ["ImageRejected", "register_image", "register_file", "link_asset", "get_store"]
+
+
+def get_store(settings: Settings | None = None) -> BlobStore:
+    return BlobStore((settings or get_settings()).blob_root)
+
+
+def register_image(session: Session, store: BlobStore, data: bytes, *, settings: Settings | None = None) -> Asset:
+    """Measure, store (once) and catalogue an image; raises ImageRejected with the reason."""
+    settings = settings or get_settings()
+    sha = sha256_bytes(data)
+    found = session.get(Asset, sha)
+    if found is not None:
+        if not store.exists(sha):  # the blob went missing: put it back
+            store.put_bytes(data)
+        return found
+    info = measure(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
+    store.put_bytes(data)
+    values = dict(sha256=sha, media_type=info.media_type, width=info.width, height=info.height, bytes=len(data),
+                  phash=info.phash, colourfulness=info.colourfulness, chroma_mean=info.chroma_mean,
+                  chroma_spread=info.chroma_spread, is_colour=info.is_colour, blob_key=blob_key(sha), info=info.info)
+    session.execute(pg_insert(Asset).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
+    return session.get(Asset, sha)
+
+
+def register_file(session: Session, store: BlobStore, data: bytes, media_type: str,
+                  info: dict[str, Any] | None = None) -> Asset:
+    """Catalogue a non-image file (a model checkpoint, say) by content."""
+    sha = store.put_bytes(data)
+    session.execute(pg_insert(Asset).values(sha256=sha, media_type=media_type, bytes=len(data),
+                                            blob_key=blob_key(sha), info=info or {})
+                    .on_conflict_do_nothing(index_elements=["sha256"]))
+    return session.get(Asset, sha)
+
+
+def link_asset(session: Session, record_id: int, sha256: str, role: str = "original", *,
+               source_url: str | None = None, run_id: int | None = None, etag: str | None = None,
+               last_modified: str | None = None, crop_box: list[int] | None = None) -> int:
+    """Link an asset to a record (idempotent); returns the link id."""
+    stmt = pg_insert(RecordAsset).values(
+        record_id=record_id, asset_sha256=sha256, role=role, source_url=source_url, first_seen_run_id=run_id,
+        last_seen_run_id=run_id, etag=etag, last_modified=last_modified, crop_box=crop_box)
+    ex = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        constraint="uq_record_assets_link",
+        set_={"last_seen_run_id": func.coalesce(ex.last_seen_run_id, RecordAsset.last_seen_run_id),
+              "source_url": func.coalesce(ex.source_url, RecordAsset.source_url),
+              "etag": func.coalesce(ex.etag, RecordAsset.etag),
+              "last_modified": func.coalesce(ex.last_modified, RecordAsset.last_modified),
+              "crop_box": ex.crop_box},
+    ).returning(RecordAsset.id)
+    return session.execute(stmt).scalar_one()
+
+
+def originals_for(session: Session, record_ids: list[int]) -> dict[int, list[RecordAsset]]:
+    rows = session.execute(select(RecordAsset).where(RecordAsset.record_id.in_(record_ids),
+                                                     RecordAsset.role == "original")).scalars()
+    out: dict[int, list[RecordAsset]] = {}
+    for ra in rows:
+        out.setdefault(ra.record_id, []).append(ra)
+    return out

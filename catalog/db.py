@@ -1,0 +1,80 @@
+"""Engine and sessions for the catalogue, from the one settings object."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog.settings import Settings, get_settings
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The catalogue database cannot be reached; the message is one line for the user."""
+
+
+def resolve_url(settings: Settings | None = None) -> str:
+    """The catalogue URL: ``ARHIVA_DATABASE_URL`` or the embedded server's."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        url = settings.database_url
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        if not url.startswith("postgresql"):
+            raise DatabaseUnavailable(f"ARHIVA_DATABASE_URL must be a PostgreSQL URL, got {make_url(url).drivername!r}")
+        return url
+    from catalog.embedded import EmbeddedUnavailable, embedded_url
+
+    try:
+        return embedded_url(settings.embedded_pgdata)
+    except EmbeddedUnavailable as exc:
+        raise DatabaseUnavailable(str(exc)) from exc
+
+
+def describe_url(url: str) -> str:
+    """URL without password, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@lru_cache(maxsize=8)
+def _engine_for(url: str) -> Engine:
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def get_engine(settings: Settings | None = None, *, check: bool = True) -> Engine:
+    url = resolve_url(settings)
+    engine = _engine_for(url)
+    if check:
+        check_connection(engine)
+    return engine
+
+
+def check_connection(engine: Engine) -> None:
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # OperationalError and friends
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+        raise DatabaseUnavailable(
+            f"cannot reach the catalogue database at {describe_url(str(engine.url))}: {reason}"
+        ) from None
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A transaction: commits on success, rolls back on any error."""
+    engine = engine or get_engine()
+    with session_factory(engine)() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,294 @@
+"""The ingestion API every harvester uses.
+
+``upsert_records`` stores a batch of records idempotently, keyed by
+(source, source key): new keys are inserted, changed payloads update the
+record and add exactly one revision, unchanged ones only move "last seen".
+Invalid records are rejected with a message naming the record and the
+field; the valid records of the same batch are still stored.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from catalog.models import Collection, CollectionMember, Record, RecordRevision, Source
+
+MAPPED = (
+    "title", "description", "date_text", "year_lo", "year_hi", "place", "lat", "lon", "direction",
+    "author", "licence", "rights", "attribution", "url",
+)
+
+
+@dataclass
+class RecordIn:
+    """One record as a harvester found it: mapped fields plus the raw payload."""
+
+    source_key: str
+    title: str | None = None
+    description: str | None = None
+    date_text: str | None = None
+    year_lo: int | None = None
+    year_hi: int | None = None
+    place: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    direction: str | None = None
+    author: str | None = None
+    licence: str | None = None
+    rights: str | None = None
+    attribution: str | None = None
+    url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def mapped(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in MAPPED} | {"extra": self.extra}
+
+    def payload_hash(self) -> str:
+        blob = json.dumps({"raw": self.raw, "fields": self.mapped()}, sort_keys=True, ensure_ascii=False,
+                          separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RecordIn:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class Rejection:
+    source_key: str | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"record {self.source_key!r}: {self.field}: {self.message}"
+
+
+@dataclass
+class UpsertReport:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    ids: dict[str, int] = field(default_factory=dict)
+    new_keys: list[str] = field(default_factory=list)
+    changed_keys: list[str] = field(default_factory=list)
+
+    def merge(self, other: UpsertReport) -> None:
+        self.new += other.new
+        self.changed += other.changed
+        self.unchanged += other.unchanged
+        self.rejected += other.rejected
+        self.ids.update(other.ids)
+        self.new_keys += other.new_keys
+        self.changed_keys += other.changed_keys
+
+    def as_stats(self) -> dict[str, Any]:
+        return {"new": self.new, "changed": self.changed, "unchanged": self.unchanged,
+                "rejected": len(self.rejected), "rejections": [asdict(r) for r in self.rejected[:100]]}
+
+
+def validate(rec: RecordIn) -> Rejection | None:
+    key = rec.source_key
+    if not isinstance(key, str) or not key.strip():
+        return Rejection(None if not isinstance(key, str) else key, "source_key", "missing source key")
+    for name in ("year_lo", "year_hi"):
+        v = getattr(rec, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            return Rejection(key, name, f"must be an integer year, got {v!r}")
+    if rec.year_lo is not None and rec.year_hi is not None and rec.year_lo > rec.year_hi:
+        return Rejection(key, "year_lo", f"year_lo {rec.year_lo} is after year_hi {rec.year_hi}")
+    for name, limit in (("lat", 90.0), ("lon", 180.0)):
+        v = getattr(rec, name)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return Rejection(key, name, f"must be a number, got {v!r}")
+        if not -limit <= v <= limit:
+            return Rejection(key, name, f"{name} {v} is outside ±{limit:g}")
+    if (rec.lat is None) != (rec.lon is None):
+        return Rejection(key, "lat" if rec.lat is None else "lon", "latitude and longitude must come together")
+    for name in ("title", "description", "date_text", "place", "author", "licence", "rights", "attribution", "url"):
+        v = getattr(rec, name)
+        if v is not None and not isinstance(v, str):
+            return Rejection(key, name, f"must be text, got {type(v).__name__}")
+        if isinstance(v, str) and "\x00" in v:
+            return Rejection(key, name, "contains a NUL character")
+    if not isinstance(rec.raw, dict) or not isinstance(rec.extra, dict):
+        return Rejection(key, "raw", "raw payload and extra must be JSON objects")
+    try:
+        json.dumps(rec.raw, default=str)
+    except (TypeError, ValueError) as exc:
+        return Rejection(key, "raw", f"payload is not JSON-serialisable: {exc}")
+    return None
+
+
+def get_or_create_source(session: Session, slug: str, kind: str, base_url: str | None = None,
+                         config: dict[str, Any] | None = None) -> Source:
+    session.execute(
+        pg_insert(Source).values(slug=slug, kind=kind, base_url=base_url, config=config or {})
+        .on_conflict_do_nothing(index_elements=["slug"])
+    )
+    return session.execute(select(Source).where(Source.slug == slug)).scalar_one()
+
+
+def get_or_create_collection(session: Session, name: str, description: str | None = None) -> int:
+    if not name or not name.strip():
+        raise ValueError("collection name must not be empty")
+    session.execute(
+        pg_insert(Collection).values(name=name, description=description).on_conflict_do_nothing(index_elements=["name"])
+    )
+    return session.execute(select(Collection.id).where(Collection.name == name)).scalar_one()
+
+
+def add_to_collection(session: Session, collection: str, record_ids: Iterable[int]) -> None:
+    ids = sorted(set(record_ids))
+    if not ids:
+        return
+    cid = get_or_create_collection(session, collection)
+    session.execute(
+        pg_insert(CollectionMember).values([{"collection_id": cid, "record_id": i} for i in ids])
+        .on_conflict_do_nothing()
+    )
+
+
+def upsert_records(session: Session, source_id: int, records: Sequence[RecordIn], *, run_id: int | None = None,
+                   collection: str | None = None, batch_size: int = 1000) -> UpsertReport:
+    """Store records idempotently; see the module docstring. Runs in the caller's transaction."""
+    report = UpsertReport()
+    good: dict[str, RecordIn] = {}
+    for rec in records:
+        problem = validate(rec)
+        if problem:
+            report.rejected.append(problem)
+        else:
+            good[rec.source_key] = rec  # a key twice in one batch: the last one wins
+    keys = sorted(good)
+    for start in range(0, len(keys), batch_size):
+        chunk = [good[k] for k in keys[start:start + batch_size]]
+        report.merge(_upsert_chunk(session, source_id, chunk, run_id))
+    if collection and report.ids:
+        add_to_collection(session, collection, report.ids.values())
+    return report
+
+
+def _upsert_chunk(session: Session, source_id: int, chunk: list[RecordIn], run_id: int | None) -> UpsertReport:
+    report = UpsertReport()
+    hashes = {r.source_key: r.payload_hash() for r in chunk}
+    keys = [r.source_key for r in chunk]
+    # Lock the rows we already have, in key order (no deadlocks between workers).
+    existing = session.execute(
+        select(Record.id, Record.source_key, Record.payload_hash)
+        .where(Record.source_id == source_id, Record.source_key.in_(keys))
+        .order_by(Record.source_key).with_for_update()
+    ).all()
+    same = {row.source_key: row.id for row in existing if row.payload_hash == hashes[row.source_key]}
+    rest = [r for r in chunk if r.source_key not in same]
+    done: dict[str, tuple[int, bool]] = {}
+    if rest:
+        rows = [r.mapped() | {"source_id": source_id, "source_key": r.source_key, "raw": r.raw,
+                             "payload_hash": hashes[r.source_key], "first_seen_run_id": run_id,
+                             "last_seen_run_id": run_id} for r in rest]
+        stmt = pg_insert(Record).values(rows)
+        ex = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            constraint="uq_records_source_key",
+            set_={**{name: ex[name] for name in (*MAPPED, "extra", "raw", "payload_hash")},
+                  "last_seen_run_id": ex.last_seen_run_id, "last_seen_at": func.now(), "updated_at": func.now(),
+                  "status": "active", "withdrawn_at": None},
+            where=Record.payload_hash.is_distinct_from(ex.payload_hash),
+        ).returning(Record.id, Record.source_key, text("(xmax = 0) AS inserted"))
+        for row in session.execute(stmt):
+            done[row.source_key] = (row.id, bool(row.inserted))
+        revisions = _revision_rows(rest, done, hashes, run_id)
+        if revisions:
+            _insert_revisions(session, revisions)
+        # Keys another worker stored with the same payload meanwhile: unchanged.
+        for r in rest:
+            if r.source_key not in done:
+                same[r.source_key] = None  # id looked up below
+    if same:
+        missing = [k for k, v in same.items() if v is None]
+        if missing:
+            for row in session.execute(select(Record.id, Record.source_key).where(
+                    Record.source_id == source_id, Record.source_key.in_(missing))):
+                same[row.source_key] = row.id
+        ids = sorted(v for v in same.values() if v is not None)
+        session.execute(
+            update(Record).where(Record.id.in_(ids))
+            .values(last_seen_at=func.now(), last_seen_run_id=run_id, status="active", withdrawn_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    for k, (rid, inserted) in done.items():
+        report.ids[k] = rid
+        if inserted:
+            report.new += 1
+            report.new_keys.append(k)
+        else:
+            report.changed += 1
+            report.changed_keys.append(k)
+    for k, rid in same.items():
+        if rid is not None:
+            report.ids[k] = rid
+            report.unchanged += 1
+    return report
+
+
+def _revision_rows(rest, done, hashes, run_id):
+    by_key = {r.source_key: r for r in rest}
+    return [{"record_id": rid, "payload_hash": hashes[k], "raw": by_key[k].raw, "fields": by_key[k].mapped(),
+             "run_id": run_id} for k, (rid, _) in done.items()]
+
+
+def _insert_revisions(session: Session, rows: list[dict[str, Any]]) -> None:
+    ids = [r["record_id"] for r in rows]
+    last = dict(session.execute(
+        select(RecordRevision.record_id, func.max(RecordRevision.revision))
+        .where(RecordRevision.record_id.in_(ids)).group_by(RecordRevision.record_id)
+    ).all())
+    for r in rows:
+        r["revision"] = last.get(r["record_id"], 0) + 1
+    session.execute(pg_insert(RecordRevision).values(rows))
+
+
+def withdraw_records(session: Session, source_id: int, keys: Iterable[str], *, run_id: int | None = None) -> int:
+    """Mark records gone from their source as withdrawn (never deleted). Returns how many changed."""
+    keys = sorted(set(keys))
+    if not keys:
+        return 0
+    result = session.execute(
+        update(Record).where(Record.source_id == source_id, Record.source_key.in_(keys), Record.status == "active")
+        .values(status="withdrawn", withdrawn_at=func.now(), updated_at=func.now())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def active_keys(session: Session, source_id: int) -> set[str]:
+    return set(session.execute(
+        select(Record.source_key).where(Record.source_id == source_id, Record.status == "active")).scalars())
+
+
+def payload_hashes(session: Session, source_id: int, keys: Iterable[str]) -> dict[str, str]:
+    """Current payload hash per key (harvesters use it to skip unchanged items)."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    return dict(session.execute(
+        select(Record.source_key, Record.payload_hash).where(Record.source_id == source_id,
+                                                              Record.source_key.in_(keys))).all())
+
+
+__all__ = [
+    "RecordIn", "Rejection", "UpsertReport", "upsert_records", "withdraw_records", "get_or_create_source",
+    "get_or_create_collection", "add_to_collection", "active_keys", "payload_hashes", "validate",
+]

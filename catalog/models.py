@@ -1,0 +1,276 @@
+"""The catalogue schema: typed SQLAlchemy 2 models.
+
+Names follow the archive's language: source, record, revision, asset, run,
+collection, model version, colorization. Every activity (crawl, training,
+colorization) is a run row (a PROV Activity) and everything it produced
+points back to it.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SOURCE_KINDS = ("pastvu", "page", "iiif", "oai", "folder", "archive")
+RUN_STATUSES = ("running", "succeeded", "failed", "cancelled")
+RECORD_STATUSES = ("active", "withdrawn")
+
+# Full-text search: words are folded (lower case, Romanian and other Latin
+# diacritics and Russian ё/й removed) by the immutable SQL function
+# arhiva_fold() created in the first migration, then indexed with the simple,
+# Romanian and Russian configurations so that inflected forms match too.
+SEARCH_EXPR = (
+    "to_tsvector('simple'::regconfig, arhiva_fold(coalesce(title,'') || ' ' || coalesce(description,'') || ' ' "
+    "|| coalesce(place,'') || ' ' || coalesce(author,'') || ' ' || coalesce(date_text,''))) || "
+    "to_tsvector('romanian'::regconfig, arhiva_fold(coalesce(title,'') || ' ' || coalesce(description,'') || ' ' "
+    "|| coalesce(place,''))) || "
+    "to_tsvector('russian'::regconfig, arhiva_fold(coalesce(title,'') || ' ' || coalesce(description,'') || ' ' "
+    "|| coalesce(place,'')))"
+)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSONB, datetime: DateTime(timezone=True)}
+
+
+def _now():
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Source(Base):
+    __tablename__ = "sources"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    base_url: Mapped[str | None] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (CheckConstraint(f"kind IN {SOURCE_KINDS}", name="kind"),)
+
+
+class _RunMixin:
+    """A PROV Activity: what ran, which code, with which parameters, when, how it ended."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent: Mapped[str] = mapped_column(String(200))  # spider or flow name
+    code_version: Mapped[str] = mapped_column(String(100))
+    parameters: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    started_at: Mapped[datetime] = _now()
+    ended_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20), server_default="running")
+    stats: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class CrawlRun(_RunMixin, Base):
+    __tablename__ = "crawl_runs"
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), index=True)
+    source: Mapped[Source] = relationship()
+    __table_args__ = (CheckConstraint(f"status IN {RUN_STATUSES}", name="status"),)
+
+
+class TrainingRun(_RunMixin, Base):
+    __tablename__ = "training_runs"
+    collection_id: Mapped[int | None] = mapped_column(ForeignKey("collections.id"))
+    __table_args__ = (CheckConstraint(f"status IN {RUN_STATUSES}", name="status"),)
+
+
+class ColorizationRun(_RunMixin, Base):
+    __tablename__ = "colorization_runs"
+    collection_id: Mapped[int | None] = mapped_column(ForeignKey("collections.id"))
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    __table_args__ = (CheckConstraint(f"status IN {RUN_STATUSES}", name="status"),)
+
+
+class Record(Base):
+    __tablename__ = "records"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    source_key: Mapped[str] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    date_text: Mapped[str | None] = mapped_column(Text)
+    year_lo: Mapped[int | None] = mapped_column(Integer)
+    year_hi: Mapped[int | None] = mapped_column(Integer)
+    place: Mapped[str | None] = mapped_column(Text)
+    lat: Mapped[float | None] = mapped_column(Double)
+    lon: Mapped[float | None] = mapped_column(Double)
+    direction: Mapped[str | None] = mapped_column(String(20))
+    author: Mapped[str | None] = mapped_column(Text)
+    licence: Mapped[str | None] = mapped_column(Text)
+    rights: Mapped[str | None] = mapped_column(Text)
+    attribution: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    raw: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), server_default="active")
+    first_seen_at: Mapped[datetime] = _now()
+    last_seen_at: Mapped[datetime] = _now()
+    first_seen_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    last_seen_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    withdrawn_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = _now()
+    search: Mapped[Any] = mapped_column(TSVECTOR, Computed(SEARCH_EXPR, persisted=True), nullable=True)
+
+    source: Mapped[Source] = relationship()
+    assets: Mapped[list[RecordAsset]] = relationship(back_populates="record", order_by="RecordAsset.id")
+
+    __table_args__ = (
+        UniqueConstraint("source_id", "source_key", name="uq_records_source_key"),
+        CheckConstraint("year_lo IS NULL OR year_hi IS NULL OR year_lo <= year_hi", name="year_order"),
+        CheckConstraint("lat IS NULL OR (lat >= -90 AND lat <= 90)", name="lat_range"),
+        CheckConstraint("lon IS NULL OR (lon >= -180 AND lon <= 180)", name="lon_range"),
+        CheckConstraint(f"status IN {RECORD_STATUSES}", name="status"),
+        Index("ix_records_years", "year_lo", "year_hi"),
+        Index("ix_records_search", "search", postgresql_using="gin"),
+        Index("ix_records_lat_lon", "lat", "lon"),
+    )
+
+
+class RecordRevision(Base):
+    """Every distinct payload a record had, in order, with the run that saw it."""
+
+    __tablename__ = "record_revisions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    raw: Mapped[dict[str, Any]]
+    fields: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    seen_at: Mapped[datetime] = _now()
+    __table_args__ = (UniqueConstraint("record_id", "revision", name="uq_record_revisions_record_rev"),)
+
+
+class Asset(Base):
+    """A file kept by content. Images carry their measurements."""
+
+    __tablename__ = "assets"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(100))
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    phash: Mapped[str | None] = mapped_column(String(16), index=True)
+    colourfulness: Mapped[float | None] = mapped_column(Double)
+    chroma_mean: Mapped[float | None] = mapped_column(Double)
+    chroma_spread: Mapped[float | None] = mapped_column(Double)
+    is_colour: Mapped[bool | None] = mapped_column(Boolean)
+    blob_key: Mapped[str] = mapped_column(Text)
+    info: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = _now()
+
+
+class RecordAsset(Base):
+    __tablename__ = "record_assets"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    asset_sha256: Mapped[str] = mapped_column(ForeignKey("assets.sha256"), index=True)
+    role: Mapped[str] = mapped_column(String(30))
+    source_url: Mapped[str | None] = mapped_column(Text)
+    first_seen_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    last_seen_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    # Region of the image that is the photo itself: [left, top, right, bottom]
+    # in pixels (e.g. PastVu's watermark strip left out). NULL = whole image.
+    crop_box: Mapped[list[int] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _now()
+    record: Mapped[Record] = relationship(back_populates="assets")
+    asset: Mapped[Asset] = relationship()
+    __table_args__ = (UniqueConstraint("record_id", "asset_sha256", "role", name="uq_record_assets_link"),)
+
+
+class Collection(Base):
+    __tablename__ = "collections"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+
+class CollectionMember(Base):
+    __tablename__ = "collection_members"
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), primary_key=True, index=True)
+    added_at: Mapped[datetime] = _now()
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    checkpoint_sha256: Mapped[str] = mapped_column(ForeignKey("assets.sha256"))
+    architecture: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    metrics: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    training_run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    created_at: Mapped[datetime] = _now()
+
+
+class TrainingExample(Base):
+    """Which asset trained or validated which model version (lineage)."""
+
+    __tablename__ = "training_examples"
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True)
+    asset_sha256: Mapped[str] = mapped_column(ForeignKey("assets.sha256"), primary_key=True, index=True)
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id"))
+    split: Mapped[str] = mapped_column(String(10))
+    __table_args__ = (CheckConstraint("split IN ('train', 'val')", name="split"),)
+
+
+class Colorization(Base):
+    """source asset → result asset, by a model version with parameters, in a run.
+
+    A row is first claimed (status 'claimed', no result yet) by a worker and
+    completed with its result; unique on (source, model version, parameters)
+    so re-runs and parallel workers never do the same image twice.
+    """
+
+    __tablename__ = "colorizations"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    source_sha256: Mapped[str] = mapped_column(ForeignKey("assets.sha256"))
+    result_sha256: Mapped[str | None] = mapped_column(ForeignKey("assets.sha256"), index=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    params_hash: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("colorization_runs.id"))
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id"))
+    status: Mapped[str] = mapped_column(String(20), server_default="done")
+    claimed_by: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (
+        UniqueConstraint("source_sha256", "model_version_id", "params_hash", name="uq_colorizations_job"),
+        CheckConstraint("status IN ('claimed', 'done', 'failed')", name="status"),
+    )

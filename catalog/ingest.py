@@ -53,9 +53,8 @@ class RecordIn:
         return {name: getattr(self, name) for name in MAPPED} | {"extra": self.extra}
 
     def payload_hash(self) -> str:
-        blob = json.dumps({"raw": self.raw, "fields": self.mapped()}, sort_keys=True, ensure_ascii=False,
-                          separators=(",", ":"), default=str)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        """sha256 over the raw payload and the mapped fields (as stored on the record)."""
+        return _serialise(self)[2]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RecordIn:
@@ -181,53 +180,63 @@ def upsert_records(session: Session, source_id: int, records: Sequence[RecordIn]
     return report
 
 
+_COPY_COLS = ("source_key", *MAPPED, "extra", "raw", "fields", "payload_hash")
+_TEMP_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS arhiva_incoming (source_key text, title text, description text, "
+    "date_text text, year_lo int, year_hi int, place text, lat float8, lon float8, direction text, author text, "
+    "licence text, rights text, attribution text, url text, extra jsonb, raw jsonb, fields jsonb, "
+    "payload_hash text) ON COMMIT DROP"
+)
+_UPSERT_COLS = (*MAPPED, "extra", "raw", "payload_hash")
+_UPSERT_SQL = text(
+    "INSERT INTO records (source_id, first_seen_run_id, last_seen_run_id, source_key, "
+    + ", ".join(_UPSERT_COLS) + ") SELECT :source_id, :run_id, :run_id, i.source_key, "
+    + ", ".join(f"i.{c}" for c in _UPSERT_COLS)
+    + " FROM arhiva_incoming i WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.source_id = :source_id "
+    "AND r.source_key = i.source_key AND r.payload_hash = i.payload_hash) ORDER BY i.source_key "
+    "ON CONFLICT ON CONSTRAINT uq_records_source_key DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _UPSERT_COLS)
+    + ", last_seen_run_id = excluded.last_seen_run_id, last_seen_at = now(), updated_at = now(), "
+    "status = 'active', withdrawn_at = NULL "
+    "WHERE records.payload_hash IS DISTINCT FROM excluded.payload_hash "
+    "RETURNING id, source_key, (xmax = 0) AS inserted"
+)
+_LOCK_SQL = text(
+    "SELECT r.id FROM records r JOIN arhiva_incoming i ON r.source_key = i.source_key "
+    "WHERE r.source_id = :source_id ORDER BY r.source_key FOR UPDATE OF r"
+)
+_REVISIONS_SQL = text(
+    "INSERT INTO record_revisions (record_id, revision, payload_hash, raw, fields, run_id) "
+    "SELECT r.id, coalesce((SELECT max(rr.revision) FROM record_revisions rr WHERE rr.record_id = r.id), 0) + 1, "
+    "i.payload_hash, i.raw, i.fields, :run_id FROM records r JOIN arhiva_incoming i ON r.source_key = i.source_key "
+    "WHERE r.source_id = :source_id AND r.id = ANY(CAST(:ids AS bigint[]))"
+)
+_TOUCH_SQL = text(
+    "UPDATE records r SET last_seen_at = now(), last_seen_run_id = :run_id, status = 'active', withdrawn_at = NULL "
+    "FROM arhiva_incoming i WHERE r.source_id = :source_id AND r.source_key = i.source_key "
+    "AND r.payload_hash = i.payload_hash AND NOT (r.id = ANY(CAST(:ids AS bigint[]))) RETURNING r.id, r.source_key"
+)
+
+
 def _upsert_chunk(session: Session, source_id: int, chunk: list[RecordIn], run_id: int | None) -> UpsertReport:
+    """Upsert one sorted chunk: COPY into a temporary table, then set-based SQL."""
     report = UpsertReport()
-    hashes = {r.source_key: r.payload_hash() for r in chunk}
-    keys = [r.source_key for r in chunk]
+    session.execute(text(_TEMP_DDL))
+    session.execute(text("DELETE FROM arhiva_incoming"))
+    raw_conn = session.connection().connection.driver_connection
+    with raw_conn.cursor() as cur:
+        with cur.copy(f"COPY arhiva_incoming ({', '.join(_COPY_COLS)}) FROM STDIN") as copy:
+            for rec in chunk:
+                raw_json, fields_json, digest = _serialise(rec)
+                copy.write_row((rec.source_key, *(getattr(rec, n) for n in MAPPED), _json(rec.extra),
+                                raw_json, fields_json, digest))
+    params = {"source_id": source_id, "run_id": run_id}
     # Lock the rows we already have, in key order (no deadlocks between workers).
-    existing = session.execute(
-        select(Record.id, Record.source_key, Record.payload_hash)
-        .where(Record.source_id == source_id, Record.source_key.in_(keys))
-        .order_by(Record.source_key).with_for_update()
-    ).all()
-    same = {row.source_key: row.id for row in existing if row.payload_hash == hashes[row.source_key]}
-    rest = [r for r in chunk if r.source_key not in same]
-    done: dict[str, tuple[int, bool]] = {}
-    if rest:
-        rows = [r.mapped() | {"source_id": source_id, "source_key": r.source_key, "raw": r.raw,
-                             "payload_hash": hashes[r.source_key], "first_seen_run_id": run_id,
-                             "last_seen_run_id": run_id} for r in rest]
-        stmt = pg_insert(Record).values(rows)
-        ex = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            constraint="uq_records_source_key",
-            set_={**{name: ex[name] for name in (*MAPPED, "extra", "raw", "payload_hash")},
-                  "last_seen_run_id": ex.last_seen_run_id, "last_seen_at": func.now(), "updated_at": func.now(),
-                  "status": "active", "withdrawn_at": None},
-            where=Record.payload_hash.is_distinct_from(ex.payload_hash),
-        ).returning(Record.id, Record.source_key, text("(xmax = 0) AS inserted"))
-        for row in session.execute(stmt):
-            done[row.source_key] = (row.id, bool(row.inserted))
-        revisions = _revision_rows(rest, done, hashes, run_id)
-        if revisions:
-            _insert_revisions(session, revisions)
-        # Keys another worker stored with the same payload meanwhile: unchanged.
-        for r in rest:
-            if r.source_key not in done:
-                same[r.source_key] = None  # id looked up below
-    if same:
-        missing = [k for k, v in same.items() if v is None]
-        if missing:
-            for row in session.execute(select(Record.id, Record.source_key).where(
-                    Record.source_id == source_id, Record.source_key.in_(missing))):
-                same[row.source_key] = row.id
-        ids = sorted(v for v in same.values() if v is not None)
-        session.execute(
-            update(Record).where(Record.id.in_(ids))
-            .values(last_seen_at=func.now(), last_seen_run_id=run_id, status="active", withdrawn_at=None)
-            .execution_options(synchronize_session=False)
-        )
+    session.execute(_LOCK_SQL, params).all()
+    done = {row.source_key: (row.id, bool(row.inserted)) for row in session.execute(_UPSERT_SQL, params)}
+    ids = [rid for rid, _ in done.values()]
+    if ids:
+        session.execute(_REVISIONS_SQL, params | {"ids": ids})
     for k, (rid, inserted) in done.items():
         report.ids[k] = rid
         if inserted:
@@ -236,28 +245,22 @@ def _upsert_chunk(session: Session, source_id: int, chunk: list[RecordIn], run_i
         else:
             report.changed += 1
             report.changed_keys.append(k)
-    for k, rid in same.items():
-        if rid is not None:
-            report.ids[k] = rid
-            report.unchanged += 1
+    # Unchanged payloads (also those another worker stored meanwhile): only "last seen" moves.
+    for row in session.execute(_TOUCH_SQL, params | {"ids": ids}):
+        report.ids[row.source_key] = row.id
+        report.unchanged += 1
     return report
 
 
-def _revision_rows(rest, done, hashes, run_id):
-    by_key = {r.source_key: r for r in rest}
-    return [{"record_id": rid, "payload_hash": hashes[k], "raw": by_key[k].raw, "fields": by_key[k].mapped(),
-             "run_id": run_id} for k, (rid, _) in done.items()]
+def _serialise(rec: RecordIn) -> tuple[str, str, str]:
+    raw_json = json.dumps(rec.raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    fields_json = json.dumps(rec.mapped(), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    digest = hashlib.sha256(f"{raw_json}\n{fields_json}".encode("utf-8")).hexdigest()
+    return raw_json, fields_json, digest
 
 
-def _insert_revisions(session: Session, rows: list[dict[str, Any]]) -> None:
-    ids = [r["record_id"] for r in rows]
-    last = dict(session.execute(
-        select(RecordRevision.record_id, func.max(RecordRevision.revision))
-        .where(RecordRevision.record_id.in_(ids)).group_by(RecordRevision.record_id)
-    ).all())
-    for r in rows:
-        r["revision"] = last.get(r["record_id"], 0) + 1
-    session.execute(pg_insert(RecordRevision).values(rows))
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def withdraw_records(session: Session, source_id: int, keys: Iterable[str], *, run_id: int | None = None) -> int:

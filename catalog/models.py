@@ -42,18 +42,10 @@ SOURCE_KINDS = ("pastvu", "page", "iiif", "oai", "folder", "archive")
 RUN_STATUSES = ("running", "succeeded", "failed", "cancelled")
 RECORD_STATUSES = ("active", "withdrawn")
 
-# Full-text search: words are folded (lower case, Romanian and other Latin
-# diacritics and Russian ё/й removed) by the immutable SQL function
-# arhiva_fold() created in the first migration, then indexed with the simple,
-# Romanian and Russian configurations so that inflected forms match too.
-SEARCH_EXPR = (
-    "to_tsvector('simple'::regconfig, arhiva_fold(coalesce(title,'') || ' ' || coalesce(description,'') || ' ' "
-    "|| coalesce(place,'') || ' ' || coalesce(author,'') || ' ' || coalesce(date_text,''))) || "
-    "to_tsvector('romanian'::regconfig, arhiva_fold(coalesce(title,'') || ' ' || coalesce(description,'') || ' ' "
-    "|| coalesce(place,''))) || "
-    "to_tsvector('russian'::regconfig, arhiva_fold(coalesce(title,'') || ' ' || coalesce(description,'') || ' ' "
-    "|| coalesce(place,'')))"
-)
+# Full-text search: the generated column folds case and diacritics and stems
+# with the Romanian and Russian configurations (SQL functions arhiva_fold and
+# arhiva_search_vector, created by the first migration).
+SEARCH_EXPR = "arhiva_search_vector(coalesce(title, '') || ' ' || coalesce(description, '') || ' ' || coalesce(place, '') || ' ' || coalesce(author, '') || ' ' || coalesce(date_text, ''))"
 
 
 class Base(DeclarativeBase):

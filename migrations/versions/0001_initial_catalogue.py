@@ -17,21 +17,30 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-FOLD_FROM = "ĂăÂâÎîȘșŞşȚțŢţÁáÀàÄäÅåÉéÈèÊêËëÍíÌìÏïÓóÒòÖöÔôÕõÚúÙùÜüÛûÇçÑñŁłŚśŹźŻżĆćŃńĘęĄąŠšŽžČčĎďĚěŇňŘřŤťŮůЁёЙй"
-FOLD_TO = "AaAaIiSsSsTtTtAaAaAaAaEeEeEeEeIiIiIiOoOoOoOoOoUuUuUuUuCcNnLlSsZzZzCcNnEeAaSsZzCcDdEeNnRrTtUuЕеИи"
-assert len(FOLD_FROM) == len(FOLD_TO)
-
-# Folds case and diacritics so that "Chișinău", "Chisinau" and "CHIŞINĂU"
-# index alike; IMMUTABLE so the generated search column can use it.
-CREATE_FOLD = f"""
+# Folds case and diacritics (NFD, combining marks removed) so that "Chișinău",
+# "Chisinau" and "CHIŞINĂU" — or "Ёлка" and "елка" — index alike. The search
+# vector is built once per row with the Romanian and Russian stemmers.
+# Both functions are IMMUTABLE so the generated column can use them.
+CREATE_FUNCTIONS = [
+    r"""
 CREATE OR REPLACE FUNCTION arhiva_fold(t text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
-RETURN lower(translate(t, '{FOLD_FROM}', '{FOLD_TO}'))
-"""
+RETURN regexp_replace(normalize(lower(t), NFD), '[\u0300-\u036f]', '', 'g')
+""",
+    r"""
+CREATE OR REPLACE FUNCTION arhiva_search_vector(t text) RETURNS tsvector
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE STRICT AS $$
+DECLARE f text := arhiva_fold(t);
+BEGIN
+    RETURN to_tsvector('romanian'::regconfig, f) || to_tsvector('russian'::regconfig, f);
+END $$
+""",
+]
 
 
 def upgrade() -> None:
-    op.execute(CREATE_FOLD)
+    for ddl in CREATE_FUNCTIONS:
+        op.execute(ddl)
     op.create_table('assets',
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('media_type', sa.String(length=100), nullable=False),
@@ -143,7 +152,7 @@ def upgrade() -> None:
     sa.Column('last_seen_run_id', sa.Integer(), nullable=True),
     sa.Column('withdrawn_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('search', postgresql.TSVECTOR(), sa.Computed("to_tsvector('simple'::regconfig, arhiva_fold(coalesce(title,'') || ' ' || coalesce(description,'') || ' ' || coalesce(place,'') || ' ' || coalesce(author,'') || ' ' || coalesce(date_text,''))) || to_tsvector('romanian'::regconfig, arhiva_fold(coalesce(title,'') || ' ' || coalesce(description,'') || ' ' || coalesce(place,''))) || to_tsvector('russian'::regconfig, arhiva_fold(coalesce(title,'') || ' ' || coalesce(description,'') || ' ' || coalesce(place,'')))", persisted=True), nullable=True),
+    sa.Column('search', postgresql.TSVECTOR(), sa.Computed("arhiva_search_vector(coalesce(title, '') || ' ' || coalesce(description, '') || ' ' || coalesce(place, '') || ' ' || coalesce(author, '') || ' ' || coalesce(date_text, ''))", persisted=True), nullable=True),
     sa.CheckConstraint("status IN ('active', 'withdrawn')", name=op.f('ck_records_status')),
     sa.CheckConstraint('lat IS NULL OR (lat >= -90 AND lat <= 90)', name=op.f('ck_records_lat_range')),
     sa.CheckConstraint('lon IS NULL OR (lon >= -180 AND lon <= 180)', name=op.f('ck_records_lon_range')),
@@ -279,4 +288,5 @@ def downgrade() -> None:
     op.drop_table('collections')
     op.drop_index(op.f('ix_assets_phash'), table_name='assets')
     op.drop_table('assets')
+    op.execute("DROP FUNCTION IF EXISTS arhiva_search_vector(text)")
     op.execute("DROP FUNCTION IF EXISTS arhiva_fold(text)")

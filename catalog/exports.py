@@ -1,0 +1,86 @@
+"""Export records as CSV, JSON Lines or Dublin Core XML (streamed)."""
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from typing import TextIO
+from xml.sax.saxutils import escape
+
+import re
+
+from catalog.models import Record
+
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+from catalog.queries import record_dict
+
+FORMATS = ("csv", "jsonl", "dc")
+CSV_COLUMNS = ("id", "source", "source_key", "title", "description", "date_text", "year_lo", "year_hi", "place",
+               "lat", "lon", "direction", "author", "licence", "rights", "attribution", "url", "status",
+               "original_sha256", "colorized_sha256")
+
+
+def csv_row(rec: Record) -> dict:
+    d = record_dict(rec)
+    row = {k: d.get(k) for k in CSV_COLUMNS}
+    row["original_sha256"] = " ".join(a["sha256"] for a in d["assets"] if a["role"] == "original")
+    row["colorized_sha256"] = " ".join(a["sha256"] for a in d["assets"] if a["role"] == "colorized")
+    return row
+
+
+def write_csv(records: Iterable[Record], out: TextIO) -> int:
+    w = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    n = 0
+    for rec in records:
+        w.writerow(csv_row(rec))
+        n += 1
+    return n
+
+
+def write_jsonl(records: Iterable[Record], out: TextIO) -> int:
+    n = 0
+    for rec in records:
+        out.write(json.dumps(record_dict(rec), ensure_ascii=False) + "\n")
+        n += 1
+    return n
+
+
+def _dc_date(rec: Record) -> str | None:
+    if rec.date_text:
+        return rec.date_text
+    if rec.year_lo is not None and rec.year_hi is not None:
+        return str(rec.year_lo) if rec.year_lo == rec.year_hi else f"{rec.year_lo}/{rec.year_hi}"
+    return None
+
+
+def write_dc(records: Iterable[Record], out: TextIO) -> int:
+    """OAI-PMH style ``oai_dc`` records inside one ``<records>`` element."""
+    out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+    out.write('<records xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" '
+              'xmlns:dc="http://purl.org/dc/elements/1.1/" '
+              'xmlns:dcterms="http://purl.org/dc/terms/">\n')
+    n = 0
+    for rec in records:
+        fields = [
+            ("dc:identifier", rec.url), ("dc:identifier", f"arhiva:{rec.source.slug}:{rec.source_key}"),
+            ("dc:title", rec.title), ("dc:description", rec.description), ("dc:date", _dc_date(rec)),
+            ("dc:coverage", rec.place), ("dc:creator", rec.author), ("dc:rights", rec.licence),
+            ("dc:rights", rec.rights), ("dcterms:bibliographicCitation", rec.attribution),
+            ("dc:source", rec.source.slug), ("dc:type", "StillImage"),
+        ]
+        if rec.lat is not None and rec.lon is not None:
+            fields.append(("dcterms:spatial", f"{rec.lat:.6f},{rec.lon:.6f}"))
+        for ra in rec.assets:
+            fields.append(("dc:relation", f"{ra.role}:sha256:{ra.asset_sha256}"))
+        out.write("  <oai_dc:dc>\n")
+        for tag, value in fields:
+            if value not in (None, ""):
+                out.write(f"    <{tag}>{escape(_XML_ILLEGAL.sub('', str(value)))}</{tag}>\n")
+        out.write("  </oai_dc:dc>\n")
+        n += 1
+    out.write("</records>\n")
+    return n
+
+
+WRITERS = {"csv": write_csv, "jsonl": write_jsonl, "dc": write_dc}

@@ -1,0 +1,187 @@
+"""Find records: by collection, source, years, place, words, colorization; paginated.
+
+Year ranges overlap: a record dated [lo, hi] matches the asked [a, b] when
+lo <= b and hi >= a. A record with only one end (e.g. "before 1940") is open
+on the other side. Undated records (no year at all) never match a year
+filter unless ``include_undated`` is set.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, func, not_, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
+
+MAX_WORDS = 12
+
+
+class QueryError(ValueError):
+    """A filter value is wrong; the message names the filter."""
+
+
+@dataclass
+class RecordQuery:
+    collection: str | None = None
+    source: str | None = None
+    year_from: int | None = None
+    year_to: int | None = None
+    include_undated: bool = False
+    bbox: tuple[float, float, float, float] | None = None  # west, south, east, north
+    text: str | None = None
+    colorized: bool | None = None  # True: has a colorized asset; False: lacks one
+    status: str | None = "active"  # None: any status
+    ids: list[int] | None = None
+    limit: int = 50
+    offset: int = 0
+
+    def check(self, max_limit: int = 1000) -> None:
+        if self.year_from is not None and self.year_to is not None and self.year_from > self.year_to:
+            raise QueryError(f"years: {self.year_from} is after {self.year_to}")
+        if self.bbox is not None:
+            w, s, e, n = self.bbox
+            if not (-180 <= w <= 180 and -180 <= e <= 180):
+                raise QueryError("bbox: longitudes must be within ±180")
+            if not (-90 <= s <= 90 and -90 <= n <= 90) or s > n:
+                raise QueryError("bbox: latitudes must be within ±90 and south <= north")
+        if self.limit < 1 or self.limit > max_limit:
+            raise QueryError(f"limit must be between 1 and {max_limit}")
+        if self.offset < 0:
+            raise QueryError("offset must not be negative")
+
+
+@dataclass
+class Page:
+    items: list[Record]
+    total: int
+    limit: int
+    offset: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_years(text: str) -> tuple[int | None, int | None]:
+    """'1920-1940', '1935', '1920-', '-1940' → (from, to)."""
+    m = re.fullmatch(r"\s*(\d{1,4})?\s*[-–]\s*(\d{1,4})?\s*|\s*(\d{1,4})\s*", text or "")
+    if not m or (m.group(3) is None and m.group(1) is None and m.group(2) is None):
+        raise QueryError(f"years: expected FROM-TO such as 1920-1940, got {text!r}")
+    if m.group(3):
+        y = int(m.group(3))
+        return y, y
+    lo = int(m.group(1)) if m.group(1) else None
+    hi = int(m.group(2)) if m.group(2) else None
+    if lo is not None and hi is not None and lo > hi:
+        raise QueryError(f"years: {lo} is after {hi}")
+    return lo, hi
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    """'W,S,E,N' (longitude, latitude order) → tuple."""
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except (AttributeError, ValueError):
+        parts = []
+    if len(parts) != 4:
+        raise QueryError(f"bbox: expected W,S,E,N (four numbers, longitude first), got {text!r}")
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def text_condition(query: str):
+    """Every word must match (any inflection, with or without diacritics)."""
+    words = re.findall(r"\w+", query, flags=re.UNICODE)[:MAX_WORDS]
+    if not words:
+        return None
+    conds = []
+    for w in words:
+        folded = func.arhiva_fold(w)
+        tsq = func.plainto_tsquery("romanian", folded).op("||")(func.plainto_tsquery("russian", folded))
+        conds.append(Record.search.op("@@")(tsq))
+    return and_(*conds)
+
+
+def _filtered(q: RecordQuery) -> Select:
+    stmt = select(Record)
+    if q.status:
+        stmt = stmt.where(Record.status == q.status)
+    if q.ids:
+        stmt = stmt.where(Record.id.in_(q.ids))
+    if q.collection:
+        stmt = stmt.where(exists().where(
+            CollectionMember.record_id == Record.id, CollectionMember.collection_id == Collection.id,
+            Collection.name == q.collection))
+    if q.source:
+        stmt = stmt.where(Record.source_id == select(Source.id).where(Source.slug == q.source).scalar_subquery())
+    if q.year_from is not None or q.year_to is not None:
+        conds = []
+        if q.year_to is not None:
+            conds.append(or_(Record.year_lo.is_(None), Record.year_lo <= q.year_to))
+        if q.year_from is not None:
+            conds.append(or_(Record.year_hi.is_(None), Record.year_hi >= q.year_from))
+        dated = or_(Record.year_lo.is_not(None), Record.year_hi.is_not(None))
+        cond = and_(dated, *conds)
+        if q.include_undated:
+            cond = or_(cond, and_(Record.year_lo.is_(None), Record.year_hi.is_(None)))
+        stmt = stmt.where(cond)
+    if q.bbox is not None:
+        w, s, e, n = q.bbox
+        lon = Record.lon.between(w, e) if w <= e else or_(Record.lon >= w, Record.lon <= e)  # antimeridian
+        stmt = stmt.where(Record.lat.between(s, n), lon)
+    if q.text:
+        cond = text_condition(q.text)
+        if cond is not None:
+            stmt = stmt.where(cond)
+    if q.colorized is not None:
+        has = exists().where(RecordAsset.record_id == Record.id, RecordAsset.role == "colorized")
+        stmt = stmt.where(has if q.colorized else not_(has))
+    return stmt
+
+
+def search_records(session: Session, q: RecordQuery, *, with_total: bool = True, max_limit: int = 1000) -> Page:
+    q.check(max_limit)
+    stmt = _filtered(q)
+    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one() if with_total else -1
+    items = list(session.execute(
+        stmt.options(selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
+        .order_by(Record.id).limit(q.limit).offset(q.offset)
+    ).scalars())
+    return Page(items=items, total=total, limit=q.limit, offset=q.offset)
+
+
+def iter_records(session: Session, q: RecordQuery, chunk: int = 500) -> Iterator[Record]:
+    """Every matching record, in id order, a chunk at a time (exports)."""
+    q.check(max_limit=10**9)
+    last = 0
+    while True:
+        rows = list(session.execute(
+            _filtered(q).where(Record.id > last)
+            .options(selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
+            .order_by(Record.id).limit(chunk)).scalars())
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
+        session.expunge_all()
+
+
+def record_dict(rec: Record) -> dict[str, Any]:
+    """The public JSON shape of a record (CLI, exports, web API)."""
+    return {
+        "id": rec.id, "source": rec.source.slug, "source_key": rec.source_key, "title": rec.title,
+        "description": rec.description, "date_text": rec.date_text, "year_lo": rec.year_lo, "year_hi": rec.year_hi,
+        "place": rec.place, "lat": rec.lat, "lon": rec.lon, "direction": rec.direction, "author": rec.author,
+        "licence": rec.licence, "rights": rec.rights, "attribution": rec.attribution, "url": rec.url,
+        "status": rec.status, "extra": rec.extra,
+        "first_seen_at": rec.first_seen_at.isoformat() if rec.first_seen_at else None,
+        "last_seen_at": rec.last_seen_at.isoformat() if rec.last_seen_at else None,
+        "assets": [asset_dict(ra) for ra in rec.assets],
+    }
+
+
+def asset_dict(ra: RecordAsset) -> dict[str, Any]:
+    a: Asset = ra.asset
+    return {"sha256": ra.asset_sha256, "role": ra.role, "media_type": a.media_type if a else None,
+            "width": a.width if a else None, "height": a.height if a else None,
+            "is_colour": a.is_colour if a else None, "source_url": ra.source_url, "crop_box": ra.crop_box}

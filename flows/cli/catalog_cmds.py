@@ -1,0 +1,286 @@
+"""Catalogue commands: db, sources, collections, records/search, export, runs.
+
+Imports only the catalogue (SQLAlchemy, psycopg): these answer fast.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    jsonl = "jsonl"
+    dc = "dc"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _query(collection, source, years, include_undated, bbox, text, colorized, status, ids, limit, page):
+    from catalog.queries import QueryError, RecordQuery, parse_bbox, parse_years
+
+    try:
+        year_from, year_to = parse_years(years) if years else (None, None)
+        box = parse_bbox(bbox) if bbox else None
+    except QueryError as exc:
+        _fail(str(exc))
+    col = None if colorized is None else colorized == "yes"
+    return RecordQuery(collection=collection, source=source, year_from=year_from, year_to=year_to,
+                       include_undated=include_undated, bbox=box, text=text, colorized=col,
+                       status=None if status == "any" else status, ids=ids or None,
+                       limit=limit, offset=(page - 1) * limit)
+
+
+def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
+    db_app = typer.Typer(help="The catalogue database: migrate, inspect, stop the embedded server.",
+                         no_args_is_help=True)
+    app.add_typer(db_app, name="db")
+
+    @db_app.command("upgrade")
+    def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+        """Create or migrate the catalogue schema."""
+        from catalog import migrate
+        from catalog.db import describe_url, get_engine
+
+        engine = get_engine()
+        migrate.upgrade(engine, revision)
+        st = migrate.state(engine)
+        console.print(f"catalogue at {describe_url(str(engine.url))} is at revision {st.current}")
+
+    @db_app.command("downgrade")
+    def db_downgrade(revision: str = typer.Argument(..., help="Target revision ('base' drops everything)."),
+                     yes: bool = typer.Option(False, "--yes", help="Confirm dropping data.")) -> None:
+        """Migrate the schema down (drops tables: asks for --yes)."""
+        from catalog import migrate
+        from catalog.db import get_engine
+
+        if not yes:
+            _fail("downgrading drops catalogue data; add --yes to confirm")
+        migrate.downgrade(get_engine(), revision)
+        console.print(f"downgraded to {revision}")
+
+    @db_app.command("status")
+    def db_status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        """Which database is in use and its migration state."""
+        from sqlalchemy import func, select
+
+        from catalog import migrate
+        from catalog.db import describe_url, get_engine, session_scope
+        from catalog.models import Asset, Record
+        from catalog.settings import get_settings
+
+        settings = get_settings()
+        engine = get_engine(settings)
+        if settings.database_url is None:
+            migrate.ensure_current(engine)  # the embedded default is always migrated
+        st = migrate.state(engine)
+        counts = {}
+        if st.current:
+            with session_scope(engine) as s:
+                counts = {"records": s.scalar(select(func.count()).select_from(Record)),
+                          "assets": s.scalar(select(func.count()).select_from(Asset))}
+        info = {
+            "database": describe_url(str(engine.url)),
+            "kind": "embedded" if settings.database_url is None else "configured",
+            "embedded_data_dir": str(settings.embedded_pgdata) if settings.database_url is None else None,
+            "home": str(settings.home), "revision": st.current, "head": st.head, "up_to_date": st.up_to_date,
+            **counts,
+        }
+        if as_json:
+            console.print_json(json.dumps(info))
+            return
+        t = Table(show_header=False, box=None)
+        for k, v in info.items():
+            if v is not None:
+                t.add_row(k, str(v))
+        console.print(t)
+        if not st.up_to_date:
+            console.print("[yellow]schema is behind: run `arhiva db upgrade`[/yellow]")
+
+    @db_app.command("stop")
+    def db_stop() -> None:
+        """Stop the embedded PostgreSQL server (it starts again on the next command)."""
+        from catalog.embedded import stop
+        from catalog.settings import get_settings
+
+        stopped = stop(get_settings().embedded_pgdata)
+        console.print("embedded server stopped" if stopped else "embedded server was not running")
+
+    @app.command("sources")
+    def sources(as_json: bool = typer.Option(False, "--json")) -> None:
+        """Sources in the catalogue, with record counts and their last crawl."""
+        from sqlalchemy import func, select
+
+        from catalog.db import open_catalog, session_scope
+        from catalog.models import CrawlRun, Record, Source
+
+        with session_scope(open_catalog()) as s:
+            counts = dict(s.execute(select(Record.source_id, func.count()).group_by(Record.source_id)).all())
+            last = dict(s.execute(select(CrawlRun.source_id, func.max(CrawlRun.started_at))
+                                  .group_by(CrawlRun.source_id)).all())
+            rows = [{"slug": src.slug, "kind": src.kind, "base_url": src.base_url, "records": counts.get(src.id, 0),
+                     "last_crawl": last[src.id].isoformat(timespec="seconds") if src.id in last else None}
+                    for src in s.execute(select(Source).order_by(Source.slug)).scalars()]
+        if as_json:
+            console.print_json(json.dumps(rows))
+            return
+        t = Table("source", "kind", "records", "last crawl", "base URL")
+        for r in rows:
+            t.add_row(r["slug"], r["kind"], str(r["records"]), r["last_crawl"] or "—", r["base_url"] or "")
+        console.print(t)
+
+    @app.command("collections")
+    def collections() -> None:
+        """Collections and how many records each holds."""
+        from sqlalchemy import func, select
+
+        from catalog.db import open_catalog, session_scope
+        from catalog.models import Collection, CollectionMember
+
+        with session_scope(open_catalog()) as s:
+            rows = s.execute(select(Collection.name, func.count(CollectionMember.record_id))
+                             .outerjoin(CollectionMember).group_by(Collection.name).order_by(Collection.name)).all()
+        t = Table("collection", "records")
+        for name, n in rows:
+            t.add_row(name, str(n))
+        console.print(t)
+
+    def records_command(
+        text: Optional[str] = typer.Option(None, "--text", "-t", help="Words to find (any inflection, diacritics optional)."),
+        collection: Optional[str] = typer.Option(None, "--collection", "-c"),
+        source: Optional[str] = typer.Option(None, "--source", "-s", help="Source slug."),
+        years: Optional[str] = typer.Option(None, "--years", "-y", help="FROM-TO, e.g. 1920-1940 (overlap)."),
+        include_undated: bool = typer.Option(False, "--include-undated", help="Also list records with no date."),
+        bbox: Optional[str] = typer.Option(None, "--bbox", help="W,S,E,N in degrees (longitude first)."),
+        colorized: Optional[str] = typer.Option(None, "--colorized", help="yes: has a colorization; no: lacks one."),
+        status: str = typer.Option("active", "--status", help="active, withdrawn or any."),
+        ids: Optional[list[int]] = typer.Option(None, "--id", help="Record id (repeatable)."),
+        limit: int = typer.Option(50, "--limit", "-n", help="Records per page."),
+        page: int = typer.Option(1, "--page", "-p", min=1),
+        fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
+    ) -> None:
+        """List records matching every filter given."""
+        from catalog.db import open_catalog, session_scope
+        from catalog.queries import QueryError, record_dict, search_records
+        from catalog.settings import get_settings
+
+        if colorized not in (None, "yes", "no"):
+            _fail("--colorized must be yes or no")
+        if status not in ("active", "withdrawn", "any"):
+            _fail("--status must be active, withdrawn or any")
+        q = _query(collection, source, years, include_undated, bbox, text, colorized, status, ids, limit, page)
+        with session_scope(open_catalog()) as s:
+            try:
+                result = search_records(s, q, max_limit=get_settings().page_size_max)
+            except QueryError as exc:
+                _fail(str(exc))
+            data = [record_dict(r) for r in result.items]
+        if fmt is OutputFormat.json:
+            sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        elif fmt is OutputFormat.csv:
+            from catalog.exports import CSV_COLUMNS
+
+            w = csv.DictWriter(sys.stdout, fieldnames=[c for c in CSV_COLUMNS if not c.endswith("sha256")],
+                               extrasaction="ignore")
+            w.writeheader()
+            w.writerows(data)
+        else:
+            t = Table("id", "source", "key", "title", "date", "years", "place", "assets",
+                      title=f"{result.total} record(s), page {page}", title_justify="left")
+            for d in data:
+                yrs = "" if d["year_lo"] is None and d["year_hi"] is None else f"{d['year_lo'] or '…'}–{d['year_hi'] or '…'}"
+                roles = ", ".join(sorted({a["role"] for a in d["assets"]}))
+                t.add_row(str(d["id"]), d["source"], d["source_key"], (d["title"] or "")[:60], d["date_text"] or "",
+                          yrs, (d["place"] or "")[:30], roles)
+            console.print(t)
+
+    app.command("records")(records_command)
+
+    @app.command("search")
+    def search(words: str = typer.Argument(..., help="Words to find."),
+               collection: Optional[str] = typer.Option(None, "--collection", "-c"),
+               years: Optional[str] = typer.Option(None, "--years", "-y"),
+               limit: int = typer.Option(20, "--limit", "-n"),
+               fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f")) -> None:
+        """Full-text search (shortcut for `records --text`)."""
+        records_command(text=words, collection=collection, source=None, years=years, include_undated=False,
+                        bbox=None, colorized=None, status="active", ids=None, limit=limit, page=1, fmt=fmt)
+
+    @app.command("export")
+    def export(
+        out: Path = typer.Option(..., "--out", "-o", help="File to write ('-' for standard output)."),
+        fmt: ExportFormat = typer.Option(ExportFormat.jsonl, "--format", "-f", help="csv, jsonl or dc (Dublin Core XML)."),
+        text: Optional[str] = typer.Option(None, "--text", "-t"),
+        collection: Optional[str] = typer.Option(None, "--collection", "-c"),
+        source: Optional[str] = typer.Option(None, "--source", "-s"),
+        years: Optional[str] = typer.Option(None, "--years", "-y"),
+        include_undated: bool = typer.Option(False, "--include-undated"),
+        bbox: Optional[str] = typer.Option(None, "--bbox"),
+        colorized: Optional[str] = typer.Option(None, "--colorized"),
+    ) -> None:
+        """Export every matching record (streamed; written atomically)."""
+        import os
+        import tempfile
+
+        from catalog.db import open_catalog, session_scope
+        from catalog.exports import WRITERS
+        from catalog.queries import iter_records
+
+        q = _query(collection, source, years, include_undated, bbox, text, colorized, "active", None, 50, 1)
+        writer = WRITERS[fmt.value]
+        with session_scope(open_catalog()) as s:
+            if str(out) == "-":
+                n = writer(iter_records(s, q), sys.stdout)
+            else:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
+                try:
+                    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                        n = writer(iter_records(s, q), f)
+                    os.replace(tmp, out)
+                except BaseException:
+                    os.unlink(tmp)
+                    raise
+        err.print(f"exported {n} record(s) as {fmt.value}" + ("" if str(out) == "-" else f" to {out}"))
+
+    @app.command("runs")
+    def runs(kind: str = typer.Option("crawl", "--kind", help="crawl, training or colorization"),
+             limit: int = typer.Option(20, "--limit", "-n")) -> None:
+        """Recent runs (crawls, trainings, colorizations) with their status and stats."""
+        from sqlalchemy import select
+
+        from catalog.db import open_catalog, session_scope
+        from catalog.runs import RUN_MODELS
+
+        if kind not in RUN_MODELS:
+            _fail("--kind must be crawl, training or colorization")
+        model = RUN_MODELS[kind]
+        with session_scope(open_catalog()) as s:
+            rows = s.execute(select(model).order_by(model.id.desc()).limit(limit)).scalars().all()
+            t = Table("id", "agent", "status", "started", "ended", "stats")
+            for r in rows:
+                stats = {k: v for k, v in (r.stats or {}).items() if not isinstance(v, (list, dict))}
+                t.add_row(str(r.id), r.agent, r.status, r.started_at.isoformat(timespec="seconds"),
+                          r.ended_at.isoformat(timespec="seconds") if r.ended_at else "—",
+                          ", ".join(f"{k}={v}" for k, v in stats.items())[:80])
+        console.print(t)

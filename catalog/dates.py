@@ -140,7 +140,7 @@ def _single(core: str) -> tuple[int, int, str] | None:
 
 def _decade(core: str) -> tuple[int, int, str] | None:
     part = None
-    m = re.fullmatch(rf"(?:({_EARLY}|{_MID}|{_LATE}) (?:of )?(?:the )?)?(.+?)", core)
+    m = re.fullmatch(rf"(?:({_EARLY}|{_MID}|{_LATE})[ -](?:of )?(?:the )?)?(.+?)", core)
     if m and m.group(1):
         part, core = m.group(1), m.group(2)
     patterns = (

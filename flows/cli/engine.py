@@ -1,0 +1,240 @@
+"""File-level colorization commands: train-files, colorize-files, evaluate, export-model.
+
+They work on folders of photos and need no catalogue. torch is imported inside the commands
+only, so that ``arhiva --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+DEVICE_HELP = "auto, cpu, cuda or mps."
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=err, transient=False)
+
+
+def _parse_box(text: Optional[str]):
+    if not text:
+        return None
+    try:
+        box = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        _fail(f"--crop-box wants LEFT,TOP,RIGHT,BOTTOM in pixels, got {text!r}")
+    return box
+
+
+def _boxes(images, crop_box, exclude_bottom: int):
+    if not crop_box and not exclude_bottom:
+        return None
+    from PIL import Image
+
+    from colorization.imageio import open_image
+
+    out = []
+    for p in images:
+        if crop_box:
+            out.append(crop_box)
+            continue
+        with Image.open(p) as raw:
+            w, h = open_image(raw).size
+        out.append((0, 0, w, h - exclude_bottom))
+    return out
+
+
+def train_files(
+    dirs: List[Path] = typer.Argument(..., help="Folders (or files) of colour photos."),
+    out: Path = typer.Option(Path("runs/colorizer"), "--out", "-o", help="Run folder: model, log, curves, samples."),
+    val_dir: Optional[Path] = typer.Option(None, "--val-dir", help="Validation photos (default: a split of DIRS)."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of DIRS held out when no --val-dir."),
+    stage1_epochs: int = typer.Option(2, "--stage1-epochs", help="Epochs of L1 pretraining."),
+    stage2_epochs: int = typer.Option(10, "--stage2-epochs", help="Epochs of adversarial + 100 x L1."),
+    stage1_minutes: Optional[float] = typer.Option(None, "--stage1-minutes", help="Time limit of stage 1."),
+    stage2_minutes: Optional[float] = typer.Option(None, "--stage2-minutes", help="Time limit of stage 2."),
+    samples_per_epoch: Optional[int] = typer.Option(None, "--samples-per-epoch", help="Random crops per epoch."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    crop_size: int = typer.Option(256, "--crop-size", help="Training crop (multiple of 32)."),
+    width: int = typer.Option(64, "--width", help="Encoder width (64 = ResNet-18)."),
+    pretrained: bool = typer.Option(False, "--pretrained", help="Start from torchvision's ImageNet ResNet-18."),
+    init_checkpoint: Optional[Path] = typer.Option(None, "--init", help="Fine-tune from this checkpoint."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
+    exclude_bottom: int = typer.Option(0, "--exclude-bottom", help="Leave out a strip of N pixels at the bottom."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    workers: int = typer.Option(2, "--workers", help="Data loader processes."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train a colorizer on folders of colour photos (pix2pix: L1, then GAN + L1)."""
+    from colorization.data import split_paths
+    from colorization.imageio import list_images
+    from colorization.train import TrainConfig, train
+
+    if crop_size % 32:
+        _fail("--crop-size must be a multiple of 32")
+    try:
+        images = list_images(*dirs)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    if val_dir is not None:
+        train_imgs, val_imgs = images, list_images(val_dir)
+    else:
+        train_imgs, val_imgs = split_paths(images, val_fraction, seed)
+    if not train_imgs:
+        _fail("no training photos found")
+    cfg = TrainConfig(
+        crop_size=crop_size, batch_size=batch_size, stage1_epochs=stage1_epochs, stage2_epochs=stage2_epochs,
+        stage1_seconds=stage1_minutes * 60 if stage1_minutes else None,
+        stage2_seconds=stage2_minutes * 60 if stage2_minutes else None, samples_per_epoch=samples_per_epoch,
+        width=width, ndf=min(64, max(8, width)),
+        pretrained=pretrained, device=device, num_workers=workers, seed=seed,
+    )
+    console.print(f"{len(train_imgs)} training photos, {len(val_imgs)} validation photos -> {out}")
+    from colorization.networks import PretrainedWeightsUnavailable
+
+    with _progress() as prog:
+        task = prog.add_task("training", total=None, info="")
+
+        def on_event(ev: dict) -> None:
+            if ev["event"] == "start":
+                prog.update(task, total=(stage1_epochs + stage2_epochs) * ev["steps_per_epoch"],
+                            completed=ev["resumed_epoch"] * ev["steps_per_epoch"], info=ev["device"])
+            elif ev["event"] == "step":
+                prog.update(task, completed=ev["step"], info=f"stage {ev['stage']} epoch {ev['epoch']} L1 {ev['l1']:.4f}")
+            elif ev["event"] == "epoch" and "val_psnr" in ev:
+                prog.console.print(f"epoch {ev['epoch']}: val L1 {ev['val_l1']:.4f}, PSNR {ev['val_psnr']:.2f} dB, "
+                                   f"colourfulness {ev['val_colourfulness']:.1f} (truth {ev['val_colourfulness_truth']:.1f})")
+
+        try:
+            boxes = _boxes(train_imgs, None, exclude_bottom)
+            vboxes = _boxes(val_imgs, None, exclude_bottom)
+            result = train(cfg, train_imgs, val_imgs, out, train_boxes=boxes, val_boxes=vboxes, resume=resume,
+                           init_checkpoint=init_checkpoint, progress=on_event)
+        except (PretrainedWeightsUnavailable, RuntimeError, ValueError) as exc:
+            _fail(str(exc))
+    console.print(f"model: {result.checkpoint} ({result.epochs} epochs, {result.steps} steps, "
+                  f"{result.train_seconds:.0f} s of training)")
+
+
+def colorize_files(
+    inputs: List[Path] = typer.Argument(..., help="Photos or folders of photos."),
+    model: Path = typer.Option(..., "--model", "-m", help="Checkpoint (.safetensors)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    render_size: int = typer.Option(256, "--render-size", help="Working size of the network (shorter side)."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    crop_box: Optional[str] = typer.Option(None, "--crop-box", help="LEFT,TOP,RIGHT,BOTTOM: colorize only this region."),
+    exclude_bottom: int = typer.Option(0, "--exclude-bottom", help="Leave a bottom strip of N pixels (e.g. a watermark) as it is."),
+    fmt: str = typer.Option("png", "--format", help="png or jpg."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+) -> None:
+    """Colorize photos at full resolution (the output has each input's size)."""
+    from colorization.checkpoint import CheckpointError
+    from colorization.imageio import list_images
+    from colorization.infer import Colorizer
+
+    box = _parse_box(crop_box)
+    try:
+        images = list_images(*inputs)
+        col = Colorizer(model, device=device, render_size=render_size, batch_size=batch_size)
+    except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = ".jpg" if fmt.lower() in ("jpg", "jpeg") else ".png"
+    with _progress() as prog:
+        task = prog.add_task("colorizing", total=len(images), info="")
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            try:
+                results = col.colorize(chunk, crop_boxes=_boxes(chunk, box, exclude_bottom))
+            except ValueError as exc:
+                _fail(str(exc))
+            for src, img in zip(chunk, results):
+                if suffix == ".jpg" and img.mode != "RGB":
+                    img = img.convert("RGB")
+                img.save(out / (src.stem + suffix), **({"quality": 92} if suffix == ".jpg" else {}))
+            prog.update(task, advance=len(chunk), info=chunk[-1].name)
+    console.print(f"{len(images)} photos -> {out}")
+
+
+def evaluate_cmd(
+    model: Path = typer.Option(..., "--model", "-m", help="Checkpoint (.safetensors)."),
+    images: Path = typer.Option(..., "--images", help="Folder of colour photos held out from training."),
+    render_size: int = typer.Option(256, "--render-size"),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use at most N photos."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+) -> None:
+    """PSNR, SSIM, CIEDE2000 and colourfulness of the model next to the greyscale baseline."""
+    from colorization.checkpoint import CheckpointError
+    from colorization.imageio import list_images
+    from colorization.infer import Colorizer
+    from colorization.metrics import evaluate
+
+    try:
+        photos = list_images(images)[:limit] if limit else list_images(images)
+        col = Colorizer(model, device=device, render_size=render_size, batch_size=batch_size)
+    except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    if not photos:
+        _fail(f"no photos in {images}")
+    with _progress() as prog:
+        task = prog.add_task("evaluating", total=len(photos), info="")
+        report = evaluate(col, photos, batch_size=batch_size, progress=lambda d, n: prog.update(task, completed=d))
+    table = Table(title=f"{report['n']} photos, render size {render_size}")
+    for col_name in ("", "PSNR (dB) ↑", "SSIM ↑", "CIEDE2000 ↓", "colourfulness", "gap to truth"):
+        table.add_column(col_name, justify="right" if col_name else "left")
+    for label, key in (("model", "model"), ("greyscale (a*b* = 0)", "greyscale")):
+        s = report[key]
+        table.add_row(label, f"{s['psnr']:.2f}", f"{s['ssim']:.4f}", f"{s['ciede2000']:.2f}",
+                      f"{s['colourfulness']:.1f}", f"{report['colourfulness_gap'][key]:+.1f}")
+    console.print(table)
+    console.print(f"ground-truth colourfulness {report['truth_colourfulness']:.1f}; "
+                  f"the model closes {100 * report['gap_closed']:.0f}% of the greyscale gap")
+    if json_out:
+        slim = {k: v for k, v in report.items() if k != "outputs"}
+        json_out.write_text(json.dumps(slim, indent=2))
+
+
+def export_model(
+    model: Path = typer.Option(..., "--model", "-m", help="Checkpoint (.safetensors)."),
+    onnx: Path = typer.Option(..., "--onnx", help="Where to write the ONNX generator."),
+    opset: int = typer.Option(17, "--opset"),
+    check: bool = typer.Option(True, "--check/--no-check", help="Compare onnxruntime with torch."),
+) -> None:
+    """Export the generator to ONNX (input L/50-1, output ab/110; dynamic batch and size)."""
+    from colorization.checkpoint import CheckpointError, load_checkpoint
+    from colorization.onnx_export import export_onnx
+
+    try:
+        gen, meta = load_checkpoint(model)
+    except CheckpointError as exc:
+        _fail(str(exc))
+    info = export_onnx(gen, onnx, opset=opset, check=check, metadata={"arch": json.dumps(meta["arch"])})
+    diff = info["max_abs_diff"]
+    console.print(f"wrote {onnx} (opset {opset})" + (f"; max |onnxruntime - torch| = {diff:.2e}" if diff is not None else ""))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train-files")(train_files)
+    app.command("colorize-files")(colorize_files)
+    app.command("evaluate")(evaluate_cmd)
+    app.command("export-model")(export_model)

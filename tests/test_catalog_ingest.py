@@ -1,0 +1,148 @@
+"""The ingestion API: idempotent upserts, revisions, rejections, withdrawal, concurrency."""
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import func, select
+
+from catalog.db import session_scope
+from catalog.ingest import RecordIn, get_or_create_source, upsert_records, withdraw_records
+from catalog.models import CollectionMember, Record, RecordRevision
+from catalog.runs import finish_run, start_run
+
+
+def _batch(n=5, title="Strada Armenească"):
+    return [RecordIn(source_key=f"k{i}", title=f"{title} {i}", date_text="1935", year_lo=1935, year_hi=1935,
+                     lat=47.02, lon=28.83, raw={"cid": i, "title": f"{title} {i}"}) for i in range(n)]
+
+
+def _source(engine):
+    with session_scope(engine) as s:
+        return get_or_create_source(s, "test", "folder").id
+
+
+def _count(engine, model):
+    with session_scope(engine) as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def test_same_batch_twice_gives_same_rows_and_no_new_revision(clean_db):
+    sid = _source(clean_db)
+    with session_scope(clean_db) as s:
+        first = upsert_records(s, sid, _batch(), collection="moldova")
+    with session_scope(clean_db) as s:
+        rows_before = {r.source_key: (r.id, r.payload_hash, r.first_seen_at)
+                       for r in s.execute(select(Record)).scalars()}
+    with session_scope(clean_db) as s:
+        second = upsert_records(s, sid, _batch(), collection="moldova")
+    assert (first.new, first.changed, first.unchanged) == (5, 0, 0)
+    assert (second.new, second.changed, second.unchanged) == (0, 0, 5)
+    assert second.ids == first.ids
+    with session_scope(clean_db) as s:
+        rows_after = {r.source_key: (r.id, r.payload_hash, r.first_seen_at)
+                      for r in s.execute(select(Record)).scalars()}
+    assert rows_after == rows_before
+    assert _count(clean_db, RecordRevision) == 5
+    assert _count(clean_db, CollectionMember) == 5
+
+
+def test_changed_payload_adds_exactly_one_revision_and_keeps_the_old(clean_db):
+    sid = _source(clean_db)
+    with session_scope(clean_db) as s:
+        run1 = start_run(s, "crawl", "test", {}, source_id=sid)
+    with session_scope(clean_db) as s:
+        upsert_records(s, sid, _batch(), run_id=run1)
+    batch = _batch()
+    batch[2].title = "Strada Armenească (corectat)"
+    batch[2].raw = {"cid": 2, "title": "corectat"}
+    with session_scope(clean_db) as s:
+        run2 = start_run(s, "crawl", "test", {}, source_id=sid)
+        report = upsert_records(s, sid, batch, run_id=run2)
+        finish_run(s, "crawl", run2, "succeeded", report.as_stats())
+    assert (report.new, report.changed, report.unchanged) == (0, 1, 4)
+    assert report.changed_keys == ["k2"]
+    with session_scope(clean_db) as s:
+        rec = s.execute(select(Record).where(Record.source_key == "k2")).scalar_one()
+        revs = s.execute(select(RecordRevision).where(RecordRevision.record_id == rec.id)
+                         .order_by(RecordRevision.revision)).scalars().all()
+        assert [r.revision for r in revs] == [1, 2]
+        assert revs[0].raw == {"cid": 2, "title": "Strada Armenească 2"} and revs[0].run_id == run1
+        assert revs[1].raw == {"cid": 2, "title": "corectat"} and revs[1].run_id == run2
+        assert rec.title == "Strada Armenească (corectat)"
+        assert rec.first_seen_run_id == run1 and rec.last_seen_run_id == run2
+        other = s.execute(select(Record).where(Record.source_key == "k0")).scalar_one()
+        assert other.first_seen_run_id == run1 and other.last_seen_run_id == run2
+        assert other.last_seen_at >= other.first_seen_at
+    assert _count(clean_db, RecordRevision) == 6
+
+
+def test_bad_records_are_rejected_by_name_and_field_and_good_ones_stored(clean_db):
+    sid = _source(clean_db)
+    batch = _batch(3) + [
+        RecordIn(source_key="", title="no key"),
+        RecordIn(source_key="years", year_lo=1950, year_hi=1940),
+        RecordIn(source_key="lat", lat=91.0, lon=28.0),
+        RecordIn(source_key="lon", lat=47.0, lon=-180.5),
+    ]
+    with session_scope(clean_db) as s:
+        report = upsert_records(s, sid, batch)
+    assert report.new == 3
+    msgs = sorted(str(r) for r in report.rejected)
+    assert len(msgs) == 4
+    assert any("source_key" in m and "missing" in m for m in msgs)
+    assert any("'years'" in m and "year_lo" in m for m in msgs)
+    assert any("'lat'" in m and "lat 91.0" in m for m in msgs)
+    assert any("'lon'" in m and "lon -180.5" in m for m in msgs)
+    assert _count(clean_db, Record) == 3
+
+
+def test_withdrawn_records_are_kept_and_come_back_when_seen_again(clean_db):
+    sid = _source(clean_db)
+    with session_scope(clean_db) as s:
+        upsert_records(s, sid, _batch())
+    with session_scope(clean_db) as s:
+        assert withdraw_records(s, sid, ["k1", "k3", "nope"]) == 2
+        assert withdraw_records(s, sid, ["k1"]) == 0
+    with session_scope(clean_db) as s:
+        statuses = dict(s.execute(select(Record.source_key, Record.status)).all())
+    assert statuses == {"k0": "active", "k1": "withdrawn", "k2": "active", "k3": "withdrawn", "k4": "active"}
+    with session_scope(clean_db) as s:
+        upsert_records(s, sid, _batch()[1:2])
+        assert s.execute(select(Record.status).where(Record.source_key == "k1")).scalar_one() == "active"
+    assert _count(clean_db, Record) == 5
+
+
+def test_duplicate_key_in_one_batch_keeps_the_last(clean_db):
+    sid = _source(clean_db)
+    batch = _batch(2) + [RecordIn(source_key="k0", title="later", raw={"v": 2})]
+    with session_scope(clean_db) as s:
+        report = upsert_records(s, sid, batch)
+        assert report.new == 2
+        assert s.execute(select(Record.title).where(Record.source_key == "k0")).scalar_one() == "later"
+
+
+def test_two_connections_upserting_the_same_keys_neither_fail_nor_duplicate(clean_db):
+    sid = _source(clean_db)
+    batch = _batch(400)
+    errors: list[BaseException] = []
+    reports = []
+    barrier = threading.Barrier(2)
+
+    def work():
+        try:
+            barrier.wait()
+            with session_scope(clean_db) as s:
+                reports.append(upsert_records(s, sid, batch, batch_size=50))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(r.new for r in reports) == [0, 400]
+    assert sum(r.unchanged for r in reports) == 400
+    assert _count(clean_db, Record) == 400
+    assert _count(clean_db, RecordRevision) == 400

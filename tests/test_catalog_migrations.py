@@ -1,0 +1,35 @@
+"""The schema: Alembic up and down, and no drift between models and migrations."""
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from catalog import migrate
+from catalog.models import Base
+from tests.conftest import create_database, database_url, drop_database
+
+
+def test_upgrade_downgrade_upgrade_and_no_drift():
+    name = create_database("arhiva_mig")
+    engine = create_engine(database_url(name))
+    try:
+        migrate.upgrade(engine)
+        tables = set(inspect(engine).get_table_names())
+        assert {"sources", "records", "record_revisions", "assets", "record_assets", "collections",
+                "collection_members", "crawl_runs", "training_runs", "colorization_runs", "model_versions",
+                "training_examples", "colorizations"} <= tables
+        assert migrate.state(engine).up_to_date
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        assert diff == []
+
+        migrate.downgrade(engine, "base")
+        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        assert migrate.state(engine).current is None
+
+        migrate.upgrade(engine)
+        assert migrate.state(engine).up_to_date
+    finally:
+        engine.dispose()
+        drop_database(name)

@@ -1,0 +1,133 @@
+"""Queries: year overlap, open ranges, undated records, bounding box, text, colorization, pages."""
+from __future__ import annotations
+
+import pytest
+
+from catalog.assets import get_store, link_asset, register_image
+from catalog.db import session_scope
+from catalog.ingest import RecordIn, get_or_create_source, upsert_records
+from catalog.queries import QueryError, RecordQuery, parse_bbox, parse_years, search_records
+from tests.helpers import jpeg_bytes
+
+RECORDS = [
+    RecordIn("exact-1935", title="Catedrala Mitropolitană", year_lo=1935, year_hi=1935, lat=47.0245, lon=28.8323),
+    RecordIn("range-20s", title="Strada Alexandrovskaia", year_lo=1920, year_hi=1929, lat=47.02, lon=28.83),
+    RecordIn("before-1900", title="Gara din Chișinău", year_lo=None, year_hi=1899, lat=47.0, lon=28.86),
+    RecordIn("after-1950", title="Piața Centrală", year_lo=1951, year_hi=None, lat=47.01, lon=28.84),
+    RecordIn("undated", title="Вид на город Кишинёв", lat=47.03, lon=28.8),
+    RecordIn("soroca", title="Cetatea Soroca", year_lo=1936, year_hi=1940, lat=48.157, lon=28.301,
+             description="Fortăreața de pe Nistru"),
+    RecordIn("bender", title="Улица в Бендерах", description="Старая улица, вид на крепость", year_lo=1960,
+             year_hi=1969, lat=46.83, lon=29.47),
+    RecordIn("iasi", title="Iași, Palatul Culturii", year_lo=1930, year_hi=1934, lat=47.157, lon=27.587),
+    RecordIn("fiji", title="Antimeridian test", year_lo=1930, year_hi=1930, lat=-17.0, lon=179.5),
+]
+
+
+@pytest.fixture()
+def catalogue(clean_db, arhiva_env):
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "q", "folder").id
+        report = upsert_records(s, sid, RECORDS, collection="moldova")
+        upsert_records(s, get_or_create_source(s, "other", "page").id,
+                       [RecordIn("x", title="Chișinău elsewhere", year_lo=1935, year_hi=1935)])
+        store = get_store()
+        orig = register_image(s, store, jpeg_bytes(seed=1, grey=True))
+        col = register_image(s, store, jpeg_bytes(seed=2))
+        link_asset(s, report.ids["exact-1935"], orig.sha256, "original")
+        link_asset(s, report.ids["exact-1935"], col.sha256, "colorized")
+        link_asset(s, report.ids["range-20s"], orig.sha256, "original")
+    return clean_db
+
+
+def keys(engine, **kw):
+    with session_scope(engine) as s:
+        page = search_records(s, RecordQuery(**kw, limit=100))
+        return {r.source_key for r in page.items}
+
+
+def test_year_ranges_overlap(catalogue):
+    assert keys(catalogue, source="q", year_from=1925, year_to=1935) == {"exact-1935", "range-20s", "iasi", "fiji"}
+    assert keys(catalogue, source="q", year_from=1935, year_to=1935) == {"exact-1935"}
+    assert keys(catalogue, source="q", year_from=1929, year_to=1929) == {"range-20s"}
+    assert keys(catalogue, source="q", year_from=1941, year_to=1950) == set()
+
+
+def test_open_ranges_on_records_and_on_the_question(catalogue):
+    assert "before-1900" in keys(catalogue, year_from=1850, year_to=1890)
+    assert "before-1900" not in keys(catalogue, year_from=1900, year_to=1910)
+    assert "after-1950" in keys(catalogue, year_from=1990, year_to=2000)
+    assert keys(catalogue, source="q", year_from=1955) == {"after-1950", "bender"}
+    assert keys(catalogue, source="q", year_to=1925) == {"range-20s", "before-1900"}
+
+
+def test_undated_records_only_when_asked(catalogue):
+    assert "undated" not in keys(catalogue, year_from=1800, year_to=2100)
+    assert "undated" in keys(catalogue, year_from=1800, year_to=2100, include_undated=True)
+    assert "undated" in keys(catalogue)
+
+
+def test_bounding_box(catalogue):
+    chisinau = (28.7, 46.95, 28.95, 47.1)
+    assert keys(catalogue, bbox=chisinau) == {"exact-1935", "range-20s", "before-1900", "after-1950", "undated"}
+    assert keys(catalogue, bbox=(28.0, 48.0, 28.5, 48.3)) == {"soroca"}
+    assert keys(catalogue, bbox=(179.0, -20.0, -179.0, -10.0)) == {"fiji"}  # across the antimeridian
+
+
+def test_text_with_and_without_diacritics(catalogue):
+    assert keys(catalogue, text="Chișinău", source="q") == {"before-1900"}
+    assert keys(catalogue, text="chisinau", source="q") == {"before-1900"}
+    assert keys(catalogue, text="CHIŞINĂU", source="q") == {"before-1900"}  # cedilla variant
+    assert keys(catalogue, text="mitropolitana") == {"exact-1935"}
+    assert keys(catalogue, text="fortareata") == {"soroca"}
+    assert keys(catalogue, text="iasi palatul") == {"iasi"}
+    assert keys(catalogue, text="palat") == {"iasi"}  # stemmed: Palatul → palat
+
+
+def test_text_in_cyrillic_with_inflections_and_yo(catalogue):
+    assert keys(catalogue, text="Кишинев") == {"undated"}
+    assert keys(catalogue, text="кишинёв") == {"undated"}
+    assert keys(catalogue, text="улицы") == {"bender"}
+    assert keys(catalogue, text="крепости") == {"bender"}
+    assert keys(catalogue, text="улица крепость") == {"bender"}
+    assert keys(catalogue, text="улица Кишинёв") == set()  # every word must match
+
+
+def test_combined_filters_and_collection(catalogue):
+    assert keys(catalogue, collection="moldova", text="chisinau") == {"before-1900"}
+    assert keys(catalogue, text="chisinau") == {"before-1900", "x"}
+    assert keys(catalogue, collection="moldova", year_from=1930, year_to=1940, bbox=(26.6, 45.4, 30.2, 48.5)) == {
+        "exact-1935", "soroca", "iasi"}
+    assert keys(catalogue, collection="nope") == set()
+
+
+def test_with_and_without_colorization(catalogue):
+    assert keys(catalogue, colorized=True) == {"exact-1935"}
+    assert "exact-1935" not in keys(catalogue, colorized=False)
+    assert "range-20s" in keys(catalogue, colorized=False)
+
+
+def test_pagination_is_stable_and_counts(catalogue):
+    with session_scope(catalogue) as s:
+        p1 = search_records(s, RecordQuery(limit=4, offset=0))
+        p2 = search_records(s, RecordQuery(limit=4, offset=4))
+        p3 = search_records(s, RecordQuery(limit=4, offset=8))
+    assert p1.total == p2.total == 10
+    ids = [r.id for r in p1.items + p2.items + p3.items]
+    assert ids == sorted(ids) and len(set(ids)) == 10
+
+
+def test_bad_filters_name_the_problem():
+    with pytest.raises(QueryError, match="years"):
+        parse_years("1940-1920")
+    with pytest.raises(QueryError, match="years"):
+        parse_years("nineteen")
+    assert parse_years("1920-1940") == (1920, 1940)
+    assert parse_years("1935") == (1935, 1935)
+    assert parse_years("1920-") == (1920, None)
+    with pytest.raises(QueryError, match="bbox"):
+        parse_bbox("1,2,3")
+    with pytest.raises(QueryError, match="bbox"):
+        RecordQuery(bbox=(28, 50, 29, 40)).check()
+    with pytest.raises(QueryError, match="limit"):
+        RecordQuery(limit=5000).check(max_limit=1000)

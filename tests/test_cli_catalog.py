@@ -1,0 +1,124 @@
+"""The catalogue CLI: fast imports, records in every format, exports, clear errors."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from xml.etree import ElementTree
+
+import pytest
+from typer.testing import CliRunner
+
+from catalog.assets import get_store, link_asset, register_image
+from catalog.db import session_scope
+from catalog.ingest import RecordIn, get_or_create_source, upsert_records
+from flows.cli import app
+from tests.conftest import create_database, database_url, drop_database
+from tests.helpers import jpeg_bytes
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def filled(clean_db, arhiva_env):
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "pastvu", "pastvu", "https://pastvu.com").id
+        ids = upsert_records(s, sid, [
+            RecordIn("1001", title="Biserica Sf. Teodor Tiron", date_text="1930-е", year_lo=1930, year_hi=1939,
+                     lat=47.01, lon=28.85, licence="https://creativecommons.org/publicdomain/zero/1.0/",
+                     url="https://pastvu.com/p/1001", place="Chișinău"),
+            RecordIn("1002", title="Strada <b>Lăpușneanu</b> & Co", year_lo=1944, year_hi=1944, lat=47.02, lon=28.83),
+            RecordIn("1003", title="Vedere"),
+        ], collection="moldova").ids
+        a = register_image(s, get_store(), jpeg_bytes(seed=1, grey=True))
+        link_asset(s, ids["1001"], a.sha256, "original", source_url="https://pastvu.com/_p/d/x.jpg")
+    return clean_db
+
+
+def test_records_json_has_the_documented_fields(filled):
+    r = runner.invoke(app, ["records", "--years", "1935-1950", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert [d["source_key"] for d in data] == ["1001", "1002"]
+    first = data[0]
+    for k in ("id", "source", "source_key", "title", "date_text", "year_lo", "year_hi", "lat", "lon", "licence",
+              "url", "assets"):
+        assert k in first
+    assert first["source"] == "pastvu" and first["lat"] == 47.01 and first["lon"] == 28.85
+    assert first["assets"][0]["role"] == "original" and len(first["assets"][0]["sha256"]) == 64
+
+
+def test_records_filters_csv_and_table(filled):
+    r = runner.invoke(app, ["records", "--text", "lapusneanu", "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [row["source_key"] for row in rows] == ["1002"]
+    r = runner.invoke(app, ["records", "--bbox", "28.84,47.0,28.86,47.02"])
+    assert r.exit_code == 0 and "Teodor" in r.stdout and "Lăpușneanu" not in r.stdout
+    r = runner.invoke(app, ["search", "teodor", "--format", "json"])
+    assert [d["source_key"] for d in json.loads(r.stdout)] == ["1001"]
+
+
+def test_bad_filter_gives_a_clear_error(filled):
+    r = runner.invoke(app, ["records", "--years", "1950-1940"])
+    assert r.exit_code == 2 and "1950 is after 1940" in r.stderr
+    r = runner.invoke(app, ["records", "--bbox", "a,b"])
+    assert r.exit_code == 2 and "W,S,E,N" in r.stderr
+
+
+def test_exports_csv_jsonl_and_dublin_core(filled, tmp_path):
+    for fmt in ("csv", "jsonl", "dc"):
+        out = tmp_path / f"export.{fmt}"
+        r = runner.invoke(app, ["export", "--format", fmt, "--out", str(out), "--collection", "moldova"])
+        assert r.exit_code == 0, r.output
+        assert "exported 3 record(s)" in r.stderr
+    rows = list(csv.DictReader((tmp_path / "export.csv").open(encoding="utf-8")))
+    assert len(rows) == 3 and rows[0]["original_sha256"]
+    lines = (tmp_path / "export.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[0])["title"] == "Biserica Sf. Teodor Tiron"
+    tree = ElementTree.parse(tmp_path / "export.dc")
+    ns = {"dc": "http://purl.org/dc/elements/1.1/", "oai_dc": "http://www.openarchives.org/OAI/2.0/oai_dc/"}
+    titles = [e.text for e in tree.getroot().iterfind("oai_dc:dc/dc:title", ns)]
+    assert "Strada <b>Lăpușneanu</b> & Co" in titles  # escaped on the way out, intact on the way in
+    dates = [e.text for e in tree.getroot().iterfind("oai_dc:dc/dc:date", ns)]
+    assert "1930-е" in dates and "1944" in dates
+    assert not list(tmp_path.glob(".export*"))  # no temp files left
+
+
+def _run_cli(args, env_extra, code=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARHIVA_")} | env_extra
+    code = code or ("import sys; from flows.cli import main; sys.argv = ['arhiva', *sys.argv[1:]]\n"
+                    "try:\n    main()\nfinally:\n"
+                    "    print('HEAVY=' + ','.join(m for m in ('torch', 'prefect', 'scrapy') if m in sys.modules),"
+                    " file=sys.stderr)")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_help_and_catalogue_commands_import_no_torch_prefect_or_scrapy(filled, pg_url, tmp_path):
+    env = {"ARHIVA_DATABASE_URL": pg_url, "ARHIVA_HOME": str(tmp_path)}
+    for args in (["--help"], ["records", "--format", "json"], ["sources"], ["db", "status"]):
+        p = _run_cli(args, env)
+        assert p.returncode == 0, p.stderr
+        assert "HEAVY=\n" in p.stderr or p.stderr.rstrip().endswith("HEAVY="), (args, p.stderr[-300:])
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path):
+    p = _run_cli(["records"], {"ARHIVA_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nope",
+                               "ARHIVA_HOME": str(tmp_path)})
+    assert p.returncode == 2
+    lines = [ln for ln in p.stderr.splitlines() if not ln.startswith("HEAVY=")]
+    assert len(lines) == 1 and "cannot reach the catalogue database" in lines[0] and "Traceback" not in p.stderr
+
+
+def test_configured_database_behind_the_schema_says_so(tmp_path):
+    name = create_database("arhiva_cli")
+    try:
+        env = {"ARHIVA_DATABASE_URL": database_url(name), "ARHIVA_HOME": str(tmp_path)}
+        p = _run_cli(["records"], env)
+        assert p.returncode == 2 and "run `arhiva db upgrade`" in p.stderr
+        assert _run_cli(["db", "upgrade"], env).returncode == 0
+        assert _run_cli(["records"], env).returncode == 0
+    finally:
+        drop_database(name)

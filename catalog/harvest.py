@@ -7,7 +7,7 @@ A harvester asks what the catalogue already holds for the keys it sees
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,27 +22,28 @@ class KnownRecord:
     id: int
     status: str
     payload_hash: str
-    marker: Any = None                      # raw[marker_path…] as stored
+    markers: dict[str, Any] = field(default_factory=dict)   # parts of the stored raw payload, by name
     asset_urls: set[str] = field(default_factory=set)   # source URLs of its linked assets (given role)
 
 
 def known_records(session: Session, source_id: int, keys: Iterable[str], *,
-                  marker_path: Sequence[str] = (), role: str = "original") -> dict[str, KnownRecord]:
-    """What the catalogue holds for these keys: id, status, hash, a part of the raw payload, asset URLs."""
+                  markers: Mapping[str, Sequence[str]] | None = None,
+                  role: str = "original") -> dict[str, KnownRecord]:
+    """What the catalogue holds for these keys: id, status, hash, asset URLs, and
+    ``markers`` — named paths into the stored raw payload (e.g. ``{"listing": ["listing"]}``)."""
     keys = sorted(set(keys))
     if not keys:
         return {}
-    marker = Record.raw[tuple(marker_path)] if marker_path else None
+    names = list(markers or {})
     cols = [Record.source_key, Record.id, Record.status, Record.payload_hash]
-    if marker is not None:
-        cols.append(marker.label("marker"))
+    cols += [Record.raw[tuple(markers[n])].label(f"m{i}") for i, n in enumerate(names)]
     out: dict[str, KnownRecord] = {}
     for start in range(0, len(keys), 5000):
         chunk = keys[start:start + 5000]
         for row in session.execute(select(*cols).where(Record.source_id == source_id,
                                                        Record.source_key.in_(chunk))):
             out[row.source_key] = KnownRecord(row.id, row.status, row.payload_hash,
-                                              row.marker if marker is not None else None)
+                                              {n: row[4 + i] for i, n in enumerate(names)})
     if out:
         by_id = {k.id: k for k in out.values()}
         rows = session.execute(select(RecordAsset.record_id, RecordAsset.source_url).where(

@@ -185,15 +185,14 @@ _TEMP_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS arhiva_incoming (source_key text, title text, description text, "
     "date_text text, year_lo int, year_hi int, place text, lat float8, lon float8, direction text, author text, "
     "licence text, rights text, attribution text, url text, extra jsonb, raw jsonb, fields jsonb, "
-    "payload_hash text) ON COMMIT DROP"
+    "payload_hash text) ON COMMIT DELETE ROWS"
 )
 _UPSERT_COLS = (*MAPPED, "extra", "raw", "payload_hash")
 _UPSERT_SQL = text(
     "INSERT INTO records (source_id, first_seen_run_id, last_seen_run_id, source_key, "
     + ", ".join(_UPSERT_COLS) + ") SELECT :source_id, :run_id, :run_id, i.source_key, "
     + ", ".join(f"i.{c}" for c in _UPSERT_COLS)
-    + " FROM arhiva_incoming i WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.source_id = :source_id "
-    "AND r.source_key = i.source_key AND r.payload_hash = i.payload_hash) ORDER BY i.source_key "
+    + " FROM arhiva_incoming i WHERE NOT (i.source_key = ANY(CAST(:same AS text[]))) ORDER BY i.source_key "
     "ON CONFLICT ON CONSTRAINT uq_records_source_key DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _UPSERT_COLS)
     + ", last_seen_run_id = excluded.last_seen_run_id, last_seen_at = now(), updated_at = now(), "
@@ -201,20 +200,25 @@ _UPSERT_SQL = text(
     "WHERE records.payload_hash IS DISTINCT FROM excluded.payload_hash "
     "RETURNING id, source_key, (xmax = 0) AS inserted"
 )
+# Every statement below reaches records through an index (key or id arrays),
+# never by joining the unanalysed temporary table to the whole catalogue.
 _LOCK_SQL = text(
-    "SELECT r.id FROM records r JOIN arhiva_incoming i ON r.source_key = i.source_key "
-    "WHERE r.source_id = :source_id ORDER BY r.source_key FOR UPDATE OF r"
+    "SELECT id, source_key, payload_hash FROM records WHERE source_id = :source_id "
+    "AND source_key = ANY(CAST(:keys AS text[])) ORDER BY source_key FOR UPDATE"
 )
 _REVISIONS_SQL = text(
     "INSERT INTO record_revisions (record_id, revision, payload_hash, raw, fields, run_id) "
-    "SELECT r.id, coalesce((SELECT max(rr.revision) FROM record_revisions rr WHERE rr.record_id = r.id), 0) + 1, "
-    "i.payload_hash, i.raw, i.fields, :run_id FROM records r JOIN arhiva_incoming i ON r.source_key = i.source_key "
-    "WHERE r.source_id = :source_id AND r.id = ANY(CAST(:ids AS bigint[]))"
+    "SELECT r.id, CASE WHEN r.inserted THEN 1 ELSE coalesce((SELECT max(rr.revision) FROM record_revisions rr "
+    "WHERE rr.record_id = r.id), 0) + 1 END, i.payload_hash, i.raw, i.fields, :run_id "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:id_keys AS text[]), CAST(:inserted AS boolean[])) "
+    "AS r(id, source_key, inserted) JOIN arhiva_incoming i ON i.source_key = r.source_key"
+)
+_KEYS_SQL = text(
+    "SELECT id, source_key FROM records WHERE source_id = :source_id AND source_key = ANY(CAST(:keys AS text[]))"
 )
 _TOUCH_SQL = text(
-    "UPDATE records r SET last_seen_at = now(), last_seen_run_id = :run_id, status = 'active', withdrawn_at = NULL "
-    "FROM arhiva_incoming i WHERE r.source_id = :source_id AND r.source_key = i.source_key "
-    "AND r.payload_hash = i.payload_hash AND NOT (r.id = ANY(CAST(:ids AS bigint[]))) RETURNING r.id, r.source_key"
+    "UPDATE records SET last_seen_at = now(), last_seen_run_id = :run_id, status = 'active', withdrawn_at = NULL "
+    "WHERE id = ANY(CAST(:ids AS bigint[]))"
 )
 
 
@@ -223,20 +227,32 @@ def _upsert_chunk(session: Session, source_id: int, chunk: list[RecordIn], run_i
     report = UpsertReport()
     session.execute(text(_TEMP_DDL))
     session.execute(text("DELETE FROM arhiva_incoming"))
+    hashes: dict[str, str] = {}
     raw_conn = session.connection().connection.driver_connection
     with raw_conn.cursor() as cur:
         with cur.copy(f"COPY arhiva_incoming ({', '.join(_COPY_COLS)}) FROM STDIN") as copy:
             for rec in chunk:
                 raw_json, fields_json, digest = _serialise(rec)
+                hashes[rec.source_key] = digest
                 copy.write_row((rec.source_key, *(getattr(rec, n) for n in MAPPED), _json(rec.extra),
                                 raw_json, fields_json, digest))
     params = {"source_id": source_id, "run_id": run_id}
     # Lock the rows we already have, in key order (no deadlocks between workers).
-    session.execute(_LOCK_SQL, params).all()
-    done = {row.source_key: (row.id, bool(row.inserted)) for row in session.execute(_UPSERT_SQL, params)}
-    ids = [rid for rid, _ in done.values()]
-    if ids:
-        session.execute(_REVISIONS_SQL, params | {"ids": ids})
+    existing = session.execute(_LOCK_SQL, params | {"keys": list(hashes)}).all()
+    same = {row.source_key: row.id for row in existing if row.payload_hash == hashes[row.source_key]}
+    done: dict[str, tuple[int, bool]] = {}
+    if len(same) < len(chunk):
+        done = {row.source_key: (row.id, bool(row.inserted))
+                for row in session.execute(_UPSERT_SQL, params | {"same": list(same)})}
+    if done:
+        session.execute(_REVISIONS_SQL, params | {"ids": [v[0] for v in done.values()], "id_keys": list(done),
+                                                   "inserted": [v[1] for v in done.values()]})
+    # Keys another worker stored with the same payload meanwhile are unchanged too.
+    raced = [k for k in hashes if k not in same and k not in done]
+    if raced:
+        same.update({row.source_key: row.id for row in session.execute(_KEYS_SQL, params | {"keys": raced})})
+    if same:
+        session.execute(_TOUCH_SQL, params | {"ids": list(same.values())})
     for k, (rid, inserted) in done.items():
         report.ids[k] = rid
         if inserted:
@@ -245,10 +261,8 @@ def _upsert_chunk(session: Session, source_id: int, chunk: list[RecordIn], run_i
         else:
             report.changed += 1
             report.changed_keys.append(k)
-    # Unchanged payloads (also those another worker stored meanwhile): only "last seen" moves.
-    for row in session.execute(_TOUCH_SQL, params | {"ids": ids}):
-        report.ids[row.source_key] = row.id
-        report.unchanged += 1
+    report.ids.update(same)
+    report.unchanged = len(same)
     return report
 
 

@@ -42,10 +42,10 @@ SOURCE_KINDS = ("pastvu", "page", "iiif", "oai", "folder", "archive")
 RUN_STATUSES = ("running", "succeeded", "failed", "cancelled")
 RECORD_STATUSES = ("active", "withdrawn")
 
-# Full-text search: the generated column folds case and diacritics and stems
-# with the Romanian and Russian configurations (SQL functions arhiva_fold and
-# arhiva_search_vector, created by the first migration).
-SEARCH_EXPR = "arhiva_search_vector(coalesce(title, '') || ' ' || coalesce(description, '') || ' ' || coalesce(place, '') || ' ' || coalesce(author, '') || ' ' || coalesce(date_text, ''))"
+# Search: the generated column holds the folded, stemmed words (Romanian and
+# Russian) plus decade and grid-cell tokens; SQL functions arhiva_fold and
+# arhiva_search_vector are created by the first migration.
+SEARCH_EXPR = "arhiva_search_vector(coalesce(title, '') || ' ' || coalesce(description, '') || ' ' || coalesce(place, '') || ' ' || coalesce(author, '') || ' ' || coalesce(date_text, ''), year_lo, year_hi, lat, lon)"
 
 
 class Base(DeclarativeBase):
@@ -142,9 +142,9 @@ class Record(Base):
         CheckConstraint("lat IS NULL OR (lat >= -90 AND lat <= 90)", name="lat_range"),
         CheckConstraint("lon IS NULL OR (lon >= -180 AND lon <= 180)", name="lon_range"),
         CheckConstraint(f"status IN {RECORD_STATUSES}", name="status"),
-        Index("ix_records_years", "year_lo", "year_hi"),
+        # Words, decades and grid cells are all in the search vector: one GIN
+        # index answers map + years + words (see catalog/queries.py).
         Index("ix_records_search", "search", postgresql_using="gin"),
-        Index("ix_records_lat_lon", "lat", "lon"),
     )
 
 

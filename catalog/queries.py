@@ -7,17 +7,49 @@ filter unless ``include_undated`` is set.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, not_, or_, select
+from sqlalchemy import Select, and_, cast, exists, func, literal_column, not_, or_, select
+from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
 
 MAX_WORDS = 12
+BOTH_INCLUSIVE = literal_column("'[]'")
+YEAR_RANGE = func.int4range(Record.year_lo, Record.year_hi, BOTH_INCLUSIVE)
+POINT = func.point(Record.lon, Record.lat)
+# Decade and grid tokens in the search vector (see the first migration).
+DECADE_MIN, DECADE_MAX = 1800, 2039
+MAX_CELL_TOKENS = 64
+
+
+def _in_box(w: float, s: float, e: float, n: float):
+    return POINT.op("<@")(func.box(func.point(w, s), func.point(e, n)))
+
+
+def decade_tokens(year_from: int | None, year_to: int | None) -> list[str]:
+    lo = min(max(year_from if year_from is not None else DECADE_MIN, DECADE_MIN), DECADE_MAX) // 10
+    hi = min(max(year_to if year_to is not None else DECADE_MAX, DECADE_MIN), DECADE_MAX) // 10
+    return [f"~d{d}" for d in range(lo, hi + 1)]
+
+
+def cell_tokens(w: float, s: float, e: float, n: float) -> list[str] | None:
+    """Grid-cell tokens covering a box (w <= e), or None when too many to help."""
+    for prefix, scale in (("~g01", 10), ("~g1", 1)):
+        lats = range(math.floor(s * scale), math.floor(n * scale) + 1)
+        lons = range(math.floor(w * scale), math.floor(e * scale) + 1)
+        if len(lats) * len(lons) <= MAX_CELL_TOKENS:
+            return [f"{prefix}_{la}_{lo}" for la in lats for lo in lons]
+    return None
+
+
+def _token_query(tokens: list[str]):
+    return Record.search.op("@@")(cast(" | ".join(f"'{t}'" for t in tokens), TSQUERY))
 
 
 class QueryError(ValueError):
@@ -115,20 +147,20 @@ def _filtered(q: RecordQuery) -> Select:
     if q.source:
         stmt = stmt.where(Record.source_id == select(Source.id).where(Source.slug == q.source).scalar_subquery())
     if q.year_from is not None or q.year_to is not None:
-        conds = []
-        if q.year_to is not None:
-            conds.append(or_(Record.year_lo.is_(None), Record.year_lo <= q.year_to))
-        if q.year_from is not None:
-            conds.append(or_(Record.year_hi.is_(None), Record.year_hi >= q.year_from))
+        # int4range with a NULL bound is open on that side: "before 1900" is (,1899].
+        asked = func.int4range(q.year_from, q.year_to, BOTH_INCLUSIVE)
         dated = or_(Record.year_lo.is_not(None), Record.year_hi.is_not(None))
-        cond = and_(dated, *conds)
+        cond = and_(_token_query(decade_tokens(q.year_from, q.year_to)), dated, YEAR_RANGE.op("&&")(asked))
         if q.include_undated:
             cond = or_(cond, and_(Record.year_lo.is_(None), Record.year_hi.is_(None)))
         stmt = stmt.where(cond)
     if q.bbox is not None:
         w, s, e, n = q.bbox
-        lon = Record.lon.between(w, e) if w <= e else or_(Record.lon >= w, Record.lon <= e)  # antimeridian
-        stmt = stmt.where(Record.lat.between(s, n), lon)
+        boxes = [(w, s, e, n)] if w <= e else [(w, s, 180.0, n), (-180.0, s, e, n)]  # antimeridian
+        cells = [cell_tokens(*b) for b in boxes]
+        if all(c is not None for c in cells):
+            stmt = stmt.where(_token_query([t for c in cells for t in c]))
+        stmt = stmt.where(or_(*(_in_box(*b) for b in boxes)))
     if q.text:
         cond = text_condition(q.text)
         if cond is not None:

@@ -18,9 +18,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 # Folds case and diacritics (NFD, combining marks removed) so that "Chișinău",
-# "Chisinau" and "CHIŞINĂU" — or "Ёлка" and "елка" — index alike. The search
-# vector is built once per row with the Romanian and Russian stemmers.
-# Both functions are IMMUTABLE so the generated column can use them.
+# "Chisinau" and "CHIŞINĂU" — or "Ёлка" and "елка" — index alike.
+#
+# The search vector holds the words (Romanian and Russian stemmers) plus
+# place/time tokens no user text can produce: "~d193" for each decade the
+# record's years overlap (open ends clamped to 1800..2039) and "~g1_47_28" /
+# "~g01_470_288" for its 1° and 0.1° grid cells. A map + years + words query
+# is then one GIN index scan; the exact interval and box are rechecked on the
+# few candidate rows. Both functions are IMMUTABLE (the column is generated).
 CREATE_FUNCTIONS = [
     r"""
 CREATE OR REPLACE FUNCTION arhiva_fold(t text) RETURNS text
@@ -28,11 +33,25 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
 RETURN regexp_replace(normalize(lower(t), NFD), '[\u0300-\u036f]', '', 'g')
 """,
     r"""
-CREATE OR REPLACE FUNCTION arhiva_search_vector(t text) RETURNS tsvector
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE STRICT AS $$
-DECLARE f text := arhiva_fold(t);
+CREATE OR REPLACE FUNCTION arhiva_search_vector(t text, y_lo int, y_hi int, lat float8, lon float8)
+RETURNS tsvector LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    f text := arhiva_fold(coalesce(t, ''));
+    tokens text[] := '{}';
+    d int;
 BEGIN
-    RETURN to_tsvector('romanian'::regconfig, f) || to_tsvector('russian'::regconfig, f);
+    IF y_lo IS NOT NULL OR y_hi IS NOT NULL THEN
+        FOR d IN (least(greatest(coalesce(y_lo, 1800), 1800), 2039) / 10)
+                 .. (least(greatest(coalesce(y_hi, 2039), 1800), 2039) / 10) LOOP
+            tokens := tokens || ('~d' || d);
+        END LOOP;
+    END IF;
+    IF lat IS NOT NULL AND lon IS NOT NULL THEN
+        tokens := tokens || ('~g1_' || floor(lat)::int || '_' || floor(lon)::int)
+                         || ('~g01_' || floor(lat * 10)::int || '_' || floor(lon * 10)::int);
+    END IF;
+    RETURN to_tsvector('romanian'::regconfig, f) || to_tsvector('russian'::regconfig, f)
+           || array_to_tsvector(tokens);
 END $$
 """,
 ]
@@ -152,7 +171,7 @@ def upgrade() -> None:
     sa.Column('last_seen_run_id', sa.Integer(), nullable=True),
     sa.Column('withdrawn_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('search', postgresql.TSVECTOR(), sa.Computed("arhiva_search_vector(coalesce(title, '') || ' ' || coalesce(description, '') || ' ' || coalesce(place, '') || ' ' || coalesce(author, '') || ' ' || coalesce(date_text, ''))", persisted=True), nullable=True),
+    sa.Column('search', postgresql.TSVECTOR(), sa.Computed("arhiva_search_vector(coalesce(title, '') || ' ' || coalesce(description, '') || ' ' || coalesce(place, '') || ' ' || coalesce(author, '') || ' ' || coalesce(date_text, ''), year_lo, year_hi, lat, lon)", persisted=True), nullable=True),
     sa.CheckConstraint("status IN ('active', 'withdrawn')", name=op.f('ck_records_status')),
     sa.CheckConstraint('lat IS NULL OR (lat >= -90 AND lat <= 90)', name=op.f('ck_records_lat_range')),
     sa.CheckConstraint('lon IS NULL OR (lon >= -180 AND lon <= 180)', name=op.f('ck_records_lon_range')),
@@ -163,9 +182,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_records')),
     sa.UniqueConstraint('source_id', 'source_key', name='uq_records_source_key')
     )
-    op.create_index('ix_records_lat_lon', 'records', ['lat', 'lon'], unique=False)
     op.create_index('ix_records_search', 'records', ['search'], unique=False, postgresql_using='gin')
-    op.create_index('ix_records_years', 'records', ['year_lo', 'year_hi'], unique=False)
     op.create_table('collection_members',
     sa.Column('collection_id', sa.Integer(), nullable=False),
     sa.Column('record_id', sa.BigInteger(), nullable=False),
@@ -276,9 +293,7 @@ def downgrade() -> None:
     op.drop_table('colorization_runs')
     op.drop_index(op.f('ix_collection_members_record_id'), table_name='collection_members')
     op.drop_table('collection_members')
-    op.drop_index('ix_records_years', table_name='records')
     op.drop_index('ix_records_search', table_name='records', postgresql_using='gin')
-    op.drop_index('ix_records_lat_lon', table_name='records')
     op.drop_table('records')
     op.drop_table('model_versions')
     op.drop_table('training_runs')
@@ -288,5 +303,5 @@ def downgrade() -> None:
     op.drop_table('collections')
     op.drop_index(op.f('ix_assets_phash'), table_name='assets')
     op.drop_table('assets')
-    op.execute("DROP FUNCTION IF EXISTS arhiva_search_vector(text)")
+    op.execute("DROP FUNCTION IF EXISTS arhiva_search_vector(text, int, int, float8, float8)")
     op.execute("DROP FUNCTION IF EXISTS arhiva_fold(text)")

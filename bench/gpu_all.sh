@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Every GPU check of the colorization engine in one call (fits a short device lease):
+#   1. bench/colorize_gpu.py: stage-2 training img/s (engine vs reference) and inference img/s
+#   2. bench/quality.py: equal-time training of both recipes, evaluated on held-out photos
+# Usage: bash bench/gpu_all.sh OUTDIR [SECONDS_PER_RECIPE] [extra quality.py args...]
+# Data: bench/prepare_photos.py --out .gpudata/photos (carried to the device machine).
+set -o pipefail
+OUTDIR=${1:-bench/out/gpu}; SECS=${2:-120}; shift 2 2>/dev/null || shift $#
+PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+export PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+mkdir -p "$OUTDIR/quality"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+  $PY -c "import torch, torchvision, skimage, PIL, numpy; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'skimage', skimage.__version__, 'pillow', PIL.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"
+  nproc
+} 2>&1 | tee "$OUTDIR/gpu_bench.txt"
+if [ "$DEVICE" = cuda ]; then
+  timeout 150 $PY bench/colorize_gpu.py --json "$OUTDIR/gpu_bench.json" 2>&1 | tee -a "$OUTDIR/gpu_bench.txt"
+fi
+timeout 480 $PY bench/quality.py --data .gpudata/photos --seconds "$SECS" --device "$DEVICE" --workers "${WORKERS:-12}" \
+  --runs /tmp/arhiva_quality_runs --out "$OUTDIR/quality" "$@" 2>&1 | tee "$OUTDIR/quality.txt"
+echo "files:"; find "$OUTDIR" -type f | sort

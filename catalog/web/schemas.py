@@ -1,0 +1,190 @@
+"""Response models of the JSON API: they make the OpenAPI document useful."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+RunKind = Literal["crawl", "training", "colorization"]
+
+
+class Problem(BaseModel):
+    """An error: what was asked for and why it cannot be answered."""
+
+    detail: str
+
+
+class AssetLink(BaseModel):
+    sha256: str
+    role: str = Field(description="original, colorized, thumbnail, …")
+    media_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    is_colour: bool | None = None
+    source_url: str | None = None
+    crop_box: list[int] | None = None
+    url: str = Field(description="The file itself (stable, content-addressed).")
+    thumbnail_url: str
+
+
+class RecordOut(BaseModel):
+    id: int
+    source: str
+    source_key: str
+    title: str | None = None
+    description: str | None = None
+    date_text: str | None = Field(None, description="The date as the source wrote it.")
+    year_lo: int | None = Field(None, description="Earliest year (inclusive); null: open or undated.")
+    year_hi: int | None = Field(None, description="Latest year (inclusive); null: open or undated.")
+    place: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    direction: str | None = None
+    author: str | None = None
+    licence: str | None = None
+    rights: str | None = None
+    attribution: str | None = None
+    url: str | None = Field(None, description="The record at its source.")
+    status: str
+    extra: dict[str, Any] = {}
+    first_seen_at: str | None = None
+    last_seen_at: str | None = None
+    assets: list[AssetLink] = []
+    colorized: bool = False
+    links: dict[str, str] = Field(default_factory=dict, description="self, page, manifest")
+
+
+class RecordPage(BaseModel):
+    total: int = Field(description="How many records match (all pages).")
+    limit: int = Field(description="Page size applied (capped at the server's page_size_max).")
+    offset: int
+    items: list[RecordOut]
+    next: str | None = Field(None, description="URL of the next page, if any.")
+    previous: str | None = None
+
+
+class RunRef(BaseModel):
+    kind: RunKind
+    id: int
+    agent: str | None = None
+    code_version: str | None = None
+    status: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+class RunOut(RunRef):
+    parameters: dict[str, Any] = {}
+    stats: dict[str, Any] = {}
+    error: str | None = None
+    source: str | None = Field(None, description="Crawl runs: the source harvested.")
+    collection_id: int | None = None
+    model_version_id: int | None = None
+
+
+class RunPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[RunOut]
+
+
+class FieldChange(BaseModel):
+    field: str
+    before: Any = None
+    after: Any = None
+
+
+class RevisionOut(BaseModel):
+    revision: int
+    seen_at: datetime
+    run_id: int | None = None
+    payload_hash: str
+    changes: list[FieldChange] = Field(default_factory=list, description="Mapped fields that differ from the revision before.")
+    raw_changed: bool = Field(False, description="The source payload differs from the revision before.")
+
+
+class ModelVersionRef(BaseModel):
+    id: int
+    name: str
+    architecture: str
+
+
+class ModelVersionOut(ModelVersionRef):
+    checkpoint_sha256: str
+    config: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    training_run_id: int | None = None
+    parent_id: int | None = None
+    created_at: datetime
+    training_examples: int = 0
+    colorizations: int = 0
+
+
+class ModelVersionPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[ModelVersionOut]
+
+
+class ColorizationOut(BaseModel):
+    id: int
+    source_sha256: str
+    result_sha256: str | None = None
+    status: str
+    params: dict[str, Any] = {}
+    created_at: datetime
+    model_version: ModelVersionRef | None = None
+    run: RunRef | None = None
+
+
+class TimelineEvent(BaseModel):
+    at: datetime | None = None
+    kind: str = Field(description="harvested, revised, seen, asset, colorized, withdrawn")
+    summary: str
+    run: RunRef | None = None
+
+
+class RecordDetail(RecordOut):
+    collections: list[str] = []
+    revisions: list[RevisionOut] = []
+    colorizations: list[ColorizationOut] = []
+    timeline: list[TimelineEvent] = []
+
+
+class AssetOut(BaseModel):
+    sha256: str
+    media_type: str
+    width: int | None = None
+    height: int | None = None
+    bytes: int
+    phash: str | None = None
+    colourfulness: float | None = None
+    chroma_mean: float | None = None
+    chroma_spread: float | None = None
+    is_colour: bool | None = None
+    info: dict[str, Any] = {}
+    created_at: datetime
+    url: str
+    thumbnail_url: str
+    records: list[dict[str, Any]] = Field(default_factory=list, description="Records using it: id and role.")
+    produced_by: ColorizationOut | None = Field(None, description="The colorization that made it, if any.")
+
+
+class CollectionOut(BaseModel):
+    name: str
+    description: str | None = None
+    records: int
+
+
+class SourceOut(BaseModel):
+    slug: str
+    kind: str
+    base_url: str | None = None
+    records: int
+
+
+class MembersIn(BaseModel):
+    record_ids: list[int] = Field(min_length=1, max_length=1000)

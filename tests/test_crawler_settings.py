@@ -1,0 +1,68 @@
+"""Polite defaults, in one place, every one overridable; back-off and Retry-After."""
+import time
+from email.utils import formatdate
+
+import pytest
+
+from crawlers.middlewares import backoff_delay, parse_retry_after
+from crawlers.settings import crawler_settings, parse_setting, user_agent
+
+
+class App:
+    user_agent = "arhiva/0.1 (historical photo catalogue)"
+    contact_url = "https://example.org/contact"
+
+
+def test_polite_defaults():
+    s = crawler_settings(app_settings=App())
+    assert s["USER_AGENT"] == "arhiva/0.1 (historical photo catalogue) (+https://example.org/contact)"
+    assert s.getbool("ROBOTSTXT_OBEY") is True
+    assert s.getint("CONCURRENT_REQUESTS_PER_DOMAIN") == 1
+    assert s.getbool("AUTOTHROTTLE_ENABLED") and s.getfloat("AUTOTHROTTLE_START_DELAY") == 1.0
+    assert s.getfloat("DOWNLOAD_DELAY") >= 1.0
+    assert s.getbool("COOKIES_ENABLED") is True
+    assert s.getbool("TELNETCONSOLE_ENABLED") is False
+    assert s.getbool("REMOTE_CONTROL_ENABLED") is False
+    codes = {int(c) for c in s.getlist("RETRY_HTTP_CODES")}
+    assert {429, 503, 520, 522, 524} <= codes
+    mws = s.getdict("DOWNLOADER_MIDDLEWARES")
+    assert mws["crawlers.middlewares.BackoffRetryMiddleware"] and \
+        mws["scrapy.downloadermiddlewares.retry.RetryMiddleware"] is None
+
+
+def test_every_setting_overridable():
+    s = crawler_settings({"ROBOTSTXT_OBEY": False, "CONCURRENT_REQUESTS_PER_DOMAIN": 4, "USER_AGENT": "x"},
+                         app_settings=App())
+    assert s.getbool("ROBOTSTXT_OBEY") is False and s.getint("CONCURRENT_REQUESTS_PER_DOMAIN") == 4
+    assert s["USER_AGENT"] == "x"
+
+
+def test_user_agent_does_not_repeat_contact():
+    class A:
+        user_agent = "bot (+https://x.org)"
+        contact_url = "https://x.org"
+    assert user_agent(A()) == "bot (+https://x.org)"
+
+
+def test_parse_setting():
+    assert parse_setting("DOWNLOAD_DELAY=2.5") == ("DOWNLOAD_DELAY", 2.5)
+    assert parse_setting("ROBOTSTXT_OBEY=false") == ("ROBOTSTXT_OBEY", False)
+    assert parse_setting("LOG_LEVEL=INFO") == ("LOG_LEVEL", "INFO")
+    with pytest.raises(ValueError):
+        parse_setting("nothing")
+
+
+def test_retry_after_seconds_and_date():
+    assert parse_retry_after(b"60") == 60.0
+    assert parse_retry_after(None) is None and parse_retry_after(b"soon") is None
+    now = time.time()
+    assert parse_retry_after(formatdate(now + 30, usegmt=True), now=now) == pytest.approx(30, abs=1)
+    assert parse_retry_after(formatdate(now - 30, usegmt=True), now=now) == 0.0
+
+
+def test_backoff_grows_and_is_capped():
+    assert backoff_delay(1, 2.0, 100, jitter=0) == 2.0
+    assert backoff_delay(3, 2.0, 100, jitter=0) == 8.0
+    assert backoff_delay(10, 2.0, 100, jitter=0) == 100
+    assert 1.5 <= backoff_delay(1, 2.0, 100) <= 2.5
+    assert backoff_delay(1, 0, 100) == 0

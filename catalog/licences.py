@@ -34,7 +34,8 @@ _WORDS = {"attribution": "by", "sharealike": "sa", "share alike": "sa", "noncomm
           "non commercial": "nc", "noderivatives": "nd", "noderivs": "nd", "no derivatives": "nd",
           "no derivative works": "nd"}
 
-_CC_URL = re.compile(r"^(?:https?:)?//(?:www\.)?creativecommons\.org/licenses/([a-z-]+)/(\d\.\d)(?:/([a-z]{2})(?=/|$|\?|#))?",
+_CC_URL = re.compile(r"^(?:https?:)?//(?:www\.)?creativecommons\.org/licenses/([a-z-]+)/(\d\.\d)"
+                     r"(?:/([a-z]{2})(?=/|$|\?|#))?",
                      re.I)
 _CC_PD_URL = re.compile(r"^(?:https?:)?//(?:www\.)?creativecommons\.org/publicdomain/(zero|mark)/(\d\.\d)", re.I)
 _RS_URL = re.compile(r"^(?:https?:)?//(?:www\.)?rightsstatements\.org/(?:vocab|page|data)/([A-Za-z-]+)/(\d\.\d)",

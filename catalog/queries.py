@@ -172,14 +172,21 @@ def _filtered(q: RecordQuery) -> Select:
 
 
 def search_records(session: Session, q: RecordQuery, *, with_total: bool = True, max_limit: int = 1000) -> Page:
+    """One page of matches, in id order, and (one scan, a window count) how many match in all."""
     q.check(max_limit)
     stmt = _filtered(q)
-    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one() if with_total else -1
-    items = list(session.execute(
-        stmt.options(selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
-        .order_by(Record.id).limit(q.limit).offset(q.offset)
-    ).scalars())
-    return Page(items=items, total=total, limit=q.limit, offset=q.offset)
+    opts = (selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
+    if not with_total:
+        items = list(session.execute(stmt.options(*opts).order_by(Record.id).limit(q.limit).offset(q.offset))
+                     .scalars())
+        return Page(items=items, total=-1, limit=q.limit, offset=q.offset)
+    rows = session.execute(stmt.add_columns(func.count().over().label("total")).options(*opts)
+                           .order_by(Record.id).limit(q.limit).offset(q.offset)).all()
+    if rows:
+        total = rows[0].total
+    else:  # past the last page (or nothing): count separately
+        total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    return Page(items=[r[0] for r in rows], total=total, limit=q.limit, offset=q.offset)
 
 
 def iter_records(session: Session, q: RecordQuery, chunk: int = 500) -> Iterator[Record]:

@@ -147,3 +147,36 @@ def uint8_batch_to_lab_normalized(rgb_u8: torch.Tensor) -> tuple[torch.Tensor, t
 def lab_normalized_to_rgb(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """Network-scale L (N, 1, H, W) and ab (N, 2, H, W) -> sRGB in [0, 1]."""
     return lab_to_rgb(torch.cat((denormalize_l(L.float()), denormalize_ab(ab.float())), dim=1))
+
+
+_RGB_FROM_XYZ_WHITE: list[list[float]] | None = None
+
+
+def lab_to_rgb_uint8(L: torch.Tensor, ab: torch.Tensor, chunk: int = 32768) -> torch.Tensor:
+    """L (H, W) and ab (2, H, W) in Lab units -> uint8 sRGB (3, H, W), rounded.
+
+    On the CPU it works through cache-sized chunks with in-place arithmetic (several times
+    faster than :func:`lab_to_rgb` on large photos); elsewhere it uses :func:`lab_to_rgb`.
+    """
+    global _RGB_FROM_XYZ_WHITE
+    if L.device.type != "cpu":
+        rgb = lab_to_rgb(torch.cat((L[None].float(), ab.float())))
+        return (rgb * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8)
+    if _RGB_FROM_XYZ_WHITE is None:
+        m = torch.linalg.inv(torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64))
+        _RGB_FROM_XYZ_WHITE = (m * torch.tensor(_WHITE_D65, dtype=torch.float64)).tolist()
+    h, w = L.shape
+    Lf, af, bf = L.reshape(-1).float(), ab[0].reshape(-1).float(), ab[1].reshape(-1).float()
+    out = torch.empty(3, h * w, dtype=torch.uint8)
+    for s in range(0, h * w, chunk):
+        e = min(h * w, s + chunk)
+        fy = (Lf[s:e] + 16.0) / 116.0
+        fx = af[s:e] / 500.0 + fy
+        fz = (fy - bf[s:e] / 200.0).clamp_(min=0.0)
+        xyz = [_f_inv(t) for t in (fx, fy, fz)]
+        for c, m in enumerate(_RGB_FROM_XYZ_WHITE):
+            lin = xyz[0] * m[0]
+            lin.add_(xyz[1], alpha=m[1]).add_(xyz[2], alpha=m[2]).clamp_(min=0.0)
+            g = torch.where(lin > 0.0031308, lin.pow(1.0 / 2.4).mul_(1.055).sub_(0.055), lin * 12.92)
+            out[c, s:e] = g.mul_(255.0).add_(0.5).clamp_(0.0, 255.0)
+    return out.view(3, h, w)

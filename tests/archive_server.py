@@ -41,6 +41,13 @@ START_URLS = [
 ]
 ALLOW = [OMEKA, BASA, COMMONS, UPLOAD, ANA]
 
+IDENTIFY = b"""<?xml version="1.0" encoding="UTF-8"?>
+<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><responseDate>2026-12-01T10:00:00Z</responseDate>
+<request verb="Identify">https://basarabica.example/oai/request</request>
+<Identify><repositoryName>Basarabica</repositoryName><baseURL>https://basarabica.example/oai/request</baseURL>
+<protocolVersion>2.0</protocolVersion><earliestDatestamp>2020-01-01</earliestDatestamp>
+<deletedRecord>persistent</deletedRecord><granularity>YYYY-MM-DDThh:mm:ssZ</granularity></Identify></OAI-PMH>"""
+
 CTYPES = {".json": "application/json", ".xml": "text/xml; charset=UTF-8", ".html": "text/html; charset=UTF-8"}
 
 
@@ -126,8 +133,10 @@ def route(host: str, path: str, query: str) -> tuple[int, dict[str, str], bytes]
                 if qd["resumptionToken"] == TOKEN:
                     return _file("oai/listrecords_cartipost_page2.xml")
                 return _file("oai/error_badResumptionToken.xml")
+            if not q:  # a bare endpoint: this server answers Identify
+                return 200, {"Content-Type": "text/xml; charset=UTF-8"}, IDENTIFY
             base = [("verb", "ListRecords"), ("metadataPrefix", "oai_dc"), ("set", "cartipost")]
-            if q == base:
+            if q == base or q == base[:2]:
                 return _file("oai/listrecords_cartipost_page1.xml")
             if q == base + [("from", "2030-01-01")]:
                 return _file("oai/error_noRecordsMatch.xml")

@@ -7,6 +7,7 @@ and drops it afterwards.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import Engine, create_engine, text
+
+# Prefect (flow tests) keeps its state in a temporary folder and stays offline.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="arhiva-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 TEST_PG = os.environ.get("ARHIVA_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 FIXTURES = Path(__file__).parent / "fixtures"

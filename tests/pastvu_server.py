@@ -207,7 +207,7 @@ class FakePastvu:
     # -- life cycle
     def start(self) -> FakePastvu:
         handler = type("Handler", (_Handler,), {"app": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._server.request_queue_size = 128
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -333,6 +333,11 @@ class FakePastvu:
         return None
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # clients that hang up are expected here
+        pass
+
+
 class _Handler(BaseHTTPRequestHandler):
     app: FakePastvu
     protocol_version = "HTTP/1.1"
@@ -435,8 +440,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Set-Cookie", f"past.sid={_rid()}; Path=/; HttpOnly")
         for k, v in (headers or {}).items():
             self.send_header(k, v)
-        self.end_headers()
         try:
+            self.end_headers()
             self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+            self.close_connection = True

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -187,4 +187,4 @@ class SourceOut(BaseModel):
 
 
 class MembersIn(BaseModel):
-    record_ids: list[int] = Field(min_length=1, max_length=1000)
+    record_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=1000)

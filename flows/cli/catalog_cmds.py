@@ -51,6 +51,40 @@ def _query(collection, source, years, include_undated, bbox, text, colorized, st
                        limit=limit, offset=(page - 1) * limit)
 
 
+def _print_provenance(record_id: int, fmt: OutputFormat) -> None:
+    from catalog.db import open_catalog, session_scope
+    from catalog.work import provenance
+
+    with session_scope(open_catalog()) as s:
+        try:
+            chain = provenance(s, record_id)
+        except LookupError as exc:
+            _fail(str(exc).strip("'\""))
+    if fmt is OutputFormat.json:
+        sys.stdout.write(json.dumps(chain, ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    from rich.tree import Tree
+
+    r = chain["record"]
+    tree = Tree(f"record {r['id']} {r['source']}:{r['source_key']} — {r['title'] or ''}")
+    tree.add(f"first seen by crawl run {r['first_seen_run_id']}, last by crawl run {r['last_seen_run_id']}")
+    revs = tree.add(f"{len(chain['revisions'])} revision(s)")
+    for rev in chain["revisions"]:
+        revs.add(f"revision {rev['revision']}: crawl run {rev['run_id']} at {rev['seen_at']}")
+    for o in chain["originals"]:
+        tree.add(f"original {o['asset_sha256'][:12]}… from {o['source_url'] or '?'} (crawl run {o['first_seen_run_id']})")
+    for c in chain["colorizations"]:
+        node = tree.add(f"colorized {c['result_sha256'][:12]}… ← source {c['source_sha256'][:12]}… "
+                        f"(colorization run {c['colorization_run_id']}, params {c['params']})")
+        mv = node.add(f"model version {c['model_version']} ({c['architecture']}), parent {c['parent_model_version_id']}, "
+                      f"checkpoint {c['checkpoint_sha256'][:12]}…")
+        tr = mv.add(f"training run {c['training_run_id']} at {c['trained_at']} (code {c['training_code_version']})")
+        for e in c["training_examples"]:
+            tr.add(f"{e['split']}: asset {e['asset_sha256'][:12]}… ← record {e['record_id']} "
+                   f"{e['source']}:{e['source_key']} ← crawl run {e['asset_first_crawl_run_id'] or e['record_first_crawl_run_id']}")
+    console.print(tree)
+
+
 def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
     db_app = typer.Typer(help="The catalogue database: migrate, inspect, stop the embedded server.",
                          no_args_is_help=True)
@@ -178,8 +212,15 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         limit: int = typer.Option(50, "--limit", "-n", help="Records per page."),
         page: int = typer.Option(1, "--page", "-p", min=1),
         fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
+        provenance: bool = typer.Option(False, "--provenance",
+                                        help="With --id: the chain behind the record and its colorizations."),
     ) -> None:
         """List records matching every filter given."""
+        if provenance:
+            if not ids or len(ids) != 1:
+                _fail("--provenance needs exactly one --id")
+            _print_provenance(ids[0], fmt)
+            return
         from catalog.db import open_catalog, session_scope
         from catalog.queries import QueryError, record_dict, search_records
         from catalog.settings import get_settings
@@ -224,7 +265,8 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
                fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f")) -> None:
         """Full-text search (shortcut for `records --text`)."""
         records_command(text=words, collection=collection, source=None, years=years, include_undated=False,
-                        bbox=None, colorized=None, status="active", ids=None, limit=limit, page=1, fmt=fmt)
+                        bbox=None, colorized=None, status="active", ids=None, limit=limit, page=1, fmt=fmt,
+                        provenance=False)
 
     @app.command("export")
     def export(

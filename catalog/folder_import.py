@@ -1,0 +1,410 @@
+"""Import a user's own scans: every image file in a folder tree becomes a record with its asset.
+
+* Files: ``.jpg .jpeg .png .tif .tiff .webp`` (also ``.gif .bmp``), at any depth; hidden files and
+  folders are skipped. 16-bit and multi-page TIFFs are accepted (the first page is measured; the
+  page count is kept). Files are stored as they are; the EXIF orientation is recorded
+  (``extra.exif_orientation``) for derived use.
+* Metadata, first found wins: a sidecar ``metadata.csv`` or ``metadata.json`` (``arhiva.csv`` /
+  ``arhiva.json`` also read) in the file's folder or any folder above it — its ``file`` column is
+  the path relative to the sidecar's folder; else a year or decade in the file name
+  (``chisinau_1936.jpg``, ``piata-anii-1930.tif``); else the EXIF ``DateTimeOriginal``.
+  The title defaults to the file name (``_`` and ``-`` become spaces).
+* Sidecar columns: ``file`` (required), ``title``, ``description``, ``date``, ``place``, ``lat``,
+  ``lon``, ``direction``, ``author``, ``licence`` (or ``license``), ``rights``, ``attribution``,
+  ``url``; any other column is kept in ``extra.sidecar``. A bad row is reported with the sidecar's
+  path and line; its file is imported without that row, the good rows are used.
+* Records are keyed by the path relative to the folder. Re-running adds only what is new or
+  changed (content hash or metadata); records whose files are gone are withdrawn. Every import is
+  a crawl run (agent ``import``) and every record keeps its raw payload as a revision.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog.assets import ImageRejected, get_store, link_asset, register_image
+from catalog.dates import parse_date
+from catalog.db import get_engine, session_scope
+from catalog.ingest import RecordIn, get_or_create_source, upsert_records, withdraw_records
+from catalog.licences import normalise_licence
+from catalog.harvest import touch_records
+from catalog.models import Record, RecordAsset
+from catalog.runs import finish_run, start_run
+from catalog.settings import Settings, get_settings
+
+__all__ = ["ImportReport", "import_folder", "IMAGE_SUFFIXES", "SIDECAR_NAMES", "COLUMNS", "read_sidecar"]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".gif", ".bmp"}
+SIDECAR_NAMES = ("metadata.csv", "metadata.json", "arhiva.csv", "arhiva.json")
+COLUMNS = ("file", "title", "description", "date", "place", "lat", "lon", "direction", "author", "licence",
+           "rights", "attribution", "url")
+ALIASES = {"license": "licence", "filename": "file", "path": "file", "creator": "author", "year": "date",
+           "latitude": "lat", "longitude": "lon", "source": "attribution"}
+BATCH = 50
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class ImportReport:
+    run_id: int | None = None
+    source: str = ""
+    files: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    withdrawn: int = 0
+    images_stored: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def error(self, where: str, message: str) -> None:
+        self.errors.append({"where": where, "message": message})
+
+    def as_stats(self) -> dict[str, Any]:
+        return {"files": self.files, "records": {"new": self.new, "changed": self.changed,
+                                                 "unchanged": self.unchanged, "withdrawn": self.withdrawn},
+                "images": {"stored": self.images_stored}, "errors": {"count": len(self.errors),
+                                                                     "examples": self.errors[:200]}}
+
+
+# -- sidecars ---------------------------------------------------------------------------------------
+
+def _norm_key(key: str) -> str:
+    k = (key or "").strip().lower().lstrip("\ufeff")
+    return ALIASES.get(k, k)
+
+
+def read_sidecar(path: Path, report: ImportReport) -> dict[str, dict[str, Any]]:
+    """Rows of a sidecar by file path (relative to the sidecar's folder, POSIX). Bad rows are reported."""
+    rows: list[tuple[str, dict[str, Any]]] = []  # (where, row)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        report.error(str(path), f"sidecar cannot be read: {exc}")
+        return {}
+    if path.suffix.lower() == ".csv":
+        try:
+            dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        reader = csv.reader(io.StringIO(text), dialect)
+        header: list[str] | None = None
+        for row in reader:
+            line = reader.line_num
+            if header is None:
+                if not any(c.strip() for c in row):
+                    continue
+                header = [_norm_key(c) for c in row]
+                if "file" not in header:
+                    report.error(f"{path}:{line}", "the header has no 'file' column; sidecar ignored")
+                    return {}
+                continue
+            if not any(c.strip() for c in row):
+                continue
+            if len(row) != len(header):
+                report.error(f"{path}:{line}", f"expected {len(header)} fields, found {len(row)}; row ignored")
+                continue
+            rows.append((f"{path}:{line}", dict(zip(header, row))))
+    else:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            report.error(str(path), f"sidecar is not valid JSON: {exc}")
+            return {}
+        if isinstance(data, dict) and isinstance(data.get("files"), list):
+            data = data["files"]
+        if isinstance(data, dict):
+            data = [{"file": k, **v} if isinstance(v, dict) else {"file": k, "_bad": v} for k, v in data.items()]
+        if not isinstance(data, list):
+            report.error(str(path), "sidecar JSON must be a list of objects (or an object keyed by file)")
+            return {}
+        for i, obj in enumerate(data, 1):
+            where = f"{path} item {i}"
+            if not isinstance(obj, dict) or "_bad" in obj:
+                report.error(where, "not an object; item ignored")
+                continue
+            rows.append((where, {_norm_key(k): v for k, v in obj.items()}))
+    out: dict[str, dict[str, Any]] = {}
+    for where, row in rows:
+        checked = _check_row(row, where, path.parent, report)
+        if checked is not None:
+            rel, values = checked
+            if rel in out:
+                report.error(where, f"{rel!r} is described twice; the first row is used")
+                continue
+            out[rel] = values | {"_where": where}
+    return out
+
+
+def _check_row(row: dict[str, Any], where: str, base: Path, report: ImportReport
+               ) -> tuple[str, dict[str, Any]] | None:
+    name = str(row.get("file") or "").strip().replace("\\", "/")
+    if not name:
+        report.error(where, "no file named; row ignored")
+        return None
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        report.error(where, f"file {name!r} must be a path inside the sidecar's folder; row ignored")
+        return None
+    if not (base / rel).is_file():
+        report.error(where, f"file {name!r} does not exist; row ignored")
+        return None
+    values: dict[str, Any] = {}
+    for k, v in row.items():
+        if k == "file":
+            continue
+        if v is None or (isinstance(v, str) and not v.strip()):
+            continue
+        values[k] = v.strip() if isinstance(v, str) else v
+    for coord, limit in (("lat", 90.0), ("lon", 180.0)):
+        if coord in values:
+            try:
+                num = float(str(values[coord]).replace(",", "."))
+            except ValueError:
+                report.error(where, f"{coord} {values[coord]!r} is not a number; row ignored")
+                return None
+            if not -limit <= num <= limit:
+                report.error(where, f"{coord} {num} is outside ±{limit:g}; row ignored")
+                return None
+            values[coord] = num
+    if ("lat" in values) != ("lon" in values):
+        report.error(where, "lat and lon must come together; row ignored")
+        return None
+    return rel.as_posix(), values
+
+
+# -- files ------------------------------------------------------------------------------------------
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            yield p
+
+
+def _sidecars(folder: Path, report: ImportReport) -> dict[str, dict[str, Any]]:
+    """Metadata by path relative to the import folder; a sidecar nearer the file wins."""
+    found: dict[str, dict[str, Any]] = {}
+    paths = [p for name in SIDECAR_NAMES for p in folder.rglob(name)
+             if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    for sc in sorted(paths, key=lambda p: -len(p.relative_to(folder).parts)):  # deepest first
+        for rel, values in read_sidecar(sc, report).items():
+            key = (sc.parent.relative_to(folder) / rel).as_posix()
+            found.setdefault(key, values | {"_sidecar": sc.relative_to(folder).as_posix()})
+    return found
+
+
+_EXIF_DATETIME_ORIGINAL = 0x9003
+_EXIF_IFD = 0x8769
+
+
+def _exif(data: bytes) -> dict[str, Any]:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            exif = im.getexif()
+            out: dict[str, Any] = {}
+            orientation = exif.get(0x0112)
+            if orientation:
+                out["orientation"] = int(orientation)
+            original = exif.get_ifd(_EXIF_IFD).get(_EXIF_DATETIME_ORIGINAL)
+            if original:
+                out["datetime_original"] = str(original).strip("\x00 ")
+            desc = exif.get(0x010E)
+            if desc and str(desc).strip("\x00 "):
+                out["description"] = str(desc).strip("\x00 ")
+            return out
+    except Exception:  # unreadable EXIF never sinks the file
+        return {}
+
+
+def _date_from_name(stem: str) -> str | None:
+    """A single date phrase in a file name (``chisinau_1936``, ``piata-anii-1930``), else None."""
+    words = re.sub(r"(?<=[^\W\d])-|-(?=[^\W\d])", " ", stem.replace("_", " ")).split()
+    hits, i = [], 0
+    while i < len(words):
+        for n in (3, 2, 1):
+            cand = " ".join(words[i:i + n])
+            if len(words[i:i + n]) == n and re.search(r"\d{2}", cand) and parse_date(cand):
+                hits.append(cand)
+                i += n
+                break
+        else:
+            i += 1
+    return hits[0] if len(hits) == 1 else None
+
+
+def _title_from_name(stem: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[_]+|(?<=\D)-|-(?=\D)", " ", stem)).strip() or stem
+
+
+def _record(rel: str, data: bytes, sha: str, meta: dict[str, Any] | None, exif: dict[str, Any]) -> RecordIn:
+    meta = dict(meta or {})
+    where = meta.pop("_where", None)
+    sidecar = meta.pop("_sidecar", None)
+    stem = Path(rel).stem
+    date_text, date_from = meta.get("date"), "sidecar" if meta.get("date") else None
+    if date_text is None:
+        date_text = _date_from_name(stem)
+        date_from = "file name" if date_text else None
+    if date_text is None and exif.get("datetime_original"):
+        m = re.match(r"^(\d{4}):(\d\d):(\d\d)", exif["datetime_original"])
+        if m and m.group(1) != "0000":
+            date_text, date_from = f"{m.group(1)}-{m.group(2)}-{m.group(3)}", "exif"
+    rng = parse_date(str(date_text)) if date_text else None
+    licence_raw = meta.get("licence")
+    extra: dict[str, Any] = {"file": rel, "sha256": sha, "bytes": len(data)}
+    if date_from:
+        extra["date_from"] = date_from
+    if rng:
+        extra["date"] = rng.as_dict()
+    if exif.get("orientation") and exif["orientation"] != 1:
+        extra["exif_orientation"] = exif["orientation"]
+    others = {k: v for k, v in meta.items() if k not in COLUMNS}
+    if others:
+        extra["sidecar"] = others
+    raw = {"file": rel, "sha256": sha, "bytes": len(data), "sidecar": sidecar, "sidecar_row": where and meta,
+           "exif": exif}
+    return RecordIn(
+        source_key=rel, title=str(meta.get("title") or exif.get("description") or _title_from_name(stem)),
+        description=_s(meta.get("description")), date_text=str(date_text) if date_text else None,
+        year_lo=rng.year_lo if rng else None, year_hi=rng.year_hi if rng else None,
+        place=_s(meta.get("place")), lat=meta.get("lat"), lon=meta.get("lon"), direction=_s(meta.get("direction")),
+        author=_s(meta.get("author")), licence=normalise_licence(licence_raw) if licence_raw else None,
+        rights=_s(meta.get("rights")) or (_s(licence_raw) if licence_raw else None),
+        attribution=_s(meta.get("attribution")), url=_s(meta.get("url")), extra=extra, raw=raw)
+
+
+def _s(v: Any) -> str | None:
+    return None if v is None or str(v).strip() == "" else str(v).strip()
+
+
+def _source_slug(folder: Path) -> str:
+    digest = hashlib.sha1(str(folder).encode("utf-8")).hexdigest()[:8]
+    return f"folder:{folder.name[:60]}-{digest}"
+
+
+# -- the import ---------------------------------------------------------------------------------------
+
+def import_folder(folder: Path | str, *, collection: str | None = None, source: str | None = None,
+                  engine=None, settings: Settings | None = None, progress: Progress | None = None) -> ImportReport:
+    """Import every image under ``folder`` (see the module docstring); returns the report (also on the run)."""
+    folder = Path(folder).expanduser().resolve()
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is not a folder")
+    settings = settings or get_settings()
+    engine = engine or get_engine(settings)
+    store = get_store(settings)
+    report = ImportReport(source=source or _source_slug(folder))
+    with session_scope(engine) as s:
+        src = get_or_create_source(s, report.source, "folder", folder.as_uri(), {"path": str(folder)})
+        source_id = src.id
+        report.run_id = start_run(s, "crawl", "import", {"folder": str(folder), "collection": collection},
+                                  source_id=source_id)
+    try:
+        _import(folder, source_id, collection, engine, store, settings, report, progress)
+    except BaseException as exc:
+        with session_scope(engine) as s:
+            finish_run(s, "crawl", report.run_id, "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed",
+                       {"summary": report.as_stats()}, f"{type(exc).__name__}: {exc}")
+        raise
+    with session_scope(engine) as s:
+        finish_run(s, "crawl", report.run_id, "succeeded", {"summary": report.as_stats()})
+    return report
+
+
+def _known(s: Session, source_id: int) -> dict[str, tuple[int, str, str, set[str]]]:
+    """key → (record id, payload hash, status, linked original sha256s)."""
+    out: dict[str, tuple[int, str, str, set[str]]] = {}
+    for rid, key, h, status in s.execute(select(Record.id, Record.source_key, Record.payload_hash, Record.status)
+                                         .where(Record.source_id == source_id)):
+        out[key] = (rid, h, status, set())
+    by_id = {v[0]: v for v in out.values()}
+    if by_id:
+        for rid, sha in s.execute(select(RecordAsset.record_id, RecordAsset.asset_sha256).join(
+                Record, Record.id == RecordAsset.record_id).where(Record.source_id == source_id,
+                                                                  RecordAsset.role == "original")):
+            by_id[rid][3].add(sha)
+    return out
+
+
+def _import(folder, source_id, collection, engine, store, settings, report, progress) -> None:
+    meta = _sidecars(folder, report)
+    files = list(_walk(folder))
+    with session_scope(engine) as s:
+        known = _known(s, source_id)
+    total = len(files)
+    seen_keys: set[str] = set()
+    batch: list[tuple[RecordIn, bytes]] = []
+    unchanged: list[int] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        with session_scope(engine) as s:
+            _store_batch(s, source_id, collection, store, settings, report, batch)
+        batch.clear()
+
+    for i, path in enumerate(files, 1):
+        rel = path.relative_to(folder).as_posix()
+        seen_keys.add(rel)
+        report.files += 1
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            report.error(rel, f"cannot be read: {exc}")
+            continue
+        sha = hashlib.sha256(data).hexdigest()
+        rec = _record(rel, data, sha, meta.get(rel), _exif(data))
+        k = known.get(rel)
+        if k is not None and k[1] == rec.payload_hash() and sha in k[3]:
+            report.unchanged += 1
+            unchanged.append(k[0])
+        else:
+            batch.append((rec, data))
+        if len(batch) >= BATCH:
+            flush()
+        if progress:
+            progress({"done": i, "total": total, "file": rel, "new": report.new, "changed": report.changed,
+                      "unchanged": report.unchanged, "errors": len(report.errors)})
+    flush()
+    gone = [k for k, v in known.items() if k not in seen_keys and v[2] == "active"]
+    with session_scope(engine) as s:
+        touch_records(s, unchanged, run_id=report.run_id)  # last seen moves; withdrawn ones come back
+        if gone:
+            report.withdrawn = withdraw_records(s, source_id, gone, run_id=report.run_id)
+
+
+def _store_batch(s: Session, source_id, collection, store, settings, report: ImportReport,
+                 batch: list[tuple[RecordIn, bytes]]) -> None:
+    records = [r for r, _ in batch]
+    up = upsert_records(s, source_id, records, run_id=report.run_id, collection=collection)
+    report.new += up.new
+    report.changed += up.changed
+    for rej in up.rejected:
+        report.error(rej.source_key or "?", f"record rejected: {rej.field}: {rej.message}")
+    for rec, data in batch:
+        rid = up.ids.get(rec.source_key)
+        if rid is None or not data:
+            continue
+        try:
+            with s.begin_nested():
+                asset = register_image(s, store, data, settings=settings)
+                link_asset(s, rid, asset.sha256, "original", source_url=f"file:{rec.source_key}",
+                           run_id=report.run_id)
+            report.images_stored += 1
+        except ImageRejected as exc:
+            report.error(rec.source_key, f"image rejected: {exc}")

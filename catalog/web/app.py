@@ -1,0 +1,106 @@
+"""The catalogue browser: ``create_app()`` builds the FastAPI application.
+
+Pages (``/``, ``/records/{id}``), the JSON API (``/api/…``, documented at
+``/docs`` and ``/openapi.json``), files (``/assets/…``) and IIIF manifests
+(``/iiif/records/{id}/manifest``). Everything reads in read-only
+transactions; the only writes are cached thumbnails (derived assets) and,
+with ``ARHIVA_WEB_TOKEN`` set, the token-protected collection routes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from catalog.blobs import BlobStore
+from catalog.db import open_catalog, session_factory
+from catalog.queries import QueryError
+from catalog.settings import Settings, get_settings
+
+HERE = Path(__file__).parent
+MACHINE_PREFIXES = ("/api/", "/iiif/", "/assets/", "/static/", "/openapi", "/docs", "/redoc")
+DESCRIPTION = """Historical photographs harvested into a catalogue with provenance, and their colorizations.
+
+* **Records**: search by collection, source, year range (overlap), bounding box, words and colorization.
+* **Files**: every image at a stable, content-addressed URL (`/assets/{sha256}`), thumbnails on demand.
+* **IIIF**: a Presentation 3 manifest per record (`/iiif/records/{id}/manifest`), original and colorized
+  versions as a `Choice`.
+* **Provenance**: crawl, training and colorization runs; model versions.
+
+Read-only unless the server has `ARHIVA_WEB_TOKEN`; writing routes then need `Authorization: Bearer <token>`.
+"""
+
+
+def create_app(engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
+    from catalog.web import api, files, pages
+
+    settings = settings or get_settings()
+    engine = engine or open_catalog(settings)
+    app = FastAPI(title="arhiva catalogue", version="1", description=DESCRIPTION, docs_url=None,
+                  openapi_tags=[{"name": "records"}, {"name": "assets"}, {"name": "files"}, {"name": "IIIF"},
+                                {"name": "provenance"}])
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.store = BlobStore(settings.blob_root)
+    app.state.templates = pages.make_templates()
+    app.include_router(api.router)
+    if settings.web_token:
+        app.include_router(api.write_router)
+    app.include_router(files.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _docs(app)
+    _errors(app)
+    return app
+
+
+def _docs(app: FastAPI) -> None:
+    """Swagger UI at /docs, from local files when ``swagger-ui-bundle`` is installed (offline)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    kwargs = {}
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+
+        app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+        kwargs = {"swagger_js_url": "/docs-assets/swagger-ui-bundle.js", "swagger_css_url": "/docs-assets/swagger-ui.css",
+                  "swagger_favicon_url": "/docs-assets/favicon-32x32.png"}
+    except ImportError:
+        pass
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="arhiva API", **kwargs)
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(MACHINE_PREFIXES) and "text/html" in request.headers.get("accept", "")
+
+
+def _errors(app: FastAPI) -> None:
+    from catalog.web.pages import render
+
+    @app.exception_handler(QueryError)
+    async def query_error(request: Request, exc: QueryError):
+        return JSONResponse({"detail": [{"loc": ["query"], "msg": str(exc), "type": "value_error"}]}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if _wants_html(request):
+            return render(request, "error.html", {"status": exc.status_code, "message": exc.detail},
+                          status=exc.status_code)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        errors = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in exc.errors()]
+        if _wants_html(request):
+            message = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in errors)
+            return render(request, "error.html", {"status": 422, "message": message}, status=422)
+        return JSONResponse({"detail": errors}, status_code=422)

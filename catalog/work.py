@@ -1,0 +1,225 @@
+"""Catalogue side of training and colorization: what to work on, claims, results, lineage.
+
+The flows call these; they are plain SQL over the catalogue (no torch here).
+Colorization work is claimed by locking the source assets' rows
+``FOR UPDATE SKIP LOCKED`` inside the transaction that also writes the
+results: two workers never take the same photo, and a worker that dies
+leaves nothing behind but its lock, released with its connection.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, exists, func, not_, or_, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from catalog.models import (
+    Asset,
+    Collection,
+    CollectionMember,
+    Colorization,
+    ModelVersion,
+    Record,
+    RecordAsset,
+    TrainingExample,
+)
+
+
+@dataclass
+class PhotoRef:
+    """One photo to work on: its asset, blob path, crop box and the records showing it."""
+
+    sha256: str
+    blob_key: str
+    width: int | None
+    height: int | None
+    crop_box: list[int] | None
+    record_ids: list[int] = field(default_factory=list)
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _collection_id(session: Session, name: str) -> int:
+    cid = session.execute(select(Collection.id).where(Collection.name == name)).scalar()
+    if cid is None:
+        raise LookupError(f"no collection named {name!r}")
+    return cid
+
+
+def _originals(session: Session, collection_id: int):
+    """(record_asset, asset, record) of active records' originals in a collection."""
+    return (
+        select(RecordAsset, Asset, Record)
+        .join(Asset, Asset.sha256 == RecordAsset.asset_sha256)
+        .join(Record, Record.id == RecordAsset.record_id)
+        .join(CollectionMember, and_(CollectionMember.record_id == Record.id,
+                                     CollectionMember.collection_id == collection_id))
+        .where(RecordAsset.role == "original", Record.status == "active", Asset.width.is_not(None))
+    )
+
+
+def _group(rows) -> list[PhotoRef]:
+    refs: dict[str, PhotoRef] = {}
+    for ra, asset, rec in rows:
+        ref = refs.get(asset.sha256)
+        if ref is None:
+            ref = refs[asset.sha256] = PhotoRef(asset.sha256, asset.blob_key, asset.width, asset.height, ra.crop_box)
+        if rec.id not in ref.record_ids:
+            ref.record_ids.append(rec.id)
+        if ref.crop_box is None and ra.crop_box:
+            ref.crop_box = ra.crop_box
+    return list(refs.values())
+
+
+def training_candidates(session: Session, collection: str, *, min_side: int = 64) -> list[PhotoRef]:
+    """Colour originals of a collection that no model version has trained or validated on yet."""
+    cid = _collection_id(session, collection)
+    used = exists().where(TrainingExample.asset_sha256 == Asset.sha256)
+    stmt = _originals(session, cid).where(Asset.is_colour.is_(True), not_(used),
+                                          Asset.width >= min_side, Asset.height >= min_side)
+    return sorted(_group(session.execute(stmt.order_by(Asset.sha256)).all()), key=lambda r: r.sha256)
+
+
+def stable_split(refs: list[PhotoRef], val_fraction: float = 0.1) -> tuple[list[PhotoRef], list[PhotoRef]]:
+    """Train/validation split by content hash: the same photo always lands on the same side."""
+    if not refs:
+        return [], []
+    cut = int(val_fraction * 2**32)
+    val = [r for r in refs if int(hashlib.sha256(("val:" + r.sha256).encode()).hexdigest()[:8], 16) < cut]
+    train = [r for r in refs if r not in val]
+    if not val and len(train) > 1:
+        val = [train.pop()]
+    return train, val
+
+
+def latest_model(session: Session, name: str | None = None) -> ModelVersion | None:
+    stmt = select(ModelVersion)
+    stmt = stmt.where(ModelVersion.name == name) if name else stmt.order_by(ModelVersion.id.desc()).limit(1)
+    return session.execute(stmt).scalar()
+
+
+def register_model_version(session: Session, *, name: str, checkpoint_sha256: str, architecture: str,
+                           config: dict[str, Any], metrics: dict[str, Any], training_run_id: int | None,
+                           parent_id: int | None, train: list[PhotoRef], val: list[PhotoRef]) -> ModelVersion:
+    mv = ModelVersion(name=name, checkpoint_sha256=checkpoint_sha256, architecture=architecture, config=config,
+                      metrics=metrics, training_run_id=training_run_id, parent_id=parent_id)
+    session.add(mv)
+    session.flush()
+    rows = [{"model_version_id": mv.id, "asset_sha256": r.sha256, "record_id": r.record_ids[0], "split": split}
+            for split, refs in (("train", train), ("val", val)) for r in refs]
+    if rows:
+        session.execute(pg_insert(TrainingExample).values(rows).on_conflict_do_nothing())
+    return mv
+
+
+def _pending(session: Session, collection_id: int, model_version_id: int, phash: str,
+             year_from: int | None, year_to: int | None):
+    done = exists().where(Colorization.source_sha256 == Asset.sha256,
+                          Colorization.model_version_id == model_version_id,
+                          Colorization.params_hash == phash, Colorization.status == "done")
+    stmt = _originals(session, collection_id).where(Asset.is_colour.is_(False), not_(done))
+    if year_from is not None or year_to is not None:
+        conds = [or_(Record.year_lo.is_not(None), Record.year_hi.is_not(None))]
+        if year_to is not None:
+            conds.append(or_(Record.year_lo.is_(None), Record.year_lo <= year_to))
+        if year_from is not None:
+            conds.append(or_(Record.year_hi.is_(None), Record.year_hi >= year_from))
+        stmt = stmt.where(and_(*conds))
+    return stmt
+
+
+def count_pending(session: Session, collection: str, model_version_id: int, phash: str,
+                  year_from: int | None, year_to: int | None) -> int:
+    sub = _pending(session, _collection_id(session, collection), model_version_id, phash, year_from,
+                   year_to).subquery()
+    return session.execute(select(func.count(func.distinct(sub.c.sha256)))).scalar_one()
+
+
+def claim_colorization_batch(session: Session, collection: str, model_version_id: int, phash: str,
+                             year_from: int | None, year_to: int | None, limit: int) -> list[PhotoRef]:
+    """Lock up to ``limit`` greyscale originals that lack this result (SKIP LOCKED); hold the
+    transaction open until their results are written."""
+    cid = _collection_id(session, collection)
+    pending = _pending(session, cid, model_version_id, phash, year_from, year_to).subquery()
+    locked = list(session.execute(
+        select(Asset.sha256).where(Asset.sha256.in_(select(pending.c.sha256)))
+        .order_by(Asset.sha256).limit(limit).with_for_update(skip_locked=True)
+    ).scalars())
+    if not locked:
+        return []
+    stmt = _pending(session, cid, model_version_id, phash, year_from, year_to).where(Asset.sha256.in_(locked))
+    return sorted(_group(session.execute(stmt).all()), key=lambda r: r.sha256)
+
+
+def record_colorization(session: Session, ref: PhotoRef, result_sha256: str, *, model_version_id: int,
+                        phash: str, params: dict[str, Any], run_id: int | None) -> None:
+    """Write one result: the colorization row and a `colorized` link on every record of the photo."""
+    from catalog.assets import link_asset
+
+    stmt = pg_insert(Colorization).values(
+        source_sha256=ref.sha256, result_sha256=result_sha256, model_version_id=model_version_id,
+        params_hash=phash, params=params, run_id=run_id, record_id=ref.record_ids[0], status="done")
+    session.execute(stmt.on_conflict_do_update(
+        constraint="uq_colorizations_job",
+        set_={"result_sha256": stmt.excluded.result_sha256, "run_id": stmt.excluded.run_id, "status": "done"}))
+    for rid in ref.record_ids:
+        link_asset(session, rid, result_sha256, "colorized")
+
+
+def provenance(session: Session, record_id: int) -> dict[str, Any]:
+    """The chain behind a record and each of its colorized images, as plain data."""
+    rows = session.execute(text(PROVENANCE_SQL), {"rid": record_id}).mappings().all()
+    rec = session.get(Record, record_id)
+    if rec is None:
+        raise LookupError(f"no record with id {record_id}")
+    revisions = session.execute(text(
+        "SELECT revision, run_id, seen_at FROM record_revisions WHERE record_id = :rid ORDER BY revision"),
+        {"rid": record_id}).mappings().all()
+    originals = session.execute(text(
+        "SELECT ra.asset_sha256, ra.source_url, ra.first_seen_run_id, ra.last_seen_run_id, ra.crop_box "
+        "FROM record_assets ra WHERE ra.record_id = :rid AND ra.role = 'original' ORDER BY ra.id"),
+        {"rid": record_id}).mappings().all()
+    out: dict[str, Any] = {
+        "record": {"id": rec.id, "source": rec.source.slug, "source_key": rec.source_key, "title": rec.title,
+                   "first_seen_run_id": rec.first_seen_run_id, "last_seen_run_id": rec.last_seen_run_id},
+        "revisions": [dict(r) for r in revisions],
+        "originals": [dict(o) for o in originals],
+        "colorizations": [],
+    }
+    for row in rows:
+        mv_id = row["model_version_id"]
+        examples = session.execute(text(TRAINING_SQL), {"mv": mv_id}).mappings().all()
+        out["colorizations"].append(dict(row) | {"training_examples": [dict(e) for e in examples]})
+    return out
+
+
+PROVENANCE_SQL = """
+SELECT c.result_sha256, c.source_sha256, c.params, c.run_id AS colorization_run_id, cr.started_at AS colorized_at,
+       c.model_version_id, mv.name AS model_version, mv.architecture, mv.parent_id AS parent_model_version_id,
+       mv.checkpoint_sha256, mv.training_run_id, tr.started_at AS trained_at, tr.code_version AS training_code_version
+FROM record_assets ra
+JOIN colorizations c ON c.result_sha256 = ra.asset_sha256
+JOIN model_versions mv ON mv.id = c.model_version_id
+LEFT JOIN colorization_runs cr ON cr.id = c.run_id
+LEFT JOIN training_runs tr ON tr.id = mv.training_run_id
+WHERE ra.record_id = :rid AND ra.role = 'colorized'
+ORDER BY c.id
+"""
+
+TRAINING_SQL = """
+SELECT te.asset_sha256, te.split, te.record_id, r.source_key, s.slug AS source,
+       r.first_seen_run_id AS record_first_crawl_run_id,
+       (SELECT min(ra.first_seen_run_id) FROM record_assets ra
+         WHERE ra.record_id = te.record_id AND ra.asset_sha256 = te.asset_sha256) AS asset_first_crawl_run_id
+FROM training_examples te
+LEFT JOIN records r ON r.id = te.record_id
+LEFT JOIN sources s ON s.id = r.source_id
+WHERE te.model_version_id = :mv
+ORDER BY te.split, te.asset_sha256
+"""

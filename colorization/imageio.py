@@ -1,0 +1,122 @@
+"""Reading photos of any kind into arrays: every PIL mode, 16-bit, EXIF orientation, crop boxes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+__all__ = [
+    "ImageSource",
+    "LoadedImage",
+    "open_image",
+    "load_image",
+    "clamp_box",
+    "IMAGE_SUFFIXES",
+    "list_images",
+]
+
+ImageSource = Union[str, Path, Image.Image]
+Box = tuple[int, int, int, int]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
+
+
+@dataclass
+class LoadedImage:
+    """Pixels of one photo after EXIF orientation.
+
+    ``pixels``: H x W x C with C = 1 (grey) or 3 (RGB); uint8, or float32 in [0, 1] for
+    images of more than 8 bits. ``alpha``: H x W uint8 or None.
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None
+    mode: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    @property
+    def is_grey(self) -> bool:
+        return self.pixels.shape[2] == 1
+
+    def rgb_uint8(self) -> np.ndarray:
+        """H x W x 3 uint8 (grey replicated, high bit depth rounded)."""
+        p = self.pixels
+        if p.dtype != np.uint8:
+            p = np.clip(p * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(p, 3, axis=2) if p.shape[2] == 1 else p
+
+
+def open_image(src: ImageSource) -> Image.Image:
+    """Open a path (or take a PIL image) and apply its EXIF orientation."""
+    img = src if isinstance(src, Image.Image) else Image.open(src)
+    try:
+        out = ImageOps.exif_transpose(img)
+    except Exception:  # broken EXIF should not stop colorization
+        out = img
+    return out if out is not None else img
+
+
+def _high_depth(img: Image.Image) -> np.ndarray:
+    arr = np.asarray(img)
+    if img.mode == "F":
+        a = arr.astype(np.float32)
+        scale = 255.0 if a.max(initial=0.0) > 1.0 else 1.0
+    else:
+        a = arr.astype(np.float32)
+        scale = 65535.0 if img.mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
+    return np.clip(a / scale, 0.0, 1.0)[:, :, None]
+
+
+def load_image(src: ImageSource) -> LoadedImage:
+    """Load any photo: 1, L, LA, P, PA, RGB, RGBA, CMYK, YCbCr, I;16, I, F..."""
+    img = open_image(src)
+    mode = img.mode
+    alpha = None
+    if mode == "P" or mode == "PA":
+        img = img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
+    elif mode == "1":
+        img = img.convert("L")
+    if img.mode in ("RGBA", "RGBa", "LA", "La"):
+        alpha = np.asarray(img.getchannel("A"))
+        img = img.convert("RGB" if img.mode.startswith("RGB") else "L")
+    if img.mode == "L":
+        pixels = np.array(img)[:, :, None]
+    elif img.mode in ("F", "I") or img.mode.startswith("I;16"):
+        pixels = _high_depth(img)
+    else:
+        pixels = np.array(img.convert("RGB"))
+    return LoadedImage(np.ascontiguousarray(pixels), alpha, mode)
+
+
+def clamp_box(box: Box | None, size: tuple[int, int]) -> Box:
+    """A (left, top, right, bottom) box clipped to the image; None means the whole image."""
+    w, h = size
+    if box is None:
+        return (0, 0, w, h)
+    left, top, right, bottom = (int(v) for v in box)
+    left, top = max(0, left), max(0, top)
+    right, bottom = min(w, right), min(h, bottom)
+    if right - left < 8 or bottom - top < 8:
+        raise ValueError(f"crop box {box} leaves less than 8x8 pixels of a {w}x{h} image")
+    return (left, top, right, bottom)
+
+
+def list_images(*roots: str | Path) -> list[Path]:
+    """Image files under the given files/folders (recursive), sorted."""
+    out: list[Path] = []
+    for root in roots:
+        p = Path(root)
+        if p.is_dir():
+            out += [f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {p}")
+    return sorted(set(out))

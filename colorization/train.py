@@ -1,0 +1,351 @@
+"""Two-stage pix2pix colorization training: L1 pretraining, then adversarial + lambda * L1.
+
+``train(config, train_images, val_images, out_dir)`` writes, in ``out_dir``:
+``model.safetensors`` (generator + metadata, every epoch), ``train_state.pt`` (everything
+needed to resume exactly), ``log.jsonl`` (losses per logged step, validation per epoch),
+``curves.png`` and ``samples/epoch_NNN.png`` (greyscale | prediction | truth).
+
+``recipe="engine"``: lean U-Net, colour conversion on the device, bf16 autocast on CUDA,
+channels-last. ``recipe="reference"``: the plain recipe it is compared with (fastai-style
+U-Net, skimage colour conversion in the CPU loader, fp32).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+from . import lab
+from .data import CropDataset, data_fingerprint
+from .metrics import colourfulness_torch
+from .networks import PatchDiscriminator, UNetGenerator
+from .runtime import amp_dtype, autocast, resolve_device
+
+__all__ = ["TrainConfig", "TrainResult", "train", "build_models"]
+
+
+@dataclass
+class TrainConfig:
+    recipe: str = "engine"  # "engine" or "reference"
+    crop_size: int = 256
+    batch_size: int = 16
+    stage1_epochs: int | None = 2  # None: no limit (use stage1_seconds)
+    stage2_epochs: int | None = 10
+    stage1_seconds: float | None = None  # training-time limit per stage (None: no limit)
+    stage2_seconds: float | None = None
+    samples_per_epoch: int | None = None  # crops per epoch (default: one per photo)
+    lr_stage1: float = 1e-4
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    lambda_l1: float = 100.0
+    width: int = 64
+    blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
+    ndf: int = 64
+    pretrained: bool = False
+    device: str = "auto"
+    amp: str = "auto"  # auto: bf16 on CUDA (engine only), off elsewhere
+    channels_last: bool = True  # engine only
+    compile: bool = False
+    num_workers: int = 2
+    cache_images: bool = True
+    seed: int = 0
+    log_every: int = 10
+    max_val_images: int = 64
+    grid_images: int = 8
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    train_state: Path
+    epochs: int
+    steps: int
+    images_seen: int
+    train_seconds: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _EpochSampler(Sampler):
+    """Yields (epoch, index) so that persistent loader workers see the current epoch."""
+
+    def __init__(self, n: int):
+        self.n, self.epoch = n, 0
+
+    def __iter__(self):
+        return iter([(self.epoch, i) for i in range(self.n)])
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class _EpochDataset(torch.utils.data.Dataset):
+    def __init__(self, ds: CropDataset):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, key):
+        epoch, i = key
+        self.ds.set_epoch(epoch)
+        return self.ds[i]
+
+
+def build_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(config.seed)
+    if config.recipe == "engine":
+        gen: nn.Module = UNetGenerator(config.width, tuple(config.blocks), pretrained=config.pretrained)
+    elif config.recipe == "reference":
+        from .reference import ReferenceUNet
+
+        gen = ReferenceUNet(config.width, pretrained=config.pretrained)
+    else:
+        raise ValueError(f"unknown recipe {config.recipe!r}: use engine or reference")
+    return gen, PatchDiscriminator(3, config.ndf)
+
+
+def _lab_batch(batch, device, engine: bool, channels_last: bool):
+    if engine:
+        rgb = batch.to(device, non_blocking=True)
+        L, ab = lab.uint8_batch_to_lab_normalized(rgb)
+    else:
+        L, ab = (t.to(device, non_blocking=True) for t in batch)
+    if channels_last:
+        L, ab = L.contiguous(memory_format=torch.channels_last), ab.contiguous(memory_format=torch.channels_last)
+    return L, ab
+
+
+class _Trainer:
+    def __init__(self, cfg: TrainConfig, out_dir: Path, device: torch.device, gen: nn.Module, disc: nn.Module):
+        self.cfg, self.out, self.device = cfg, out_dir, device
+        self.engine = cfg.recipe == "engine"
+        self.dtype = amp_dtype(device, cfg.amp) if self.engine else None
+        self.cl = bool(cfg.channels_last and self.engine)
+        fmt = torch.channels_last if self.cl else torch.contiguous_format
+        self.gen = gen.to(device, memory_format=fmt)
+        self.disc = disc.to(device, memory_format=fmt)
+        self.opt1 = torch.optim.Adam(self.gen.parameters(), lr=cfg.lr_stage1)
+        self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas))
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas))
+        self.g_fwd = torch.compile(self.gen) if cfg.compile else self.gen
+        self.d_fwd = torch.compile(self.disc) if cfg.compile else self.disc
+
+    def step(self, L: torch.Tensor, ab: torch.Tensor, stage: int) -> dict[str, torch.Tensor]:
+        with autocast(self.device, self.dtype):
+            fake = self.g_fwd(L)
+        if stage == 1:
+            loss = F.l1_loss(fake.float(), ab)
+            self.opt1.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt1.step()
+            return {"l1": loss.detach()}
+        bce = F.binary_cross_entropy_with_logits
+        self.disc.requires_grad_(True)
+        with autocast(self.device, self.dtype):
+            d_fake = self.d_fwd(torch.cat((L, fake.detach()), 1)).float()
+            d_real = self.d_fwd(torch.cat((L, ab), 1)).float()
+        loss_d = 0.5 * (bce(d_fake, torch.zeros_like(d_fake)) + bce(d_real, torch.ones_like(d_real)))
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        self.disc.requires_grad_(False)
+        with autocast(self.device, self.dtype):
+            d_fake = self.d_fwd(torch.cat((L, fake), 1)).float()
+        g_gan = bce(d_fake, torch.ones_like(d_fake))
+        l1 = F.l1_loss(fake.float(), ab)
+        loss_g = g_gan + self.cfg.lambda_l1 * l1
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        return {"l1": l1.detach(), "g_gan": g_gan.detach(), "d": loss_d.detach()}
+
+    @torch.no_grad()
+    def validate(self, loader) -> tuple[dict[str, float], list]:
+        self.gen.eval()
+        tot = {"val_l1": 0.0, "val_psnr": 0.0, "val_colourfulness": 0.0, "val_colourfulness_truth": 0.0}
+        n, samples = 0, []
+        for batch in loader:
+            L, ab = _lab_batch(batch, self.device, self.engine, self.cl)
+            with autocast(self.device, self.dtype):
+                fake = self.g_fwd(L).float()
+            pred = lab.lab_normalized_to_rgb(L, fake)
+            truth = lab.lab_normalized_to_rgb(L, ab)
+            mse = ((pred - truth) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+            k = L.shape[0]
+            tot["val_l1"] += F.l1_loss(fake, ab, reduction="none").flatten(1).mean(1).sum().item()
+            tot["val_psnr"] += (-10.0 * torch.log10(mse)).sum().item()
+            tot["val_colourfulness"] += colourfulness_torch(pred).sum().item()
+            tot["val_colourfulness_truth"] += colourfulness_torch(truth).sum().item()
+            n += k
+            if len(samples) < self.cfg.grid_images:
+                grey = lab.lab_normalized_to_rgb(L, torch.zeros_like(ab))
+                for g, p, t in zip(grey, pred, truth):
+                    samples.append([_to_u8(x) for x in (g, p, t)])
+        self.gen.train()
+        return {k: v / max(n, 1) for k, v in tot.items()}, samples[: self.cfg.grid_images]
+
+
+def _to_u8(x: torch.Tensor):
+    return (x.float() * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    st = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        st["cuda"] = torch.cuda.get_rng_state(device)
+    return st
+
+
+def train(
+    config: TrainConfig,
+    train_images: Sequence[str | Path],
+    val_images: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    train_boxes: Sequence | None = None,
+    val_boxes: Sequence | None = None,
+    resume: bool = False,
+    init_checkpoint: str | Path | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train (or resume, or fine-tune from ``init_checkpoint``) and return where things went.
+
+    ``progress`` receives events ``{"event": "start"|"step"|"epoch"|"done", ...}``.
+    """
+    from .checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
+    from .plots import image_grid, plot_curves
+
+    cfg = config
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    emit = progress or (lambda event: None)
+    gen, disc = build_models(cfg)
+    if init_checkpoint is not None:
+        loaded = load_checkpoint(init_checkpoint)
+        if loaded.metadata["arch"] != gen.arch:
+            raise ValueError(f"init checkpoint architecture {loaded.metadata['arch']} != {gen.arch}")
+        gen.load_state_dict(loaded.generator.state_dict())
+    tr = _Trainer(cfg, out, device, gen, disc)
+    ds = CropDataset(train_images, cfg.crop_size, boxes=train_boxes, samples_per_epoch=cfg.samples_per_epoch,
+                     seed=cfg.seed, lab_on_cpu=not tr.engine, cache=cfg.cache_images)
+    val_list = list(val_images)[: cfg.max_val_images]
+    vds = CropDataset(val_list, cfg.crop_size, boxes=(val_boxes[: len(val_list)] if val_boxes else None),
+                      train=False, lab_on_cpu=not tr.engine, cache=cfg.cache_images) if val_list else None
+    sampler = _EpochSampler(len(ds))
+    pin = device.type == "cuda"
+    loader = DataLoader(_EpochDataset(ds), batch_size=cfg.batch_size, sampler=sampler, drop_last=len(ds) >= cfg.batch_size,
+                        num_workers=cfg.num_workers, pin_memory=pin, persistent_workers=cfg.num_workers > 0,
+                        prefetch_factor=4 if cfg.num_workers > 0 else None)
+    vloader = DataLoader(vds, batch_size=cfg.batch_size, num_workers=0) if vds is not None else None
+    fingerprint = data_fingerprint(train_images, train_boxes)
+
+    epoch, step, seen = 0, 0, 0
+    stage_time = [0.0, 0.0]
+    stage_epochs = [0, 0]
+    history: list[dict[str, Any]] = []
+    state_path, ckpt_path, log_path = out / "train_state.pt", out / "model.safetensors", out / "log.jsonl"
+    if resume and state_path.exists():
+        st = load_train_state(state_path)
+        tr.gen.load_state_dict(st["generator"])
+        tr.disc.load_state_dict(st["discriminator"])
+        tr.opt1.load_state_dict(st["opt_stage1"])
+        tr.opt_g.load_state_dict(st["opt_g"])
+        tr.opt_d.load_state_dict(st["opt_d"])
+        epoch, step, seen = int(st["epoch"]), int(st["step"]), int(st["images_seen"])
+        stage_time, stage_epochs = list(st["stage_time"]), list(st["stage_epochs"])
+        history = json.loads(st["history"])
+        torch.set_rng_state(st["rng"]["cpu"])
+        if "cuda" in st["rng"] and device.type == "cuda":
+            torch.cuda.set_rng_state(st["rng"]["cuda"], device)
+    with open(log_path, "w") as f:  # the log always matches the state resumed from
+        f.writelines(json.dumps(r) + "\n" for r in history)
+
+    limits_e = [cfg.stage1_epochs, cfg.stage2_epochs]
+    limits_t = [cfg.stage1_seconds, cfg.stage2_seconds]
+
+    def stage_done(s: int) -> bool:
+        by_epochs = limits_e[s] is not None and stage_epochs[s] >= limits_e[s]
+        by_time = limits_t[s] is not None and stage_time[s] >= limits_t[s]
+        unlimited = limits_e[s] is None and limits_t[s] is None
+        return by_epochs or by_time or unlimited
+
+    emit({"event": "start", "device": str(device), "train_images": len(ds.paths), "val_images": len(val_list),
+          "steps_per_epoch": len(loader), "resumed_epoch": epoch})
+    metrics: dict[str, float] = {}
+    tr.gen.train()
+    tr.disc.train()
+    for s in (0, 1):
+        while not stage_done(s):
+            stage = s + 1
+            sampler.epoch = epoch
+            t_epoch = time.perf_counter()
+            acc: dict[str, torch.Tensor] = {}
+            n_acc = 0
+            for batch in loader:
+                L, ab = _lab_batch(batch, device, tr.engine, tr.cl)
+                losses = tr.step(L, ab, stage)
+                step += 1
+                seen += L.shape[0]
+                for k, v in losses.items():
+                    acc[k] = acc.get(k, 0) + v
+                n_acc += 1
+                if n_acc == cfg.log_every:
+                    rec = {"kind": "train", "stage": stage, "epoch": epoch, "step": step,
+                           **{k: float(v) / n_acc for k, v in acc.items()}}
+                    history.append(rec)
+                    with open(log_path, "a") as f:
+                        f.write(json.dumps(rec) + "\n")
+                    acc, n_acc = {}, 0
+                    emit({"event": "step", **rec})
+                if limits_t[s] is not None and stage_time[s] + time.perf_counter() - t_epoch >= limits_t[s]:
+                    break
+            if n_acc:
+                rec = {"kind": "train", "stage": stage, "epoch": epoch, "step": step,
+                       **{k: float(v) / n_acc for k, v in acc.items()}}
+                history.append(rec)
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            dt = time.perf_counter() - t_epoch
+            stage_time[s] += dt
+            stage_epochs[s] += 1
+            val_rec = {"kind": "val", "stage": stage, "epoch": epoch, "step": step, "images_seen": seen,
+                       "epoch_seconds": dt, "train_seconds": sum(stage_time)}
+            if vloader is not None:
+                metrics, samples = tr.validate(vloader)
+                val_rec.update(metrics)
+                if samples:
+                    image_grid(samples, ["greyscale", "prediction", "truth"], out / "samples" / f"epoch_{epoch:03d}.png")
+            history.append(val_rec)
+            with open(log_path, "a") as f:
+                f.write(json.dumps(val_rec) + "\n")
+            plot_curves(history, out / "curves.png")
+            epoch += 1
+            meta = {"recipe": cfg.recipe, "config": asdict(cfg), "epoch": epoch, "step": step, "images_seen": seen,
+                    "train_seconds": sum(stage_time), "metrics": metrics,
+                    "data": {"fingerprint": fingerprint, "train_images": len(ds.paths), "val_images": len(val_list)},
+                    "parent": str(init_checkpoint) if init_checkpoint else None,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            save_checkpoint(ckpt_path, tr.gen, meta)
+            save_train_state(state_path, {
+                "format": "arhiva-colorizer-train-state", "generator": tr.gen.state_dict(),
+                "discriminator": tr.disc.state_dict(), "opt_stage1": tr.opt1.state_dict(),
+                "opt_g": tr.opt_g.state_dict(), "opt_d": tr.opt_d.state_dict(), "epoch": epoch, "step": step,
+                "images_seen": seen, "stage_time": stage_time, "stage_epochs": stage_epochs,
+                "history": json.dumps(history), "rng": _rng_state(device), "config": json.dumps(asdict(cfg))})
+            emit({"event": "epoch", **val_rec})
+    result = TrainResult(ckpt_path, state_path, epoch, step, seen, sum(stage_time), metrics, history)
+    emit({"event": "done", "checkpoint": str(ckpt_path), "epochs": epoch, "steps": step})
+    return result

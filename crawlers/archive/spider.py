@@ -1,0 +1,389 @@
+"""The ``archive`` spider: archive sites, IIIF and OAI-PMH, decided by what comes back.
+
+Every response is sniffed (``crawlers.archive.sniff``): OAI-PMH XML, IIIF
+manifests and collections, Omeka S API JSON, the Commons API, or HTML item
+and listing pages. Each yields *views* of photographs; views of the same
+photograph (an item page, its manifest, its API document, an OAI record
+pointing to a manifest) are grouped by identity and merged into one record
+when the crawl goes idle (or when ``ARHIVA_MERGE_BUFFER`` groups are held).
+
+Limits: requests stay inside ``allowed_domains`` (``--allow-domain``, default
+the start URLs' hosts; redirects and images included); ``--max-pages`` counts
+every page/feed/manifest request; ``--depth`` counts link hops (listing →
+item, collection → member), not pagination, OAI tokens or the documents
+that complete a record (manifest, media). Deleted OAI records withdraw the
+catalogue record holding that OAI identifier at the end of a finished crawl.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from scrapy import Request, signals
+from scrapy.exceptions import DontCloseSpider
+
+from crawlers.archive import commons, iiif, oai, omeka, sniff
+from crawlers.archive.found import Found, Grouper, merge
+from crawlers.archive.middlewares import host_allowed
+from crawlers.archive.pages import parse_page
+from crawlers.archive.text import canonical_url, host_of
+from crawlers.archive.xmlsafe import BadXML, UnsafeXML
+from crawlers.base import ArhivaSpider
+from crawlers.items import RecordItem, SeenItem
+
+DEFAULT_DEPTH = 3
+DEFAULT_MAX_PAGES = 10_000
+
+
+def _as_list(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.replace(",", " ").split() if v.strip()]
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+class ArchiveSpider(ArhivaSpider):
+    name = "archive"
+    source_kind = "archive"
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        p = dict(params)
+        urls = []
+        for u in _as_list(p.get("start_urls")):
+            cu = canonical_url(u)
+            if cu is None:
+                raise ValueError(f"not an http(s) URL: {u!r}")
+            urls.append(cu)
+        if not urls:
+            raise ValueError("give at least one START_URL")
+        p["start_urls"] = urls
+        p["allow_domains"] = [d.lower().lstrip(".") for d in _as_list(p.get("allow_domains"))] or \
+            sorted({host_of(u) for u in urls})
+        outside = [u for u in urls if not host_allowed(host_of(u), p["allow_domains"])]
+        if outside:
+            raise ValueError(f"start URL outside the allowed domains: {outside[0]}")
+        for name, default in (("max_pages", DEFAULT_MAX_PAGES), ("depth", DEFAULT_DEPTH)):
+            value = p.get(name)
+            p[name] = default if value in (None, "") else int(value)
+            if p[name] < (1 if name == "max_pages" else 0):
+                raise ValueError(f"{name.replace('_', '-')} must be at least {1 if name == 'max_pages' else 0}")
+        if p.get("from_date"):
+            import re
+
+            if not re.fullmatch(r"\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\dZ)?", str(p["from_date"])):
+                raise ValueError(f"--from must be YYYY-MM-DD (or YYYY-MM-DDThh:mm:ssZ), got {p['from_date']!r}")
+        return {k: v for k, v in p.items() if v not in (None, "", [])}
+
+    @classmethod
+    def source_for(cls, params, app_settings=None):
+        first = params["start_urls"][0]
+        parts = urlsplit(first)
+        return {"slug": params.get("source") or f"archive:{parts.hostname}", "kind": "archive",
+                "base_url": f"{parts.scheme}://{parts.netloc}/",
+                "config": {"start_urls": params["start_urls"], "allow_domains": params["allow_domains"]}}
+
+    @classmethod
+    def update_settings(cls, settings):
+        super().update_settings(settings)
+        mws = dict(settings.getdict("DOWNLOADER_MIDDLEWARES"))
+        mws.setdefault("crawlers.archive.middlewares.AllowedDomainsMiddleware", 45)
+        mws.setdefault("scrapy.downloadermiddlewares.offsite.OffsiteMiddleware", None)  # ours is stricter, logs
+        mws.setdefault("crawlers.archive.middlewares.HostMapMiddleware", 960)
+        settings.set("DOWNLOADER_MIDDLEWARES", mws, priority="spider")
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider._idle, signal=signals.spider_idle)
+        return spider
+
+    def __init__(self, *args, **kwargs):
+        params = self.check_params(kwargs)
+        super().__init__(*args)
+        self.start_urls = params["start_urls"]
+        self.allowed_domains = params["allow_domains"]
+        self.max_pages = params["max_pages"]
+        self.max_depth = params["depth"]
+        self.oai_set = params.get("set")
+        self.oai_from = params.get("from_date")
+        self.grouper = Grouper()
+        self.pending: Counter[str] = Counter()   # identity → outstanding requests that complete it
+        self.flushed: set[str] = set()           # identities already emitted
+        self.scheduled: set[str] = set()         # page URLs requested
+        self.oai_deleted: dict[str, str] = {}    # OAI identifier → datestamp
+        self.oai_restarted: set[str] = set()
+        self._limit_logged = False
+
+    # -- requests ------------------------------------------------------------------------------
+    async def start(self):
+        for url in self.start_urls:
+            req = self._page(self._oai_start(url), depth=0, kind="start")
+            if req is not None:
+                yield req
+
+    def _oai_start(self, url: str) -> str:
+        """A start URL with --set/--from applied when it is (or must be) an OAI ListRecords request."""
+        query = dict(parse_qsl(urlsplit(url).query))
+        if query.get("verb") == "ListRecords" or (not query and (self.oai_set or self.oai_from)):
+            return oai.list_records_url(url, metadata_prefix=query.get("metadataPrefix", "oai_dc"),
+                                        set_spec=self.oai_set or query.get("set"),
+                                        from_date=self.oai_from or query.get("from"), until=query.get("until"))
+        return url
+
+    def _page(self, url: str | None, *, depth: int, kind: str, completes: str | None = None,
+              meta: dict[str, Any] | None = None, dont_filter: bool = False) -> Request | None:
+        """A request for a page/feed/manifest, within the depth and page limits (None when refused)."""
+        url = canonical_url(url)
+        if url is None or depth > self.max_depth:
+            return None
+        if url in self.scheduled and not dont_filter:
+            return None
+        if len(self.scheduled) >= self.max_pages:
+            if not self._limit_logged:
+                self._limit_logged = True
+                self.logger.info("--max-pages %d reached: no more pages are fetched", self.max_pages)
+                self.runlog.count("max_pages_reached")
+            return None
+        self.scheduled.add(url)
+        if completes:
+            self.pending[completes] += 1
+        m = {"arhiva_depth": depth, "arhiva_kind": kind, "arhiva_completes": completes, **(meta or {})}
+        return Request(url, callback=self.parse, errback=self.page_failed, meta=m, dont_filter=dont_filter)
+
+    def page_failed(self, failure):
+        request = getattr(failure, "request", None)
+        if request is not None:
+            self._done(request)
+        self.request_failed(failure)
+        return self._maybe_flush()
+
+    def _done(self, request) -> None:
+        ident = request.meta.get("arhiva_completes")
+        if ident and self.pending[ident] > 0:
+            self.pending[ident] -= 1
+
+    # -- responses -----------------------------------------------------------------------------
+    def parse(self, response):
+        self._done(response.request)
+        kind = sniff.sniff(response.headers.get(b"Content-Type"), response.body)
+        self.runlog.count(f"requests/{kind}")
+        depth = response.meta.get("arhiva_depth", 0)
+        handler = {"oai": self._parse_oai, "xml": self._parse_xml, "json": self._parse_json,
+                   "html": self._parse_html}.get(kind)
+        if handler is None:
+            self.runlog.error("unsupported_content", f"cannot read {kind} content", url=response.url)
+            return
+        yield from handler(response, depth)
+        yield from self._maybe_flush()
+
+    def _add(self, views: list[Found]):
+        for v in views:
+            ids = v.identities() or [v.fetched_url]
+            if any(i in self.flushed for i in ids):
+                self.runlog.count("views/late")  # its record was already stored in this crawl
+                continue
+            self.grouper.add(v)
+
+    def _parse_oai(self, response, depth: int):
+        try:
+            page = oai.parse_oai(response.body, response.url)
+        except (UnsafeXML, BadXML) as exc:
+            self.runlog.error("unsafe_xml" if isinstance(exc, UnsafeXML) else "bad_xml", str(exc), url=response.url)
+            return
+        start = response.meta.get("oai_list_start") or response.url
+        if page.error_code:
+            yield from self._oai_error(page, response, depth, start)
+            return
+        if page.verb not in ("ListRecords", "GetRecord"):
+            if "verb=ListRecords" not in response.url:  # Identify or another answer: ask for the records
+                req = self._page(oai.list_records_url(response.url, set_spec=self.oai_set, from_date=self.oai_from),
+                                 depth=depth, kind="oai_page")
+                if req is not None:
+                    yield req
+            return
+        self.runlog.count("oai/records", len(page.records))
+        for d in page.deleted:
+            self.oai_deleted[d["identifier"]] = d["datestamp"]
+        self.runlog.count("oai/deleted", len(page.deleted))
+        self._add(page.records)
+        for v in page.records:
+            for url in v.follow:
+                req = self._page(url, depth=depth, kind="manifest", completes=v.identities()[0])
+                if req is not None:
+                    yield req
+        if page.token:
+            req = self._page(oai.next_page_url(response.url, page.token), depth=depth, kind="oai_page",
+                             meta={"oai_list_start": start})
+            if req is not None:
+                yield req
+
+    def _parse_xml(self, response, depth: int):
+        """XML that did not look like OAI-PMH at first sight: parsed safely, OAI if its root says so."""
+        from crawlers.archive.xmlsafe import parse_xml
+
+        try:
+            root = parse_xml(response.body)
+        except (UnsafeXML, BadXML) as exc:
+            self.runlog.error("unsafe_xml" if isinstance(exc, UnsafeXML) else "bad_xml", str(exc), url=response.url)
+            return
+        if root.tag == "{http://www.openarchives.org/OAI/2.0/}OAI-PMH":
+            yield from self._parse_oai(response, depth)
+        else:
+            self.runlog.error("unsupported_content", f"XML with root {root.tag} is not OAI-PMH", url=response.url)
+
+    def _oai_error(self, page, response, depth: int, start: str):
+        code = page.error_code
+        if code == "noRecordsMatch":
+            self.runlog.count("oai/no_records_match")
+            return
+        if code == "badResumptionToken" and start not in self.oai_restarted:
+            self.oai_restarted.add(start)
+            self.logger.warning("OAI resumption token refused at %s: restarting the list from %s", response.url, start)
+            self.runlog.count("oai/restarted")
+            req = self._page(start, depth=depth, kind="oai_restart", meta={"oai_list_start": start}, dont_filter=True)
+            if req is not None:
+                yield req
+            return
+        if code in ("badVerb", "badArgument") and "verb=ListRecords" not in response.url:
+            # a bare OAI endpoint: ask for the records
+            req = self._page(oai.list_records_url(response.url, set_spec=self.oai_set, from_date=self.oai_from),
+                             depth=depth, kind="oai_page")
+            if req is not None:
+                yield req
+            return
+        hint = " (gave up after one restart)" if code == "badResumptionToken" else ""
+        self.runlog.error("oai_error", f"{code}: {page.error_message or ''}{hint}", url=response.url)
+
+    def _parse_json(self, response, depth: int):
+        try:
+            doc = json.loads(response.body)
+        except ValueError as exc:
+            self.runlog.error("bad_json", f"not JSON: {exc}", url=response.url)
+            return
+        url = response.url
+        if iiif.is_manifest(doc):
+            self._add([iiif.parse_manifest(doc, url)])
+        elif iiif.is_collection(doc):
+            col = iiif.parse_collection(doc)
+            for m in col.embedded_manifests:
+                self._add([iiif.parse_manifest(m, canonical_url(m.get("id") or m.get("@id")) or url)])
+            for target in col.manifests + col.collections:
+                req = self._page(target, depth=depth + 1, kind="iiif")
+                if req is not None:
+                    yield req
+        elif omeka.is_omeka_item(doc) or (isinstance(doc, list) and any(omeka.is_omeka_item(d) for d in doc)):
+            for item in doc if isinstance(doc, list) else [doc]:
+                if omeka.is_omeka_item(item):
+                    view = omeka.parse_item(item, url)
+                    yield from self._follow(view, depth)
+                    self._add([view])
+            nxt = omeka.link_header_next(response.headers.get(b"Link"))
+            if nxt:
+                req = self._page(canonical_url(nxt, url), depth=depth, kind="api_page")
+                if req is not None:
+                    yield req
+        elif omeka.is_omeka_media(doc):
+            view = omeka.parse_media(doc, url)
+            if view is not None:
+                self._add([view])
+        elif commons.is_commons_api(doc):
+            self._add(commons.parse_api(doc, url))
+        else:
+            self.runlog.error("unsupported_content", "JSON that is neither IIIF, Omeka S nor Commons", url=url)
+
+    def _follow(self, view: Found, depth: int):
+        for target in view.follow:
+            req = self._page(target, depth=depth, kind="media", completes=(view.identities() or [None])[0])
+            if req is not None:
+                yield req
+        view.follow = []
+
+    def _parse_html(self, response, depth: int):
+        try:
+            text = response.text
+        except AttributeError:
+            text = response.body.decode("utf-8", "replace")
+        result = parse_page(text, response.url)
+        for view in result.views:
+            view.follow = []
+        self._add(result.views)
+        first = result.views[0].identities()[0] if result.views and result.views[0].identities() else None
+        for target in result.follow:
+            req = self._page(target, depth=depth, kind="media", completes=first)
+            if req is not None:
+                yield req
+        for target in result.iiif_links:
+            req = self._page(target, depth=depth, kind="iiif", completes=first)
+            if req is not None:
+                yield req
+        for target in result.item_links:  # items before the next listing page: records come early
+            req = self._page(target, depth=depth + 1, kind="item")
+            if req is not None:
+                yield req
+        for target in result.next_pages:
+            req = self._page(target, depth=depth, kind="listing")
+            if req is not None:
+                yield req
+
+    # -- merging and emitting ------------------------------------------------------------------
+    def _maybe_flush(self):
+        limit = self.crawler.settings.getint("ARHIVA_MERGE_BUFFER", 2000)
+        if len(self.grouper) < limit:
+            return []
+        return self._emit(ready_only=True)
+
+    def _idle(self):
+        if len(self.grouper):
+            self.crawler.engine.crawl(Request("data:,", callback=self._flush_cb, dont_filter=True,
+                                              meta={"arhiva_kind": "flush"}))
+            raise DontCloseSpider
+
+    def _flush_cb(self, response):
+        yield from self._emit(ready_only=False)
+
+    def _emit(self, *, ready_only: bool):
+        groups = self.grouper.pop_all()
+        keep, merged = [], []
+        for views in groups:
+            ids = {i for v in views for i in (v.identities() or [v.fetched_url])}
+            if ready_only and any(self.pending[i] for i in ids):
+                keep.append(views)
+                continue
+            self.flushed |= ids
+            merged.append(merge(views))
+        for views in keep:
+            for v in views:
+                self.grouper.add(v)
+        if not merged:
+            return
+        known = self.store.known([m.key for m in merged])
+        seen: list[SeenItem] = []
+        for m in merged:
+            k = known.get(m.key)
+            if k is not None and k.payload_hash == m.record.payload_hash() and k.status == "active" \
+                    and (m.image_url is None or m.image_url in k.asset_urls):
+                seen.append(SeenItem(m.key, k.id, [m.image_url] if m.image_url else []))
+                continue
+            # new, changed, or its image is still missing (the upsert counts it unchanged then)
+            yield RecordItem(m.key, m.record, fetched_url=m.fetched_urls[0], image_url=m.image_url)
+        self.store.touch(seen)
+
+    # -- the end -------------------------------------------------------------------------------
+    def closed(self, reason):
+        if reason != "finished" or not self.oai_deleted:
+            return
+        from sqlalchemy import or_, select
+
+        from catalog.db import session_scope
+        from catalog.models import Record
+
+        ids = sorted(self.oai_deleted)
+        with session_scope(self.store.engine) as s:
+            keys = set(s.execute(select(Record.source_key).where(
+                Record.source_id == self.store.source_id,
+                or_(Record.source_key.in_(ids), Record.extra["oai_identifier"].astext.in_(ids)))).scalars())
+        self.store.withdraw(keys)

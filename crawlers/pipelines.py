@@ -1,0 +1,145 @@
+"""Item pipelines: validate → download the image → store in batches.
+
+Items are ``crawlers.items.RecordItem``. A problem with one item is logged
+on the run (``RunLog``) and the crawl goes on; nothing already stored is
+touched by a failed item.
+"""
+from __future__ import annotations
+
+import logging
+
+from scrapy import Request
+from scrapy.exceptions import DropItem, NotConfigured
+from scrapy.utils.asyncio import run_in_thread
+
+from catalog.assets import ImageRejected
+from catalog.ingest import validate
+from catalog.settings import get_settings
+from crawlers.items import RecordItem
+from crawlers.runlog import RunLog
+from crawlers.store import CrawlStore
+
+logger = logging.getLogger(__name__)
+
+
+class ValidatePipeline:
+    """Reject records the catalogue would refuse, before any image is fetched."""
+
+    def __init__(self, runlog: RunLog):
+        self.runlog = runlog
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(RunLog.from_crawler(crawler))
+
+    def process_item(self, item):
+        if not isinstance(item, RecordItem) or item.record is None:
+            return item
+        problem = validate(item.record)
+        if problem:
+            self.runlog.error("record_rejected", str(problem), key=item.source_key, url=item.fetched_url)
+            self.runlog.count("records/rejected")
+            raise DropItem(str(problem))
+        return item
+
+
+class ImageDownloadPipeline:
+    """Fetch ``item.image_url`` through the downloader (politeness, retries, size limit).
+
+    The body is kept untouched; decoding checks (truncated files, HTML pages,
+    decompression bombs) happen when the catalogue registers it.
+    """
+
+    def __init__(self, crawler):
+        s = crawler.settings
+        if not s.getbool("ARHIVA_IMAGES", True):
+            raise NotConfigured
+        self.crawler = crawler
+        self.runlog = RunLog.from_crawler(crawler)
+        self.accept = s.get("ARHIVA_IMAGE_ACCEPT", "image/jpeg,*/*;q=0.5")
+        self.max_bytes = s.getint("ARHIVA_MAX_IMAGE_BYTES", 0) or get_settings().max_image_bytes
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    async def process_item(self, item):
+        if (not isinstance(item, RecordItem) or not item.image_url or item.image_body is not None
+                or item.image_current):
+            return item
+        headers = {"Accept": self.accept, **item.image_headers}
+        request = Request(item.image_url, headers=headers, priority=10,
+                          meta={"download_maxsize": self.max_bytes, "download_warnsize": 0, "arhiva_kind": "image"})
+        self.runlog.count("requests/image")
+        try:
+            response = await self.crawler.engine.download_async(request)
+        except Exception as exc:  # timeouts, refused connections, over-size bodies, data loss
+            self._fail(item, f"download failed: {type(exc).__name__}: {exc}")
+            return item
+        if response.status != 200:
+            self._fail(item, f"HTTP {response.status}")
+            return item
+        ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").split(";")[0].strip().lower()
+        if ctype.startswith("text/"):
+            self._fail(item, f"served as {ctype}, not an image")
+            return item
+        item.image_body = response.body
+        item.image_etag = _header(response, b"ETag")
+        item.image_last_modified = _header(response, b"Last-Modified")
+        self.runlog.count("images/downloaded")
+        return item
+
+    def _fail(self, item: RecordItem, message: str) -> None:
+        self.runlog.count("images/failed")
+        self.runlog.error("image_download", message, url=item.image_url, key=item.source_key)
+
+
+def _header(response, name: bytes) -> str | None:
+    v = response.headers.get(name)
+    return v.decode("latin-1") if v else None
+
+
+class CatalogPipeline:
+    """Measure images (in threads), buffer items and write them to the catalogue in batches.
+
+    Decoding an image (the truncated/HTML/bomb checks and its measurements)
+    runs in worker threads, several at a time, outside any transaction; the
+    batch write then only inserts rows.
+    """
+
+    def __init__(self, crawler):
+        self.store = CrawlStore.from_crawler(crawler)
+        self.runlog = RunLog.from_crawler(crawler)
+        self.batch_size = max(1, crawler.settings.getint("ARHIVA_BATCH_SIZE", 200))
+        self.buffer: list[RecordItem] = []
+        self._pending = None  # the flush in progress (an awaitable)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    async def process_item(self, item):
+        if not isinstance(item, RecordItem):
+            return item
+        if item.image_body is not None:
+            try:
+                item.image = await run_in_thread(self.store.prepare_image, item.image_body)
+            except ImageRejected as exc:
+                self.runlog.count("images/failed")
+                self.runlog.error("image_rejected", str(exc), url=item.image_url, key=item.source_key)
+            item.image_body = None
+        if item.record is None and item.image is None and not item.image_current:
+            return item  # an image-only item whose image failed: nothing to store
+        self.buffer.append(item)
+        if len(self.buffer) >= self.batch_size:
+            await self._flush()
+        return item
+
+    async def _flush(self) -> None:
+        batch, self.buffer = self.buffer, []
+        if not batch:
+            return
+        await run_in_thread(self.store.write, batch)
+
+    async def close_spider(self):
+        await self._flush()

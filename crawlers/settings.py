@@ -1,0 +1,122 @@
+"""Every Scrapy default arhiva uses, in one place.
+
+Polite by default: a descriptive User-Agent with a contact URL, robots.txt,
+one request at a time per host, AutoThrottle starting at 1 s, retries with
+back-off that honour ``Retry-After``, cookies kept, no telnet console.
+Every value can be overridden (``crawler_settings(overrides)``, the CLI's
+``--set NAME=VALUE``, or a spider's ``custom_settings``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+BOT_NAME = "arhiva"
+SPIDER_MODULES = ["crawlers"]
+SPIDER_LOADER_WARN_ONLY = True
+
+# Politeness
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 8
+CONCURRENT_REQUESTS_PER_DOMAIN = 1
+DOWNLOAD_DELAY = 1.0
+DOWNLOAD_DELAY_JITTER = 0         # keep the 1 s floor exact
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 60.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+COOKIES_ENABLED = True
+DOWNLOAD_TIMEOUT = 60
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False    # Scrapy's code-executing HTTP console: never on
+
+# Retries: our middleware replaces Scrapy's (same settings plus back-off).
+RETRY_ENABLED = True
+RETRY_TIMES = 4
+RETRY_HTTP_CODES = [429, 500, 502, 503, 504, 520, 521, 522, 523, 524, 408]
+RETRY_BACKOFF_BASE = 2.0          # seconds before the first retry; doubles each time
+RETRY_BACKOFF_MAX = 120.0         # longest back-off between two tries
+RETRY_AFTER_MAX = 600.0           # longest Retry-After honoured (longer: give up on that request)
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawlers.middlewares.BackoffRetryMiddleware": 550,
+}
+
+# Items: validate, download the image, store in batches.
+ITEM_PIPELINES = {
+    "crawlers.pipelines.ValidatePipeline": 100,
+    "crawlers.pipelines.ImageDownloadPipeline": 200,
+    "crawlers.pipelines.CatalogPipeline": 900,
+}
+EXTENSIONS = {
+    "crawlers.progress.ProgressReporter": 500,
+}
+CONCURRENT_ITEMS = 100
+ARHIVA_BATCH_SIZE = 200           # records per catalogue transaction
+ARHIVA_IMAGES = True              # ImageDownloadPipeline on/off
+ARHIVA_IMAGE_ACCEPT = "image/jpeg,*/*;q=0.5"
+ARHIVA_PROGRESS_INTERVAL = 1.0    # seconds between progress lines to the parent process
+ARHIVA_MAX_ERRORS_KEPT = 200      # error examples stored on the run (all are counted)
+
+LOG_LEVEL = "INFO"
+LOG_FORMATTER = "scrapy.logformatter.LogFormatter"
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+FEED_EXPORT_ENCODING = "utf-8"
+
+# Fast, impolite profile for tests and benchmarks against a local server.
+LOCAL_PROFILE: dict[str, Any] = {
+    "ROBOTSTXT_OBEY": False,
+    "AUTOTHROTTLE_ENABLED": False,
+    "DOWNLOAD_DELAY": 0,
+    "RETRY_BACKOFF_BASE": 0.05,
+    "RETRY_BACKOFF_MAX": 0.2,
+    "RETRY_AFTER_MAX": 2.0,
+    "RETRY_TIMES": 2,
+    "DOWNLOAD_TIMEOUT": 5,
+    "ARHIVA_PROGRESS_INTERVAL": 0.2,
+}
+
+_NAMES = [n for n in list(globals()) if n.isupper() and n != "LOCAL_PROFILE"]
+
+
+def user_agent(app_settings: Any = None) -> str:
+    """arhiva's User-Agent: the configured one, with the contact URL in it."""
+    if app_settings is None:
+        from catalog.settings import get_settings
+
+        app_settings = get_settings()
+    ua, contact = app_settings.user_agent.strip(), (app_settings.contact_url or "").strip()
+    if contact and contact not in ua:
+        ua = f"{ua} (+{contact})"
+    return ua
+
+
+def defaults() -> dict[str, Any]:
+    """The module's settings as a dict (copies, so callers may change them)."""
+    import copy
+
+    return {n: copy.deepcopy(globals()[n]) for n in _NAMES}
+
+
+def crawler_settings(overrides: dict[str, Any] | None = None, app_settings: Any = None):
+    """A ``scrapy.settings.Settings`` with arhiva's defaults, then ``overrides``."""
+    from scrapy.settings import Settings
+
+    s = Settings()
+    s.setmodule(__name__, priority="project")
+    s.set("USER_AGENT", user_agent(app_settings), priority="project")
+    for name, value in (overrides or {}).items():
+        s.set(name, value, priority="cmdline")
+    return s
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` from the command line; VALUE read as JSON when it parses."""
+    import json
+
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name.strip(), json.loads(value)
+    except ValueError:
+        return name.strip(), value

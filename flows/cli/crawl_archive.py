@@ -1,0 +1,93 @@
+"""``arhiva crawl archive``: archive sites, IIIF and OAI-PMH into the catalogue.
+
+Scrapy and the crawlers are imported inside the command (the CLI starts fast).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+err = Console(stderr=True)
+
+
+def run_archive(params: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from crawlers.runner import run_crawl
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("crawling archive…", total=None)
+
+        def show(p: dict[str, Any]) -> None:
+            pages = sum(v for k, v in p.items() if k.startswith("requests/") and k != "requests/image")
+            bar.update(task, description=(
+                f"run {p.get('run_id')}: {pages} pages, {p.get('oai/records', 0)} OAI records, "
+                f"{p.get('records/new', 0)} new, {p.get('records/changed', 0)} changed, "
+                f"{p.get('records/unchanged', 0)} unchanged, {p.get('images/stored', 0)} images, "
+                f"{p.get('errors', 0)} errors"))
+
+        return run_crawl("archive", params, settings_overrides=settings, progress=show)
+
+
+def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
+    @crawl_app.command("archive")
+    def crawl_archive(
+        start_urls: list[str] = typer.Argument(..., metavar="START_URL…",
+                                               help="Item or listing pages, IIIF manifests/collections, "
+                                                    "OAI-PMH endpoints or ListRecords URLs."),
+        collection: str = typer.Option(..., "--collection", help="Collection the records join."),
+        allow_domain: list[str] = typer.Option([], "--allow-domain",
+                                               help="Domain that may be fetched (repeatable; subdomains "
+                                                    "included). Default: the start URLs' hosts."),
+        max_pages: int = typer.Option(10_000, "--max-pages", min=1,
+                                      help="Fetch at most N pages, feeds and manifests (images not counted)."),
+        depth: int = typer.Option(3, "--depth", min=0,
+                                  help="Link hops from a start URL (listing → item = 1; pagination, OAI "
+                                       "tokens, manifests of a record are free)."),
+        oai_set: Optional[str] = typer.Option(None, "--set", help="OAI-PMH set (setSpec)."),
+        oai_from: Optional[str] = typer.Option(None, "--from", help="OAI-PMH: records changed since YYYY-MM-DD."),
+        source: Optional[str] = typer.Option(None, "--source",
+                                             help="Catalogue source slug (default: archive:<first start host>)."),
+        no_images: bool = typer.Option(False, "--no-images", help="Store records without fetching images."),
+        setting: list[str] = typer.Option([], "--setting", help="Scrapy setting NAME=VALUE (repeatable), "
+                                                                "e.g. --setting DOWNLOAD_DELAY=2."),
+        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    ) -> None:
+        """Harvest archive pages (schema.org, Dublin Core, Open Graph, Omeka S, Commons, captions),
+        IIIF Presentation 2/3 and OAI-PMH (oai_dc), deciding by what each URL returns."""
+        import json
+
+        from crawlers.runner import CrawlError
+        from crawlers.settings import parse_setting
+        from flows.cli.crawl_pastvu import summary_table
+
+        try:
+            settings = dict(parse_setting(s) for s in setting)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        if no_images:
+            settings["ARHIVA_IMAGES"] = False
+        params = {"start_urls": start_urls, "allow_domains": allow_domain or None, "max_pages": max_pages,
+                  "depth": depth, "set": oai_set, "from_date": oai_from, "source": source, "collection": collection}
+        params = {k: v for k, v in params.items() if v is not None}
+        try:
+            summary = run_archive(params, settings)
+        except CrawlError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        if json_out:
+            console.print_json(json.dumps(summary, default=str))
+        else:
+            console.print(summary_table(summary))
+            for e in ((summary.get("errors") or {}).get("examples") or [])[:15]:
+                err.print(f"  [yellow]{e.get('kind')}[/yellow] {e.get('message', '')} {e.get('url', '')}",
+                          highlight=False)
+            if summary.get("error"):
+                err.print(f"[red]error:[/red] {summary['error']}", highlight=False)
+        if summary.get("status") != "succeeded":
+            raise typer.Exit(1)

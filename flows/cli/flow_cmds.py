@@ -1,0 +1,141 @@
+"""Flow commands: train, colorize, models, serve. Prefect and torch load inside the commands."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _show(summary: dict, title: str) -> None:
+    t = Table(title=title, show_header=False)
+    for k, v in summary.items():
+        if not isinstance(v, (dict, list)):
+            t.add_row(str(k), f"{v:.3f}" if isinstance(v, float) else str(v))
+    console.print(t)
+
+
+def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
+    @app.command("train")
+    def train(
+        collection: str = typer.Option(..., "--collection", "-c", help="Collection whose colour photos to learn from."),
+        name: Optional[str] = typer.Option(None, "--name", help="Model version name (default COLLECTION-vN)."),
+        base: str = typer.Option("latest", "--base", help="latest (fine-tune the newest), none, or a version name."),
+        stage1_epochs: int = typer.Option(2, "--stage1-epochs", min=0, help="L1 pretraining epochs."),
+        stage2_epochs: int = typer.Option(8, "--stage2-epochs", min=0, help="Adversarial + L1 epochs."),
+        crop_size: int = typer.Option(256, "--crop-size", help="Training crop side (multiple of 32)."),
+        batch_size: int = typer.Option(16, "--batch-size", min=1),
+        width: int = typer.Option(64, "--width", help="Decoder width (from scratch only)."),
+        min_photos: int = typer.Option(4, "--min-photos", help="Train only with at least this many new photos."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    ) -> None:
+        """Train a model version on the collection's colour photos not used before (a Prefect flow)."""
+        from flows.train import train_flow
+
+        try:
+            summary = train_flow(collection=collection, name=name, base=base, stage1_epochs=stage1_epochs,
+                                 stage2_epochs=stage2_epochs, crop_size=crop_size, batch_size=batch_size,
+                                 width=width, min_photos=min_photos, device=device)
+        except LookupError as exc:
+            _fail(str(exc).strip("'\""))
+        _show(summary, f"training: {summary.get('status')}")
+
+    @app.command("colorize")
+    def colorize(
+        collection: str = typer.Option(..., "--collection", "-c"),
+        years: Optional[str] = typer.Option(None, "--years", "-y", help="FROM-TO: records whose years overlap."),
+        model: Optional[str] = typer.Option(None, "--model", help="Model version name (default: the latest)."),
+        limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most N photos this run."),
+        batch_size: int = typer.Option(8, "--batch-size", min=1),
+        render_size: int = typer.Option(256, "--render-size", help="Working size of the network."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    ) -> None:
+        """Colorize a collection's greyscale photos by year range; results go back to the catalogue."""
+        from catalog.queries import QueryError, parse_years
+        from flows.colorize import colorize_flow
+
+        if years:
+            try:
+                parse_years(years)
+            except QueryError as exc:
+                _fail(str(exc))
+        try:
+            summary = colorize_flow(collection=collection, years=years, model=model, limit=limit,
+                                    batch_size=batch_size, render_size=render_size, device=device)
+        except LookupError as exc:
+            _fail(str(exc).strip("'\""))
+        _show(summary, f"colorization: {summary.get('status')}")
+
+    @app.command("models")
+    def models(as_json: bool = typer.Option(False, "--json")) -> None:
+        """Model versions with their metrics and lineage (parent, training run, examples)."""
+        from sqlalchemy import func, select
+
+        from catalog.db import open_catalog, session_scope
+        from catalog.models import ModelVersion, TrainingExample, TrainingRun
+
+        with session_scope(open_catalog()) as s:
+            counts = {(mv, split): n for mv, split, n in s.execute(
+                select(TrainingExample.model_version_id, TrainingExample.split, func.count())
+                .group_by(TrainingExample.model_version_id, TrainingExample.split)).all()}
+            names = dict(s.execute(select(ModelVersion.id, ModelVersion.name)).all())
+            rows = []
+            for mv in s.execute(select(ModelVersion).order_by(ModelVersion.id)).scalars():
+                run = s.get(TrainingRun, mv.training_run_id) if mv.training_run_id else None
+                rows.append({"id": mv.id, "name": mv.name, "architecture": mv.architecture,
+                             "parent": names.get(mv.parent_id), "training_run": mv.training_run_id,
+                             "collection": (run.parameters or {}).get("collection") if run else None,
+                             "train_photos": counts.get((mv.id, "train"), 0),
+                             "val_photos": counts.get((mv.id, "val"), 0), "metrics": mv.metrics,
+                             "checkpoint_sha256": mv.checkpoint_sha256,
+                             "created_at": mv.created_at.isoformat(timespec="seconds")})
+        if as_json:
+            console.print_json(json.dumps(rows))
+            return
+        t = Table("id", "name", "parent", "collection", "train/val", "val L1", "val PSNR", "colourfulness",
+                  "created")
+        for r in rows:
+            m = r["metrics"] or {}
+            fmt = lambda k: f"{m[k]:.3f}" if isinstance(m.get(k), (int, float)) else "—"  # noqa: E731
+            colour = (f"{m['val_colourfulness']:.1f} / {m['val_colourfulness_truth']:.1f}"
+                      if isinstance(m.get("val_colourfulness"), (int, float))
+                      and isinstance(m.get("val_colourfulness_truth"), (int, float)) else "—")
+            t.add_row(str(r["id"]), r["name"], r["parent"] or "—", r["collection"] or "—",
+                      f"{r['train_photos']}/{r['val_photos']}", fmt("val_l1"), fmt("val_psnr"), colour,
+                      r["created_at"])
+        console.print(t)
+
+    @app.command("serve")
+    def serve(config: Path = typer.Option(None, "--config", help="Schedule file (default $ARHIVA_HOME/schedules.toml)."),
+              dry_run: bool = typer.Option(False, "--dry-run", help="Check the file and list the deployments only.")) -> None:
+        """Register the scheduled deployments (crawl, train, colorize) and serve them with Prefect."""
+        from catalog.settings import get_settings
+        from flows.serve import ScheduleError, load_schedule
+
+        path = config or (get_settings().home / "schedules.toml")
+        try:
+            entries = load_schedule(path)
+        except ScheduleError as exc:
+            _fail(str(exc))
+        t = Table("deployment", "flow", "cron", "timezone", "parameters")
+        for e in entries:
+            t.add_row(e["name"], e["kind"], e["cron"], e["timezone"], json.dumps(e["parameters"], ensure_ascii=False))
+        console.print(t)
+        if dry_run:
+            return
+        from flows.serve import serve as run_serve
+
+        err.print("serving; watch the runs in the Prefect UI (`prefect server start`, http://127.0.0.1:4200). "
+                  "Ctrl-C or SIGTERM stops.")
+        run_serve(entries)

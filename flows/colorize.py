@@ -1,0 +1,143 @@
+"""The ``colorize`` flow: greyscale originals of a collection, by year range, through a model.
+
+Work is claimed in the catalogue batch by batch (``FOR UPDATE SKIP LOCKED`` on
+the source assets, inside the transaction that writes the results), so
+several workers can share a collection, nothing is done twice, and a run
+killed midway leaves no half-written file or row: run it again and it
+finishes the rest.
+"""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import time
+from typing import Any
+
+from flows import prefect_env  # noqa: F401  (before prefect)
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE as NO_CACHE
+
+OUTPUT = {"format": "JPEG", "quality": 95, "subsampling": 0}
+GRID_SIZE = 6
+
+
+def colorization_params(render_size: int) -> dict[str, Any]:
+    """What determines a result; its hash makes (source, model, parameters) unique."""
+    return {"render_size": int(render_size), "output": "jpeg-q95-444", "crop": "record"}
+
+
+def encode(image) -> bytes:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, OUTPUT["format"], quality=OUTPUT["quality"], subsampling=OUTPUT["subsampling"])
+    return buf.getvalue()
+
+
+@task(name="colorize-batch", cache_policy=NO_CACHE)
+def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int, phash: str,
+                   params: dict[str, Any], year_from: int | None, year_to: int | None, limit: int,
+                   run_id: int, grid: list) -> dict[str, Any]:
+    """Claim up to ``limit`` photos, colorize them, write the results; all in one transaction."""
+    from PIL import Image
+
+    from catalog.assets import get_store, register_image
+    from catalog.db import session_scope
+    from catalog.work import claim_colorization_batch, record_colorization
+
+    store = get_store()
+    t0 = time.perf_counter()
+    with session_scope(engine) as s:
+        refs = claim_colorization_batch(s, collection, model_version_id, phash, year_from, year_to, limit)
+        if not refs:
+            return {"photos": 0}
+        t1 = time.perf_counter()
+        outputs = colorizer.colorize([store.path(r.sha256) for r in refs], crop_boxes=[r.crop_box for r in refs])
+        t2 = time.perf_counter()
+        for ref, out in zip(refs, outputs):
+            asset = register_image(s, store, encode(out))
+            record_colorization(s, ref, asset.sha256, model_version_id=model_version_id, phash=phash,
+                                params=params, run_id=run_id)
+            if len(grid) < GRID_SIZE:
+                grid.append((Image.open(store.path(ref.sha256)), out))
+    t3 = time.perf_counter()
+    return {"photos": len(refs), "records": sum(len(r.record_ids) for r in refs), "claim_s": t1 - t0,
+            "engine_s": t2 - t1, "write_s": t3 - t2}
+
+
+@flow(name="colorize", log_prints=True)
+def colorize_flow(collection: str, years: str | None = None, model: str | None = None, limit: int | None = None,
+                  batch_size: int = 8, render_size: int = 256, device: str = "auto") -> dict[str, Any]:
+    """Colorize the greyscale originals of ``collection`` whose years overlap ``years`` (FROM-TO)
+    that lack a result from ``model`` (default: the latest version) with these parameters."""
+    from colorization.infer import Colorizer
+
+    from catalog.assets import get_store
+    from catalog.db import open_catalog, session_scope
+    from sqlalchemy import select
+
+    from catalog.models import Collection
+    from catalog.queries import parse_years
+    from catalog.runs import finish_run, start_run
+    from catalog.settings import get_settings
+    from catalog.work import count_pending, latest_model, params_hash
+    from flows.artifacts import before_after_grid, image_artifact, summary_table
+
+    log = get_run_logger()
+    year_from, year_to = parse_years(years) if years else (None, None)
+    engine = open_catalog()
+    params = colorization_params(render_size)
+    phash = params_hash(params)
+    with session_scope(engine) as s:
+        mv = latest_model(s, model)
+        if mv is None:
+            raise LookupError(f"no model version {model!r}" if model else "no model version yet: run `arhiva train`")
+        cid = s.execute(select(Collection.id).where(Collection.name == collection)).scalar()
+        if cid is None:
+            raise LookupError(f"no collection named {collection!r}")
+        pending = count_pending(s, collection, mv.id, phash, year_from, year_to)
+        run_id = start_run(s, "colorization", "prefect:colorize",
+                           {"collection": collection, "years": years, "model": mv.name, "limit": limit,
+                            "batch_size": batch_size, "device": device, "worker": f"{socket.gethostname()}:{os.getpid()}"}
+                           | {"params": params}, collection_id=cid, model_version_id=mv.id)
+        mv_id, mv_name, ckpt = mv.id, mv.name, get_store().path(mv.checkpoint_sha256)
+    log.info("colorize %s (years %s) with %s: %d photo(s) pending", collection, years or "any", mv_name, pending)
+    colorizer = Colorizer(ckpt, device=device, render_size=render_size, batch_size=batch_size)
+    totals = {"photos": 0, "records": 0, "batches": 0, "claim_s": 0.0, "engine_s": 0.0, "write_s": 0.0}
+    grid: list = []
+    started = time.perf_counter()
+    status, error = "succeeded", None
+    try:
+        while limit is None or totals["photos"] < limit:
+            n = batch_size if limit is None else min(batch_size, limit - totals["photos"])
+            got = colorize_batch(engine, colorizer, collection=collection, model_version_id=mv_id, phash=phash,
+                                 params=params, year_from=year_from, year_to=year_to, limit=n, run_id=run_id,
+                                 grid=grid)
+            if not got["photos"]:
+                break
+            totals["batches"] += 1
+            for k in ("photos", "records", "claim_s", "engine_s", "write_s"):
+                totals[k] += got[k]
+            log.info("colorized %d / %d photo(s)", totals["photos"], pending if limit is None else min(pending, limit))
+    except BaseException as exc:
+        status, error = ("cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"), repr(exc)
+        raise
+    finally:
+        totals |= {"seconds": round(time.perf_counter() - started, 3), "pending_before": pending,
+                   "model_version": mv_name, "run_id": run_id, "status": status}
+        for k in ("claim_s", "engine_s", "write_s"):
+            totals[k] = round(totals[k], 3)
+        with session_scope(engine) as s:
+            finish_run(s, "colorization", run_id, status, totals, error)
+    summary_table(f"colorize-{run_id}", totals, f"Colorization run {run_id}: {collection}, {years or 'all years'}")
+    path = before_after_grid(grid, get_settings().home / "artifacts" / f"colorize-{run_id}.png")
+    if path:
+        image_artifact(f"colorize-grid-{run_id}", path, f"Before / after, colorization run {run_id}")
+        totals["grid"] = str(path)
+    return totals
+
+
+def run_colorize(**kwargs: Any) -> dict[str, Any]:
+    return colorize_flow(**kwargs)
+
+
+__all__ = ["colorize_flow", "run_colorize", "colorization_params"]

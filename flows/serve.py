@@ -1,0 +1,97 @@
+"""``arhiva serve``: deployments with cron schedules, read from a TOML file.
+
+Example (``schedules.toml``)::
+
+    [[crawl]]
+    name = "pastvu-moldova-nightly"
+    cron = "0 2 * * *"
+    spider = "pastvu"
+    params = { region = "moldova", collection = "moldova" }
+    colorize_after = { years = "1850-1990" }   # colorize what the crawl brought in
+
+    [[train]]
+    name = "train-weekly"
+    cron = "0 4 * * 0"
+    collection = "moldova"
+
+    [[colorize]]
+    name = "colorize-nightly"
+    cron = "30 3 * * *"
+    collection = "moldova"
+    years = "1850-1990"
+
+Schedules run only on a real Prefect server (``prefect server start`` and
+``PREFECT_API_URL``); the temporary local server registers them but never
+fires them.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+KINDS = ("crawl", "train", "colorize")
+TIMEZONE = "Europe/Chisinau"
+
+
+class ScheduleError(ValueError):
+    pass
+
+
+def load_schedule(path: Path) -> list[dict[str, Any]]:
+    """Validate the file; return one entry per deployment with kind, name, cron, parameters."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScheduleError(f"schedule file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScheduleError(f"{path} is not valid TOML: {exc}") from None
+    unknown = set(data) - set(KINDS) - {"timezone"}
+    if unknown:
+        raise ScheduleError(f"{path}: unknown section(s) {sorted(unknown)}; expected {list(KINDS)}")
+    tz = data.get("timezone", TIMEZONE)
+    entries = []
+    for kind in KINDS:
+        for i, raw in enumerate(data.get(kind, [])):
+            entry = dict(raw)
+            where = f"{path}: [[{kind}]] #{i + 1}"
+            cron = entry.pop("cron", None)
+            if not cron or len(str(cron).split()) != 5:
+                raise ScheduleError(f"{where}: cron must be a 5-field cron expression, got {cron!r}")
+            name = entry.pop("name", f"{kind}-{i + 1}")
+            if kind == "crawl":
+                if "spider" not in entry:
+                    raise ScheduleError(f"{where}: spider is required (pastvu or archive)")
+                params = {"spider": entry.pop("spider"), "params": entry.pop("params", {}),
+                          "settings": entry.pop("settings", None), "colorize_after": entry.pop("colorize_after", None)}
+            else:
+                if "collection" not in entry:
+                    raise ScheduleError(f"{where}: collection is required")
+                params = entry
+                entry = {}
+            if kind == "crawl" and entry:
+                raise ScheduleError(f"{where}: unknown key(s) {sorted(entry)}")
+            entries.append({"kind": kind, "name": name, "cron": str(cron), "timezone": tz, "parameters": params})
+    if not entries:
+        raise ScheduleError(f"{path}: no [[crawl]], [[train]] or [[colorize]] entries")
+    return entries
+
+
+def build_deployments(entries: list[dict[str, Any]]):
+    from flows import prefect_env  # noqa: F401
+    from prefect.schedules import Cron
+
+    from flows.colorize import colorize_flow
+    from flows.crawl import crawl_flow
+    from flows.train import train_flow
+
+    flows = {"crawl": crawl_flow, "train": train_flow, "colorize": colorize_flow}
+    return [flows[e["kind"]].to_deployment(name=e["name"], schedule=Cron(e["cron"], timezone=e["timezone"]),
+                                           parameters=e["parameters"], tags=["arhiva", e["kind"]])
+            for e in entries]
+
+
+def serve(entries: list[dict[str, Any]]) -> None:
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*build_deployments(entries))

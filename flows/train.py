@@ -1,0 +1,132 @@
+"""The ``train`` flow: learn from the colour photos a collection already holds.
+
+Selects the colour originals (colour statistics from the catalogue; the
+watermark strip left out through each link's crop box) that no earlier model
+version used, splits them by content hash, trains — or fine-tunes the latest
+version — and registers a new model version with its metrics, configuration,
+parent and the exact training and validation assets (lineage).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flows import prefect_env  # noqa: F401  (before prefect)
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE as NO_CACHE
+
+CHECKPOINT_MEDIA_TYPE = "application/vnd.arhiva.colorizer+safetensors"
+
+
+@task(name="train-model", cache_policy=NO_CACHE)
+def train_model(config, train_paths, val_paths, out_dir, train_boxes, val_boxes, init_checkpoint):
+    from colorization.train import train
+
+    log = get_run_logger()
+
+    def progress(event: dict[str, Any]) -> None:
+        if event.get("event") == "epoch":
+            shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in event.items()
+                     if k in ("stage", "epoch", "step", "psnr", "ssim", "ciede2000", "l1", "train_seconds")}
+            log.info("epoch done: %s", shown)
+
+    return train(config, train_paths, val_paths, out_dir, train_boxes=train_boxes, val_boxes=val_boxes,
+                 init_checkpoint=init_checkpoint, progress=progress)
+
+
+@flow(name="train", log_prints=True)
+def train_flow(collection: str, name: str | None = None, base: str | None = "latest", stage1_epochs: int = 2,
+               stage2_epochs: int = 8, crop_size: int = 256, batch_size: int = 16, width: int = 64,
+               device: str = "auto", val_fraction: float = 0.1, min_photos: int = 4,
+               samples_per_epoch: int | None = None, num_workers: int = 2) -> dict[str, Any]:
+    """Train a new model version on the collection's unused colour photos.
+
+    ``base``: ``latest`` fine-tunes the newest model version (its architecture is kept),
+    ``none`` trains from scratch, any other value names the version to start from.
+    """
+    from dataclasses import asdict
+
+    from sqlalchemy import func, select
+
+    from catalog.assets import get_store, register_file
+    from catalog.db import open_catalog, session_scope
+    from catalog.models import Collection, ModelVersion
+    from catalog.runs import finish_run, start_run
+    from catalog.settings import get_settings
+    from catalog.work import latest_model, register_model_version, stable_split, training_candidates
+    from colorization.train import TrainConfig
+    from flows.artifacts import image_artifact, summary_table
+
+    log = get_run_logger()
+    engine = open_catalog()
+    store = get_store()
+    with session_scope(engine) as s:
+        refs = training_candidates(s, collection, min_side=crop_size // 2)
+        train_refs, val_refs = stable_split(refs, val_fraction)
+        parent = None if base in (None, "none") else latest_model(s, None if base == "latest" else base)
+        if base not in (None, "none", "latest") and parent is None:
+            raise LookupError(f"no model version named {base!r}")
+        parent_info = (parent.id, parent.name, store.path(parent.checkpoint_sha256), parent.config) if parent else None
+        if len(refs) < min_photos:
+            msg = f"{len(refs)} new colour photo(s) in {collection!r}, fewer than {min_photos}: nothing to train"
+            log.warning(msg)
+            return {"status": "skipped", "reason": msg, "photos": len(refs)}
+        cid = s.execute(select(Collection.id).where(Collection.name == collection)).scalar_one()
+        count = s.execute(select(func.count()).select_from(ModelVersion)).scalar_one()
+        cfg_kwargs = dict(crop_size=crop_size, batch_size=batch_size, width=width, stage1_epochs=stage1_epochs,
+                          stage2_epochs=stage2_epochs, device=device, samples_per_epoch=samples_per_epoch,
+                          num_workers=num_workers)
+        if parent_info:  # fine-tuning keeps the parent's architecture
+            pc = parent_info[3].get("config", parent_info[3])
+            cfg_kwargs.update({k: pc[k] for k in ("width", "blocks", "recipe") if k in pc})
+            if "blocks" in cfg_kwargs:
+                cfg_kwargs["blocks"] = tuple(cfg_kwargs["blocks"])
+        run_id = start_run(s, "training", "prefect:train",
+                           {"collection": collection, "base": base, "parent": parent_info[1] if parent_info else None,
+                            "train_photos": len(train_refs), "val_photos": len(val_refs)} | cfg_kwargs,
+                           collection_id=cid)
+    version_name = name or f"{collection}-v{count + 1}"
+    config = TrainConfig(**cfg_kwargs)
+    out_dir = get_settings().models_dir / "runs" / f"training-{run_id}"
+    log.info("training %s on %d photo(s), validating on %d%s", version_name, len(train_refs), len(val_refs),
+             f", fine-tuning {parent_info[1]}" if parent_info else " from scratch")
+    started = time.perf_counter()
+    try:
+        result = train_model(config, [store.path(r.sha256) for r in train_refs],
+                             [store.path(r.sha256) for r in val_refs], out_dir,
+                             [r.crop_box for r in train_refs], [r.crop_box for r in val_refs],
+                             parent_info[2] if parent_info else None)
+        data = result.checkpoint.read_bytes()
+        with session_scope(engine) as s:
+            asset = register_file(s, store, data, CHECKPOINT_MEDIA_TYPE,
+                                  {"model_version": version_name, "training_run_id": run_id})
+            mv = register_model_version(
+                s, name=version_name, checkpoint_sha256=asset.sha256, architecture=_arch_name(result),
+                config=asdict(config), metrics=result.metrics, training_run_id=run_id,
+                parent_id=parent_info[0] if parent_info else None, train=train_refs, val=val_refs)
+            summary = {"status": "succeeded", "model_version": mv.name, "model_version_id": mv.id,
+                       "parent": parent_info[1] if parent_info else None, "train_photos": len(train_refs),
+                       "val_photos": len(val_refs), "epochs": result.epochs, "steps": result.steps,
+                       "seconds": round(time.perf_counter() - started, 2), "checkpoint_sha256": asset.sha256,
+                       **{k: round(v, 4) for k, v in result.metrics.items()}, "run_id": run_id}
+            finish_run(s, "training", run_id, "succeeded", summary)
+    except BaseException as exc:
+        with session_scope(engine) as s:
+            finish_run(s, "training", run_id, "failed", {"seconds": round(time.perf_counter() - started, 2)},
+                       repr(exc))
+        raise
+    summary_table(f"train-{run_id}", summary, f"Training run {run_id}: {version_name}")
+    grids = sorted((out_dir / "samples").glob("epoch_*.png"))
+    if grids:
+        image_artifact(f"train-grid-{run_id}", grids[-1], f"Validation: greyscale / prediction / truth ({version_name})")
+        summary["grid"] = str(grids[-1])
+    if (out_dir / "curves.png").exists():
+        image_artifact(f"train-curves-{run_id}", out_dir / "curves.png", f"Training curves ({version_name})")
+    return summary
+
+
+def _arch_name(result) -> str:
+    from colorization.checkpoint import read_metadata
+
+    arch = read_metadata(result.checkpoint).get("arch", {})
+    return str(arch.get("name", "unet")) + (f"-w{arch['width']}" if "width" in arch else "")

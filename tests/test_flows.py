@@ -1,0 +1,272 @@
+"""Prefect flows end to end: crawl → train → colorize a year range, idempotence, sharing, kill and
+re-run, and the provenance chain of every result. Real Prefect engine (test harness), real
+PostgreSQL, the fake PastVu server, a tiny real model on the CPU."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from catalog.assets import get_store
+from catalog.db import session_scope
+from catalog.models import Asset, Colorization, ColorizationRun, ModelVersion, Record, RecordAsset, TrainingExample
+from catalog.work import provenance
+from crawlers.settings import LOCAL_PROFILE
+from tests.pastvu_server import CHISINAU, FakePastvu, generate_photos, strip_height
+
+FAST = LOCAL_PROFILE | {"CONCURRENT_REQUESTS_PER_DOMAIN": 4, "ARHIVA_BATCH_SIZE": 10, "LOG_LEVEL": "WARNING"}
+YEARS = (1920, 1950)
+
+
+@pytest.fixture(scope="module")
+def prefect():
+    from flows import prefect_env  # noqa: F401
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        from prefect.settings import PREFECT_API_URL
+
+        yield PREFECT_API_URL.value()
+
+
+def _image(photo, size):
+    """Colour photos for even cids (training material), greyscale prints for odd ones; strip below."""
+    w, h = (photo["w"], photo["h"]) if size == "a" else (photo["ws"], photo["hs"])
+    strip = strip_height(h)
+    rng = np.random.default_rng(photo["cid"])
+    y, x = np.mgrid[0:h, 0:w]
+    if photo["cid"] % 2 == 0:
+        rgb = np.stack([120 + 100 * np.sin(x / 9.0), 110 + 90 * np.cos(y / 7.0), 90 + 60 * np.sin((x + y) / 13.0)], -1)
+    else:
+        g = 100 + 80 * np.sin(x / 8.0) * np.cos(y / 10.0)
+        rgb = np.stack([g, g, g], -1)
+    rgb = np.clip(rgb + rng.normal(0, 6, rgb.shape), 0, 255).astype("uint8")
+    band = np.full((strip, w, 3), 150, "uint8")
+    buf = io.BytesIO()
+    Image.fromarray(np.concatenate([rgb, band], 0)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def pastvu():
+    photos = generate_photos(28, seed=11, non_public=0.0, no_geo=0.0, w=72, h=56)
+    for i, p in enumerate(photos.values()):  # half the years inside the asked range, half outside
+        p["year"] = p["year2"] = 1925 + i if i % 4 < 2 else 1960 + i
+        p["y"] = str(p["year"])
+    with FakePastvu(photos, image_maker=_image) as server:
+        yield server
+
+
+def _crawl(pastvu):
+    from flows.crawl import crawl_flow
+
+    params = {"bbox": ",".join(map(str, CHISINAU)), "api_url": pastvu.api_url, "tile_size": 0.02,
+              "collection": "moldova"}
+    return crawl_flow(spider="pastvu", params=params, settings=FAST, retries=0)
+
+
+def _train():
+    from flows.train import train_flow
+
+    return train_flow(collection="moldova", stage1_epochs=1, stage2_epochs=1, crop_size=32, batch_size=4,
+                      width=16, device="cpu", min_photos=2, num_workers=0)
+
+
+def _colorize(**kw):
+    from flows.colorize import colorize_flow
+
+    return colorize_flow(**({"collection": "moldova", "years": f"{YEARS[0]}-{YEARS[1]}", "batch_size": 3,
+                             "render_size": 64, "device": "cpu"} | kw))
+
+
+def _expected(engine) -> set[int]:
+    """Greyscale originals of active records whose years overlap the asked range."""
+    with session_scope(engine) as s:
+        rows = s.execute(select(Record.id, Record.year_lo, Record.year_hi, Asset.is_colour)
+                         .join(RecordAsset, (RecordAsset.record_id == Record.id) & (RecordAsset.role == "original"))
+                         .join(Asset, Asset.sha256 == RecordAsset.asset_sha256)).all()
+    return {rid for rid, lo, hi, colour in rows if not colour and lo <= YEARS[1] and hi >= YEARS[0]}
+
+
+def _colorized(engine) -> dict[int, list[str]]:
+    with session_scope(engine) as s:
+        out: dict[int, list[str]] = {}
+        for rid, sha in s.execute(select(RecordAsset.record_id, RecordAsset.asset_sha256)
+                                  .where(RecordAsset.role == "colorized")):
+            out.setdefault(rid, []).append(sha)
+        return out
+
+
+@pytest.fixture(scope="module")
+def trained(prefect, pastvu, tmp_path_factory, pg_url):
+    """One crawl and one training for the module (the expensive part), on a fresh catalogue."""
+    from catalog.models import Base
+    from catalog.settings import reset_settings_cache
+
+    home = tmp_path_factory.mktemp("home")
+    old = {k: os.environ.get(k) for k in ("ARHIVA_HOME", "ARHIVA_DATABASE_URL")}
+    os.environ.update(ARHIVA_HOME=str(home), ARHIVA_DATABASE_URL=pg_url)
+    reset_settings_cache()
+    from catalog.db import get_engine
+
+    engine = get_engine()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE " + ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+                             + " RESTART IDENTITY CASCADE")
+    crawl = _crawl(pastvu)
+    train = _train()
+    yield {"engine": engine, "crawl": crawl, "train": train, "home": home, "api": prefect, "pg_url": pg_url}
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    reset_settings_cache()
+
+
+def test_crawl_then_train_registers_a_model_version_with_lineage(trained):
+    assert trained["crawl"]["status"] == "succeeded"
+    assert trained["crawl"]["records"]["new"] == 28
+    summary = trained["train"]
+    assert summary["status"] == "succeeded" and summary["model_version"] == "moldova-v1"
+    engine = trained["engine"]
+    with session_scope(engine) as s:
+        mv = s.execute(select(ModelVersion)).scalar_one()
+        examples = s.execute(select(TrainingExample).where(TrainingExample.model_version_id == mv.id)).scalars().all()
+        colour = set(s.execute(select(Asset.sha256).where(Asset.is_colour.is_(True))).scalars())
+        assert {e.asset_sha256 for e in examples} == colour  # exactly the colour photos, all of them
+        assert {e.split for e in examples} == {"train", "val"}
+        assert mv.metrics and "val_psnr" in mv.metrics
+        ckpt = s.get(Asset, mv.checkpoint_sha256)
+        assert ckpt.media_type.startswith("application/") and get_store().path(ckpt.sha256).is_file()
+    # a second training finds no unused colour photo: nothing to train
+    again = _train()
+    assert again["status"] == "skipped"
+
+
+def test_colorize_year_range_then_nothing_more_to_do(trained):
+    engine = trained["engine"]
+    expected = _expected(engine)
+    assert len(expected) >= 4
+    first = _colorize()
+    assert first["status"] == "succeeded" and first["photos"] == len(expected)
+    done = _colorized(engine)
+    assert set(done) == expected  # the right records, and only those
+    store = get_store()
+    with session_scope(engine) as s:
+        for rid, shas in done.items():
+            assert len(shas) == 1
+            orig = s.execute(select(Asset).join(RecordAsset, RecordAsset.asset_sha256 == Asset.sha256)
+                             .where(RecordAsset.record_id == rid, RecordAsset.role == "original")).scalar_one()
+            res = s.get(Asset, shas[0])
+            assert (res.width, res.height) == (orig.width, orig.height)  # the original's size, strip included
+            with Image.open(store.path(res.sha256)) as im:
+                assert im.size == (orig.width, orig.height)
+    second = _colorize()
+    assert second["photos"] == 0  # a second run does nothing
+    with session_scope(engine) as s:
+        assert s.execute(select(func.count()).select_from(Colorization)).scalar_one() == len(expected)
+
+
+def test_every_result_walks_back_to_the_crawls(trained):
+    engine = trained["engine"]
+    done = _colorized(engine)
+    assert done
+    with session_scope(engine) as s:
+        for rid in done:
+            chain = provenance(s, rid)
+            assert chain["record"]["first_seen_run_id"] is not None
+            assert chain["originals"] and chain["originals"][0]["first_seen_run_id"] is not None
+            (c,) = chain["colorizations"]
+            assert c["colorization_run_id"] and c["model_version"] == "moldova-v1" and c["training_run_id"]
+            assert c["training_examples"], "model version without training assets"
+            for e in c["training_examples"]:
+                assert e["record_id"] and e["source"] == "pastvu"
+                assert e["asset_first_crawl_run_id"] == trained["crawl"]["run_id"]
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    r = CliRunner().invoke(app, ["records", "--id", str(next(iter(done))), "--provenance"])
+    assert r.exit_code == 0, r.output
+    assert "model version moldova-v1" in r.stdout and "training run" in r.stdout and "crawl run" in r.stdout
+
+
+def _reset_colorizations(engine):
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM record_assets WHERE role = 'colorized'")
+        conn.exec_driver_sql("DELETE FROM colorizations")
+
+
+def test_two_workers_share_the_work_without_duplicates(trained):
+    engine = trained["engine"]
+    _reset_colorizations(engine)
+    expected = _expected(engine)
+    results: list[dict] = []
+    errors: list[BaseException] = []
+
+    def worker():
+        try:
+            results.append(_colorize(batch_size=1))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors
+    assert sum(r["photos"] for r in results) == len(expected)  # nothing done twice
+    assert set(_colorized(engine)) == expected
+    with session_scope(engine) as s:
+        n = s.execute(select(func.count()).select_from(Colorization)).scalar_one()
+        runs = s.execute(select(func.count()).select_from(ColorizationRun)
+                         .where(ColorizationRun.status == "succeeded")).scalar_one()
+    assert n == len(expected) and runs >= 2
+
+
+def test_a_run_killed_midway_is_finished_by_the_next(trained):
+    engine = trained["engine"]
+    _reset_colorizations(engine)
+    expected = _expected(engine)
+    code = ("import os, time\n"
+            "from flows.colorize import colorize_flow, colorize_batch\n"
+            "orig = colorize_batch.fn\n"
+            "def slow(*a, **k):\n"
+            "    out = orig(*a, **k)\n"
+            "    time.sleep(1.0)\n"
+            "    return out\n"
+            "colorize_batch.fn = slow\n"
+            f"colorize_flow(collection='moldova', years='{YEARS[0]}-{YEARS[1]}', batch_size=1, render_size=64,"
+            " device='cpu')\n")
+    env = dict(os.environ, PREFECT_API_URL=trained["api"])
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(_colorized(engine)) < 2:
+            time.sleep(0.2)
+        assert len(_colorized(engine)) >= 2, "the worker never got going"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    partial = _colorized(engine)
+    assert 0 < len(partial) < len(expected)
+    rerun = _colorize()
+    assert rerun["photos"] == len(expected) - len(partial)
+    final = _colorized(engine)
+    assert set(final) == expected and all(len(v) == 1 for v in final.values())
+    with session_scope(engine) as s:
+        assert s.execute(select(func.count()).select_from(Colorization)).scalar_one() == len(expected)
+        assert s.execute(select(func.count()).select_from(Colorization)
+                         .where(Colorization.status != "done")).scalar_one() == 0

@@ -1,0 +1,281 @@
+"""The JSON API over a real PostgreSQL catalogue: search, detail, assets, runs, models, safety."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import delete, func, select, text, update
+
+from catalog.db import session_scope
+from catalog.models import Asset, Collection, CollectionMember
+from catalog.settings import Settings, get_settings
+from catalog.web import create_app
+from tests.web_catalogue import web_catalogue  # noqa: F401  (fixture)
+
+
+@pytest.fixture()
+def cat(web_catalogue):
+    return web_catalogue
+
+
+@pytest.fixture()
+def clean_db(engine):
+    return engine  # the module's catalogue, not emptied
+
+
+@pytest.fixture()
+def client(cat, engine):
+    with TestClient(create_app(engine)) as c:
+        yield c
+
+
+def keys(resp) -> set[str]:
+    assert resp.status_code == 200, resp.text
+    return {r["source_key"] for r in resp.json()["items"]}
+
+
+def test_search_by_year_range_overlaps_and_counts(client, cat):
+    r = client.get("/api/records", params={"year_from": 1930, "year_to": 1936})
+    assert keys(r) == {"cat-1935", "soroca", "xss"}
+    body = r.json()
+    assert body["total"] == 3 and body["offset"] == 0 and body["next"] is None
+    first = next(i for i in body["items"] if i["source_key"] == "cat-1935")
+    assert first["colorized"] is True
+    roles = {a["role"] for a in first["assets"]}
+    assert roles == {"original", "colorized"}
+    assert all(a["url"].endswith(a["sha256"]) for a in first["assets"])
+    assert first["links"]["manifest"].endswith(f"/iiif/records/{first['id']}/manifest")
+    assert "undated" in keys(client.get("/api/records", params={"year_from": 1900, "include_undated": True}))
+    assert "undated" not in keys(client.get("/api/records", params={"year_from": 1900}))
+
+
+def test_search_by_words_place_colorization_collection(client):
+    assert keys(client.get("/api/records", params={"q": "catedrala chisinau"})) == {"cat-1935"}
+    assert keys(client.get("/api/records", params={"q": "улица"})) == {"bender"}
+    assert keys(client.get("/api/records", params={"bbox": "28.0,48.0,28.5,48.3"})) == {"soroca"}
+    assert keys(client.get("/api/records", params={"colorized": True})) == {"cat-1935"}
+    assert "cat-1935" not in keys(client.get("/api/records", params={"colorized": False}))
+    assert len(keys(client.get("/api/records", params={"collection": "moldova", "limit": 50}))) == 9
+    assert keys(client.get("/api/records", params={"collection": "nope"})) == set()
+    assert keys(client.get("/api/records", params={"source": "pastvu", "year_from": 1960})) == {"bender"}
+
+
+def test_pages_are_stable_and_capped(cat, clean_db):
+    with TestClient(create_app(clean_db, Settings(page_size_max=4))) as c:
+        r = c.get("/api/records", params={"limit": 100000})
+        body = r.json()
+        assert r.status_code == 200 and body["limit"] == 4 and len(body["items"]) == 4 and body["total"] == 9
+        seen = [i["id"] for i in body["items"]]
+        while body["next"]:
+            body = c.get(body["next"]).json()
+            seen += [i["id"] for i in body["items"]]
+        assert seen == sorted(seen) and len(set(seen)) == 9
+        assert body["previous"] is not None
+
+
+def test_record_detail_with_revisions_colorizations_and_timeline(client, cat):
+    r = client.get(f"/api/records/{cat.ids['cat-1935']}")
+    assert r.status_code == 200
+    d = r.json()
+    assert d["date_text"] == "circa 1935" and (d["year_lo"], d["year_hi"]) == (1935, 1935)
+    assert d["licence"] == "http://creativecommons.org/licenses/by/4.0/"
+    assert d["attribution"].startswith("Colecția") and d["url"] == "https://pastvu.com/p/1001"
+    assert d["collections"] == ["moldova"]
+    assert [rev["revision"] for rev in d["revisions"]] == [1, 2]
+    change = {c["field"]: c for c in d["revisions"][1]["changes"]}
+    assert set(change) == {"title"} and change["title"]["after"].endswith("„Nașterea Domnului”")
+    assert d["revisions"][1]["raw_changed"] is True
+    (col,) = d["colorizations"]
+    assert col["model_version"]["name"] == "unet-r18-2026-06" and col["result_sha256"] == cat.colorized
+    assert col["run"]["kind"] == "colorization" and col["run"]["id"] == cat.colorization_run
+    kinds = [e["kind"] for e in d["timeline"]]
+    assert kinds[0] == "harvested" and {"revised", "asset", "colorized"} <= set(kinds)
+    harvested = d["timeline"][0]
+    assert harvested["run"] == {**harvested["run"], "kind": "crawl", "id": cat.crawl_run, "agent": "pastvu"}
+
+
+def test_assets_runs_and_model_versions(client, cat):
+    a = client.get(f"/api/assets/{cat.colorized}").json()
+    assert a["is_colour"] is True and a["media_type"] == "image/jpeg"
+    assert a["records"] == [{"record_id": cat.ids["cat-1935"], "role": "colorized"}]
+    assert a["produced_by"]["model_version"]["id"] == cat.model_id
+    runs = client.get("/api/runs").json()
+    assert runs["total"] == 4 and {r["kind"] for r in runs["items"]} == {"crawl", "training", "colorization"}
+    crawl = client.get("/api/runs", params={"kind": "crawl"}).json()
+    assert crawl["total"] == 2 and all(r["source"] == "pastvu" for r in crawl["items"])
+    one = client.get(f"/api/runs/colorization/{cat.colorization_run}").json()
+    assert one["model_version_id"] == cat.model_id and one["stats"] == {"done": 1}
+    mv = client.get(f"/api/model-versions/{cat.model_id}").json()
+    assert mv["architecture"] == "unet-resnet18" and mv["colorizations"] == 1 and mv["metrics"] == {"psnr": 24.1}
+    assert client.get("/api/model-versions").json()["total"] == 1
+    assert client.get("/api/collections").json() == [{"name": "moldova", "description": None, "records": 9}]
+    assert client.get("/api/sources").json()[0]["records"] == 9
+
+
+def test_files_and_thumbnails_cached_as_derived_assets(client, cat, clean_db):
+    f = client.get(f"/assets/{cat.original}")
+    assert f.status_code == 200 and f.headers["content-type"] == "image/jpeg"
+    assert f.content == get_settings().blob_root.joinpath(f"sha256/{cat.original[:2]}/{cat.original[2:4]}/"
+                                                          f"{cat.original}").read_bytes()
+    with session_scope(clean_db) as s:
+        before = s.scalar(select(func.count()).select_from(Asset))
+    t = client.get(f"/assets/{cat.original}/thumb/200")
+    assert t.status_code == 200 and t.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(t.content)).size) == 200
+    again = client.get(f"/assets/{cat.original}/thumb/200")
+    assert again.content == t.content
+    with session_scope(clean_db) as s:
+        assert s.scalar(select(func.count()).select_from(Asset)) == before + 1
+        src = s.get(Asset, cat.original)
+        thumb = s.get(Asset, src.info["thumbnails"]["200"])
+        assert thumb.info["derived_from"] == cat.original and thumb.info["max_side"] == 200
+    assert client.get(f"/assets/{cat.original}/thumb/123").status_code == 422
+
+
+def test_unknown_ids_give_404(client, cat):
+    missing = "0" * 64
+    for url in ("/api/records/987654", f"/api/assets/{missing}", "/api/runs/crawl/98765",
+                "/api/model-versions/98765", "/iiif/records/987654/manifest", f"/assets/{missing}",
+                f"/assets/{missing}/thumb/200"):
+        r = client.get(url)
+        assert r.status_code == 404, url
+        assert "not found" in r.json()["detail"] or "no image" in r.json()["detail"]
+    html = client.get("/records/987654", headers={"accept": "text/html"})
+    assert html.status_code == 404 and "record 987654 not found" in html.text
+
+
+@pytest.mark.parametrize("params, reason", [
+    ({"year_from": "abc"}, "year_from"),
+    ({"year_from": 1940, "year_to": 1920}, "years: 1940 is after 1920"),
+    ({"year_from": 99999}, "year_from"),
+    ({"bbox": "1,2,3"}, "bbox"),
+    ({"bbox": "28,50,29,40"}, "bbox: latitudes"),
+    ({"bbox": "nan,1,2,3"}, "bbox"),
+    ({"status": "deleted"}, "status"),
+    ({"colorized": "maybe"}, "colorized"),
+    ({"limit": 0}, "limit"),
+    ({"offset": -1}, "offset"),
+    ({"q": "x" * 501}, "q"),
+    ({"q": "a\x00b"}, "NUL"),
+    ({"collection": "a\x00"}, "NUL"),
+])
+def test_bad_parameters_give_422_with_the_reason(client, params, reason):
+    r = client.get("/api/records", params=params)
+    assert r.status_code == 422, r.text
+    assert reason in r.text
+
+
+def test_bad_ids_give_422(client):
+    assert client.get("/api/records/abc").status_code == 422
+    assert client.get("/api/records/0").status_code == 422
+    assert client.get(f"/api/records/{2**70}").status_code == 422
+    assert client.get("/api/assets/NOTASHA").status_code == 422
+    assert client.get("/api/runs/harvest/1").status_code == 422
+
+
+def test_asset_keys_cannot_escape_the_blob_store(client, cat, clean_db):
+    for url in ("/assets/../../etc/passwd", "/assets/..%2F..%2Fetc%2Fpasswd", "/assets/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+                "/assets/sha256%2Fab%2Fcd%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd", "/static/..%2F..%2Fdb.py",
+                "/static/../../catalog/db.py"):
+        r = client.get(url)
+        assert r.status_code in (404, 422), url
+        assert "root:" not in r.text and "sessionmaker" not in r.text
+    with session_scope(clean_db) as s:  # a tampered key in the database is refused too
+        key = s.get(Asset, cat.original).blob_key
+        s.execute(update(Asset).where(Asset.sha256 == cat.original).values(blob_key="../../../../etc/passwd"))
+    try:
+        assert client.get(f"/assets/{cat.original}").status_code == 404
+    finally:
+        with session_scope(clean_db) as s:
+            s.execute(update(Asset).where(Asset.sha256 == cat.original).values(blob_key=key))
+
+
+def test_only_images_are_served(client, clean_db):
+    with session_scope(clean_db) as s:
+        ckpt = s.execute(select(Asset).where(Asset.media_type == "application/octet-stream")).scalar_one()
+    assert client.get(f"/api/assets/{ckpt.sha256}").status_code == 200  # described
+    assert client.get(f"/assets/{ckpt.sha256}").status_code == 404  # never served
+
+
+def test_read_only_without_a_token(client, cat):
+    spec = client.get("/openapi.json").json()
+    methods = {m for path in spec["paths"].values() for m in path}
+    assert methods == {"get"}
+    r = client.post("/api/collections/moldova/records", json={"record_ids": [cat.ids["soroca"]]})
+    assert r.status_code in (404, 405)
+    assert client.delete(f"/api/collections/moldova/records/{cat.ids['soroca']}").status_code in (404, 405)
+
+
+def test_writing_needs_the_configured_token(cat, clean_db):
+    app = create_app(clean_db, Settings(web_token="s3cret-token"))
+    ids = [cat.ids["soroca"], cat.ids["balti"]]
+    with TestClient(app) as c:
+        url = "/api/collections/favourites/records"
+        assert c.post(url, json={"record_ids": ids}).status_code == 401
+        assert c.post(url, json={"record_ids": ids}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        auth = {"Authorization": "Bearer s3cret-token"}
+        r = c.post(url, json={"record_ids": ids}, headers=auth)
+        assert r.status_code == 200 and r.json() == {"name": "favourites", "description": None, "records": 2}
+        assert c.post(url, json={"record_ids": [987654]}, headers=auth).status_code == 404
+        assert c.post(url, json={"record_ids": []}, headers=auth).status_code == 422
+        assert keys(c.get("/api/records", params={"collection": "favourites"})) == {"soroca", "balti"}
+        gone = c.delete(f"{url}/{ids[0]}", headers=auth)
+        assert gone.status_code == 204
+        assert c.delete(f"{url}/{ids[0]}", headers=auth).status_code == 404
+        assert c.delete(f"{url}/{ids[1]}").status_code == 401
+    with session_scope(clean_db) as s:
+        assert s.scalar(select(func.count()).select_from(CollectionMember)
+                        .where(CollectionMember.record_id == ids[1])) == 2
+        s.execute(delete(Collection).where(Collection.name == "favourites"))
+
+
+def test_reading_routes_cannot_write(client, clean_db):
+    """The request session is a read-only transaction."""
+    from catalog.web.deps import read_session
+
+    class Req:
+        app = client.app
+
+    gen = read_session(Req())
+    session = next(gen)
+    with pytest.raises(Exception, match="read-only"):
+        session.execute(text("UPDATE records SET title = 'x'"))
+    gen.close()
+
+
+def test_harvested_html_is_escaped(client, cat):
+    page = client.get(f"/records/{cat.ids['xss']}").text
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<i>Cahul</i>" not in page and 'href="javascript:' not in page
+    grid = client.get("/", params={"q": "titlu"}).text
+    assert "<script>alert" not in grid and "&lt;b&gt;HTML&lt;/b&gt;" in grid
+    echoed = client.get("/", params={"q": "<script>alert(9)</script>"}).text
+    assert "<script>alert(9)" not in echoed
+    csp = client.get("/").headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+
+
+def test_search_page_shows_count_grid_and_errors(client, cat):
+    r = client.get("/", params={"year_from": 1930, "year_to": 1936})
+    assert r.status_code == 200 and 'id="result-count"' in r.text and "<strong>3</strong> records" in r.text
+    assert r.text.count('class="card"') == 3 and "colorized</span>" in r.text
+    bad = client.get("/", params={"year_from": 1940, "year_to": 1930})
+    assert bad.status_code == 422 and "years: 1940 is after 1930" in bad.text
+    assert client.get("/", params={"page": "x"}).status_code == 422
+    rec = client.get(f"/records/{cat.ids['cat-1935']}").text
+    for text_ in ("circa 1935", "Chișinău, Piața Catedralei", "creativecommons.org/licenses/by/4.0/",
+                  "Colecția Muzeului Național", "https://pastvu.com/p/1001", "unet-r18-2026-06", "Revision 2",
+                  'type="range"', cat.colorized, cat.original):
+        assert text_ in rec, text_
+
+
+def test_cli_has_the_web_command():
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    r = CliRunner().invoke(app, ["web", "--help"])
+    assert r.exit_code == 0 and "--host" in r.output and "--port" in r.output

@@ -37,13 +37,13 @@ def make_server(n: int, latency: float) -> FakePastvu:
     return FakePastvu(photos, latency=latency, image_maker=image)
 
 
-def scrapy_crawl(server: FakePastvu, concurrency: int, tile: float) -> dict:
+def scrapy_crawl(server: FakePastvu, concurrency: int, tile: float, workers: int) -> dict:
     from crawlers.runner import run_crawl
     from crawlers.settings import LOCAL_PROFILE
 
     settings = LOCAL_PROFILE | {"CONCURRENT_REQUESTS": concurrency, "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
                                 "ARHIVA_BATCH_SIZE": 200, "LOG_LEVEL": "WARNING", "DOWNLOAD_TIMEOUT": 30,
-                                "ARHIVA_PROGRESS_INTERVAL": 5}
+                                "ARHIVA_PROGRESS_INTERVAL": 5, "ARHIVA_IMAGE_WORKERS": workers}
     server.reset_counts()
     t0 = time.perf_counter()
     summary = run_crawl("pastvu", {"bbox": list(AREA), "api_url": server.api_url, "tile_size": tile},
@@ -100,6 +100,7 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=5000)
     ap.add_argument("--latency", type=float, default=0.0, help="seconds the server waits per request")
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=2, help="image-measuring processes (ARHIVA_IMAGE_WORKERS)")
     ap.add_argument("--tile", type=float, default=0.1, help="tile side in degrees")
     args = ap.parse_args()
 
@@ -114,8 +115,8 @@ def main() -> None:
                 os.environ["ARHIVA_HOME"] = home
                 reset_settings_cache()
                 if name == "scrapy":
-                    first = scrapy_crawl(server, args.concurrency, args.tile)
-                    again = scrapy_crawl(server, args.concurrency, args.tile)
+                    first = scrapy_crawl(server, args.concurrency, args.tile, args.workers)
+                    again = scrapy_crawl(server, args.concurrency, args.tile, args.workers)
                 else:
                     loop = plain_loop(server, args.tile)
     finally:

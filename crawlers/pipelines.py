@@ -13,6 +13,7 @@ from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.utils.asyncio import run_in_thread
 
 from catalog.assets import ImageRejected
+from catalog.harvest import prepare_image
 from catalog.ingest import validate
 from catalog.settings import get_settings
 from crawlers.items import RecordItem
@@ -110,6 +111,8 @@ class CatalogPipeline:
     def __init__(self, crawler):
         self.store = CrawlStore.from_crawler(crawler)
         self.runlog = RunLog.from_crawler(crawler)
+        self.workers = crawler.settings.getint("ARHIVA_IMAGE_WORKERS", 0)
+        self.pool = None
         self.batch_size = max(1, crawler.settings.getint("ARHIVA_BATCH_SIZE", 200))
         self.buffer: list[RecordItem] = []
         self._pending = None  # the flush in progress (an awaitable)
@@ -123,7 +126,7 @@ class CatalogPipeline:
             return item
         if item.image_body is not None:
             try:
-                item.image = await run_in_thread(self.store.prepare_image, item.image_body)
+                item.image = await self._prepare(item.image_body)
             except ImageRejected as exc:
                 self.runlog.count("images/failed")
                 self.runlog.error("image_rejected", str(exc), url=item.image_url, key=item.source_key)
@@ -135,6 +138,18 @@ class CatalogPipeline:
             await self._flush()
         return item
 
+    async def _prepare(self, data: bytes):
+        """Decode and measure off the reactor: in a thread, or in worker processes (no GIL contention)."""
+        if self.workers <= 0:
+            return await run_in_thread(self.store.prepare_image, data)
+        if self.pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        future = self.pool.submit(prepare_image, self.store.blobs, data, settings=self.store.app_settings)
+        return await run_in_thread(future.result)
+
     async def _flush(self) -> None:
         batch, self.buffer = self.buffer, []
         if not batch:
@@ -143,3 +158,5 @@ class CatalogPipeline:
 
     async def close_spider(self):
         await self._flush()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)

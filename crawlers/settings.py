@@ -50,7 +50,8 @@ ITEM_PIPELINES = {
 EXTENSIONS = {
     "crawlers.progress.ProgressReporter": 500,
 }
-CONCURRENT_ITEMS = 100
+CONCURRENT_ITEMS = 16
+ARHIVA_IMAGE_WORKERS = 0          # processes that decode/measure images (0: threads of the crawl process)
 ARHIVA_BATCH_SIZE = 200           # records per catalogue transaction
 ARHIVA_IMAGES = True              # ImageDownloadPipeline on/off
 ARHIVA_IMAGE_ACCEPT = "image/jpeg,*/*;q=0.5"

@@ -12,7 +12,7 @@ from catalog.db import session_scope
 from catalog.models import Asset, Collection, CollectionMember
 from catalog.settings import Settings, get_settings
 from catalog.web import create_app
-from tests.web_catalogue import web_catalogue  # noqa: F401  (fixture)
+from tests.web_catalogue import web_catalogue_fixture  # noqa: F401  (the web_catalogue fixture)
 
 
 @pytest.fixture()

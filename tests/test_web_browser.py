@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from catalog.web import create_app
-from tests.web_catalogue import web_catalogue  # noqa: F401  (fixture)
+from tests.web_catalogue import web_catalogue_fixture  # noqa: F401  (the web_catalogue fixture)
 
 CHROMIUM = os.environ.get("ARHIVA_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -79,8 +79,13 @@ def shot(page, name: str) -> None:
 
     Path(folder).mkdir(parents=True, exist_ok=True)
     im = Image.open(io.BytesIO(page.screenshot(full_page=False))).convert("RGB")
-    im.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-        Path(folder) / name, optimize=True)
+    for colors in (256, 192, 128, 96):  # README images stay under 300 KB
+        buf = io.BytesIO()
+        im.quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(buf, "PNG",
+                                                                                                  optimize=True)
+        if buf.tell() < 280_000:
+            break
+    (Path(folder) / name).write_bytes(buf.getvalue())
 
 
 def test_search_a_year_range_open_a_record_and_see_both_images(server, page, web_catalogue):

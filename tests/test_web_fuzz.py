@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance  # noq
 
 from catalog.settings import Settings  # noqa: E402
 from catalog.web import create_app  # noqa: E402
-from tests.web_catalogue import web_catalogue  # noqa: E402, F401  (fixture)
+from tests.web_catalogue import web_catalogue_fixture  # noqa: E402, F401  (the web_catalogue fixture)
 
 TOKEN = "fuzz-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

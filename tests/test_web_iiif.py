@@ -15,7 +15,7 @@ from catalog.db import session_scope
 from catalog.ingest import RecordIn, get_or_create_source, upsert_records
 from catalog.models import Record
 from catalog.web import create_app
-from tests.web_catalogue import scene, web_catalogue  # noqa: F401  (fixture)
+from tests.web_catalogue import scene, web_catalogue_fixture  # noqa: F401  (the web_catalogue fixture)
 
 CONTEXT = "http://iiif.io/api/presentation/3/context.json"
 

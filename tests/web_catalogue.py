@@ -10,13 +10,13 @@ from functools import lru_cache
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
+from sqlalchemy import text
 
 from catalog.assets import get_store, link_asset, register_file, register_image
 from catalog.db import session_scope
 from catalog.ingest import RecordIn, get_or_create_source, upsert_records
 from catalog.models import Base, Colorization, ModelVersion
 from catalog.runs import finish_run, start_run
-from sqlalchemy import text
 
 CC_BY = "http://creativecommons.org/licenses/by/4.0/"
 
@@ -154,8 +154,8 @@ def fill(engine, settings=None) -> Catalogue:
                      colorization_run=crun, extra={"second_crawl": run2})
 
 
-@pytest.fixture(scope="module")
-def web_catalogue(engine, pg_url, tmp_path_factory):
+@pytest.fixture(scope="module", name="web_catalogue")
+def web_catalogue_fixture(engine, pg_url, tmp_path_factory):
     """One filled catalogue for a whole test module (tests that change it put it back)."""
     from catalog.settings import reset_settings_cache
 

@@ -112,7 +112,8 @@ def asset(request: Request, session: DB, sha256: Sha256) -> dict[str, Any]:
                             .order_by(RecordAsset.record_id).limit(1000)).all()
     cols = {c.name: getattr(a, c.name) for c in Asset.__table__.columns}
     return cols | asset_urls(base_url(request), sha256) | {
-        "records": [{"record_id": r.record_id, "role": r.role} for r in links], "produced_by": produced_by(session, sha256)}
+        "records": [{"record_id": r.record_id, "role": r.role} for r in links],
+        "produced_by": produced_by(session, sha256)}
 
 
 @router.get("/runs", response_model=schemas.RunPage, tags=["provenance"])

@@ -41,7 +41,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
     settings = settings or get_settings()
     engine = engine or open_catalog(settings)
-    app = FastAPI(title="arhiva catalogue", version="1", description=DESCRIPTION, docs_url=None,
+    app = FastAPI(title="arhiva catalogue", version="1", description=DESCRIPTION,
                   openapi_tags=[{"name": "records"}, {"name": "assets"}, {"name": "files"}, {"name": "IIIF"},
                                 {"name": "provenance"}])
     app.state.settings = settings
@@ -55,28 +55,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     app.include_router(files.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    _docs(app)
     _errors(app)
     return app
-
-
-def _docs(app: FastAPI) -> None:
-    """Swagger UI at /docs, from local files when ``swagger-ui-bundle`` is installed (offline)."""
-    from fastapi.openapi.docs import get_swagger_ui_html
-
-    kwargs = {}
-    try:
-        from swagger_ui_bundle import swagger_ui_path
-
-        app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
-        kwargs = {"swagger_js_url": "/docs-assets/swagger-ui-bundle.js", "swagger_css_url": "/docs-assets/swagger-ui.css",
-                  "swagger_favicon_url": "/docs-assets/favicon-32x32.png"}
-    except ImportError:
-        pass
-
-    @app.get("/docs", include_in_schema=False)
-    def docs():
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="arhiva API", **kwargs)
 
 
 def _wants_html(request: Request) -> bool:

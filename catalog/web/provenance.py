@@ -92,7 +92,8 @@ def colorization_dicts(session: Session, rows: list[Colorization]) -> list[dict[
     runs = {r.id: r for r in session.execute(select(ColorizationRun).where(ColorizationRun.id.in_(run_ids))
                                              ).scalars()} if run_ids else {}
     return [{"id": c.id, "source_sha256": c.source_sha256, "result_sha256": c.result_sha256, "status": c.status,
-             "params": c.params or {}, "created_at": c.created_at, "model_version": model_ref(mvs.get(c.model_version_id)),
+             "params": c.params or {}, "created_at": c.created_at,
+             "model_version": model_ref(mvs.get(c.model_version_id)),
              "run": run_ref("colorization", runs.get(c.run_id))} for c in rows]
 
 

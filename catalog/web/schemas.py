@@ -101,7 +101,8 @@ class RevisionOut(BaseModel):
     seen_at: datetime
     run_id: int | None = None
     payload_hash: str
-    changes: list[FieldChange] = Field(default_factory=list, description="Mapped fields that differ from the revision before.")
+    changes: list[FieldChange] = Field(default_factory=list,
+                                       description="Mapped fields that differ from the revision before.")
     raw_changed: bool = Field(False, description="The source payload differs from the revision before.")
 
 

@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.0, help="seconds the server waits per request")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2, help="image-measuring processes (ARHIVA_IMAGE_WORKERS)")
-    ap.add_argument("--tile", type=float, default=0.1, help="tile side in degrees")
+    ap.add_argument("--tile", type=float, default=0.25, help="tile side in degrees (the crawl default)")
     args = ap.parse_args()
 
     from catalog.settings import reset_settings_cache

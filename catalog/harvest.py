@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from catalog.models import Record, RecordAsset
@@ -97,18 +97,6 @@ def active_in_bbox(session: Session, source_id: int, west: float, south: float, 
     return {k: (lat, lon) for k, lat, lon in session.execute(q)}
 
 
-def run_stats_merge(session: Session, run_table: str, run_id: int, stats: dict[str, Any]) -> None:
-    """Merge keys into a run's stats (JSONB ||), e.g. progress of a crawl still running."""
-    import json
-
-    if run_table not in {"crawl_runs", "training_runs", "colorization_runs"}:
-        raise ValueError(run_table)
-    session.execute(text(f"UPDATE {run_table} SET stats = stats || CAST(:s AS jsonb) WHERE id = :id"),
-                    {"s": json.dumps(stats, default=str), "id": run_id})
-
-
-
-
 # -- images measured outside the transaction ---------------------------------------------------
 @dataclass
 class PreparedImage:
@@ -149,5 +137,5 @@ def register_prepared(session: Session, image: PreparedImage):
     return image.sha256
 
 
-__all__ = ["KnownRecord", "known_records", "touch_records", "record_ids", "active_in_bbox", "run_stats_merge",
+__all__ = ["KnownRecord", "known_records", "touch_records", "record_ids", "active_in_bbox",
            "PreparedImage", "prepare_image", "register_prepared"]

@@ -49,7 +49,7 @@ def run_crawl(spider_name: str, params: dict[str, Any], *, settings_overrides: d
     """Run one crawl to the end and return its summary (see ``crawlers.runlog.summarize``)."""
     from catalog.db import get_engine, session_scope
     from catalog.ingest import get_or_create_source
-    from catalog.runs import finish_run, start_run
+    from catalog.runs import start_run
     from catalog.settings import get_settings
 
     cls = spider_class(spider_name)
@@ -67,12 +67,19 @@ def run_crawl(spider_name: str, params: dict[str, Any], *, settings_overrides: d
                            {"params": params, "collection": collection, "settings": _sanitise(overrides)},
                            source_id=source.id)
         source_id = source.id
+    if "LOG_FILE" not in overrides:  # the terminal keeps the progress; the log goes next to the blobs
+        log_dir = get_settings().home / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        overrides["LOG_FILE"] = str(log_dir / f"crawl-{run_id}.log")
     job = {"spider": spider_name, "params": params, "settings": overrides, "run_id": run_id,
            "source_id": source_id, "collection": collection}
     env = dict(os.environ, ARHIVA_DATABASE_URL=engine.url.render_as_string(hide_password=False),
                PYTHONUNBUFFERED="1")
     result = _run_child(job, env, progress, timeout)
-    return _finish(engine, run_id, result)
+    summary = _finish(engine, run_id, result)
+    if overrides.get("LOG_FILE"):
+        summary["log_file"] = overrides["LOG_FILE"]
+    return summary
 
 
 def _run_child(job: dict[str, Any], env: dict[str, str], progress: Progress | None,
@@ -99,10 +106,13 @@ def _run_child(job: dict[str, Any], env: dict[str, str], progress: Progress | No
                 if progress is not None:
                     progress(dict(msg.get("stats") or {}, run_id=job["run_id"]))
         state["returncode"] = proc.wait()
-    except KeyboardInterrupt:
-        _stop(proc)
-        state["returncode"] = proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the child too: let it close cleanly, then insist
         state["interrupted"] = True
+        try:
+            proc.wait(timeout=60)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            _stop(proc)
+        state["returncode"] = proc.wait()
     finally:
         if timer:
             timer.cancel()

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
-
 from scrapy.exceptions import NotConfigured
 
 from catalog import harvest
@@ -123,7 +121,3 @@ class CrawlStore:
     def prepare_image(self, data: bytes) -> harvest.PreparedImage:
         """Measure and store an image's bytes (no transaction; runs in worker threads)."""
         return harvest.prepare_image(self.blobs, data, settings=self.app_settings)
-
-    def progress(self, stats: dict[str, Any]) -> None:
-        with session_scope(self.engine) as s:
-            harvest.run_stats_merge(s, "crawl_runs", self.run_id, stats)

@@ -153,7 +153,6 @@ def default_image(photo: dict[str, Any], size: str) -> bytes:
                            seed=photo["cid"] % 97)
 
 
-COVERED = None
 
 
 # -- faults ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from PIL import Image
 from sqlalchemy import delete, func, select, text, update
 
 from catalog.db import session_scope
-from catalog.models import Asset, Collection, CollectionMember
+from catalog.models import Asset, Collection, CollectionMember, Record
 from catalog.settings import Settings, get_settings
 from catalog.web import create_app
 from tests.web_catalogue import web_catalogue_fixture  # noqa: F401  (the web_catalogue fixture)
@@ -279,3 +279,31 @@ def test_cli_has_the_web_command():
 
     r = CliRunner().invoke(app, ["web", "--help"])
     assert r.exit_code == 0 and "--host" in r.output and "--port" in r.output
+
+
+def test_record_pages_without_image_or_colorization(client, cat, clean_db):
+    undated = client.get(f"/records/{cat.ids['undated']}")
+    assert undated.status_code == 200 and "No image stored" in undated.text and "undated" in undated.text
+    plain = client.get(f"/records/{cat.ids['soroca']}").text
+    assert "not colorized yet" in plain and 'type="range"' not in plain
+    with session_scope(clean_db) as s:
+        s.execute(update(Record).where(Record.id == cat.ids["orhei"]).values(status="withdrawn",
+                                                                           withdrawn_at=func.now()))
+    try:
+        page = client.get(f"/records/{cat.ids['orhei']}").text
+        assert "This record is withdrawn" in page and "Withdrawn: gone from the source" in page
+        assert "orhei" not in keys(client.get("/api/records", params={"limit": 50}))
+        assert keys(client.get("/api/records", params={"status": "withdrawn"})) == {"orhei"}
+    finally:
+        with session_scope(clean_db) as s:
+            s.execute(update(Record).where(Record.id == cat.ids["orhei"]).values(status="active", withdrawn_at=None))
+
+
+def test_the_web_package_imports_no_torch_scrapy_or_prefect():
+    import subprocess
+    import sys
+
+    code = ("import sys, catalog.web.app, catalog.web.api, catalog.web.pages, catalog.web.files; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'scrapy', 'prefect', 'twisted'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -24,6 +24,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
 if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+    if os.environ.get("CI"):  # CI installs chromium: a missing browser must not pass as a skip
+        pytest.fail(f"no chromium at {CHROMIUM} (apt-get install -y chromium)", pytrace=False)
     pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 

@@ -1,6 +1,7 @@
 """Register files as content-addressed assets and link them to records."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -8,32 +9,58 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from catalog.blobs import BlobStore, blob_key, sha256_bytes
-from catalog.imaging import ImageRejected, measure
+from catalog.imaging import ImageInfo, ImageRejected, measure
 from catalog.models import Asset, RecordAsset
 from catalog.settings import Settings, get_settings
 
-__all__ = ["ImageRejected", "register_image", "register_file", "link_asset", "get_store"]
+__all__ = ["ImageRejected", "PreparedImage", "prepare_image", "register_prepared", "register_image", "register_file",
+           "link_asset", "get_store"]
 
 
 def get_store(settings: Settings | None = None) -> BlobStore:
     return BlobStore((settings or get_settings()).blob_root)
 
 
+@dataclass
+class PreparedImage:
+    """An image measured and put in the blob store, ready to be catalogued (``register_prepared``)."""
+
+    sha256: str
+    size: int
+    info: ImageInfo
+
+
+def prepare_image(store: BlobStore, data: bytes, *, settings: Settings | None = None) -> PreparedImage:
+    """Measure (raises ImageRejected with the reason) and store the bytes; no database, so it can run
+    in worker threads or processes while a transaction is busy elsewhere."""
+    settings = settings or get_settings()
+    info = measure(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
+    sha = sha256_bytes(data)
+    if not store.exists(sha):
+        store.put_bytes(data)
+    return PreparedImage(sha, len(data), info)
+
+
+def register_prepared(session: Session, image: PreparedImage) -> str:
+    """The asset row of a prepared image (idempotent); returns its sha256."""
+    info = image.info
+    session.execute(pg_insert(Asset).values(
+        sha256=image.sha256, media_type=info.media_type, width=info.width, height=info.height, bytes=image.size,
+        phash=info.phash, colourfulness=info.colourfulness, chroma_mean=info.chroma_mean,
+        chroma_spread=info.chroma_spread, is_colour=info.is_colour, blob_key=blob_key(image.sha256),
+        info=info.info).on_conflict_do_nothing(index_elements=["sha256"]))
+    return image.sha256
+
+
 def register_image(session: Session, store: BlobStore, data: bytes, *, settings: Settings | None = None) -> Asset:
     """Measure, store (once) and catalogue an image; raises ImageRejected with the reason."""
-    settings = settings or get_settings()
     sha = sha256_bytes(data)
     found = session.get(Asset, sha)
     if found is not None:
         if not store.exists(sha):  # the blob went missing: put it back
             store.put_bytes(data)
         return found
-    info = measure(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
-    store.put_bytes(data)
-    values = dict(sha256=sha, media_type=info.media_type, width=info.width, height=info.height, bytes=len(data),
-                  phash=info.phash, colourfulness=info.colourfulness, chroma_mean=info.chroma_mean,
-                  chroma_spread=info.chroma_spread, is_colour=info.is_colour, blob_key=blob_key(sha), info=info.info)
-    session.execute(pg_insert(Asset).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
+    register_prepared(session, prepare_image(store, data, settings=settings))
     return session.get(Asset, sha)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
+from catalog.assets import PreparedImage, prepare_image, register_prepared  # re-exported for the crawlers
 from catalog.models import Record, RecordAsset
 
 
@@ -95,46 +96,6 @@ def active_in_bbox(session: Session, source_id: int, west: float, south: float, 
     if year_to is not None:
         q = q.where(Record.year_lo <= year_to)
     return {k: (lat, lon) for k, lat, lon in session.execute(q)}
-
-
-# -- images measured outside the transaction ---------------------------------------------------
-@dataclass
-class PreparedImage:
-    """An image measured and put in the blob store, ready to be catalogued (``register_prepared``)."""
-
-    sha256: str
-    size: int
-    info: Any  # catalog.imaging.ImageInfo
-
-
-def prepare_image(store, data: bytes, *, settings=None) -> PreparedImage:
-    """Measure (raises ``ImageRejected``) and store the bytes; no database. Safe to run in threads."""
-    from catalog.blobs import sha256_bytes
-    from catalog.imaging import measure
-    from catalog.settings import get_settings
-
-    settings = settings or get_settings()
-    info = measure(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
-    sha = sha256_bytes(data)
-    if not store.exists(sha):
-        store.put_bytes(data)
-    return PreparedImage(sha, len(data), info)
-
-
-def register_prepared(session: Session, image: PreparedImage):
-    """The asset row for a prepared image (same values as ``catalog.assets.register_image``)."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-    from catalog.blobs import blob_key
-    from catalog.models import Asset
-
-    info = image.info
-    session.execute(pg_insert(Asset).values(
-        sha256=image.sha256, media_type=info.media_type, width=info.width, height=info.height, bytes=image.size,
-        phash=info.phash, colourfulness=info.colourfulness, chroma_mean=info.chroma_mean,
-        chroma_spread=info.chroma_spread, is_colour=info.is_colour, blob_key=blob_key(image.sha256),
-        info=info.info).on_conflict_do_nothing(index_elements=["sha256"]))
-    return image.sha256
 
 
 __all__ = ["KnownRecord", "known_records", "touch_records", "record_ids", "active_in_bbox",

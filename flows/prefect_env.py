@@ -24,3 +24,21 @@ def configure() -> None:
 
 
 configure()
+
+
+def bind_console() -> None:
+    """Point Prefect's console log handlers at the current ``sys.stderr``.
+
+    Prefect binds them once per process; a caller that swapped the streams since (a test
+    runner, an embedding application) would otherwise get errors from a closed file.
+    """
+    import logging
+    import sys
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for logger in (logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))):
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.stream = sys.stderr  # not setStream(): it flushes the old, maybe closed, stream
+                handler.console.file = sys.stderr

@@ -181,6 +181,7 @@ def test_years_filter_and_images_none(server, env):
 
 
 def test_limit_stops_early_and_withdraws_nothing(server, env):
-    summary = crawl(server, limit=5)
-    assert summary["status"] == "succeeded"
+    summary = crawl(server, limit=5, settings={"ARHIVA_IMAGE_WORKERS": 1})  # images measured in a process
+    assert summary["status"] == "succeeded" and summary["images"]["stored"] == 5
     assert server.counts["photo.giveForPage"] == 5 and len(records(env)) == 5
+    assert count(env, RecordAsset) == 5 and summary["log_file"].endswith(f"crawl-{summary['run_id']}.log")

@@ -13,24 +13,12 @@ console = Console()
 err = Console(stderr=True)
 
 
-def run_archive(params: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from crawlers.runner import run_crawl
-
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
-        task = bar.add_task("crawling archive…", total=None)
-
-        def show(p: dict[str, Any]) -> None:
-            pages = sum(v for k, v in p.items() if k.startswith("requests/") and k != "requests/image")
-            bar.update(task, description=(
-                f"run {p.get('run_id')}: {pages} pages, {p.get('oai/records', 0)} OAI records, "
-                f"{p.get('records/new', 0)} new, {p.get('records/changed', 0)} changed, "
-                f"{p.get('records/unchanged', 0)} unchanged, {p.get('images/stored', 0)} images, "
-                f"{p.get('errors', 0)} errors"))
-
-        return run_crawl("archive", params, settings_overrides=settings, progress=show)
+def describe(p: dict[str, Any]) -> str:
+    pages = sum(v for k, v in p.items() if k.startswith("requests/") and k != "requests/image")
+    return (f"run {p.get('run_id')}: {pages} pages, {p.get('oai/records', 0)} OAI records, "
+            f"{p.get('records/new', 0)} new, {p.get('records/changed', 0)} changed, "
+            f"{p.get('records/unchanged', 0)} unchanged, {p.get('images/stored', 0)} images, "
+            f"{p.get('errors', 0)} errors")
 
 
 def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
@@ -59,11 +47,8 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
     ) -> None:
         """Harvest archive pages (schema.org, Dublin Core, Open Graph, Omeka S, Commons, captions),
         IIIF Presentation 2/3 and OAI-PMH (oai_dc), deciding by what each URL returns."""
-        import json
-
-        from crawlers.runner import CrawlError
         from crawlers.settings import parse_setting
-        from flows.cli.crawl_pastvu import summary_table
+        from flows.cli.crawl_common import crawl_and_report
 
         try:
             settings = dict(parse_setting(s) for s in setting)
@@ -75,19 +60,4 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         params = {"start_urls": start_urls, "allow_domains": allow_domain or None, "max_pages": max_pages,
                   "depth": depth, "set": oai_set, "from_date": oai_from, "source": source, "collection": collection}
         params = {k: v for k, v in params.items() if v is not None}
-        try:
-            summary = run_archive(params, settings)
-        except CrawlError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
-        if json_out:
-            console.print_json(json.dumps(summary, default=str))
-        else:
-            console.print(summary_table(summary))
-            for e in ((summary.get("errors") or {}).get("examples") or [])[:15]:
-                err.print(f"  [yellow]{e.get('kind')}[/yellow] {e.get('message', '')} {e.get('url', '')}",
-                          highlight=False)
-            if summary.get("error"):
-                err.print(f"[red]error:[/red] {summary['error']}", highlight=False)
-        if summary.get("status") != "succeeded":
-            raise typer.Exit(1)
+        crawl_and_report("archive", params, settings, json_out=json_out, describe=describe, max_examples=15)

@@ -41,7 +41,10 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     ) -> None:
         """Train a model version on the collection's colour photos not used before (a Prefect flow)."""
+        from flows.prefect_env import bind_console
         from flows.train import train_flow
+
+        bind_console()
 
         try:
             summary = train_flow(collection=collection, name=name, base=base, stage1_epochs=stage1_epochs,
@@ -64,6 +67,9 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         """Colorize a collection's greyscale photos by year range; results go back to the catalogue."""
         from catalog.queries import QueryError, parse_years
         from flows.colorize import colorize_flow
+        from flows.prefect_env import bind_console
+
+        bind_console()
 
         if years:
             try:

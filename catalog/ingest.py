@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
@@ -172,9 +174,20 @@ def upsert_records(session: Session, source_id: int, records: Sequence[RecordIn]
         else:
             good[rec.source_key] = rec  # a key twice in one batch: the last one wins
     keys = sorted(good)
-    for start in range(0, len(keys), batch_size):
-        chunk = [good[k] for k in keys[start:start + batch_size]]
-        report.merge(_upsert_chunk(session, source_id, chunk, run_id))
+    chunks = [[good[k] for k in keys[i:i + batch_size]] for i in range(0, len(keys), batch_size)]
+    if len(chunks) <= 1:
+        for chunk in chunks:
+            report.merge(_upsert_chunk(session, source_id, _copy_rows(chunk), run_id))
+    else:
+        # Serialise the next chunk in a thread while PostgreSQL works on this one (psycopg
+        # releases the GIL while it waits): the two cores of a small machine both work.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="arhiva-upsert") as pool:
+            pending = pool.submit(_copy_rows, chunks[0])
+            for nxt in [*chunks[1:], None]:
+                rows = pending.result()
+                if nxt is not None:
+                    pending = pool.submit(_copy_rows, nxt)
+                report.merge(_upsert_chunk(session, source_id, rows, run_id))
     if collection and report.ids:
         add_to_collection(session, collection, report.ids.values())
     return report
@@ -222,26 +235,24 @@ _TOUCH_SQL = text(
 )
 
 
-def _upsert_chunk(session: Session, source_id: int, chunk: list[RecordIn], run_id: int | None) -> UpsertReport:
-    """Upsert one sorted chunk: COPY into a temporary table, then set-based SQL."""
+def _upsert_chunk(session: Session, source_id: int, rows: list[tuple], run_id: int | None) -> UpsertReport:
+    """Upsert one sorted chunk (rows from ``_copy_rows``): COPY into a temporary table, then set-based SQL."""
     report = UpsertReport()
     session.execute(text(_TEMP_DDL))
     session.execute(text("DELETE FROM arhiva_incoming"))
-    hashes: dict[str, str] = {}
+    hashes: dict[str, str] = {row[0]: row[-1] for row in rows}
     raw_conn = session.connection().connection.driver_connection
     with raw_conn.cursor() as cur:
         with cur.copy(f"COPY arhiva_incoming ({', '.join(_COPY_COLS)}) FROM STDIN") as copy:
-            for rec in chunk:
-                raw_json, fields_json, digest = _serialise(rec)
-                hashes[rec.source_key] = digest
-                copy.write_row((rec.source_key, *(getattr(rec, n) for n in MAPPED), _json(rec.extra),
-                                raw_json, fields_json, digest))
+            for row in rows:
+                copy.write_row(row)
+    session.execute(text("ANALYZE arhiva_incoming"))  # real row counts: hash joins, not nested loops
     params = {"source_id": source_id, "run_id": run_id}
     # Lock the rows we already have, in key order (no deadlocks between workers).
     existing = session.execute(_LOCK_SQL, params | {"keys": list(hashes)}).all()
     same = {row.source_key: row.id for row in existing if row.payload_hash == hashes[row.source_key]}
     done: dict[str, tuple[int, bool]] = {}
-    if len(same) < len(chunk):
+    if len(same) < len(rows):
         done = {row.source_key: (row.id, bool(row.inserted))
                 for row in session.execute(_UPSERT_SQL, params | {"same": list(same)})}
     if done:
@@ -266,15 +277,29 @@ def _upsert_chunk(session: Session, source_id: int, chunk: list[RecordIn], run_i
     return report
 
 
+def _copy_rows(chunk: list[RecordIn]) -> list[tuple]:
+    """The COPY rows of a chunk, in ``_COPY_COLS`` order (payload hash last)."""
+    rows = []
+    for rec in chunk:
+        raw_json, fields_json, digest = _serialise(rec)
+        rows.append((rec.source_key, *(getattr(rec, n) for n in MAPPED), _json(rec.extra), raw_json, fields_json,
+                     digest))
+    return rows
+
+
+_JSON_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def _json(value: Any) -> str:
+    """Canonical JSON (sorted keys, compact, UTF-8); anything unknown as its str()."""
+    return orjson.dumps(value, option=_JSON_OPTS, default=str).decode("utf-8")
+
+
 def _serialise(rec: RecordIn) -> tuple[str, str, str]:
-    raw_json = json.dumps(rec.raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    fields_json = json.dumps(rec.mapped(), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    raw_json = _json(rec.raw)
+    fields_json = _json(rec.mapped())
     digest = hashlib.sha256(f"{raw_json}\n{fields_json}".encode("utf-8")).hexdigest()
     return raw_json, fields_json, digest
-
-
-def _json(value: dict[str, Any]) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def withdraw_records(session: Session, source_id: int, keys: Iterable[str], *, run_id: int | None = None) -> int:

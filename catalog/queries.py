@@ -26,6 +26,7 @@ POINT = func.point(Record.lon, Record.lat)
 # Decade and grid tokens in the search vector (see the first migration).
 DECADE_MIN, DECADE_MAX = 1800, 2039
 MAX_CELL_TOKENS = 64
+MAX_COMBINED_TOKENS = 512
 
 
 def _in_box(w: float, s: float, e: float, n: float):
@@ -129,7 +130,7 @@ def text_condition(query: str):
     conds = []
     for w in words:
         folded = func.arhiva_fold(w)
-        tsq = func.plainto_tsquery("romanian", folded).op("||")(func.plainto_tsquery("russian", folded))
+        tsq = func.plainto_tsquery(literal_column("'arhiva'::regconfig"), folded)
         conds.append(Record.search.op("@@")(tsq))
     return and_(*conds)
 
@@ -146,20 +147,33 @@ def _filtered(q: RecordQuery) -> Select:
             Collection.name == q.collection))
     if q.source:
         stmt = stmt.where(Record.source_id == select(Source.id).where(Source.slug == q.source).scalar_subquery())
-    if q.year_from is not None or q.year_to is not None:
-        # int4range with a NULL bound is open on that side: "before 1900" is (,1899].
-        asked = func.int4range(q.year_from, q.year_to, BOTH_INCLUSIVE)
-        dated = or_(Record.year_lo.is_not(None), Record.year_hi.is_not(None))
-        cond = and_(_token_query(decade_tokens(q.year_from, q.year_to)), dated, YEAR_RANGE.op("&&")(asked))
-        if q.include_undated:
-            cond = or_(cond, and_(Record.year_lo.is_(None), Record.year_hi.is_(None)))
-        stmt = stmt.where(cond)
+    years_asked = q.year_from is not None or q.year_to is not None
+    boxes = []
+    cells: list[str] | None = None
     if q.bbox is not None:
         w, s, e, n = q.bbox
         boxes = [(w, s, e, n)] if w <= e else [(w, s, 180.0, n), (-180.0, s, e, n)]  # antimeridian
-        cells = [cell_tokens(*b) for b in boxes]
-        if all(c is not None for c in cells):
-            stmt = stmt.where(_token_query([t for c in cells for t in c]))
+        per_box = [cell_tokens(*b) for b in boxes]
+        cells = None if any(c is None for c in per_box) else [t for c in per_box for t in c]
+    # Undated records carry no decade token: with include_undated, only the exact test applies.
+    decades = decade_tokens(q.year_from, q.year_to) if years_asked and not q.include_undated else []
+    if decades and cells is not None and len(cells) * len(decades) <= MAX_COMBINED_TOKENS:
+        # place × decade tokens: one short posting list per (cell, decade)
+        stmt = stmt.where(_token_query([f"{c}_d{d[2:]}" for c in cells for d in decades]))
+    else:
+        if decades:
+            stmt = stmt.where(_token_query(decades))
+        if cells is not None:
+            stmt = stmt.where(_token_query(cells))
+    if years_asked:
+        # int4range with a NULL bound is open on that side: "before 1900" is (,1899].
+        asked = func.int4range(q.year_from, q.year_to, BOTH_INCLUSIVE)
+        dated = or_(Record.year_lo.is_not(None), Record.year_hi.is_not(None))
+        cond = and_(dated, YEAR_RANGE.op("&&")(asked))
+        if q.include_undated:
+            cond = or_(cond, and_(Record.year_lo.is_(None), Record.year_hi.is_(None)))
+        stmt = stmt.where(cond)
+    if boxes:
         stmt = stmt.where(or_(*(_in_box(*b) for b in boxes)))
     if q.text:
         cond = text_condition(q.text)

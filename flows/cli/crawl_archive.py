@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def describe(p: dict[str, Any]) -> str:

@@ -8,10 +8,11 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
@@ -50,7 +51,7 @@ def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, An
     try:  # bad parameters are answered before any flow or process starts
         spider_class(spider).check_params(dict(params))
     except (CrawlError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
 
     from flows.prefect_env import bind_console
@@ -63,10 +64,10 @@ def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, An
         try:
             summary = crawl_module.crawl_flow(spider=spider, params=params, settings=settings, retries=0)
         except CrawlError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(2) from None
         except crawl_module.CrawlFailed as exc:
-            err.print(f"[red]error:[/red] crawl failed: {exc}", highlight=False)
+            err.print(f"[red]error:[/red] crawl failed: {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from None
         finally:
             crawl_module.progress_hook = None
@@ -76,8 +77,9 @@ def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, An
         console.print(summary_table(summary))
         for e in ((summary.get("errors") or {}).get("examples") or [])[:max_examples]:
             where = e.get("key") or e.get("url") or ""
-            err.print(f"  [yellow]{e.get('kind')}[/yellow] {where} {e.get('message', '')}", highlight=False)
+            detail = escape(f"{where} {e.get('message', '')}")
+            err.print(f"  [yellow]{escape(str(e.get('kind')))}[/yellow] {detail}", highlight=False)
         if summary.get("error"):
-            err.print(f"[red]error:[/red] {summary['error']}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(summary['error']))}", highlight=False)
     if summary.get("status") != "succeeded":
         raise typer.Exit(1)

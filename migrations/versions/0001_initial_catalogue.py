@@ -20,13 +20,20 @@ depends_on: str | Sequence[str] | None = None
 # Folds case and diacritics (NFD, combining marks removed) so that "Chișinău",
 # "Chisinau" and "CHIŞINĂU" — or "Ёлка" and "елка" — index alike.
 #
-# The search vector holds the words (Romanian and Russian stemmers) plus
+# The search vector holds the words (text search configuration `arhiva`) plus
 # place/time tokens no user text can produce: "~d193" for each decade the
 # record's years overlap (open ends clamped to 1800..2039) and "~g1_47_28" /
-# "~g01_470_288" for its 1° and 0.1° grid cells. A map + years + words query
+# "~g01_470_288" for its 1° and 0.1° grid cells, and both combined ("~g01_470_288_d193"). A map +
+# years + words query
 # is then one GIN index scan; the exact interval and box are rechecked on the
 # few candidate rows. Both functions are IMMUTABLE (the column is generated).
 CREATE_FUNCTIONS = [
+    # Words in Latin letters (Romanian, folded to ASCII) go to the Romanian stemmer, words in
+    # other letters (Cyrillic) to the Russian one: one pass, one lexeme per word.
+    "CREATE TEXT SEARCH CONFIGURATION arhiva (COPY = pg_catalog.romanian)",
+    "ALTER TEXT SEARCH CONFIGURATION arhiva ALTER MAPPING FOR asciiword, asciihword, hword_asciipart "
+    "WITH romanian_stem",
+    "ALTER TEXT SEARCH CONFIGURATION arhiva ALTER MAPPING FOR word, hword, hword_part WITH russian_stem",
     r"""
 CREATE OR REPLACE FUNCTION arhiva_fold(t text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
@@ -38,20 +45,25 @@ RETURNS tsvector LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
     f text := arhiva_fold(coalesce(t, ''));
     tokens text[] := '{}';
+    cells text[] := '{}';
+    cell text;
     d int;
 BEGIN
+    IF lat IS NOT NULL AND lon IS NOT NULL THEN
+        cells := ARRAY['~g1_' || floor(lat)::int || '_' || floor(lon)::int,
+                       '~g01_' || floor(lat * 10)::int || '_' || floor(lon * 10)::int];
+        tokens := cells;
+    END IF;
     IF y_lo IS NOT NULL OR y_hi IS NOT NULL THEN
         FOR d IN (least(greatest(coalesce(y_lo, 1800), 1800), 2039) / 10)
                  .. (least(greatest(coalesce(y_hi, 2039), 1800), 2039) / 10) LOOP
             tokens := tokens || ('~d' || d);
+            FOREACH cell IN ARRAY cells LOOP  -- place × decade: a map + years query hits short lists
+                tokens := tokens || (cell || '_d' || d);
+            END LOOP;
         END LOOP;
     END IF;
-    IF lat IS NOT NULL AND lon IS NOT NULL THEN
-        tokens := tokens || ('~g1_' || floor(lat)::int || '_' || floor(lon)::int)
-                         || ('~g01_' || floor(lat * 10)::int || '_' || floor(lon * 10)::int);
-    END IF;
-    RETURN to_tsvector('romanian'::regconfig, f) || to_tsvector('russian'::regconfig, f)
-           || array_to_tsvector(tokens);
+    RETURN to_tsvector('arhiva'::regconfig, f) || array_to_tsvector(tokens);
 END $$
 """,
 ]
@@ -305,3 +317,4 @@ def downgrade() -> None:
     op.drop_table('assets')
     op.execute("DROP FUNCTION IF EXISTS arhiva_search_vector(text, int, int, float8, float8)")
     op.execute("DROP FUNCTION IF EXISTS arhiva_fold(text)")
+    op.execute("DROP TEXT SEARCH CONFIGURATION IF EXISTS arhiva")

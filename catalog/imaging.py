@@ -39,8 +39,13 @@ class ImageInfo:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def open_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None) -> Image.Image:
-    """Open and fully decode, refusing oversized, truncated or unknown files."""
+def open_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None,
+               draft: tuple[int, int] | None = None) -> Image.Image:
+    """Open and fully decode, refusing oversized, truncated or unknown files.
+
+    ``draft``: a JPEG may be decoded at a reduced scale (DCT scaling; every byte is still
+    read, so truncation is still caught); the full size is then in ``im.info["full_size"]``.
+    """
     if max_bytes is not None and len(data) > max_bytes:
         raise ImageRejected(f"file is {len(data):,} bytes, over the limit of {max_bytes:,}")
     if not data:
@@ -53,6 +58,9 @@ def open_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None) ->
             if w * h > max_pixels:
                 raise ImageRejected(f"image is {w}×{h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
                                     "(decompression-bomb guard)")
+            im.info["full_size"] = (w, h)
+            if draft and im.format == "JPEG" and im.mode in ("L", "RGB"):
+                im.draft(im.mode, draft)
             im.load()
     except ImageRejected:
         raise
@@ -114,7 +122,8 @@ def dhash(im: Image.Image) -> str:
 
 
 def measure(data: bytes, *, max_pixels: int = 120_000_000, max_bytes: int | None = None) -> ImageInfo:
-    im = open_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+    im = open_image(data, max_pixels=max_pixels, max_bytes=max_bytes, draft=(512, 512))
+    full_w, full_h = im.info["full_size"]
     fmt = im.format or "UNKNOWN"
     info: dict[str, Any] = {"mode": im.mode, "format": fmt, "frames": getattr(im, "n_frames", 1)}
     try:
@@ -131,7 +140,7 @@ def measure(data: bytes, *, max_pixels: int = 120_000_000, max_bytes: int | None
     spread = float(np.sqrt(((ab - ab.mean(axis=0)) ** 2).sum(axis=1).mean()))
     return ImageInfo(
         media_type=MEDIA_TYPES.get(fmt, f"image/{fmt.lower()}"),
-        width=im.size[0], height=im.size[1], phash=dhash(small),
+        width=full_w, height=full_h, phash=dhash(small),
         colourfulness=round(colourfulness(rgb), 3), chroma_mean=round(float(chroma.mean()), 3),
         chroma_spread=round(spread, 3), is_colour=spread >= COLOUR_SPREAD_THRESHOLD, info=info,
     )

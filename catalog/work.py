@@ -53,9 +53,11 @@ def _collection_id(session: Session, name: str) -> int:
 
 
 def _originals(session: Session, collection_id: int):
-    """(record_asset, asset, record) of active records' originals in a collection."""
+    """(crop box, asset sha256, blob key, width, height, record id) of active records' originals in a
+    collection; only the columns the work needs (no payloads, no search vectors)."""
     return (
-        select(RecordAsset, Asset, Record)
+        select(RecordAsset.crop_box, Asset.sha256, Asset.blob_key, Asset.width, Asset.height,
+               Record.id.label("record_id"))
         .join(Asset, Asset.sha256 == RecordAsset.asset_sha256)
         .join(Record, Record.id == RecordAsset.record_id)
         .join(CollectionMember, and_(CollectionMember.record_id == Record.id,
@@ -66,14 +68,14 @@ def _originals(session: Session, collection_id: int):
 
 def _group(rows) -> list[PhotoRef]:
     refs: dict[str, PhotoRef] = {}
-    for ra, asset, rec in rows:
-        ref = refs.get(asset.sha256)
+    for crop_box, sha, blob_key, width, height, record_id in rows:
+        ref = refs.get(sha)
         if ref is None:
-            ref = refs[asset.sha256] = PhotoRef(asset.sha256, asset.blob_key, asset.width, asset.height, ra.crop_box)
-        if rec.id not in ref.record_ids:
-            ref.record_ids.append(rec.id)
-        if ref.crop_box is None and ra.crop_box:
-            ref.crop_box = ra.crop_box
+            ref = refs[sha] = PhotoRef(sha, blob_key, width, height, crop_box)
+        if record_id not in ref.record_ids:
+            ref.record_ids.append(record_id)
+        if ref.crop_box is None and crop_box:
+            ref.crop_box = crop_box
     return list(refs.values())
 
 
@@ -134,23 +136,46 @@ def _pending(session: Session, collection_id: int, model_version_id: int, phash:
     return stmt
 
 
-def count_pending(session: Session, collection: str, model_version_id: int, phash: str,
-                  year_from: int | None, year_to: int | None) -> int:
+def pending_shas(session: Session, collection: str, model_version_id: int, phash: str,
+                 year_from: int | None, year_to: int | None) -> list[str]:
+    """Every photo still to do, in order: a worker's candidate list (claims re-check each one)."""
     sub = _pending(session, _collection_id(session, collection), model_version_id, phash, year_from,
                    year_to).subquery()
-    return session.execute(select(func.count(func.distinct(sub.c.sha256)))).scalar_one()
+    return list(session.execute(select(sub.c.sha256).distinct().order_by(sub.c.sha256)).scalars())
 
 
 def claim_colorization_batch(session: Session, collection: str, model_version_id: int, phash: str,
-                             year_from: int | None, year_to: int | None, limit: int) -> list[PhotoRef]:
+                             year_from: int | None, year_to: int | None, limit: int,
+                             candidates: list[str] | None = None) -> list[PhotoRef]:
     """Lock up to ``limit`` greyscale originals that lack this result (SKIP LOCKED); hold the
-    transaction open until their results are written."""
+    transaction open until their results are written.
+
+    ``candidates`` (from ``pending_shas``, consumed from the front) makes each claim a few index
+    lookups instead of a scan of the collection; without it the whole collection is searched.
+    """
     cid = _collection_id(session, collection)
-    pending = _pending(session, cid, model_version_id, phash, year_from, year_to).subquery()
-    locked = list(session.execute(
-        select(Asset.sha256).where(Asset.sha256.in_(select(pending.c.sha256)))
-        .order_by(Asset.sha256).limit(limit).with_for_update(skip_locked=True)
-    ).scalars())
+    done = exists().where(Colorization.source_sha256 == Asset.sha256,
+                          Colorization.model_version_id == model_version_id,
+                          Colorization.params_hash == phash, Colorization.status == "done")
+    while True:
+        if candidates is None:
+            pending = _pending(session, cid, model_version_id, phash, year_from, year_to).subquery()
+            pool = select(pending.c.sha256)
+        elif candidates:
+            window = candidates[: max(4 * limit, 64)]
+            pool = window
+        else:
+            return []
+        locked = list(session.execute(
+            select(Asset.sha256).where(Asset.sha256.in_(pool), not_(done))
+            .order_by(Asset.sha256).limit(limit).with_for_update(skip_locked=True)
+        ).scalars())
+        if candidates is not None:
+            # locked ones are ours now; a window with nothing left to lock is done or taken by others
+            gone = set(locked) if locked else set(window)
+            candidates[:] = [c for c in candidates if c not in gone]
+        if locked or candidates is None:
+            break
     if not locked:
         return []
     stmt = _pending(session, cid, model_version_id, phash, year_from, year_to).where(Asset.sha256.in_(locked))

@@ -36,7 +36,7 @@ def encode(image) -> bytes:
 @task(name="colorize-batch", cache_policy=NO_CACHE)
 def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int, phash: str,
                    params: dict[str, Any], year_from: int | None, year_to: int | None, limit: int,
-                   run_id: int, grid: list) -> dict[str, Any]:
+                   run_id: int, grid: list, candidates: list[str]) -> dict[str, Any]:
     """Claim up to ``limit`` photos, colorize them, write the results; all in one transaction."""
     from PIL import Image
 
@@ -47,7 +47,8 @@ def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int,
     store = get_store()
     t0 = time.perf_counter()
     with session_scope(engine) as s:
-        refs = claim_colorization_batch(s, collection, model_version_id, phash, year_from, year_to, limit)
+        refs = claim_colorization_batch(s, collection, model_version_id, phash, year_from, year_to, limit,
+                                        candidates=candidates)
         if not refs:
             return {"photos": 0}
         t1 = time.perf_counter()
@@ -79,7 +80,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     from catalog.queries import parse_years
     from catalog.runs import finish_run, start_run
     from catalog.settings import get_settings
-    from catalog.work import count_pending, latest_model, params_hash
+    from catalog.work import latest_model, params_hash, pending_shas
     from flows.artifacts import before_after_grid, image_artifact, summary_table
 
     log = get_run_logger()
@@ -94,7 +95,8 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
         cid = s.execute(select(Collection.id).where(Collection.name == collection)).scalar()
         if cid is None:
             raise LookupError(f"no collection named {collection!r}")
-        pending = count_pending(s, collection, mv.id, phash, year_from, year_to)
+        candidates = pending_shas(s, collection, mv.id, phash, year_from, year_to)
+        pending = len(candidates)
         run_id = start_run(s, "colorization", "prefect:colorize",
                            {"collection": collection, "years": years, "model": mv.name, "limit": limit,
                             "batch_size": batch_size, "device": device, "worker": f"{socket.gethostname()}:{os.getpid()}"}
@@ -111,7 +113,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
             n = batch_size if limit is None else min(batch_size, limit - totals["photos"])
             got = colorize_batch(engine, colorizer, collection=collection, model_version_id=mv_id, phash=phash,
                                  params=params, year_from=year_from, year_to=year_to, limit=n, run_id=run_id,
-                                 grid=grid)
+                                 grid=grid, candidates=candidates)
             if not got["photos"]:
                 break
             totals["batches"] += 1

@@ -26,7 +26,7 @@ def configure() -> None:
 configure()
 
 
-def bind_console() -> None:
+def bind_console(stream=None) -> None:
     """Point Prefect's console log handlers at the current ``sys.stderr``.
 
     Prefect binds them once per process; a caller that swapped the streams since (a test
@@ -40,5 +40,5 @@ def bind_console() -> None:
     for logger in (logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))):
         for handler in getattr(logger, "handlers", []):
             if isinstance(handler, PrefectConsoleHandler):
-                handler.stream = sys.stderr  # not setStream(): it flushes the old, maybe closed, stream
-                handler.console.file = sys.stderr
+                handler.stream = stream or sys.stderr  # not setStream(): it flushes the old, maybe closed, one
+                handler.console.file = stream or sys.stderr

@@ -92,3 +92,28 @@ def arhiva_env(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     reset_settings_cache()
     yield home
     reset_settings_cache()
+
+
+@pytest.fixture(autouse=True)
+def _prefect_console_follows_stderr():
+    """CLI tests run Prefect flows under CliRunner, whose streams close when it returns; point
+    Prefect's console log handlers back at the current stderr before every test."""
+    import sys
+
+    if "prefect.logging.handlers" in sys.modules:
+        from flows.prefect_env import bind_console
+
+        bind_console()
+    yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _prefect_console_at_exit():
+    """Prefect logs once more when its temporary server stops at exit: to the real stderr."""
+    import sys
+
+    yield
+    if "prefect.logging.handlers" in sys.modules:
+        from flows.prefect_env import bind_console
+
+        bind_console(sys.__stderr__)

@@ -41,7 +41,10 @@ def describe_url(url: str) -> str:
 
 @lru_cache(maxsize=8)
 def _engine_for(url: str) -> Engine:
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # prepare_threshold=None: no server-side prepared statements, so PostgreSQL plans each search
+    # with its real tokens and ranges (a generic plan can be far worse for these queries).
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                         connect_args={"prepare_threshold": None})
 
 
 def get_engine(settings: Settings | None = None, *, check: bool = True) -> Engine:

@@ -21,7 +21,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from catalog.models import Collection, CollectionMember, Record, RecordRevision, Source
+from catalog.models import Collection, CollectionMember, Record, Source
 
 MAPPED = (
     "title", "description", "date_text", "year_lo", "year_hi", "place", "lat", "lon", "direction",
@@ -315,22 +315,7 @@ def withdraw_records(session: Session, source_id: int, keys: Iterable[str], *, r
     return result.rowcount or 0
 
 
-def active_keys(session: Session, source_id: int) -> set[str]:
-    return set(session.execute(
-        select(Record.source_key).where(Record.source_id == source_id, Record.status == "active")).scalars())
-
-
-def payload_hashes(session: Session, source_id: int, keys: Iterable[str]) -> dict[str, str]:
-    """Current payload hash per key (harvesters use it to skip unchanged items)."""
-    keys = list(keys)
-    if not keys:
-        return {}
-    return dict(session.execute(
-        select(Record.source_key, Record.payload_hash).where(Record.source_id == source_id,
-                                                              Record.source_key.in_(keys))).all())
-
-
 __all__ = [
     "RecordIn", "Rejection", "UpsertReport", "upsert_records", "withdraw_records", "get_or_create_source",
-    "get_or_create_collection", "add_to_collection", "active_keys", "payload_hashes", "validate",
+    "get_or_create_collection", "add_to_collection", "validate",
 ]

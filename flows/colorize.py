@@ -138,8 +138,4 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     return totals
 
 
-def run_colorize(**kwargs: Any) -> dict[str, Any]:
-    return colorize_flow(**kwargs)
-
-
-__all__ = ["colorize_flow", "run_colorize", "colorization_params"]
+__all__ = ["colorize_flow", "colorization_params"]

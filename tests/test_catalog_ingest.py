@@ -6,7 +6,7 @@ import threading
 from sqlalchemy import func, select
 
 from catalog.db import session_scope
-from catalog.ingest import RecordIn, get_or_create_source, upsert_records, withdraw_records
+from catalog.ingest import RecordIn, bulk_upsert, get_or_create_source, upsert_records, withdraw_records
 from catalog.models import CollectionMember, Record, RecordRevision
 from catalog.runs import finish_run, start_run
 
@@ -146,3 +146,78 @@ def test_two_connections_upserting_the_same_keys_neither_fail_nor_duplicate(clea
     assert sum(r.unchanged for r in reports) == 400
     assert _count(clean_db, Record) == 400
     assert _count(clean_db, RecordRevision) == 400
+
+
+def test_awkward_text_is_stored_exactly_and_unstorable_records_are_rejected_alone(clean_db):
+    sid = _source(clean_db)
+    tricky = "Tab\there, new\nline, back\\slash, \\N, CR\r and \"quotes\" — Кишинёв"
+    batch = [
+        RecordIn(source_key="tricky\tkey\\", title=tricky, description="\\.", raw={"note": tricky, "n": 1.5e-7}),
+        RecordIn(source_key="huge-int", title="x", raw={"id": 2**70}),
+        RecordIn(source_key="nul-raw", title="x", raw={"t": "a\x00b"}),
+        RecordIn(source_key="surrogate", title="bad \ud800 text"),
+        RecordIn(source_key="direction", direction="north-north-west-ish, roughly"),
+        RecordIn(source_key="escaped-nul", title="ok", raw={"t": "literal \\u0000 text"}),
+    ]
+    with session_scope(clean_db) as s:
+        report = upsert_records(s, sid, batch)
+    assert report.new == 2
+    rejected = {r.source_key: r.field for r in report.rejected}
+    assert rejected == {"huge-int": "raw", "nul-raw": "raw", "surrogate": "title", "direction": "direction"}
+    with session_scope(clean_db) as s:
+        rec = s.execute(select(Record).where(Record.source_key == "tricky\tkey\\")).scalar_one()
+        assert (rec.title, rec.description, rec.raw) == (tricky, "\\.", {"note": tricky, "n": 1.5e-7})
+        assert s.execute(select(Record.raw).where(Record.source_key == "escaped-nul")).scalar_one() == \
+            {"t": "literal \\u0000 text"}
+    # the same records again: nothing changes (hashes are stable through the COPY escaping)
+    with session_scope(clean_db) as s:
+        again = upsert_records(s, sid, batch)
+    assert (again.new, again.changed, again.unchanged) == (0, 0, 2)
+
+
+def test_bulk_upsert_spreads_slices_over_connections_and_reruns_are_idempotent(clean_db):
+    sid = _source(clean_db)
+    batch = _batch(230) + [RecordIn(source_key="bad", year_lo=1990, year_hi=1980)]
+    seen: list[int] = []
+    report = bulk_upsert(clean_db, sid, batch, workers=3, transaction_size=40, batch_size=15,
+                         collection="bulk", progress=seen.append)
+    assert (report.new, report.changed, report.unchanged) == (230, 0, 0)
+    assert [str(r) for r in report.rejected] == ["record 'bad': year_lo: year_lo 1990 is after year_hi 1980"]
+    assert sum(seen) == 231 and len(seen) == 6
+    assert len(report.ids) == 230 and len(set(report.ids.values())) == 230
+    assert _count(clean_db, Record) == 230 and _count(clean_db, RecordRevision) == 230
+    assert _count(clean_db, CollectionMember) == 230
+    changed = _batch(230)
+    changed[7].title = "schimbat"
+    again = bulk_upsert(clean_db, sid, changed, workers=2, transaction_size=50)
+    assert (again.new, again.changed, again.unchanged) == (0, 1, 229)
+    assert again.ids == report.ids
+    assert _count(clean_db, RecordRevision) == 231
+
+
+def test_bulk_upsert_failure_keeps_committed_slices_and_a_rerun_finishes(clean_db, monkeypatch):
+    import catalog.ingest as ingest
+
+    sid = _source(clean_db)
+    batch = _batch(100)
+    real = ingest.upsert_records
+    calls = {"n": 0}
+
+    def flaky(session, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("connection lost")
+        return real(session, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "upsert_records", flaky)
+    try:
+        bulk_upsert(clean_db, sid, batch, workers=1, transaction_size=20)
+    except RuntimeError as exc:
+        assert "connection lost" in str(exc)
+    else:
+        raise AssertionError("the failure must be raised")
+    assert _count(clean_db, Record) == 40  # two slices committed, nothing half-written
+    monkeypatch.setattr(ingest, "upsert_records", real)
+    rerun = bulk_upsert(clean_db, sid, batch, workers=2, transaction_size=20)
+    assert (rerun.new, rerun.unchanged) == (60, 40)
+    assert _count(clean_db, Record) == 100 and _count(clean_db, RecordRevision) == 100

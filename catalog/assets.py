@@ -9,12 +9,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from catalog.blobs import BlobStore, blob_key, sha256_bytes
-from catalog.imaging import ImageInfo, ImageRejected, measure
+from catalog.imaging import ImageInfo, ImageRejected, measure, measure_image
 from catalog.models import Asset, RecordAsset
 from catalog.settings import Settings, get_settings
 
-__all__ = ["ImageRejected", "PreparedImage", "prepare_image", "register_prepared", "register_image", "register_file",
-           "link_asset", "get_store"]
+__all__ = ["ImageRejected", "PreparedImage", "prepare_image", "prepare_made_image", "register_prepared",
+           "register_image", "register_file", "link_asset", "link_assets", "get_store"]
 
 
 def get_store(settings: Settings | None = None) -> BlobStore:
@@ -41,15 +41,27 @@ def prepare_image(store: BlobStore, data: bytes, *, settings: Settings | None = 
     return PreparedImage(sha, len(data), info)
 
 
-def register_prepared(session: Session, image: PreparedImage) -> str:
-    """The asset row of a prepared image (idempotent); returns its sha256."""
-    info = image.info
-    session.execute(pg_insert(Asset).values(
-        sha256=image.sha256, media_type=info.media_type, width=info.width, height=info.height, bytes=image.size,
-        phash=info.phash, colourfulness=info.colourfulness, chroma_mean=info.chroma_mean,
-        chroma_spread=info.chroma_spread, is_colour=info.is_colour, blob_key=blob_key(image.sha256),
-        info=info.info).on_conflict_do_nothing(index_elements=["sha256"]))
-    return image.sha256
+def prepare_made_image(store: BlobStore, image: Any, data: bytes, fmt: str) -> PreparedImage:
+    """An image arhiva made itself (a colorization): ``data`` is ``image`` encoded as ``fmt``.
+    Measured from the pixels in memory (no second decode) and stored once; no database."""
+    sha = sha256_bytes(data)
+    if not store.exists(sha):
+        store.put_bytes(data)
+    return PreparedImage(sha, len(data), measure_image(image, fmt=fmt))
+
+
+def register_prepared(session: Session, *images: PreparedImage) -> str | None:
+    """The asset rows of prepared images, in one statement (idempotent); returns the first sha256."""
+    if not images:
+        return None
+    session.execute(pg_insert(Asset).values([
+        {"sha256": im.sha256, "media_type": im.info.media_type, "width": im.info.width, "height": im.info.height,
+         "bytes": im.size, "phash": im.info.phash, "colourfulness": im.info.colourfulness,
+         "chroma_mean": im.info.chroma_mean, "chroma_spread": im.info.chroma_spread, "is_colour": im.info.is_colour,
+         "blob_key": blob_key(im.sha256), "info": im.info.info}
+        for im in {im.sha256: im for im in images}.values()
+    ]).on_conflict_do_nothing(index_elements=["sha256"]))
+    return images[0].sha256
 
 
 def register_image(session: Session, store: BlobStore, data: bytes, *, settings: Settings | None = None) -> Asset:
@@ -78,9 +90,22 @@ def link_asset(session: Session, record_id: int, sha256: str, role: str = "origi
                source_url: str | None = None, run_id: int | None = None, etag: str | None = None,
                last_modified: str | None = None, crop_box: list[int] | None = None) -> int:
     """Link an asset to a record (idempotent); returns the link id."""
-    stmt = pg_insert(RecordAsset).values(
-        record_id=record_id, asset_sha256=sha256, role=role, source_url=source_url, first_seen_run_id=run_id,
-        last_seen_run_id=run_id, etag=etag, last_modified=last_modified, crop_box=crop_box)
+    return link_assets(session, [{
+        "record_id": record_id, "asset_sha256": sha256, "role": role, "source_url": source_url,
+        "first_seen_run_id": run_id, "last_seen_run_id": run_id, "etag": etag, "last_modified": last_modified,
+        "crop_box": crop_box}])[0]
+
+
+def link_assets(session: Session, links: list[dict[str, Any]]) -> list[int]:
+    """Many links in one statement (keys as ``link_asset`` takes them, ``run_id`` spelled
+    ``first_seen_run_id``/``last_seen_run_id``); returns the link ids in order."""
+    if not links:
+        return []
+    keys = ("record_id", "asset_sha256", "role", "source_url", "first_seen_run_id", "last_seen_run_id", "etag",
+            "last_modified", "crop_box")
+    rows = list({(ln["record_id"], ln["asset_sha256"], ln.get("role", "original")): ln for ln in links}.values())
+    stmt = pg_insert(RecordAsset).values([{k: ln.get(k, "original" if k == "role" else None) for k in keys}
+                                          for ln in rows])
     ex = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         constraint="uq_record_assets_link",
@@ -89,8 +114,9 @@ def link_asset(session: Session, record_id: int, sha256: str, role: str = "origi
               "etag": func.coalesce(ex.etag, RecordAsset.etag),
               "last_modified": func.coalesce(ex.last_modified, RecordAsset.last_modified),
               "crop_box": ex.crop_box},
-    ).returning(RecordAsset.id)
-    return session.execute(stmt).scalar_one()
+    ).returning(RecordAsset.id, RecordAsset.record_id, RecordAsset.asset_sha256, RecordAsset.role)
+    ids = {(r.record_id, r.asset_sha256, r.role): r.id for r in session.execute(stmt)}
+    return [ids[(ln["record_id"], ln["asset_sha256"], ln.get("role", "original"))] for ln in links]
 
 
 def originals_for(session: Session, record_ids: list[int]) -> dict[int, list[RecordAsset]]:

@@ -76,30 +76,33 @@ def open_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None,
 
 
 def to_rgb_array(im: Image.Image, max_side: int | None = None) -> np.ndarray:
-    """RGB float array in [0, 1], any mode (16-bit, palette, alpha) handled."""
+    """RGB float32 array in [0, 1], any mode (16-bit, palette, alpha) handled."""
     if max_side and max(im.size) > max_side:
         im = im.copy()
         im.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(im, dtype=np.float64)
+        a = np.asarray(im, dtype=np.float32)
         a = a / (65535.0 if a.max() > 255 else 255.0)
         return np.repeat(np.clip(a, 0, 1)[..., None], 3, axis=2)
     if im.mode == "F":
-        a = np.clip(np.asarray(im, dtype=np.float64), 0, 1)
+        a = np.clip(np.asarray(im, dtype=np.float32), 0, 1)
         return np.repeat(a[..., None], 3, axis=2)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         im = im.convert("RGBA")
         bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(bg, im)
-    return np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
+    return np.asarray(im.convert("RGB"), dtype=np.float32) / np.float32(255.0)
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB [0,1] → CIE L*a*b* (D65), the same constants as scikit-image."""
-    lin = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    m = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
-    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
-    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    """sRGB [0,1] → CIE L*a*b* (D65), the same constants as scikit-image (float32 math)."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    lin = np.where(rgb > 0.04045, ((rgb + np.float32(0.055)) / np.float32(1.055)) ** np.float32(2.4),
+                   rgb / np.float32(12.92))
+    m = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
+                 dtype=np.float32) / np.array([[0.95047], [1.0], [1.08883]], dtype=np.float32)
+    xyz = lin @ m.T
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), np.float32(7.787) * xyz + np.float32(16.0 / 116.0))
     L = 116.0 * f[..., 1] - 16.0
     a = 500.0 * (f[..., 0] - f[..., 1])
     b = 200.0 * (f[..., 1] - f[..., 2])
@@ -122,9 +125,16 @@ def dhash(im: Image.Image) -> str:
 
 
 def measure(data: bytes, *, max_pixels: int = 120_000_000, max_bytes: int | None = None) -> ImageInfo:
+    """Decode (refusing bad files, see ``open_image``) and measure an image file."""
     im = open_image(data, max_pixels=max_pixels, max_bytes=max_bytes, draft=(512, 512))
-    full_w, full_h = im.info["full_size"]
-    fmt = im.format or "UNKNOWN"
+    return measure_image(im, fmt=im.format, full_size=im.info["full_size"])
+
+
+def measure_image(im: Image.Image, *, fmt: str | None = None, full_size: tuple[int, int] | None = None) -> ImageInfo:
+    """Measure decoded pixels: what ``measure`` does after decoding, for an image already in
+    memory (a result about to be stored as ``fmt``, say) so it need not be decoded again."""
+    full_w, full_h = full_size or im.size
+    fmt = fmt or im.format or "UNKNOWN"
     info: dict[str, Any] = {"mode": im.mode, "format": fmt, "frames": getattr(im, "n_frames", 1)}
     try:
         orientation = im.getexif().get(0x0112)
@@ -135,12 +145,12 @@ def measure(data: bytes, *, max_pixels: int = 120_000_000, max_bytes: int | None
     small = ImageOps.exif_transpose(im) if orientation else im
     rgb = to_rgb_array(small, max_side=256)
     lab = rgb_to_lab(rgb)
-    ab = lab[..., 1:].reshape(-1, 2)
-    chroma = np.hypot(ab[:, 0], ab[:, 1])
-    spread = float(np.sqrt(((ab - ab.mean(axis=0)) ** 2).sum(axis=1).mean()))
+    a, b = lab[..., 1].ravel(), lab[..., 2].ravel()
+    chroma = np.hypot(a, b)
+    spread = float(np.sqrt(a.var(dtype=np.float64) + b.var(dtype=np.float64)))  # RMS distance from the mean a*b*
     return ImageInfo(
         media_type=MEDIA_TYPES.get(fmt, f"image/{fmt.lower()}"),
         width=full_w, height=full_h, phash=dhash(small),
-        colourfulness=round(colourfulness(rgb), 3), chroma_mean=round(float(chroma.mean()), 3),
+        colourfulness=round(colourfulness(rgb), 3), chroma_mean=round(float(chroma.mean(dtype=np.float64)), 3),
         chroma_spread=round(spread, 3), is_colour=spread >= COLOUR_SPREAD_THRESHOLD, info=info,
     )

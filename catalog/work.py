@@ -154,6 +154,9 @@ def claim_colorization_batch(session: Session, collection: str, model_version_id
     lookups instead of a scan of the collection; without it the whole collection is searched.
     """
     cid = _collection_id(session, collection)
+    # The claim's transaction is short SQL around long engine work: JIT compiling its joins
+    # (their cost estimates cross jit_above_cost on big collections) only adds latency.
+    session.execute(text("SET LOCAL jit = off"))
     done = exists().where(Colorization.source_sha256 == Asset.sha256,
                           Colorization.model_version_id == model_version_id,
                           Colorization.params_hash == phash, Colorization.status == "done")
@@ -185,16 +188,27 @@ def claim_colorization_batch(session: Session, collection: str, model_version_id
 def record_colorization(session: Session, ref: PhotoRef, result_sha256: str, *, model_version_id: int,
                         phash: str, params: dict[str, Any], run_id: int | None) -> None:
     """Write one result: the colorization row and a `colorized` link on every record of the photo."""
-    from catalog.assets import link_asset
+    record_colorizations(session, [(ref, result_sha256)], model_version_id=model_version_id, phash=phash,
+                         params=params, run_id=run_id)
 
-    stmt = pg_insert(Colorization).values(
-        source_sha256=ref.sha256, result_sha256=result_sha256, model_version_id=model_version_id,
-        params_hash=phash, params=params, run_id=run_id, record_id=ref.record_ids[0], status="done")
+
+def record_colorizations(session: Session, results: list[tuple[PhotoRef, str]], *, model_version_id: int,
+                         phash: str, params: dict[str, Any], run_id: int | None) -> None:
+    """Write a batch of results (photo, result asset sha256) in two statements: the colorization
+    rows and a `colorized` link on every record of each photo."""
+    from catalog.assets import link_assets
+
+    if not results:
+        return
+    stmt = pg_insert(Colorization).values([
+        {"source_sha256": ref.sha256, "result_sha256": sha, "model_version_id": model_version_id,
+         "params_hash": phash, "params": params, "run_id": run_id, "record_id": ref.record_ids[0], "status": "done"}
+        for ref, sha in results])
     session.execute(stmt.on_conflict_do_update(
         constraint="uq_colorizations_job",
         set_={"result_sha256": stmt.excluded.result_sha256, "run_id": stmt.excluded.run_id, "status": "done"}))
-    for rid in ref.record_ids:
-        link_asset(session, rid, result_sha256, "colorized")
+    link_assets(session, [{"record_id": rid, "asset_sha256": sha, "role": "colorized"}
+                          for ref, sha in results for rid in ref.record_ids])
 
 
 def provenance(session: Session, record_id: int) -> dict[str, Any]:

@@ -37,39 +37,53 @@ def encode(image) -> bytes:
 def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int, phash: str,
                    params: dict[str, Any], year_from: int | None, year_to: int | None, limit: int,
                    run_id: int, grid: list, candidates: list[str]) -> dict[str, Any]:
-    """Claim up to ``limit`` photos, colorize them, write the results; all in one transaction."""
+    """Claim up to ``limit`` photos, colorize them in engine batches, write the results; the rows
+    all in the claim's transaction (blobs first: a result row never points at a missing file)."""
     from PIL import Image
 
-    from catalog.assets import get_store, register_image
+    from catalog.assets import get_store, prepare_made_image, register_prepared
     from catalog.db import session_scope
-    from catalog.work import claim_colorization_batch, record_colorization
+    from catalog.work import claim_colorization_batch, record_colorizations
 
     store = get_store()
     t0 = time.perf_counter()
+    engine_s = write_s = 0.0
     with session_scope(engine) as s:
         refs = claim_colorization_batch(s, collection, model_version_id, phash, year_from, year_to, limit,
                                         candidates=candidates)
         if not refs:
             return {"photos": 0}
-        t1 = time.perf_counter()
-        outputs = colorizer.colorize([store.path(r.sha256) for r in refs], crop_boxes=[r.crop_box for r in refs])
-        t2 = time.perf_counter()
-        for ref, out in zip(refs, outputs):
-            asset = register_image(s, store, encode(out))
-            record_colorization(s, ref, asset.sha256, model_version_id=model_version_id, phash=phash,
-                                params=params, run_id=run_id)
-            if len(grid) < GRID_SIZE:
-                grid.append((Image.open(store.path(ref.sha256)), out))
-    t3 = time.perf_counter()
-    return {"photos": len(refs), "records": sum(len(r.record_ids) for r in refs), "claim_s": t1 - t0,
-            "engine_s": t2 - t1, "write_s": t3 - t2}
+        claim_s = time.perf_counter() - t0
+        results = []
+        for start in range(0, len(refs), colorizer.batch_size):
+            part = refs[start:start + colorizer.batch_size]
+            t1 = time.perf_counter()
+            outputs = colorizer.colorize([store.path(r.sha256) for r in part], crop_boxes=[r.crop_box for r in part])
+            t2 = time.perf_counter()
+            for ref, out in zip(part, outputs):
+                results.append((ref, prepare_made_image(store, out, encode(out), OUTPUT["format"])))
+                if len(grid) < GRID_SIZE:
+                    grid.append((Image.open(store.path(ref.sha256)), out))
+            engine_s += t2 - t1
+            write_s += time.perf_counter() - t2
+        t3 = time.perf_counter()
+        register_prepared(s, *(image for _, image in results))
+        record_colorizations(s, [(ref, image.sha256) for ref, image in results], model_version_id=model_version_id,
+                             phash=phash, params=params, run_id=run_id)
+    write_s += time.perf_counter() - t3
+    return {"photos": len(refs), "records": sum(len(r.record_ids) for r in refs), "claim_s": claim_s,
+            "engine_s": engine_s, "write_s": write_s}
 
 
 @flow(name="colorize", log_prints=True)
 def colorize_flow(collection: str, years: str | None = None, model: str | None = None, limit: int | None = None,
-                  batch_size: int = 8, render_size: int = 256, device: str = "auto") -> dict[str, Any]:
+                  batch_size: int = 8, render_size: int = 256, device: str = "auto",
+                  claim_size: int | None = None) -> dict[str, Any]:
     """Colorize the greyscale originals of ``collection`` whose years overlap ``years`` (FROM-TO)
-    that lack a result from ``model`` (default: the latest version) with these parameters."""
+    that lack a result from ``model`` (default: the latest version) with these parameters.
+
+    Each task claims ``claim_size`` photos (default 4 × ``batch_size``) and runs them through the
+    engine ``batch_size`` at a time."""
     from colorization.infer import Colorizer
 
     from catalog.assets import get_store
@@ -99,18 +113,20 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
         pending = len(candidates)
         run_id = start_run(s, "colorization", "prefect:colorize",
                            {"collection": collection, "years": years, "model": mv.name, "limit": limit,
-                            "batch_size": batch_size, "device": device, "worker": f"{socket.gethostname()}:{os.getpid()}"}
-                           | {"params": params}, collection_id=cid, model_version_id=mv.id)
+                            "batch_size": batch_size, "claim_size": claim_size, "device": device,
+                            "worker": f"{socket.gethostname()}:{os.getpid()}", "params": params},
+                           collection_id=cid, model_version_id=mv.id)
         mv_id, mv_name, ckpt = mv.id, mv.name, get_store().path(mv.checkpoint_sha256)
     log.info("colorize %s (years %s) with %s: %d photo(s) pending", collection, years or "any", mv_name, pending)
     colorizer = Colorizer(ckpt, device=device, render_size=render_size, batch_size=batch_size)
+    claim = max(1, claim_size or 4 * batch_size)
     totals = {"photos": 0, "records": 0, "batches": 0, "claim_s": 0.0, "engine_s": 0.0, "write_s": 0.0}
     grid: list = []
     started = time.perf_counter()
     status, error = "succeeded", None
     try:
         while limit is None or totals["photos"] < limit:
-            n = batch_size if limit is None else min(batch_size, limit - totals["photos"])
+            n = claim if limit is None else min(claim, limit - totals["photos"])
             got = colorize_batch(engine, colorizer, collection=collection, model_version_id=mv_id, phash=phash,
                                  params=params, year_from=year_from, year_to=year_to, limit=n, run_id=run_id,
                                  grid=grid, candidates=candidates)

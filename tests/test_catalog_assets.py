@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from catalog.assets import get_store, link_asset, register_image
+from catalog.assets import get_store, link_asset, link_assets, prepare_made_image, register_image
 from catalog.blobs import BlobKeyError, BlobStore, sha256_bytes
 from catalog.db import session_scope
 from catalog.imaging import ImageRejected, measure
@@ -129,3 +129,40 @@ def test_rejected_image_stores_nothing(clean_db, arhiva_env):
             register_image(s, get_store(), b"<html>oops</html>")
         assert s.scalar(select(func.count()).select_from(Asset)) == 0
     assert not (arhiva_env / "blobs").exists() or not any(p.is_file() for p in (arhiva_env / "blobs").rglob("*"))
+
+
+def test_a_made_image_is_measured_from_memory_like_its_stored_file(tmp_path):
+    store = BlobStore(tmp_path)
+    for grey in (False, True):
+        im = image(seed=11, size=(320, 240), grey=grey).convert("RGB")
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=95, subsampling=0)
+        made = prepare_made_image(store, im, buf.getvalue(), "JPEG")
+        decoded = measure(buf.getvalue())
+        assert store.path(made.sha256).read_bytes() == buf.getvalue()
+        assert (made.info.width, made.info.height, made.info.media_type) == (320, 240, "image/jpeg")
+        assert made.info.is_colour is decoded.is_colour is (not grey)
+        assert bin(int(made.info.phash, 16) ^ int(decoded.phash, 16)).count("1") <= 2
+        assert abs(made.info.chroma_spread - decoded.chroma_spread) < 0.5
+        assert abs(made.info.colourfulness - decoded.colourfulness) < 1.0
+
+
+def test_many_links_in_one_statement_keep_order_and_merge_repeats(clean_db, arhiva_env):
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "a", "folder").id
+        ids = upsert_records(s, sid, [RecordIn("r1"), RecordIn("r2")]).ids
+        store = get_store()
+        a = register_image(s, store, jpeg_bytes(seed=1)).sha256
+        b = register_image(s, store, jpeg_bytes(seed=2)).sha256
+        first = link_asset(s, ids["r1"], a, "original", etag='"1"')
+        got = link_assets(s, [
+            {"record_id": ids["r2"], "asset_sha256": b, "role": "colorized"},
+            {"record_id": ids["r1"], "asset_sha256": a, "etag": '"2"'},  # role defaults to original
+            {"record_id": ids["r2"], "asset_sha256": b, "role": "colorized", "source_url": "https://x.org/b"},
+        ])
+        assert got[1] == first and got[0] == got[2] != first
+        assert s.execute(select(func.count()).select_from(RecordAsset)).scalar_one() == 2
+        rows = {(r.record_id, r.role): r for r in s.execute(select(RecordAsset)).scalars()}
+        assert rows[(ids["r1"], "original")].etag == '"2"'
+        assert rows[(ids["r2"], "colorized")].source_url == "https://x.org/b"
+        assert link_assets(s, []) == []

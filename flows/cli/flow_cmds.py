@@ -65,6 +65,8 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         batch_size: int = typer.Option(8, "--batch-size", min=1),
         render_size: int = typer.Option(256, "--render-size", help="Working size of the network."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+        claim_size: Optional[int] = typer.Option(
+            None, "--claim-size", min=1, help="Photos claimed per task (default 4 × batch size)."),
     ) -> None:
         """Colorize a collection's greyscale photos by year range; results go back to the catalogue."""
         from catalog.queries import QueryError, parse_years
@@ -80,7 +82,8 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
                 _fail(str(exc))
         try:
             summary = colorize_flow(collection=collection, years=years, model=model, limit=limit,
-                                    batch_size=batch_size, render_size=render_size, device=device)
+                                    batch_size=batch_size, render_size=render_size, device=device,
+                                    claim_size=claim_size)
         except LookupError as exc:
             _fail(str(exc).strip("'\""))
         _show(summary, f"colorization: {summary.get('status')}")

@@ -224,7 +224,7 @@ def upsert_records(session: Session, source_id: int, records: Sequence[RecordIn]
 
 
 def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, run_id: int | None = None,
-                collection: str | None = None, workers: int = 2, transaction_size: int = 10_000,
+                collection: str | None = None, workers: int = 2, transaction_size: int = 5_000,
                 batch_size: int = 5_000, progress: Callable[[int], None] | None = None) -> UpsertReport:
     """Upsert a large load over ``workers`` connections, ``transaction_size`` records per transaction.
 
@@ -275,48 +275,48 @@ def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, 
     return report
 
 
-_COPY_COLS = ("source_key", *MAPPED, "extra", "raw", "fields", "payload_hash")
+_COPY_COLS = ("source_key", *MAPPED, "extra", "raw", "payload_hash")
 _TEMP_DDL = (
-    "CREATE TEMP TABLE IF NOT EXISTS arhiva_incoming (source_key text, title text, description text, "
+    "CREATE TEMP TABLE IF NOT EXISTS arhiva_incoming (source_key text COLLATE \"C\", title text, description text, "
     "date_text text, year_lo int, year_hi int, place text, lat float8, lon float8, direction text, author text, "
-    "licence text, rights text, attribution text, url text, extra jsonb, raw jsonb, fields jsonb, "
+    "licence text, rights text, attribution text, url text, extra jsonb, raw jsonb, "
     "payload_hash text) ON COMMIT DELETE ROWS"
 )
 _UPSERT_COLS = (*MAPPED, "extra", "raw", "payload_hash")
-# The revisions of what the upsert (CTE ``up``) inserted or changed.
+# The statements below run on psycopg's own cursor (tuples back, no ORM rows), hence %(name)s.
+# The revisions of what the upsert (CTE ``up``) inserted or changed, straight from its RETURNING
+# (``fields``: the mapped fields as stored, the same object ``RecordIn.mapped`` gives).
 _REV_CTE = (
     "rev AS (INSERT INTO record_revisions (record_id, revision, payload_hash, raw, fields, run_id) "
     "SELECT up.id, CASE WHEN up.inserted THEN 1 ELSE coalesce((SELECT max(rr.revision) FROM record_revisions rr "
-    "WHERE rr.record_id = up.id), 0) + 1 END, i.payload_hash, i.raw, i.fields, :run_id "
-    "FROM up JOIN arhiva_incoming i ON i.source_key = up.source_key) "
+    "WHERE rr.record_id = up.id), 0) + 1 END, up.payload_hash, up.raw, up.fields, %(run_id)s FROM up) "
 )
+_FIELDS_SQL = "jsonb_build_object(" + ", ".join(f"'{c}', {c}" for c in (*MAPPED, "extra")) + ")"
 # One statement upserts the chunk and writes the revisions of what it inserted or changed
-# (a data-modifying CTE); unchanged keys (``:same``, found by the lock query) are skipped.
-_UPSERT_SQL = text(
+# (a data-modifying CTE); unchanged keys (``same``, found by the lock query) are skipped.
+_UPSERT_SQL = (
     "WITH up AS (INSERT INTO records (source_id, first_seen_run_id, last_seen_run_id, source_key, "
-    + ", ".join(_UPSERT_COLS) + ") SELECT :source_id, :run_id, :run_id, i.source_key, "
+    + ", ".join(_UPSERT_COLS) + ") SELECT %(source_id)s, %(run_id)s, %(run_id)s, i.source_key, "
     + ", ".join(f"i.{c}" for c in _UPSERT_COLS)
-    + " FROM arhiva_incoming i WHERE NOT (i.source_key = ANY(CAST(:same AS text[]))) ORDER BY i.source_key "
+    + " FROM arhiva_incoming i WHERE NOT (i.source_key = ANY(%(same)s::text[])) ORDER BY i.source_key "
     "ON CONFLICT ON CONSTRAINT uq_records_source_key DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _UPSERT_COLS)
     + ", last_seen_run_id = excluded.last_seen_run_id, last_seen_at = now(), updated_at = now(), "
     "status = 'active', withdrawn_at = NULL "
     "WHERE records.payload_hash IS DISTINCT FROM excluded.payload_hash "
-    "RETURNING id, source_key, (xmax = 0) AS inserted), "
+    "RETURNING id, source_key, (xmax = 0) AS inserted, payload_hash, raw, " + _FIELDS_SQL + " AS fields), "
     + _REV_CTE + "SELECT id, source_key, inserted FROM up"
 )
-# Every statement below reaches records through an index (key or id arrays),
-# never by joining the temporary table to the whole catalogue.
-_LOCK_SQL = text(
-    "SELECT id, source_key, payload_hash FROM records WHERE source_id = :source_id "
-    "AND source_key = ANY(CAST(:keys AS text[])) ORDER BY source_key FOR UPDATE"
+# Lock the rows we already have, in key order (no deadlocks between workers); the keys come
+# from the temporary table, so none travel as parameters.
+_LOCK_SQL = (
+    "SELECT r.id, r.source_key, r.payload_hash = i.payload_hash FROM arhiva_incoming i JOIN records r "
+    "ON r.source_id = %(source_id)s AND r.source_key = i.source_key ORDER BY r.source_key FOR UPDATE OF r"
 )
-_KEYS_SQL = text(
-    "SELECT id, source_key FROM records WHERE source_id = :source_id AND source_key = ANY(CAST(:keys AS text[]))"
-)
-_TOUCH_SQL = text(
-    "UPDATE records SET last_seen_at = now(), last_seen_run_id = :run_id, status = 'active', withdrawn_at = NULL "
-    "WHERE id = ANY(CAST(:ids AS bigint[]))"
+_KEYS_SQL = "SELECT id, source_key FROM records WHERE source_id = %(source_id)s AND source_key = ANY(%(keys)s::text[])"
+_TOUCH_SQL = (
+    "UPDATE records SET last_seen_at = now(), last_seen_run_id = %(run_id)s, status = 'active', withdrawn_at = NULL "
+    "WHERE id = ANY(%(ids)s::bigint[])"
 )
 
 
@@ -326,27 +326,24 @@ def _upsert_chunk(session: Session, source_id: int, prepared: _Prepared, run_id:
     hashes = prepared.hashes
     if not hashes:
         return report
-    # No ANALYZE: the planner sizes the temporary table from its page count, which is enough
-    # for it to hash-join it (it holds at most a few chunks' pages before the commit empties it).
-    session.execute(text("DELETE FROM arhiva_incoming"))
-    raw_conn = session.connection().connection.driver_connection
-    with raw_conn.cursor() as cur:
+    params = {"source_id": source_id, "run_id": run_id}
+    with session.connection().connection.driver_connection.cursor() as cur:
+        # No ANALYZE: the planner sizes the temporary table from its page count, which is
+        # enough for it to join it sensibly (a few chunks' pages at most before the commit empties it).
+        cur.execute("DELETE FROM arhiva_incoming")
         with cur.copy(f"COPY arhiva_incoming ({', '.join(_COPY_COLS)}) FROM STDIN") as copy:
             copy.write(prepared.data)
-    params = {"source_id": source_id, "run_id": run_id}
-    # Lock the rows we already have, in key order (no deadlocks between workers).
-    existing = session.execute(_LOCK_SQL, params | {"keys": list(hashes)}).all()
-    same = {row.source_key: row.id for row in existing if row.payload_hash == hashes[row.source_key]}
-    done: dict[str, tuple[int, bool]] = {}
-    if len(same) < len(hashes):
-        done = {row.source_key: (row.id, bool(row.inserted))
-                for row in session.execute(_UPSERT_SQL, params | {"same": list(same)})}
-    # Keys another worker stored with the same payload meanwhile are unchanged too.
-    raced = [k for k in hashes if k not in same and k not in done]
-    if raced:
-        same.update({row.source_key: row.id for row in session.execute(_KEYS_SQL, params | {"keys": raced})})
-    if same:
-        session.execute(_TOUCH_SQL, params | {"ids": list(same.values())})
+        existing = cur.execute(_LOCK_SQL, params).fetchall()
+        same = {key: rid for rid, key, unchanged in existing if unchanged}
+        done: dict[str, tuple[int, bool]] = {}
+        if len(same) < len(hashes):
+            done = {key: (rid, inserted) for rid, key, inserted in cur.execute(_UPSERT_SQL, params | {"same": list(same)})}
+        # Keys another worker stored with the same payload meanwhile are unchanged too.
+        raced = [k for k in hashes if k not in same and k not in done]
+        if raced:
+            same.update({key: rid for rid, key in cur.execute(_KEYS_SQL, params | {"keys": raced})})
+        if same:
+            cur.execute(_TOUCH_SQL, params | {"ids": list(same.values())})
     for k, (rid, inserted) in done.items():
         report.ids[k] = rid
         if inserted:
@@ -392,7 +389,7 @@ def _prepare(chunk: list[RecordIn]) -> _Prepared:
             try:
                 raw_json, fields_json, digest, extra_json = _serialise(rec)
                 line = "\t".join([_copy_value(rec.source_key), *(_copy_value(getattr(rec, n)) for n in MAPPED),
-                                  _copy_value(extra_json), _copy_value(raw_json), _copy_value(fields_json), digest])
+                                  _copy_value(extra_json), _copy_value(raw_json), digest])
                 lines.append(line.encode("utf-8"))
             except _NotStorable as exc:
                 problem = exc.rejection

@@ -38,7 +38,7 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-SOURCE_KINDS = ("pastvu", "page", "iiif", "oai", "folder", "archive")
+SOURCE_KINDS = ("pastvu", "page", "iiif", "oai", "folder", "archive", "file")
 RUN_STATUSES = ("running", "succeeded", "failed", "cancelled")
 RECORD_STATUSES = ("active", "withdrawn")
 
@@ -106,7 +106,7 @@ class Record(Base):
     __tablename__ = "records"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
-    source_key: Mapped[str] = mapped_column(Text)
+    source_key: Mapped[str] = mapped_column(Text(collation="C"))  # an identifier: bytewise, fast
     title: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     date_text: Mapped[str | None] = mapped_column(Text)

@@ -68,6 +68,8 @@ def test_changed_payload_adds_exactly_one_revision_and_keeps_the_old(clean_db):
         assert [r.revision for r in revs] == [1, 2]
         assert revs[0].raw == {"cid": 2, "title": "Strada Armenească 2"} and revs[0].run_id == run1
         assert revs[1].raw == {"cid": 2, "title": "corectat"} and revs[1].run_id == run2
+        # each revision keeps the fields as mapped at the time, exactly as the harvester gave them
+        assert revs[0].fields == _batch()[2].mapped() and revs[1].fields == batch[2].mapped()
         assert rec.title == "Strada Armenească (corectat)"
         assert rec.first_seen_run_id == run1 and rec.last_seen_run_id == run2
         other = s.execute(select(Record).where(Record.source_key == "k0")).scalar_one()

@@ -1,4 +1,5 @@
-"""``arhiva import FOLDER``: a user's own scans into the catalogue (see ``catalog.folder_import``)."""
+"""``arhiva import FOLDER`` (a user's own scans, see ``catalog.folder_import``) and ``arhiva load FILE``
+(records from a JSON Lines file, see ``catalog.loader``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -62,3 +63,57 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
                 err.print(f"  [yellow]{e['where']}[/yellow] {e['message']}", highlight=False)
             if len(report.errors) > 20:
                 err.print(f"  … and {len(report.errors) - 20} more (stored on run {report.run_id})")
+
+    @app.command("load")
+    def load_cmd(
+        file: str = typer.Argument(..., help="JSON Lines file of records ('-' for standard input)."),
+        source: str = typer.Option(..., "--source", help="Catalogue source slug the records belong to."),
+        collection: Optional[str] = typer.Option(None, "--collection", help="Collection the records join."),
+        workers: int = typer.Option(2, "--workers", min=1, max=16, help="Database connections working at once."),
+        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    ) -> None:
+        """Load records from a JSON Lines file in bulk (one object per line, at least source_key).
+
+        Fields: source_key, title, description, date_text, year_lo, year_hi, place, lat, lon, direction,
+        author, licence, rights, attribution, url, extra, raw (default: the line itself). Lines from
+        `arhiva export --format jsonl` load as they are. Re-loading the same file changes nothing."""
+        import json
+
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        from catalog.loader import load_jsonl
+
+        if file != "-" and not Path(file).is_file():
+            err.print(f"[red]error:[/red] {file} is not a file")
+            raise typer.Exit(2)
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                      transient=True) as bar:
+            task = bar.add_task("loading…", total=None)
+
+            def show(r) -> None:
+                bar.update(task, description=f"{r.stored:,} of {r.lines:,} lines stored: {r.new:,} new, "
+                                             f"{r.changed:,} changed, {r.unchanged:,} unchanged, {len(r.errors):,} errors")
+
+            try:
+                report = load_jsonl(file, source=source, collection=collection, workers=workers, progress=show)
+            except ValueError as exc:
+                err.print(f"[red]error:[/red] {exc}")
+                raise typer.Exit(2) from None
+        stats = report.as_stats()
+        if json_out:
+            console.print_json(json.dumps(stats, default=str))
+        else:
+            t = Table(title=f"load run {report.run_id} into {report.source}", show_header=False)
+            t.add_column("what", style="bold")
+            t.add_column("count", justify="right")
+            for name, value in (("lines", report.lines), ("records new", report.new),
+                                ("records changed", report.changed), ("records unchanged", report.unchanged),
+                                ("errors", len(report.errors))):
+                t.add_row(name, f"{value:,}")
+            console.print(t)
+            for e in report.errors[:20]:
+                err.print(f"  [yellow]{e['where']}[/yellow] {e['message']}", highlight=False)
+            if len(report.errors) > 20:
+                err.print(f"  … and {len(report.errors) - 20} more (stored on run {report.run_id})")
+        if report.errors:
+            raise typer.Exit(1)

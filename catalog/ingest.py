@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import queue
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -190,36 +191,11 @@ def upsert_records(session: Session, source_id: int, records: Sequence[RecordIn]
     A key given twice in one call: the last one wins (and is the one validated).
     """
     report = UpsertReport()
-    latest: dict[str, RecordIn] = {}
-    for rec in records:
-        key = rec.source_key
-        if isinstance(key, str) and key.strip():
-            latest[key] = rec
-        else:
-            report.rejected.append(_check_fields(rec) or Rejection(None, "source_key", "missing source key"))
-    keys = sorted(latest)
-    chunks = [[latest[k] for k in keys[i:i + batch_size]] for i in range(0, len(keys), batch_size)]
-    if not chunks:
-        return report
-    session.execute(text(_TEMP_DDL))
-    # JIT would compile each chunk's upsert afresh (~17 ms a statement, a fifth of the work):
-    # off for these statements only, then put back as the caller had it.
-    jit = session.execute(text("SELECT current_setting('jit'), set_config('jit', 'off', true)")).scalar()
+    chunks = _sorted_chunks(records, batch_size, report)
     if len(chunks) == 1:
-        report.merge(_upsert_chunk(session, source_id, _prepare(chunks[0]), run_id))
-    else:
-        # Validate and serialise the next chunk in a thread while PostgreSQL works on this one
-        # (psycopg releases the GIL while it waits): both cores of a small machine work.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="arhiva-upsert") as pool:
-            pending = pool.submit(_prepare, chunks[0])
-            for nxt in [*chunks[1:], None]:
-                prepared = pending.result()
-                if nxt is not None:
-                    pending = pool.submit(_prepare, nxt)
-                report.merge(_upsert_chunk(session, source_id, prepared, run_id))
-    session.execute(text("SELECT set_config('jit', :jit, true)"), {"jit": jit})
-    if collection and report.ids:
-        add_to_collection(session, collection, report.ids.values())
+        report.merge(_store_prepared(session, source_id, [_prepare(chunks[0])], run_id, collection))
+    elif chunks:
+        report.merge(_store_prepared(session, source_id, _prepared_ahead(chunks), run_id, collection))
     return report
 
 
@@ -232,29 +208,45 @@ def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, 
     its own, so after a failure (raised here, once the other workers have stopped) the slices
     already committed stay, and running the same load again stores the rest (upserts are
     idempotent). Slices are disjoint key ranges, so the workers never wait on each other's rows.
-    ``progress`` is called with the number of records of each committed slice.
+    One thread validates and serialises the slices ahead of the workers, which only talk to
+    PostgreSQL. ``progress`` is called with the number of records of each committed slice.
     """
     from catalog.db import session_scope
 
-    latest = {rec.source_key: rec for rec in records if isinstance(rec.source_key, str)}
     report = UpsertReport()
-    report.rejected += [_check_fields(r) or Rejection(None, "source_key", "missing source key")
-                        for r in records if not isinstance(r.source_key, str)]
-    keys = sorted(latest)
-    slices = iter([[latest[k] for k in keys[i:i + transaction_size]] for i in range(0, len(keys), transaction_size)])
+    slices = _sorted_chunks(records, transaction_size, report)
+    workers = max(1, min(workers, 16))
+    ready: queue.Queue = queue.Queue(maxsize=workers)
     lock = threading.Lock()
     failed: list[BaseException] = []
 
-    def work() -> None:
-        while True:
+    def offer(item) -> bool:
+        while not failed:
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def prepare_all() -> None:
+        try:
+            for part in slices:
+                prepared = [_prepare(part[i:i + batch_size]) for i in range(0, len(part), batch_size)]
+                if not offer((len(part), prepared)):
+                    return
+        except BaseException as exc:  # handed to the caller below
             with lock:
-                part = None if failed else next(slices, None)
-            if part is None:
-                return
+                failed.append(exc)
+        finally:
+            for _ in range(workers):
+                offer(None)
+
+    def work() -> None:
+        while (item := ready.get()) is not None:
             try:
                 with session_scope(engine) as s:
-                    got = upsert_records(s, source_id, part, run_id=run_id, collection=collection,
-                                         batch_size=batch_size)
+                    got = _store_prepared(s, source_id, item[1], run_id, collection)
             except BaseException as exc:  # stop the others, re-raised below
                 with lock:
                     failed.append(exc)
@@ -262,16 +254,58 @@ def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, 
             with lock:
                 report.merge(got)
             if progress is not None:
-                progress(len(part))
+                progress(item[0])
 
-    threads = [threading.Thread(target=work, name=f"arhiva-bulk-{i}", daemon=True)
-               for i in range(max(1, min(workers, 16)))]
+    threads = [threading.Thread(target=prepare_all, name="arhiva-bulk-prepare", daemon=True)]
+    threads += [threading.Thread(target=work, name=f"arhiva-bulk-{i}", daemon=True) for i in range(workers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if failed:
         raise failed[0]
+    return report
+
+
+def _sorted_chunks(records: Sequence[RecordIn], size: int, report: UpsertReport) -> list[list[RecordIn]]:
+    """The records by key (the last of a repeated key wins) in sorted chunks of ``size``; a record
+    without a key goes to ``report.rejected``."""
+    latest: dict[str, RecordIn] = {}
+    for rec in records:
+        key = rec.source_key
+        if isinstance(key, str) and key.strip():
+            latest[key] = rec
+        else:
+            report.rejected.append(_check_fields(rec) or Rejection(None, "source_key", "missing source key"))
+    keys = sorted(latest)
+    return [[latest[k] for k in keys[i:i + size]] for i in range(0, len(keys), size)]
+
+
+def _prepared_ahead(chunks: list[list[RecordIn]]) -> Iterator[_Prepared]:
+    """The chunks prepared one ahead on a thread, while PostgreSQL works on the current one
+    (psycopg releases the GIL while it waits): both cores of a small machine work."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="arhiva-upsert") as pool:
+        pending = pool.submit(_prepare, chunks[0])
+        for nxt in [*chunks[1:], None]:
+            prepared = pending.result()
+            if nxt is not None:
+                pending = pool.submit(_prepare, nxt)
+            yield prepared
+
+
+def _store_prepared(session: Session, source_id: int, prepared: Iterable[_Prepared], run_id: int | None,
+                    collection: str | None) -> UpsertReport:
+    """Upsert prepared chunks in the session's transaction."""
+    report = UpsertReport()
+    session.execute(text(_TEMP_DDL))
+    # JIT would compile each chunk's upsert afresh (~17 ms a statement, a fifth of the work):
+    # off for these statements only, then put back as the caller had it.
+    jit = session.execute(text("SELECT current_setting('jit'), set_config('jit', 'off', true)")).scalar()
+    for chunk in prepared:
+        report.merge(_upsert_chunk(session, source_id, chunk, run_id))
+    session.execute(text("SELECT set_config('jit', :jit, true)"), {"jit": jit})
+    if collection and report.ids:
+        add_to_collection(session, collection, report.ids.values())
     return report
 
 

@@ -202,7 +202,7 @@ def test_bulk_upsert_failure_keeps_committed_slices_and_a_rerun_finishes(clean_d
 
     sid = _source(clean_db)
     batch = _batch(100)
-    real = ingest.upsert_records
+    real = ingest._store_prepared
     calls = {"n": 0}
 
     def flaky(session, *args, **kwargs):
@@ -211,7 +211,7 @@ def test_bulk_upsert_failure_keeps_committed_slices_and_a_rerun_finishes(clean_d
             raise RuntimeError("connection lost")
         return real(session, *args, **kwargs)
 
-    monkeypatch.setattr(ingest, "upsert_records", flaky)
+    monkeypatch.setattr(ingest, "_store_prepared", flaky)
     try:
         bulk_upsert(clean_db, sid, batch, workers=1, transaction_size=20)
     except RuntimeError as exc:
@@ -219,7 +219,7 @@ def test_bulk_upsert_failure_keeps_committed_slices_and_a_rerun_finishes(clean_d
     else:
         raise AssertionError("the failure must be raised")
     assert _count(clean_db, Record) == 40  # two slices committed, nothing half-written
-    monkeypatch.setattr(ingest, "upsert_records", real)
+    monkeypatch.setattr(ingest, "_store_prepared", real)
     rerun = bulk_upsert(clean_db, sid, batch, workers=2, transaction_size=20)
     assert (rerun.new, rerun.unchanged) == (60, 40)
     assert _count(clean_db, Record) == 100 and _count(clean_db, RecordRevision) == 100

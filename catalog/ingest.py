@@ -371,7 +371,8 @@ def _upsert_chunk(session: Session, source_id: int, prepared: _Prepared, run_id:
         same = {key: rid for rid, key, unchanged in existing if unchanged}
         done: dict[str, tuple[int, bool]] = {}
         if len(same) < len(hashes):
-            done = {key: (rid, inserted) for rid, key, inserted in cur.execute(_UPSERT_SQL, params | {"same": list(same)})}
+            rows = cur.execute(_UPSERT_SQL, params | {"same": list(same)})
+            done = {key: (rid, inserted) for rid, key, inserted in rows}
         # Keys another worker stored with the same payload meanwhile are unchanged too.
         raced = [k for k in hashes if k not in same and k not in done]
         if raced:
@@ -488,6 +489,6 @@ def withdraw_records(session: Session, source_id: int, keys: Iterable[str], *, r
 
 
 __all__ = [
-    "RecordIn", "Rejection", "UpsertReport", "upsert_records", "bulk_upsert", "withdraw_records", "get_or_create_source",
-    "get_or_create_collection", "add_to_collection", "validate",
+    "RecordIn", "Rejection", "UpsertReport", "upsert_records", "bulk_upsert", "withdraw_records",
+    "get_or_create_source", "get_or_create_collection", "add_to_collection", "validate",
 ]

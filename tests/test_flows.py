@@ -247,8 +247,8 @@ def test_a_run_killed_midway_is_finished_by_the_next(trained):
             "    time.sleep(1.0)\n"
             "    return out\n"
             "colorize_batch.fn = slow\n"
-            f"colorize_flow(collection='moldova', years='{YEARS[0]}-{YEARS[1]}', batch_size=1, claim_size=1, render_size=64,"
-            " device='cpu')\n")
+            f"colorize_flow(collection='moldova', years='{YEARS[0]}-{YEARS[1]}', batch_size=1, claim_size=1,"
+            " render_size=64, device='cpu')\n")
     env = dict(os.environ, PREFECT_API_URL=trained["api"])
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

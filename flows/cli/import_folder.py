@@ -27,7 +27,6 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         Metadata comes from a sidecar metadata.csv / metadata.json (columns: file, title, description,
         date, place, lat, lon, direction, author, licence, rights, attribution, url), else from a year
         in the file name, else from the EXIF date. Re-running adds only what is new or changed."""
-        import json
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -46,23 +45,11 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
                                        f"{p['errors']} errors")
 
             report = import_folder(folder, collection=collection, source=source, progress=show)
-        stats = report.as_stats() | {"run_id": report.run_id, "source": report.source}
-        if json_out:
-            console.print_json(json.dumps(stats, default=str))
-        else:
-            t = Table(title=f"import run {report.run_id} into {report.source}", show_header=False)
-            t.add_column("what", style="bold")
-            t.add_column("count", justify="right")
-            for name, value in (("files", report.files), ("records new", report.new),
-                                ("records changed", report.changed), ("records unchanged", report.unchanged),
-                                ("records withdrawn (file gone)", report.withdrawn),
-                                ("images stored", report.images_stored), ("errors", len(report.errors))):
-                t.add_row(name, str(value))
-            console.print(t)
-            for e in report.errors[:20]:
-                err.print(f"  [yellow]{e['where']}[/yellow] {e['message']}", highlight=False)
-            if len(report.errors) > 20:
-                err.print(f"  … and {len(report.errors) - 20} more (stored on run {report.run_id})")
+        _summary(report.as_stats() | {"run_id": report.run_id, "source": report.source}, json_out,
+                 f"import run {report.run_id} into {report.source}",
+                 (("files", report.files), ("records new", report.new), ("records changed", report.changed),
+                  ("records unchanged", report.unchanged), ("records withdrawn (file gone)", report.withdrawn),
+                  ("images stored", report.images_stored)), report.errors, report.run_id)
 
     @app.command("load")
     def load_cmd(
@@ -77,7 +64,6 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         Fields: source_key, title, description, date_text, year_lo, year_hi, place, lat, lon, direction,
         author, licence, rights, attribution, url, extra, raw (default: the line itself). Lines from
         `arhiva export --format jsonl` load as they are. Re-loading the same file changes nothing."""
-        import json
 
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -92,28 +78,36 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
 
             def show(r) -> None:
                 bar.update(task, description=f"{r.stored:,} of {r.lines:,} lines stored: {r.new:,} new, "
-                                             f"{r.changed:,} changed, {r.unchanged:,} unchanged, {len(r.errors):,} errors")
+                                             f"{r.changed:,} changed, {r.unchanged:,} unchanged, "
+                                             f"{len(r.errors):,} errors")
 
             try:
                 report = load_jsonl(file, source=source, collection=collection, workers=workers, progress=show)
             except ValueError as exc:
                 err.print(f"[red]error:[/red] {exc}")
                 raise typer.Exit(2) from None
-        stats = report.as_stats()
-        if json_out:
-            console.print_json(json.dumps(stats, default=str))
-        else:
-            t = Table(title=f"load run {report.run_id} into {report.source}", show_header=False)
-            t.add_column("what", style="bold")
-            t.add_column("count", justify="right")
-            for name, value in (("lines", report.lines), ("records new", report.new),
-                                ("records changed", report.changed), ("records unchanged", report.unchanged),
-                                ("errors", len(report.errors))):
-                t.add_row(name, f"{value:,}")
-            console.print(t)
-            for e in report.errors[:20]:
-                err.print(f"  [yellow]{e['where']}[/yellow] {e['message']}", highlight=False)
-            if len(report.errors) > 20:
-                err.print(f"  … and {len(report.errors) - 20} more (stored on run {report.run_id})")
+        _summary(report.as_stats(), json_out, f"load run {report.run_id} into {report.source}",
+                 (("lines", report.lines), ("records new", report.new), ("records changed", report.changed),
+                  ("records unchanged", report.unchanged)), report.errors, report.run_id)
         if report.errors:
             raise typer.Exit(1)
+
+
+def _summary(stats: dict[str, Any], json_out: bool, title: str, counts, errors: list[dict[str, Any]],
+             run_id: int | None) -> None:
+    """Print a run's summary: JSON, or a table and the first errors (all are stored on the run)."""
+    import json
+
+    if json_out:
+        console.print_json(json.dumps(stats, default=str))
+        return
+    t = Table(title=title, show_header=False)
+    t.add_column("what", style="bold")
+    t.add_column("count", justify="right")
+    for name, value in (*counts, ("errors", len(errors))):
+        t.add_row(name, f"{value:,}")
+    console.print(t)
+    for e in errors[:20]:
+        err.print(f"  [yellow]{e['where']}[/yellow] {e['message']}", highlight=False)
+    if len(errors) > 20:
+        err.print(f"  … and {len(errors) - 20} more (stored on run {run_id})")

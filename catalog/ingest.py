@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 import queue
 import re
 import threading
@@ -29,6 +30,8 @@ MAPPED = (
     "title", "description", "date_text", "year_lo", "year_hi", "place", "lat", "lon", "direction",
     "author", "licence", "rights", "attribution", "url",
 )
+_MAPPED_AND_EXTRA = (*MAPPED, "extra")
+_get_mapped_and_extra = operator.attrgetter(*_MAPPED_AND_EXTRA)
 
 
 @dataclass
@@ -54,7 +57,7 @@ class RecordIn:
     raw: dict[str, Any] = field(default_factory=dict)
 
     def mapped(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in MAPPED} | {"extra": self.extra}
+        return dict(zip(_MAPPED_AND_EXTRA, _get_mapped_and_extra(self)))
 
     def payload_hash(self) -> str:
         """sha256 over the raw payload and the mapped fields (as stored on the record)."""
@@ -428,9 +431,16 @@ def _prepare(chunk: list[RecordIn]) -> _Prepared:
         if problem is None:
             try:
                 raw_json, fields_json, digest, extra_json = _serialise(rec)
-                line = "\t".join([_copy_value(rec.source_key), *(_copy_value(getattr(rec, n)) for n in MAPPED),
-                                  _copy_value(extra_json), _copy_value(raw_json), digest])
-                lines.append(line.encode("utf-8"))
+                cells = [_copy_value(rec.source_key)]
+                for v in _get_mapped_and_extra(rec)[:-1]:  # the common cases inline: this runs per field
+                    if v is None:
+                        cells.append("\\N")
+                    elif v.__class__ is str and not ("\\" in v or "\t" in v or "\n" in v or "\r" in v):
+                        cells.append(v)
+                    else:
+                        cells.append(_copy_value(v))
+                cells += (_copy_value(extra_json), _copy_value(raw_json), digest)
+                lines.append("\t".join(cells).encode("utf-8"))
             except _NotStorable as exc:
                 problem = exc.rejection
             except UnicodeEncodeError as exc:  # only the key is not inside the JSON checked above

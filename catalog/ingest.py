@@ -5,6 +5,12 @@
 record and add exactly one revision, unchanged ones only move "last seen".
 Invalid records are rejected with a message naming the record and the
 field; the valid records of the same batch are still stored.
+
+How: each chunk of key-sorted records is validated and serialised into COPY
+text (on a thread, while PostgreSQL works on the previous chunk), COPYed into
+a temporary table, its stored rows locked in key order, and merged by one
+statement whose RETURNING feeds the revision rows. ``bulk_upsert`` runs the
+same over several connections for large loads, one transaction per slice.
 """
 from __future__ import annotations
 

@@ -252,7 +252,13 @@ def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, 
                 offer(None)
 
     def work() -> None:
-        while (item := ready.get()) is not None:
+        while not failed:  # after a failure no new slice starts; the one in hand finishes
+            try:
+                item = ready.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
             try:
                 with session_scope(engine) as s:
                     got = _store_prepared(s, source_id, item[1], run_id, collection)

@@ -223,3 +223,37 @@ def test_bulk_upsert_failure_keeps_committed_slices_and_a_rerun_finishes(clean_d
     rerun = bulk_upsert(clean_db, sid, batch, workers=2, transaction_size=20)
     assert (rerun.new, rerun.unchanged) == (60, 40)
     assert _count(clean_db, Record) == 100 and _count(clean_db, RecordRevision) == 100
+
+
+def test_bulk_upsert_with_several_workers_stops_them_all_on_a_failure(clean_db, monkeypatch):
+    import catalog.ingest as ingest
+
+    sid = _source(clean_db)
+    real = ingest._store_prepared
+    calls = {"n": 0}
+    lock = threading.Lock()
+
+    def flaky(session, *args, **kwargs):
+        with lock:
+            calls["n"] += 1
+            n = calls["n"]
+        if n == 2:
+            raise RuntimeError("disk full")
+        return real(session, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "_store_prepared", flaky)
+    done = threading.Event()
+    outcome: list[BaseException] = []
+
+    def run():
+        try:
+            bulk_upsert(clean_db, sid, _batch(300), workers=3, transaction_size=10)
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            outcome.append(exc)
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert done.wait(60), "bulk_upsert hung after a worker failed"
+    assert len(outcome) == 1 and "disk full" in str(outcome[0])
+    assert calls["n"] < 30  # the others stopped taking slices
+    assert _count(clean_db, Record) % 10 == 0  # whole slices only

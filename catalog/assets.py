@@ -35,25 +35,19 @@ def prepare_image(store: BlobStore, data: bytes, *, settings: Settings | None = 
     in worker threads or processes while a transaction is busy elsewhere."""
     settings = settings or get_settings()
     info = measure(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
-    sha = sha256_bytes(data)
-    if not store.exists(sha):
-        store.put_bytes(data)
-    return PreparedImage(sha, len(data), info)
+    return PreparedImage(store.put_bytes(data), len(data), info)  # put_bytes: hashed once, stored once
 
 
 def prepare_made_image(store: BlobStore, image: Any, data: bytes, fmt: str) -> PreparedImage:
     """An image arhiva made itself (a colorization): ``data`` is ``image`` encoded as ``fmt``.
     Measured from the pixels in memory (no second decode) and stored once; no database."""
-    sha = sha256_bytes(data)
-    if not store.exists(sha):
-        store.put_bytes(data)
-    return PreparedImage(sha, len(data), measure_image(image, fmt=fmt))
+    return PreparedImage(store.put_bytes(data), len(data), measure_image(image, fmt=fmt))
 
 
-def register_prepared(session: Session, *images: PreparedImage) -> str | None:
-    """The asset rows of prepared images, in one statement (idempotent); returns the first sha256."""
+def register_prepared(session: Session, *images: PreparedImage) -> None:
+    """The asset rows of prepared images, in one statement (idempotent)."""
     if not images:
-        return None
+        return
     session.execute(pg_insert(Asset).values([
         {"sha256": im.sha256, "media_type": im.info.media_type, "width": im.info.width, "height": im.info.height,
          "bytes": im.size, "phash": im.info.phash, "colourfulness": im.info.colourfulness,
@@ -61,7 +55,6 @@ def register_prepared(session: Session, *images: PreparedImage) -> str | None:
          "blob_key": blob_key(im.sha256), "info": im.info.info}
         for im in {im.sha256: im for im in images}.values()
     ]).on_conflict_do_nothing(index_elements=["sha256"]))
-    return images[0].sha256
 
 
 def register_image(session: Session, store: BlobStore, data: bytes, *, settings: Settings | None = None) -> Asset:

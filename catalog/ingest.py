@@ -14,75 +14,29 @@ same over several connections for large loads, one transaction per slice.
 """
 from __future__ import annotations
 
-import hashlib
-import math
-import operator
 import queue
-import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import orjson
 from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from catalog.models import Collection, CollectionMember, Record, Source
-
-MAPPED = (
-    "title", "description", "date_text", "year_lo", "year_hi", "place", "lat", "lon", "direction",
-    "author", "licence", "rights", "attribution", "url",
+from catalog.records_in import (  # RecordIn, Rejection and validate are used from here too
+    COPY_COLUMNS,
+    MAPPED,
+    CopyChunk,
+    RecordIn,
+    Rejection,
+    check_fields,
+    copy_chunk,
+    validate,
 )
-_MAPPED_AND_EXTRA = (*MAPPED, "extra")
-_get_mapped_and_extra = operator.attrgetter(*_MAPPED_AND_EXTRA)
 
-
-@dataclass
-class RecordIn:
-    """One record as a harvester found it: mapped fields plus the raw payload."""
-
-    source_key: str
-    title: str | None = None
-    description: str | None = None
-    date_text: str | None = None
-    year_lo: int | None = None
-    year_hi: int | None = None
-    place: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    direction: str | None = None
-    author: str | None = None
-    licence: str | None = None
-    rights: str | None = None
-    attribution: str | None = None
-    url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
-
-    def mapped(self) -> dict[str, Any]:
-        return dict(zip(_MAPPED_AND_EXTRA, _get_mapped_and_extra(self)))
-
-    def payload_hash(self) -> str:
-        """sha256 over the raw payload and the mapped fields (as stored on the record)."""
-        return _serialise(self)[2]  # raises _NotStorable (a ValueError) if it cannot be stored
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RecordIn:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-@dataclass
-class Rejection:
-    source_key: str | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"record {self.source_key!r}: {self.field}: {self.message}"
 
 
 @dataclass
@@ -107,61 +61,6 @@ class UpsertReport:
     def as_stats(self) -> dict[str, Any]:
         return {"new": self.new, "changed": self.changed, "unchanged": self.unchanged,
                 "rejected": len(self.rejected), "rejections": [asdict(r) for r in self.rejected[:100]]}
-
-
-def validate(rec: RecordIn) -> Rejection | None:
-    """The first problem that keeps ``rec`` out of the catalogue, or None."""
-    problem = _check_fields(rec)
-    if problem is None:
-        try:
-            _serialise(rec)
-        except _NotStorable as exc:
-            return exc.rejection
-    return problem
-
-
-def _check_fields(rec: RecordIn) -> Rejection | None:
-    """Everything ``validate`` checks except the JSON payloads (``_serialise`` checks those)."""
-    key = rec.source_key
-    if not isinstance(key, str) or not key.strip():
-        return Rejection(None if not isinstance(key, str) else key, "source_key", "missing source key")
-    if "\x00" in key:
-        return Rejection(key, "source_key", "contains a NUL character")
-    for name in ("year_lo", "year_hi"):
-        v = getattr(rec, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-            return Rejection(key, name, f"must be an integer year, got {v!r}")
-        if v is not None and not -9999 <= v <= 9999:
-            return Rejection(key, name, f"year {v} is out of range")
-    if rec.year_lo is not None and rec.year_hi is not None and rec.year_lo > rec.year_hi:
-        return Rejection(key, "year_lo", f"year_lo {rec.year_lo} is after year_hi {rec.year_hi}")
-    for name, limit in (("lat", 90.0), ("lon", 180.0)):
-        v = getattr(rec, name)
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return Rejection(key, name, f"must be a number, got {v!r}")
-        if not -limit <= v <= limit:
-            return Rejection(key, name, f"{name} {v} is outside ±{limit:g}")
-    if (rec.lat is None) != (rec.lon is None):
-        return Rejection(key, "lat" if rec.lat is None else "lon", "latitude and longitude must come together")
-    for name in _TEXT_FIELDS:
-        v = getattr(rec, name)
-        if v is None:
-            continue
-        if not isinstance(v, str):
-            return Rejection(key, name, f"must be text, got {type(v).__name__}")
-        if "\x00" in v:
-            return Rejection(key, name, "contains a NUL character")
-    if rec.direction is not None and len(rec.direction) > 20:
-        return Rejection(key, "direction", f"at most 20 characters, got {len(rec.direction)}")
-    if not isinstance(rec.raw, dict) or not isinstance(rec.extra, dict):
-        return Rejection(key, "raw", "raw payload and extra must be JSON objects")
-    return None
-
-
-_TEXT_FIELDS = ("title", "description", "date_text", "place", "direction", "author", "licence", "rights",
-                "attribution", "url")
 
 
 def get_or_create_source(session: Session, slug: str, kind: str, base_url: str | None = None,
@@ -202,7 +101,7 @@ def upsert_records(session: Session, source_id: int, records: Sequence[RecordIn]
     report = UpsertReport()
     chunks = _sorted_chunks(records, batch_size, report)
     if len(chunks) == 1:
-        report.merge(_store_prepared(session, source_id, [_prepare(chunks[0])], run_id, collection))
+        report.merge(_store_prepared(session, source_id, [copy_chunk(chunks[0])], run_id, collection))
     elif chunks:
         report.merge(_store_prepared(session, source_id, _prepared_ahead(chunks), run_id, collection))
     return report
@@ -241,7 +140,7 @@ def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, 
     def prepare_all() -> None:
         try:
             for part in slices:
-                prepared = [_prepare(part[i:i + batch_size]) for i in range(0, len(part), batch_size)]
+                prepared = [copy_chunk(part[i:i + batch_size]) for i in range(0, len(part), batch_size)]
                 if not offer((len(part), prepared)):
                     return
         except BaseException as exc:  # handed to the caller below
@@ -291,24 +190,24 @@ def _sorted_chunks(records: Sequence[RecordIn], size: int, report: UpsertReport)
         if isinstance(key, str) and key.strip():
             latest[key] = rec
         else:
-            report.rejected.append(_check_fields(rec) or Rejection(None, "source_key", "missing source key"))
+            report.rejected.append(check_fields(rec) or Rejection(None, "source_key", "missing source key"))
     keys = sorted(latest)
     return [[latest[k] for k in keys[i:i + size]] for i in range(0, len(keys), size)]
 
 
-def _prepared_ahead(chunks: list[list[RecordIn]]) -> Iterator[_Prepared]:
+def _prepared_ahead(chunks: list[list[RecordIn]]) -> Iterator[CopyChunk]:
     """The chunks prepared one ahead on a thread, while PostgreSQL works on the current one
     (psycopg releases the GIL while it waits): both cores of a small machine work."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="arhiva-upsert") as pool:
-        pending = pool.submit(_prepare, chunks[0])
+        pending = pool.submit(copy_chunk, chunks[0])
         for nxt in [*chunks[1:], None]:
             prepared = pending.result()
             if nxt is not None:
-                pending = pool.submit(_prepare, nxt)
+                pending = pool.submit(copy_chunk, nxt)
             yield prepared
 
 
-def _store_prepared(session: Session, source_id: int, prepared: Iterable[_Prepared], run_id: int | None,
+def _store_prepared(session: Session, source_id: int, prepared: Iterable[CopyChunk], run_id: int | None,
                     collection: str | None) -> UpsertReport:
     """Upsert prepared chunks in the session's transaction."""
     report = UpsertReport()
@@ -329,7 +228,6 @@ def _store_prepared(session: Session, source_id: int, prepared: Iterable[_Prepar
     return report
 
 
-_COPY_COLS = ("source_key", *MAPPED, "extra", "raw", "payload_hash")
 _TEMP_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS arhiva_incoming (source_key text COLLATE \"C\", title text, description text, "
     "date_text text, year_lo int, year_hi int, place text, lat float8, lon float8, direction text, author text, "
@@ -374,8 +272,8 @@ _TOUCH_SQL = (
 )
 
 
-def _upsert_chunk(session: Session, source_id: int, prepared: _Prepared, run_id: int | None) -> UpsertReport:
-    """Upsert one sorted chunk (from ``_prepare``): COPY into a temporary table, then set-based SQL."""
+def _upsert_chunk(session: Session, source_id: int, prepared: CopyChunk, run_id: int | None) -> UpsertReport:
+    """Upsert one sorted chunk (from ``copy_chunk``): COPY into a temporary table, then set-based SQL."""
     report = UpsertReport(rejected=prepared.rejected)
     hashes = prepared.hashes
     if not hashes:
@@ -385,7 +283,7 @@ def _upsert_chunk(session: Session, source_id: int, prepared: _Prepared, run_id:
         # No ANALYZE: the planner sizes the temporary table from its page count, which is
         # enough for it to join it sensibly (a few chunks' pages at most before the commit empties it).
         cur.execute("DELETE FROM arhiva_incoming")
-        with cur.copy(f"COPY arhiva_incoming ({', '.join(_COPY_COLS)}) FROM STDIN") as copy:
+        with cur.copy(f"COPY arhiva_incoming ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
             copy.write(prepared.data)
         existing = cur.execute(_LOCK_SQL, params).fetchall()
         same = {key: rid for rid, key, unchanged in existing if unchanged}
@@ -410,96 +308,6 @@ def _upsert_chunk(session: Session, source_id: int, prepared: _Prepared, run_id:
     report.ids.update(same)
     report.unchanged = len(same)
     return report
-
-
-@dataclass
-class _Prepared:
-    """A chunk ready for COPY: its rows in COPY text format, the payload hash of each key (in key
-    order) and the records that could not be stored."""
-
-    data: bytes
-    hashes: dict[str, str]
-    rejected: list[Rejection]
-
-
-def _copy_value(v: Any) -> str:
-    """One field in COPY text format."""
-    if v is None:
-        return "\\N"
-    if isinstance(v, str):
-        if "\\" in v or "\t" in v or "\n" in v or "\r" in v:
-            return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-        return v
-    return repr(v) if isinstance(v, float) else str(v)
-
-
-def _prepare(chunk: list[RecordIn]) -> _Prepared:
-    """Validate and serialise a sorted chunk into COPY rows (``_COPY_COLS`` order)."""
-    lines: list[bytes] = []
-    hashes: dict[str, str] = {}
-    rejected: list[Rejection] = []
-    for rec in chunk:
-        problem = _check_fields(rec)
-        if problem is None:
-            try:
-                raw_json, fields_json, digest, extra_json = _serialise(rec)
-                cells = [_copy_value(rec.source_key)]
-                for v in _get_mapped_and_extra(rec)[:-1]:  # the common cases inline: this runs per field
-                    if v is None:
-                        cells.append("\\N")
-                    elif v.__class__ is str and not ("\\" in v or "\t" in v or "\n" in v or "\r" in v):
-                        cells.append(v)
-                    else:
-                        cells.append(_copy_value(v))
-                cells += (_copy_value(extra_json), _copy_value(raw_json), digest)
-                lines.append("\t".join(cells).encode("utf-8"))
-            except _NotStorable as exc:
-                problem = exc.rejection
-            except UnicodeEncodeError as exc:  # only the key is not inside the JSON checked above
-                problem = Rejection(None, "source_key", f"not valid Unicode text ({exc.reason})")
-        if problem is None:
-            hashes[rec.source_key] = digest
-        else:
-            rejected.append(problem)
-    return _Prepared(b"\n".join(lines) + b"\n" if lines else b"", hashes, rejected)
-
-
-class _NotStorable(ValueError):
-    def __init__(self, rejection: Rejection):
-        super().__init__(str(rejection))
-        self.rejection = rejection
-
-
-_JSON_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-# PostgreSQL's jsonb cannot hold U+0000; an escaped backslash before "u0000" is not one.
-_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-
-
-def _json(value: Any) -> str:
-    """Canonical JSON (sorted keys, compact, UTF-8); anything unknown as its str()."""
-    return orjson.dumps(value, option=_JSON_OPTS, default=str).decode("utf-8")
-
-
-def _serialise(rec: RecordIn) -> tuple[str, str, str, str]:
-    """(raw JSON, mapped-fields JSON, payload hash, extra JSON); raises _NotStorable."""
-    try:
-        raw_json = _json(rec.raw)
-        extra_json = _json(rec.extra)
-        fields_json = _json(rec.mapped())
-    except (orjson.JSONEncodeError, TypeError) as exc:
-        for name in ("source_key", *_TEXT_FIELDS):  # a text field that is not valid Unicode?
-            v = getattr(rec, name)
-            try:
-                v is None or v.encode("utf-8")
-            except UnicodeEncodeError as bad:
-                raise _NotStorable(Rejection(rec.source_key, name, f"not valid Unicode text ({bad.reason})")) from None
-        name = "extra" if "raw_json" in locals() else "raw"
-        raise _NotStorable(Rejection(rec.source_key, name, f"not JSON-serialisable: {exc}")) from None
-    for name, js in (("raw", raw_json), ("extra", extra_json)):
-        if "\\u0000" in js and _JSON_NUL.search(js):
-            raise _NotStorable(Rejection(rec.source_key, name, "contains a NUL character (\\u0000)"))
-    digest = hashlib.sha256(f"{raw_json}\n{fields_json}".encode("utf-8")).hexdigest()
-    return raw_json, fields_json, digest, extra_json
 
 
 def withdraw_records(session: Session, source_id: int, keys: Iterable[str], *, run_id: int | None = None) -> int:

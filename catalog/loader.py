@@ -45,8 +45,7 @@ class LoadReport:
 
     def as_stats(self) -> dict[str, Any]:
         return {"source": self.source, "run_id": self.run_id, "lines": self.lines, "stored": self.stored,
-                "new": self.new,
-                "changed": self.changed, "unchanged": self.unchanged, "errors": len(self.errors),
+                "new": self.new, "changed": self.changed, "unchanged": self.unchanged, "errors": len(self.errors),
                 "error_samples": self.errors[:100]}
 
 

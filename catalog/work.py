@@ -185,13 +185,6 @@ def claim_colorization_batch(session: Session, collection: str, model_version_id
     return sorted(_group(session.execute(stmt).all()), key=lambda r: r.sha256)
 
 
-def record_colorization(session: Session, ref: PhotoRef, result_sha256: str, *, model_version_id: int,
-                        phash: str, params: dict[str, Any], run_id: int | None) -> None:
-    """Write one result: the colorization row and a `colorized` link on every record of the photo."""
-    record_colorizations(session, [(ref, result_sha256)], model_version_id=model_version_id, phash=phash,
-                         params=params, run_id=run_id)
-
-
 def record_colorizations(session: Session, results: list[tuple[PhotoRef, str]], *, model_version_id: int,
                          phash: str, params: dict[str, Any], run_id: int | None) -> None:
     """Write a batch of results (photo, result asset sha256) in two statements: the colorization

@@ -65,12 +65,13 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         author, licence, rights, attribution, url, extra, raw (default: the line itself). Lines from
         `arhiva export --format jsonl` load as they are. Re-loading the same file changes nothing."""
 
+        from rich.markup import escape
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         from catalog.loader import load_jsonl
 
         if file != "-" and not Path(file).is_file():
-            err.print(f"[red]error:[/red] {file} is not a file")
+            err.print(f"[red]error:[/red] {escape(file)} is not a file")
             raise typer.Exit(2)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
                       transient=True) as bar:
@@ -84,7 +85,7 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
             try:
                 report = load_jsonl(file, source=source, collection=collection, workers=workers, progress=show)
             except ValueError as exc:
-                err.print(f"[red]error:[/red] {exc}")
+                err.print(f"[red]error:[/red] {escape(str(exc))}")
                 raise typer.Exit(2) from None
         _summary(report.as_stats(), json_out, f"load run {report.run_id} into {report.source}",
                  (("lines", report.lines), ("records new", report.new), ("records changed", report.changed),

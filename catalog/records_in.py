@@ -1,0 +1,217 @@
+"""A record as a harvester hands it over: its fields, its checks, its canonical serialisation.
+
+``RecordIn`` is what every harvester builds. ``validate`` says what keeps one out of the
+catalogue (naming the field); the payload hash is a sha256 over canonical JSON of the raw
+payload and the mapped fields, so the same record always hashes alike; ``copy_chunk`` turns
+records into COPY rows for ``catalog.ingest``, which stores them. No database here.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import operator
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import orjson
+
+MAPPED = (
+    "title", "description", "date_text", "year_lo", "year_hi", "place", "lat", "lon", "direction",
+    "author", "licence", "rights", "attribution", "url",
+)
+_MAPPED_AND_EXTRA = (*MAPPED, "extra")
+_get_mapped_and_extra = operator.attrgetter(*_MAPPED_AND_EXTRA)
+
+
+@dataclass
+class RecordIn:
+    """One record as a harvester found it: mapped fields plus the raw payload."""
+
+    source_key: str
+    title: str | None = None
+    description: str | None = None
+    date_text: str | None = None
+    year_lo: int | None = None
+    year_hi: int | None = None
+    place: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    direction: str | None = None
+    author: str | None = None
+    licence: str | None = None
+    rights: str | None = None
+    attribution: str | None = None
+    url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def mapped(self) -> dict[str, Any]:
+        return dict(zip(_MAPPED_AND_EXTRA, _get_mapped_and_extra(self)))
+
+    def payload_hash(self) -> str:
+        """sha256 over the raw payload and the mapped fields (as stored on the record)."""
+        return _serialise(self)[2]  # raises _NotStorable (a ValueError) if it cannot be stored
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RecordIn:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class Rejection:
+    source_key: str | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"record {self.source_key!r}: {self.field}: {self.message}"
+
+
+def validate(rec: RecordIn) -> Rejection | None:
+    """The first problem that keeps ``rec`` out of the catalogue, or None."""
+    problem = check_fields(rec)
+    if problem is None:
+        try:
+            _serialise(rec)
+        except _NotStorable as exc:
+            return exc.rejection
+    return problem
+
+
+def check_fields(rec: RecordIn) -> Rejection | None:
+    """Everything ``validate`` checks except the JSON payloads (``_serialise`` checks those)."""
+    key = rec.source_key
+    if not isinstance(key, str) or not key.strip():
+        return Rejection(None if not isinstance(key, str) else key, "source_key", "missing source key")
+    if "\x00" in key:
+        return Rejection(key, "source_key", "contains a NUL character")
+    for name in ("year_lo", "year_hi"):
+        v = getattr(rec, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            return Rejection(key, name, f"must be an integer year, got {v!r}")
+        if v is not None and not -9999 <= v <= 9999:
+            return Rejection(key, name, f"year {v} is out of range")
+    if rec.year_lo is not None and rec.year_hi is not None and rec.year_lo > rec.year_hi:
+        return Rejection(key, "year_lo", f"year_lo {rec.year_lo} is after year_hi {rec.year_hi}")
+    for name, limit in (("lat", 90.0), ("lon", 180.0)):
+        v = getattr(rec, name)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return Rejection(key, name, f"must be a number, got {v!r}")
+        if not -limit <= v <= limit:
+            return Rejection(key, name, f"{name} {v} is outside ±{limit:g}")
+    if (rec.lat is None) != (rec.lon is None):
+        return Rejection(key, "lat" if rec.lat is None else "lon", "latitude and longitude must come together")
+    for name in _TEXT_FIELDS:
+        v = getattr(rec, name)
+        if v is None:
+            continue
+        if not isinstance(v, str):
+            return Rejection(key, name, f"must be text, got {type(v).__name__}")
+        if "\x00" in v:
+            return Rejection(key, name, "contains a NUL character")
+    if rec.direction is not None and len(rec.direction) > 20:
+        return Rejection(key, "direction", f"at most 20 characters, got {len(rec.direction)}")
+    if not isinstance(rec.raw, dict) or not isinstance(rec.extra, dict):
+        return Rejection(key, "raw", "raw payload and extra must be JSON objects")
+    return None
+
+
+_TEXT_FIELDS = ("title", "description", "date_text", "place", "direction", "author", "licence", "rights",
+                "attribution", "url")
+
+
+@dataclass
+class CopyChunk:
+    """Records ready for COPY: their rows in COPY text format (``COPY_COLUMNS``), the payload
+    hash of each key (in key order) and the records that cannot be stored."""
+
+    data: bytes
+    hashes: dict[str, str]
+    rejected: list[Rejection]
+
+
+COPY_COLUMNS = ("source_key", *MAPPED, "extra", "raw", "payload_hash")
+
+
+def _copy_value(v: Any) -> str:
+    """One field in COPY text format."""
+    if v is None:
+        return "\\N"
+    if isinstance(v, str):
+        if "\\" in v or "\t" in v or "\n" in v or "\r" in v:
+            return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        return v
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def copy_chunk(records: list[RecordIn]) -> CopyChunk:
+    """Check and serialise records (sorted by key) into COPY rows; no database."""
+    lines: list[bytes] = []
+    hashes: dict[str, str] = {}
+    rejected: list[Rejection] = []
+    for rec in records:
+        problem = check_fields(rec)
+        if problem is None:
+            try:
+                raw_json, _, digest, extra_json = _serialise(rec)
+                values = (rec.source_key, *_get_mapped_and_extra(rec)[:-1], extra_json, raw_json, digest)
+                lines.append("\t".join(map(_copy_value, values)).encode("utf-8"))
+            except _NotStorable as exc:
+                problem = exc.rejection
+            except UnicodeEncodeError as exc:  # only the key is not inside the JSON checked above
+                problem = Rejection(None, "source_key", f"not valid Unicode text ({exc.reason})")
+        if problem is None:
+            hashes[rec.source_key] = digest
+        else:
+            rejected.append(problem)
+    return CopyChunk(b"\n".join(lines) + b"\n" if lines else b"", hashes, rejected)
+
+
+class _NotStorable(ValueError):
+    def __init__(self, rejection: Rejection):
+        super().__init__(str(rejection))
+        self.rejection = rejection
+
+
+_JSON_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+# PostgreSQL's jsonb cannot hold U+0000; an escaped backslash before "u0000" is not one.
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _json(value: Any) -> str:
+    """Canonical JSON (sorted keys, compact, UTF-8); anything unknown as its str()."""
+    return orjson.dumps(value, option=_JSON_OPTS, default=str).decode("utf-8")
+
+
+def _serialise(rec: RecordIn) -> tuple[str, str, str, str]:
+    """(raw JSON, mapped-fields JSON, payload hash, extra JSON); raises _NotStorable."""
+    out = {}
+    for name, value in (("raw", rec.raw), ("extra", rec.extra), ("fields", None)):
+        try:
+            out[name] = _json(rec.mapped() if name == "fields" else value)
+        except (orjson.JSONEncodeError, TypeError) as exc:
+            raise _NotStorable(_unstorable(rec, name, exc)) from None
+    for name in ("raw", "extra"):
+        if "\\u0000" in out[name] and _JSON_NUL.search(out[name]):
+            raise _NotStorable(Rejection(rec.source_key, name, "contains a NUL character (\\u0000)"))
+    digest = hashlib.sha256(f"{out['raw']}\n{out['fields']}".encode("utf-8")).hexdigest()
+    return out["raw"], out["fields"], digest, out["extra"]
+
+
+def _unstorable(rec: RecordIn, part: str, exc: Exception) -> Rejection:
+    """Why ``part`` (raw, extra or the mapped fields) could not be serialised: a text field that
+    is not valid Unicode, named, or else the JSON error."""
+    for name in ("source_key", *_TEXT_FIELDS):
+        v = getattr(rec, name)
+        try:
+            v is None or v.encode("utf-8")
+        except UnicodeEncodeError as bad:
+            return Rejection(rec.source_key, name, f"not valid Unicode text ({bad.reason})")
+    return Rejection(rec.source_key, "raw" if part == "fields" else part, f"not JSON-serialisable: {exc}")
+
+
+__all__ = ["MAPPED", "COPY_COLUMNS", "RecordIn", "Rejection", "CopyChunk", "validate", "check_fields", "copy_chunk"]

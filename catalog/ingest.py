@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
@@ -29,6 +30,7 @@ from catalog.models import Collection, CollectionMember, Record, Source
 from catalog.records_in import (  # RecordIn, Rejection and validate are used from here too
     COPY_COLUMNS,
     MAPPED,
+    REVISION_CELLS,
     CopyChunk,
     RecordIn,
     Rejection,
@@ -236,21 +238,36 @@ _TEMP_DDL = (
 )
 _UPSERT_COLS = (*MAPPED, "extra", "raw", "payload_hash")
 # The statements below run on psycopg's own cursor (tuples back, no ORM rows), hence %(name)s.
-# The revisions of what the upsert (CTE ``up``) inserted or changed, straight from its RETURNING
-# (``fields``: the mapped fields as stored, the same object ``RecordIn.mapped`` gives).
+#
+# The chunk's stored rows, locked in key order (no deadlocks between workers), with their hashes.
+_LOCK_SQL = (
+    "SELECT id, source_key, payload_hash FROM records WHERE source_id = %(source_id)s "
+    "AND source_key = ANY(%(keys)s::text[]) ORDER BY source_key FOR UPDATE"
+)
+# New keys: ids drawn from the records' sequence (in key order, as an INSERT would), then the
+# rows and their first revisions COPYed straight into their tables (no staging, no per-row
+# conflict handling: the keys were just looked up; a key stored meanwhile by someone else
+# fails the COPY, which is undone to a savepoint and merged instead).
+_IDS_SQL = "SELECT nextval('records_id_seq') FROM generate_series(1, %(n)s)"
+_COPY_NEW = (
+    f"COPY records ({', '.join(COPY_COLUMNS)}, id, source_id, first_seen_run_id, last_seen_run_id) FROM STDIN"
+)
+_COPY_REVISIONS = f"COPY record_revisions (record_id, revision, {', '.join(REVISION_CELLS)}, run_id) FROM STDIN"
+# Changed payloads (and new keys whose COPY met a concurrent insert) are staged in a temporary
+# table and merged by one statement: the upsert (CTE ``up``) and, from its RETURNING, the
+# revisions of what it inserted or changed (``fields``: the mapped fields as stored, the same
+# object ``RecordIn.mapped`` gives). A key stored meanwhile with the same payload returns nothing.
 _REV_CTE = (
     "rev AS (INSERT INTO record_revisions (record_id, revision, payload_hash, raw, fields, run_id) "
     "SELECT up.id, CASE WHEN up.inserted THEN 1 ELSE coalesce((SELECT max(rr.revision) FROM record_revisions rr "
     "WHERE rr.record_id = up.id), 0) + 1 END, up.payload_hash, up.raw, up.fields, %(run_id)s FROM up) "
 )
 _FIELDS_SQL = "jsonb_build_object(" + ", ".join(f"'{c}', {c}" for c in (*MAPPED, "extra")) + ")"
-# One statement upserts the chunk and writes the revisions of what it inserted or changed
-# (a data-modifying CTE); unchanged keys (``same``, found by the lock query) are skipped.
-_UPSERT_SQL = (
+_MERGE_SQL = (
     "WITH up AS (INSERT INTO records (source_id, first_seen_run_id, last_seen_run_id, source_key, "
     + ", ".join(_UPSERT_COLS) + ") SELECT %(source_id)s, %(run_id)s, %(run_id)s, i.source_key, "
     + ", ".join(f"i.{c}" for c in _UPSERT_COLS)
-    + " FROM arhiva_incoming i WHERE NOT (i.source_key = ANY(%(same)s::text[])) ORDER BY i.source_key "
+    + " FROM arhiva_incoming i ORDER BY i.source_key "
     "ON CONFLICT ON CONSTRAINT uq_records_source_key DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _UPSERT_COLS)
     + ", last_seen_run_id = excluded.last_seen_run_id, last_seen_at = now(), updated_at = now(), "
@@ -258,12 +275,6 @@ _UPSERT_SQL = (
     "WHERE records.payload_hash IS DISTINCT FROM excluded.payload_hash "
     "RETURNING id, source_key, (xmax = 0) AS inserted, payload_hash, raw, " + _FIELDS_SQL + " AS fields), "
     + _REV_CTE + "SELECT id, source_key, inserted FROM up"
-)
-# Lock the rows we already have, in key order (no deadlocks between workers); the keys come
-# from the temporary table, so none travel as parameters.
-_LOCK_SQL = (
-    "SELECT r.id, r.source_key, r.payload_hash = i.payload_hash FROM arhiva_incoming i JOIN records r "
-    "ON r.source_id = %(source_id)s AND r.source_key = i.source_key ORDER BY r.source_key FOR UPDATE OF r"
 )
 _KEYS_SQL = "SELECT id, source_key FROM records WHERE source_id = %(source_id)s AND source_key = ANY(%(keys)s::text[])"
 _TOUCH_SQL = (
@@ -273,26 +284,28 @@ _TOUCH_SQL = (
 
 
 def _upsert_chunk(session: Session, source_id: int, prepared: CopyChunk, run_id: int | None) -> UpsertReport:
-    """Upsert one sorted chunk (from ``copy_chunk``): COPY into a temporary table, then set-based SQL."""
+    """Upsert one sorted chunk (from ``copy_chunk``): look its keys up, COPY the new ones
+    straight in, merge the changed ones through a temporary table, touch the unchanged."""
     report = UpsertReport(rejected=prepared.rejected)
-    hashes = prepared.hashes
-    if not hashes:
+    keys, hashes = prepared.keys, prepared.hashes
+    if not keys:
         return report
     params = {"source_id": source_id, "run_id": run_id}
     with session.connection().connection.driver_connection.cursor() as cur:
-        # No ANALYZE: the planner sizes the temporary table from its page count, which is
-        # enough for it to join it sensibly (a few chunks' pages at most before the commit empties it).
-        cur.execute("DELETE FROM arhiva_incoming")
-        with cur.copy(f"COPY arhiva_incoming ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
-            copy.write(prepared.data)
-        existing = cur.execute(_LOCK_SQL, params).fetchall()
-        same = {key: rid for rid, key, unchanged in existing if unchanged}
+        stored = {key: (rid, digest) for rid, key, digest in cur.execute(_LOCK_SQL, params | {"keys": keys})}
+        same = {key: rid for key, (rid, digest) in stored.items() if digest == hashes[key]}
+        new = [i for i, key in enumerate(keys) if key not in stored]
         done: dict[str, tuple[int, bool]] = {}
-        if len(same) < len(hashes):
-            rows = cur.execute(_UPSERT_SQL, params | {"same": list(same)})
-            done = {key: (rid, inserted) for rid, key, inserted in rows}
-        # Keys another worker stored with the same payload meanwhile are unchanged too.
-        raced = [k for k in hashes if k not in same and k not in done]
+        if new and not _copy_new(cur, prepared, new, source_id, run_id, done):
+            new = []  # merged below instead
+        merge = [i for i, key in enumerate(keys) if key not in same and key not in done]
+        if merge:
+            cur.execute("DELETE FROM arhiva_incoming")
+            with cur.copy(f"COPY arhiva_incoming ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
+                copy.write(prepared.data(merge))
+            done.update((key, (rid, inserted)) for rid, key, inserted in cur.execute(_MERGE_SQL, params))
+        # Keys another writer stored with the same payload meanwhile are unchanged too.
+        raced = [k for k in keys if k not in same and k not in done]
         if raced:
             same.update({key: rid for rid, key in cur.execute(_KEYS_SQL, params | {"keys": raced})})
         if same:
@@ -308,6 +321,29 @@ def _upsert_chunk(session: Session, source_id: int, prepared: CopyChunk, run_id:
     report.ids.update(same)
     report.unchanged = len(same)
     return report
+
+
+def _copy_new(cur, prepared: CopyChunk, new: list[int], source_id: int, run_id: int | None,
+              done: dict[str, tuple[int, bool]]) -> bool:
+    """COPY the records at positions ``new`` (keys not stored) and their first revisions;
+    False, with nothing written, when another writer stored one of the keys meanwhile."""
+    ids = [rid for (rid,) in cur.execute(_IDS_SQL, {"n": len(new)})]
+    run = b"\\N" if run_id is None else str(run_id).encode()
+    tail = b"\t%d\t%s\t%s\n" % (source_id, run, run)
+    lines, revisions = prepared.lines, prepared.revisions
+    cur.execute("SAVEPOINT arhiva_new_keys")
+    try:
+        with cur.copy(_COPY_NEW) as copy:
+            copy.write(b"".join(b"%s\t%d%s" % (lines[i], rid, tail) for i, rid in zip(new, ids)))
+    except psycopg.errors.UniqueViolation:
+        cur.execute("ROLLBACK TO SAVEPOINT arhiva_new_keys")
+        return False
+    with cur.copy(_COPY_REVISIONS) as copy:
+        copy.write(b"".join(b"%d\t1\t%s\t%s\n" % (rid, revisions[i], run) for i, rid in zip(new, ids)))
+    cur.execute("RELEASE SAVEPOINT arhiva_new_keys")
+    keys = prepared.keys
+    done.update((keys[i], (rid, True)) for i, rid in zip(new, ids))
+    return True
 
 
 def withdraw_records(session: Session, source_id: int, keys: Iterable[str], *, run_id: int | None = None) -> int:

@@ -12,6 +12,7 @@ import math
 import operator
 import re
 from dataclasses import dataclass, field, fields
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -126,15 +127,26 @@ _TEXT_FIELDS = ("title", "description", "date_text", "place", "direction", "auth
 
 @dataclass
 class CopyChunk:
-    """Records ready for COPY: their rows in COPY text format (``COPY_COLUMNS``), the payload
-    hash of each key (in key order) and the records that cannot be stored."""
+    """Records ready for COPY, in key order: each one's row of ``COPY_COLUMNS`` and its
+    revision cells (``REVISION_CELLS``), both in COPY text format without the line end; the
+    payload hash of each key; and the records that cannot be stored."""
 
-    data: bytes
+    keys: list[str]
+    lines: list[bytes]
+    revisions: list[bytes]
     hashes: dict[str, str]
     rejected: list[Rejection]
 
+    def data(self, picked: Iterable[int] | None = None) -> bytes:
+        """The COPY text of all rows, or of the rows at the ``picked`` positions."""
+        lines = self.lines if picked is None else [self.lines[i] for i in picked]
+        return b"\n".join(lines) + b"\n" if lines else b""
+
 
 COPY_COLUMNS = ("source_key", *MAPPED, "extra", "raw", "payload_hash")
+# What a revision row holds besides its record, number and run: the payload and the mapped
+# fields as canonical JSON (``RecordIn.mapped``), the same object the payload hash covers.
+REVISION_CELLS = ("payload_hash", "raw", "fields")
 
 
 def _copy_value(v: Any) -> str:
@@ -150,25 +162,32 @@ def _copy_value(v: Any) -> str:
 
 def copy_chunk(records: list[RecordIn]) -> CopyChunk:
     """Check and serialise records (sorted by key) into COPY rows; no database."""
+    keys: list[str] = []
     lines: list[bytes] = []
+    revisions: list[bytes] = []
     hashes: dict[str, str] = {}
     rejected: list[Rejection] = []
     for rec in records:
         problem = check_fields(rec)
         if problem is None:
             try:
-                raw_json, _, digest, extra_json = _serialise(rec)
-                values = (rec.source_key, *_get_mapped_and_extra(rec)[:-1], extra_json, raw_json, digest)
-                lines.append("\t".join(map(_copy_value, values)).encode("utf-8"))
+                raw_json, fields_json, digest, extra_json = _serialise(rec)
+                raw_cell = _copy_value(raw_json)
+                values = (rec.source_key, *_get_mapped_and_extra(rec)[:-1], extra_json)
+                line = "\t".join(map(_copy_value, values)).encode("utf-8")
             except _NotStorable as exc:
                 problem = exc.rejection
             except UnicodeEncodeError as exc:  # only the key is not inside the JSON checked above
                 problem = Rejection(None, "source_key", f"not valid Unicode text ({exc.reason})")
         if problem is None:
+            raw_cell = raw_cell.encode("utf-8")
+            keys.append(rec.source_key)
+            lines.append(b"%s\t%s\t%s" % (line, raw_cell, digest.encode()))
+            revisions.append(b"%s\t%s\t%s" % (digest.encode(), raw_cell, _copy_value(fields_json).encode("utf-8")))
             hashes[rec.source_key] = digest
         else:
             rejected.append(problem)
-    return CopyChunk(b"\n".join(lines) + b"\n" if lines else b"", hashes, rejected)
+    return CopyChunk(keys, lines, revisions, hashes, rejected)
 
 
 class _NotStorable(ValueError):
@@ -214,4 +233,4 @@ def _unstorable(rec: RecordIn, part: str, exc: Exception) -> Rejection:
     return Rejection(rec.source_key, "raw" if part == "fields" else part, f"not JSON-serialisable: {exc}")
 
 
-__all__ = ["MAPPED", "COPY_COLUMNS", "RecordIn", "Rejection", "CopyChunk", "validate", "check_fields", "copy_chunk"]
+__all__ = ["MAPPED", "COPY_COLUMNS", "REVISION_CELLS", "RecordIn", "Rejection", "CopyChunk", "validate", "check_fields", "copy_chunk"]

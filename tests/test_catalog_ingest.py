@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from catalog.db import session_scope
 from catalog.ingest import RecordIn, bulk_upsert, get_or_create_source, upsert_records, withdraw_records
@@ -148,6 +151,56 @@ def test_two_connections_upserting_the_same_keys_neither_fail_nor_duplicate(clea
     assert sum(r.unchanged for r in reports) == 400
     assert _count(clean_db, Record) == 400
     assert _count(clean_db, RecordRevision) == 400
+
+
+@pytest.mark.parametrize("other", ["same payload", "other payload", "rolled back"])
+def test_a_key_another_writer_stores_during_the_upsert_is_merged_not_failed(clean_db, other):
+    """New keys are COPYed straight in; one that another transaction inserts after the lookup
+    makes the COPY wait and then fail, and the chunk is merged instead: no error, no duplicate."""
+    sid = _source(clean_db)
+    batch = _batch(5)
+    theirs = _batch(5)[3] if other != "other payload" else RecordIn(source_key="k3", title="theirs", raw={"x": 1})
+    with Session(clean_db) as holder:  # stores k3 and holds it uncommitted
+        upsert_records(holder, sid, [theirs])
+        outcome: list = []
+
+        def ours():
+            try:
+                with session_scope(clean_db) as s:
+                    outcome.append(upsert_records(s, sid, batch))
+            except BaseException as exc:  # noqa: BLE001 - checked below
+                outcome.append(exc)
+
+        worker = threading.Thread(target=ours, daemon=True)
+        worker.start()
+        _wait_for_a_lock_wait(clean_db)
+        holder.rollback() if other == "rolled back" else holder.commit()
+        worker.join(30)
+    assert len(outcome) == 1 and not isinstance(outcome[0], BaseException), outcome
+    report = outcome[0]
+    counts = {"same payload": (4, 0, 1), "other payload": (4, 1, 0), "rolled back": (5, 0, 0)}[other]
+    assert (report.new, report.changed, report.unchanged) == counts
+    assert _count(clean_db, Record) == 5
+    with session_scope(clean_db) as s:
+        rec = s.execute(select(Record).where(Record.source_key == "k3")).scalar_one()
+        assert rec.title == batch[3].title and report.ids["k3"] == rec.id
+        revisions = s.scalars(select(RecordRevision.revision).where(RecordRevision.record_id == rec.id)
+                              .order_by(RecordRevision.revision)).all()
+    assert revisions == ([1, 2] if other == "other payload" else [1])
+    assert _count(clean_db, RecordRevision) == (6 if other == "other payload" else 5)
+
+
+def _wait_for_a_lock_wait(engine, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                        "AND wait_event_type = 'Lock'")).scalar_one()
+            conn.rollback()
+            if waiting:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the upsert never waited for the other writer's key")
 
 
 def test_awkward_text_is_stored_exactly_and_unstorable_records_are_rejected_alone(clean_db):

@@ -7,10 +7,12 @@ Invalid records are rejected with a message naming the record and the
 field; the valid records of the same batch are still stored.
 
 How: each chunk of key-sorted records is validated and serialised into COPY
-text (on a thread, while PostgreSQL works on the previous chunk), COPYed into
-a temporary table, its stored rows locked in key order, and merged by one
-statement whose RETURNING feeds the revision rows. ``bulk_upsert`` runs the
-same over several connections for large loads, one transaction per slice.
+text (on a thread, while PostgreSQL works on the previous chunk); its stored
+rows are looked up and locked in key order. New keys are COPYed straight into
+``records`` and their first revisions into ``record_revisions``; changed ones
+go through a temporary table and one merge statement whose RETURNING feeds
+their revision rows; unchanged ones only move "last seen". ``bulk_upsert`` runs
+the same over several connections for large loads, one transaction per slice.
 """
 from __future__ import annotations
 
@@ -248,7 +250,10 @@ _LOCK_SQL = (
 # rows and their first revisions COPYed straight into their tables (no staging, no per-row
 # conflict handling: the keys were just looked up; a key stored meanwhile by someone else
 # fails the COPY, which is undone to a savepoint and merged instead).
-_IDS_SQL = "SELECT nextval('records_id_seq') FROM generate_series(1, %(n)s)"
+_IDS_SQL = (
+    "SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence('records', 'id')::regclass AS seq) q, "
+    "generate_series(1, %(n)s)"
+)
 _COPY_NEW = (
     f"COPY records ({', '.join(COPY_COLUMNS)}, id, source_id, first_seen_run_id, last_seen_run_id) FROM STDIN"
 )

@@ -44,7 +44,8 @@ RECORD_STATUSES = ("active", "withdrawn")
 
 # Search: the generated column holds the folded, stemmed words (Romanian and
 # Russian) plus decade and grid-cell tokens; SQL functions arhiva_fold and
-# arhiva_search_vector are created by the first migration.
+# arhiva_search_vector are created by the first migration, arhiva_fold redone
+# with unaccent by the third.
 SEARCH_EXPR = "arhiva_search_vector(coalesce(title, '') || ' ' || coalesce(description, '') || ' ' || coalesce(place, '') || ' ' || coalesce(author, '') || ' ' || coalesce(date_text, ''), year_lo, year_hi, lat, lon)"
 
 

@@ -33,3 +33,31 @@ def test_upgrade_downgrade_upgrade_and_no_drift():
     finally:
         engine.dispose()
         drop_database(name)
+
+
+def test_the_search_vectors_of_stored_records_follow_the_fold_up_and_down():
+    """0003 changes how words are folded: records stored before it are re-indexed by it."""
+    from catalog.db import session_scope
+    from catalog.ingest import RecordIn, get_or_create_source, upsert_records
+    from catalog.queries import RecordQuery, search_records
+
+    name = create_database("arhiva_mig")
+    engine = create_engine(database_url(name))
+
+    def found(words):
+        with session_scope(engine) as s:
+            return [r.source_key for r in search_records(s, RecordQuery(text=words)).items]
+
+    try:
+        migrate.upgrade(engine, "0002")
+        with session_scope(engine) as s:
+            sid = get_or_create_source(s, "m", "folder").id
+            upsert_records(s, sid, [RecordIn("old", title="Старый мост, Bălți")])
+        assert found("старая") == []  # the old fold made "старый" into "стары"
+        migrate.upgrade(engine)
+        assert found("старая") == found("старый") == found("balti") == ["old"]
+        migrate.downgrade(engine, "0002")
+        assert found("старая") == [] and found("старый") == found("balti") == ["old"]
+    finally:
+        engine.dispose()
+        drop_database(name)

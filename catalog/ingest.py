@@ -301,8 +301,8 @@ def _upsert_chunk(session: Session, source_id: int, prepared: CopyChunk, run_id:
         same = {key: rid for key, (rid, digest) in stored.items() if digest == hashes[key]}
         new = [i for i, key in enumerate(keys) if key not in stored]
         done: dict[str, tuple[int, bool]] = {}
-        if new and not _copy_new(cur, prepared, new, source_id, run_id, done):
-            new = []  # merged below instead
+        if new:
+            _copy_new(cur, prepared, new, source_id, run_id, done)  # what it could not store is merged
         merge = [i for i, key in enumerate(keys) if key not in same and key not in done]
         if merge:
             cur.execute("DELETE FROM arhiva_incoming")
@@ -330,8 +330,9 @@ def _upsert_chunk(session: Session, source_id: int, prepared: CopyChunk, run_id:
 
 def _copy_new(cur, prepared: CopyChunk, new: list[int], source_id: int, run_id: int | None,
               done: dict[str, tuple[int, bool]]) -> bool:
-    """COPY the records at positions ``new`` (keys not stored) and their first revisions;
-    False, with nothing written, when another writer stored one of the keys meanwhile."""
+    """COPY the records at positions ``new`` (keys not stored) and their first revisions, and
+    add them to ``done``; False, with nothing written, when another writer stored one of the
+    keys meanwhile."""
     ids = [rid for (rid,) in cur.execute(_IDS_SQL, {"n": len(new)})]
     run = b"\\N" if run_id is None else str(run_id).encode()
     tail = b"\t%d\t%s\t%s\n" % (source_id, run, run)

@@ -94,11 +94,11 @@ def link_assets(session: Session, links: list[dict[str, Any]]) -> list[int]:
     ``first_seen_run_id``/``last_seen_run_id``); returns the link ids in order."""
     if not links:
         return []
-    keys = ("record_id", "asset_sha256", "role", "source_url", "first_seen_run_id", "last_seen_run_id", "etag",
+    cols = ("record_id", "asset_sha256", "source_url", "first_seen_run_id", "last_seen_run_id", "etag",
             "last_modified", "crop_box")
-    rows = list({(ln["record_id"], ln["asset_sha256"], ln.get("role", "original")): ln for ln in links}.values())
-    stmt = pg_insert(RecordAsset).values([{k: ln.get(k, "original" if k == "role" else None) for k in keys}
-                                          for ln in rows])
+    links = [{c: ln.get(c) for c in cols} | {"role": ln.get("role", "original")} for ln in links]
+    rows = {(ln["record_id"], ln["asset_sha256"], ln["role"]): ln for ln in links}  # a repeat: the last wins
+    stmt = pg_insert(RecordAsset).values(list(rows.values()))
     ex = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         constraint="uq_record_assets_link",
@@ -109,7 +109,7 @@ def link_assets(session: Session, links: list[dict[str, Any]]) -> list[int]:
               "crop_box": ex.crop_box},
     ).returning(RecordAsset.id, RecordAsset.record_id, RecordAsset.asset_sha256, RecordAsset.role)
     ids = {(r.record_id, r.asset_sha256, r.role): r.id for r in session.execute(stmt)}
-    return [ids[(ln["record_id"], ln["asset_sha256"], ln.get("role", "original"))] for ln in links]
+    return [ids[(ln["record_id"], ln["asset_sha256"], ln["role"])] for ln in links]
 
 
 def originals_for(session: Session, record_ids: list[int]) -> dict[int, list[RecordAsset]]:

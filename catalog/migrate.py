@@ -1,6 +1,7 @@
 """Run and inspect Alembic migrations from code (the CLI and the embedded default use this)."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 import migrations
 
@@ -53,7 +54,23 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
         command.downgrade(cfg, revision)
 
 
+_migrating = threading.Lock()
+
+
 def ensure_current(engine: Engine) -> None:
-    """Migrate to head if behind (the embedded default does this on every start)."""
-    if not state(engine).up_to_date:
-        upgrade(engine)
+    """Migrate to head if behind (the embedded default does this on every start).
+
+    One migration at a time: threads of this process wait on a lock (Alembic's context is
+    global), other processes on a PostgreSQL advisory lock; whoever comes second finds the
+    catalogue current."""
+    if state(engine).up_to_date:
+        return
+    with _migrating, engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(hashtextextended('arhiva:migrate', 0))"))
+        conn.commit()
+        try:
+            if not state(engine).up_to_date:
+                upgrade(engine)
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(hashtextextended('arhiva:migrate', 0))"))
+            conn.commit()

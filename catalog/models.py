@@ -39,7 +39,7 @@ NAMING = {
 }
 
 SOURCE_KINDS = ("pastvu", "page", "iiif", "oai", "folder", "archive", "file")
-RUN_STATUSES = ("running", "succeeded", "failed", "cancelled")
+RUN_STATUSES = ("running", "succeeded", "partial", "skipped", "failed", "cancelled")
 RECORD_STATUSES = ("active", "withdrawn")
 
 # Search: the generated column holds the folded, stemmed words (Romanian and
@@ -81,26 +81,36 @@ class _RunMixin:
     status: Mapped[str] = mapped_column(String(20), server_default="running")
     stats: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     error: Mapped[str | None] = mapped_column(Text)
+    # who runs it: host, process id and that process's start (a reused pid is not the owner)
+    owner_host: Mapped[str | None] = mapped_column(Text)
+    owner_pid: Mapped[int | None] = mapped_column(Integer)
+    owner_start: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[datetime | None]
+
+
+def _run_table_args(table: str) -> tuple:
+    return (CheckConstraint(f"status IN {RUN_STATUSES}", name="status"),
+            Index(f"ix_{table}_running", "id", postgresql_where=text("status = 'running'")))
 
 
 class CrawlRun(_RunMixin, Base):
     __tablename__ = "crawl_runs"
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), index=True)
     source: Mapped[Source] = relationship()
-    __table_args__ = (CheckConstraint(f"status IN {RUN_STATUSES}", name="status"),)
+    __table_args__ = _run_table_args("crawl_runs")
 
 
 class TrainingRun(_RunMixin, Base):
     __tablename__ = "training_runs"
     collection_id: Mapped[int | None] = mapped_column(ForeignKey("collections.id"))
-    __table_args__ = (CheckConstraint(f"status IN {RUN_STATUSES}", name="status"),)
+    __table_args__ = _run_table_args("training_runs")
 
 
 class ColorizationRun(_RunMixin, Base):
     __tablename__ = "colorization_runs"
     collection_id: Mapped[int | None] = mapped_column(ForeignKey("collections.id"))
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
-    __table_args__ = (CheckConstraint(f"status IN {RUN_STATUSES}", name="status"),)
+    __table_args__ = _run_table_args("colorization_runs")
 
 
 class Record(Base):

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=120_000_000, description="Largest image (pixels) accepted: decompression-bomb guard.")
     page_size_max: int = Field(default=1000, description="Largest page a query or the API returns.")
     web_token: str | None = Field(default=None, description="Token that enables writing endpoints of `arhiva web`.")
+    crawl_settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Scrapy settings for every crawl of this installation (e.g. a mirror of your own that "
+        "needs no delay); a crawl's --setting NAME=VALUE still wins.")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

@@ -32,8 +32,15 @@ class ArhivaSpider(scrapy.Spider):
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """Validate and normalise parameters before a run starts; raise ValueError with a message."""
+        """Validate and normalise parameters before a run starts; raise ValueError with a message.
+
+        Idempotent: the runner checks them, then the spider is built from the checked ones."""
         return dict(params)
+
+    @classmethod
+    def scope_of(cls, params: dict[str, Any]) -> str:
+        """What two crawls of one source must not harvest at the same time (e.g. an area)."""
+        return ""
 
     @property
     def store(self) -> CrawlStore:
@@ -46,6 +53,8 @@ class ArhivaSpider(scrapy.Spider):
     def request_failed(self, failure: Failure):
         """Errback for every request: the failure is logged on the run, the crawl goes on."""
         request = getattr(failure, "request", None)
+        if request is not None and request.meta.get("arhiva_stopping"):
+            return  # dropped because the crawl is stopping: not the source's fault
         response = getattr(failure.value, "response", None)
         if response is not None:
             message = f"HTTP {response.status}"

@@ -11,6 +11,8 @@ Replaces Scrapy's ``RetryMiddleware`` (same settings: ``RETRY_ENABLED``,
   The wait pauses *every* request to that host, not only the retried one.
 - meta ``retry_skip_codes``: statuses this request must not retry (e.g. a
   tile that is too big to answer is split, not asked again).
+- meta ``arhiva_delay``: seconds to wait before sending (a spider's own retry of
+  an answer that was an error body gets the same back-off).
 """
 from __future__ import annotations
 
@@ -70,7 +72,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
 
     async def process_request(self, request):
         until = self._paused_until.get(self._slot_key(request), 0.0)
-        wait = until - time.monotonic()
+        wait = max(until - time.monotonic(), request.meta.pop("arhiva_delay", 0.0))
         if wait > 0:
             await sleep(wait)
         return None

@@ -7,6 +7,7 @@ touched by a failed item.
 from __future__ import annotations
 
 import logging
+import time
 
 from scrapy import Request
 from scrapy.exceptions import DropItem, NotConfigured
@@ -114,7 +115,9 @@ class CatalogPipeline:
         self.workers = crawler.settings.getint("ARHIVA_IMAGE_WORKERS", 0)
         self.pool = None
         self.batch_size = max(1, crawler.settings.getint("ARHIVA_BATCH_SIZE", 200))
+        self.batch_seconds = crawler.settings.getfloat("ARHIVA_BATCH_SECONDS", 5.0)
         self.buffer: list[RecordItem] = []
+        self._flushed = time.monotonic()
         self._pending = None  # the flush in progress (an awaitable)
 
     @classmethod
@@ -134,7 +137,7 @@ class CatalogPipeline:
         if item.record is None and item.image is None and not item.image_current:
             return item  # an image-only item whose image failed: nothing to store
         self.buffer.append(item)
-        if len(self.buffer) >= self.batch_size:
+        if len(self.buffer) >= self.batch_size or time.monotonic() - self._flushed >= self.batch_seconds:
             await self._flush()
         return item
 
@@ -152,6 +155,7 @@ class CatalogPipeline:
 
     async def _flush(self) -> None:
         batch, self.buffer = self.buffer, []
+        self._flushed = time.monotonic()
         if not batch:
             return
         await run_in_thread(self.store.write, batch)

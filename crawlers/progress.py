@@ -59,6 +59,8 @@ class ProgressReporter:
         out = {k[len("arhiva/"):]: v for k, v in stats.items()
                if k.startswith("arhiva/") and isinstance(v, (int, float))}
         out["requests"] = stats.get("downloader/request_count", 0)
+        if stats.get("arhiva/network/message"):
+            out["network"] = stats["arhiva/network/message"]
         out["elapsed_s"] = round(time.monotonic() - self._t0, 2)
         out["pid"] = os.getpid()
         return out

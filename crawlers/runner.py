@@ -1,11 +1,23 @@
 """Start a crawl from any Python code (the CLI, a Prefect flow, a test).
 
-``run_crawl(spider_name, params)`` creates the source and the crawl run row
-(one PROV Activity per crawl), runs the spider in a child process
-(``python -m crawlers.run``: Scrapy's reactor cannot be restarted in one
-process), relays progress to a callback and returns the end-of-crawl
-summary, which is also stored on the run row. If the child dies, the run is
-marked failed here.
+``run_crawl(spider_name, params)`` checks the parameters (once: a bad one is a ``CrawlError``
+before anything starts), opens the catalogue the one way (``catalog.db.open_catalog``),
+remembers the source with the URLs it is crawled from, and takes the crawl's scope lock (one
+crawl of a source and area at a time, across processes and machines: a second one is skipped
+with a message naming the run that holds it). The crawl run (``catalog.runs.activity``) is
+owned by this process; the spider runs in a child (``python -m crawlers.run``: Scrapy's
+reactor cannot restart) that:
+
+- runs in its own session (a terminal's Ctrl-C reaches this process only, which stops the
+  child in order) and dies with this process (``PR_SET_PDEATHSIG``);
+- writes its log and any traceback to ``$ARHIVA_HOME/logs/crawl-<run>.log``;
+- reports progress, its failure reason and its summary as ``@@arhiva`` lines on stdout.
+
+Progress is stored on the run row as it comes (at most every ``SAVE_EVERY_S`` seconds), so
+``arhiva runs`` and the CLI's progress line read the same counts.
+
+Ctrl-C or SIGTERM: the child gets SIGINT (Scrapy closes: the current batch is written), then
+SIGKILL after ``GRACE_S`` seconds or at a second signal; the run ends as cancelled.
 """
 from __future__ import annotations
 
@@ -14,13 +26,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from crawlers.progress import parse_line
 
-Progress = Callable[[dict[str, Any]], None]
+GRACE_S = 6.0
+SAVE_EVERY_S = 1.0
 
 
 class CrawlError(RuntimeError):
@@ -38,117 +51,147 @@ def spider_class(name: str):
         raise CrawlError(f"unknown spider {name!r}") from None
 
 
+def checked_params(spider_name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The spider's normalised parameters, or ``CrawlError`` saying what is wrong."""
+    try:
+        return spider_class(spider_name).check_params(dict(params))
+    except ValueError as exc:
+        raise CrawlError(str(exc)) from None
+
+
 def _sanitise(settings: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else repr(v))
             for k, v in settings.items()}
 
 
 def run_crawl(spider_name: str, params: dict[str, Any], *, settings_overrides: dict[str, Any] | None = None,
-              progress: Progress | None = None, collection: str | None = None,
-              timeout: float | None = None) -> dict[str, Any]:
-    """Run one crawl to the end and return its summary (see ``crawlers.runlog.summarize``)."""
-    from catalog.db import get_engine, session_scope
-    from catalog.ingest import get_or_create_source
-    from catalog.runs import start_run
+              collection: str | None = None, timeout: float | None = None,
+              progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run one crawl to the end and return its summary (see ``crawlers.runlog.summarize``).
+
+    ``progress`` is called with each progress report of the child (its counts, ``pid``, ``run_id``)."""
+    from sqlalchemy import select
+
+    from catalog.db import open_catalog, session_scope
+    from catalog.ingest import remember_source
+    from catalog.models import CrawlRun
+    from catalog.runs import activity, exclusive
     from catalog.settings import get_settings
 
     cls = spider_class(spider_name)
-    try:
-        params = cls.check_params(dict(params))
-    except ValueError as exc:
-        raise CrawlError(str(exc)) from None
+    params = checked_params(spider_name, params)
     collection = collection if collection is not None else params.pop("collection", None)
     overrides = dict(settings_overrides or {})
-    engine = get_engine()
-    src = cls.source_for(params, get_settings())
+    engine = open_catalog()
+    app = get_settings()
+    src = cls.source_for(params, app)
+    scope = f"crawl {src['slug']} {cls.scope_of(params)}"
     with session_scope(engine) as s:
-        source = get_or_create_source(s, src["slug"], src["kind"], src.get("base_url"), src.get("config"))
-        run_id = start_run(s, "crawl", f"scrapy:{spider_name}",
-                           {"params": params, "collection": collection, "settings": _sanitise(overrides)},
-                           source_id=source.id)
-        source_id = source.id
-    if "LOG_FILE" not in overrides:  # the terminal keeps the progress; the log goes next to the blobs
-        log_dir = get_settings().home / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        overrides["LOG_FILE"] = str(log_dir / f"crawl-{run_id}.log")
-    job = {"spider": spider_name, "params": params, "settings": overrides, "run_id": run_id,
-           "source_id": source_id, "collection": collection}
-    env = dict(os.environ, ARHIVA_DATABASE_URL=engine.url.render_as_string(hide_password=False),
-               PYTHONUNBUFFERED="1")
-    result = _run_child(job, env, progress, timeout)
-    summary = _finish(engine, run_id, result)
-    if overrides.get("LOG_FILE"):
-        summary["log_file"] = overrides["LOG_FILE"]
+        source_id = remember_source(s, src["slug"], src["kind"], src.get("base_url"), src.get("config")).id
+    with exclusive(engine, scope) as free:
+        if not free:
+            with session_scope(engine) as s:
+                other = s.execute(select(CrawlRun.id).where(CrawlRun.source_id == source_id,
+                                                            CrawlRun.status == "running")
+                                  .order_by(CrawlRun.id)).scalars().first()
+            return {"status": "skipped", "run_id": None, "source": src["slug"],
+                    "reason": f"another crawl of {src['slug']} {cls.scope_of(params)} is running"
+                              + (f" (run {other})" if other else "") + "; this one was not started"}
+        state: dict[str, Any] = {"progress": {}, "summary": None, "scrapy": None}
+        with activity("crawl", f"scrapy:{spider_name}",
+                      {"params": params, "collection": collection, "settings": _sanitise(overrides), "scope": scope},
+                      engine=engine, stats=lambda: _stats(state), source_id=source_id) as run:
+            log_dir = app.home / "logs"
+            log_dir.mkdir(parents=True, exist_ok=True)
+            log_file = overrides.setdefault("LOG_FILE", str(log_dir / f"crawl-{run.id}.log"))
+            job = {"spider": spider_name, "params": params, "settings": overrides, "run_id": run.id,
+                   "source_id": source_id, "collection": collection}
+            env = dict(os.environ, ARHIVA_DATABASE_URL=engine.url.render_as_string(hide_password=False),
+                       PYTHONUNBUFFERED="1", ARHIVA_PARENT_PID=str(os.getpid()))
+            _run_child(job, env, run, state, log_file, timeout, progress)
+            summary = dict(state["summary"] or {"partial": state["progress"]})
+            summary.update(run_id=run.id, spider=spider_name, log_file=log_file)
+            status = state.get("status") or "failed"
+            error = state.get("error")
+            if status == "failed" and not error:
+                error = (f"crawl process exited with code {state.get('returncode')} before finishing "
+                         f"(see {log_file})")
+            summary["status"] = status
+            if error:
+                summary["error"] = error
+            state["summary"] = summary
+            if status != "succeeded":
+                run.end(status, error)
     return summary
 
 
-def _run_child(job: dict[str, Any], env: dict[str, str], progress: Progress | None,
-               timeout: float | None) -> dict[str, Any]:
-    proc = subprocess.Popen([sys.executable, "-m", "crawlers.run"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=None, env=env, text=True, encoding="utf-8")
-    proc.stdin.write(json.dumps(job))
+def _stats(state: dict[str, Any]) -> dict[str, Any]:
+    if state.get("summary"):
+        return {"summary": state["summary"], "scrapy": state.get("scrapy") or {}}
+    return {"progress": state.get("progress") or {}}
+
+
+def _run_child(job: dict[str, Any], env: dict[str, str], run, state: dict[str, Any], log_file: str,
+               timeout: float | None, progress: Callable[[dict[str, Any]], None] | None) -> None:
+    from catalog.runs import die_with_parent
+
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "crawlers.run"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=log, env=env, start_new_session=True,
+                                preexec_fn=die_with_parent)  # noqa: PLW1509 - only prctl, before exec
+    proc.stdin.write(json.dumps(job).encode("utf-8"))
     proc.stdin.close()
-    state: dict[str, Any] = {"pid": proc.pid, "last": None, "summary": None}
-    timer = threading.Timer(timeout, _stop, (proc,)) if timeout else None
-    if timer:
-        timer.daemon = True
-        timer.start()
+    deadline = time.monotonic() + timeout if timeout else None
+    saved = 0.0
     try:
-        for line in proc.stdout:
-            msg = parse_line(line)
+        for raw in proc.stdout:
+            msg = parse_line(raw.decode("utf-8", "replace"))
             if msg is None:
-                sys.stdout.write(line)
                 continue
-            if msg.get("event") == "summary":
-                state["summary"] = msg
-            elif msg.get("event") == "progress":
-                state["last"] = msg.get("stats")
+            event = msg.get("event")
+            if event == "progress":
+                state["progress"] = dict(msg.get("stats") or {})
                 if progress is not None:
-                    progress(dict(msg.get("stats") or {}, run_id=job["run_id"]))
+                    progress(dict(state["progress"], run_id=run.id))
+                now = time.monotonic()
+                if now - saved >= SAVE_EVERY_S:
+                    saved = now
+                    run.stats = {"progress": state["progress"]}
+                    try:
+                        run.save_stats()
+                    except Exception:  # progress is best effort; the run's end is not
+                        pass
+                if deadline and now > deadline:
+                    raise TimeoutError(f"the crawl ran past its {timeout:.0f} s limit")
+            elif event == "summary":
+                state.update(summary=msg.get("summary"), scrapy=msg.get("scrapy"), status=msg.get("status"),
+                             error=msg.get("error"))
+            elif event == "failed":
+                state.update(status="failed", error=msg.get("error"))
         state["returncode"] = proc.wait()
-    except KeyboardInterrupt:  # Ctrl-C reached the child too: let it close cleanly, then insist
-        state["interrupted"] = True
-        try:
-            proc.wait(timeout=60)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt):
-            _stop(proc)
-        state["returncode"] = proc.wait()
+    except BaseException:  # Ctrl-C, SIGTERM, a time limit: stop the child in order, then go on unwinding
+        stop_child(proc)
+        raise
     finally:
-        if timer:
-            timer.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return state
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Ask the crawl to stop (Scrapy closes gracefully on SIGINT), then force it."""
+def stop_child(proc: subprocess.Popen, grace: float = GRACE_S) -> None:
+    """Ask the crawl to stop (SIGINT: Scrapy closes and writes its batch), kill it after ``grace``
+    seconds or at a second Ctrl-C."""
     if proc.poll() is not None:
         return
-    proc.send_signal(signal.SIGINT)
     try:
-        proc.wait(timeout=30)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         proc.kill()
-
-
-def _finish(engine, run_id: int, result: dict[str, Any]) -> dict[str, Any]:
-    from catalog.db import session_scope
-    from catalog.models import CrawlRun
-    from catalog.runs import finish_run
-
-    with session_scope(engine) as s:
-        run = s.get(CrawlRun, run_id)
-        if run.status == "running":  # the child died before it could finish its run
-            status = "cancelled" if result.get("interrupted") else "failed"
-            error = f"crawl process exited with code {result.get('returncode')} before finishing"
-            summary = {"status": status, "run_id": run_id, "partial": result.get("last") or {}}
-            finish_run(s, "crawl", run_id, status, {"summary": summary}, error)
-            return summary | {"error": error}
-        summary = dict((run.stats or {}).get("summary") or {})
-        summary.setdefault("run_id", run_id)
-        summary["status"] = run.status
-        if run.error:
-            summary["error"] = run.error
-        return summary
+    except BaseException:
+        proc.kill()
+        raise
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

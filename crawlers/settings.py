@@ -39,7 +39,9 @@ RETRY_AFTER_MAX = 600.0           # longest Retry-After honoured (longer: give u
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawlers.middlewares.BackoffRetryMiddleware": 550,
+    "crawlers.netwatch.NetworkWatch": 950,  # next to the downloader: sees every failed try
 }
+ARHIVA_NETWORK_GIVE_UP = 45.0     # s with requests failing and no answer at all: the crawl fails (0: never)
 
 # Items: validate, download the image, store in batches.
 ITEM_PIPELINES = {
@@ -53,6 +55,7 @@ EXTENSIONS = {
 CONCURRENT_ITEMS = 16
 ARHIVA_IMAGE_WORKERS = 0          # processes that decode/measure images (0: threads of the crawl process)
 ARHIVA_BATCH_SIZE = 200           # records per catalogue transaction
+ARHIVA_BATCH_SECONDS = 5.0        # ... or fewer, when this long passed since the last write
 ARHIVA_IMAGES = True              # ImageDownloadPipeline on/off
 ARHIVA_IMAGE_ACCEPT = "image/jpeg,*/*;q=0.5"
 ARHIVA_PROGRESS_INTERVAL = 1.0    # seconds between progress lines to the parent process
@@ -99,12 +102,19 @@ def defaults() -> dict[str, Any]:
 
 
 def crawler_settings(overrides: dict[str, Any] | None = None, app_settings: Any = None):
-    """A ``scrapy.settings.Settings`` with arhiva's defaults, then ``overrides``."""
+    """A ``scrapy.settings.Settings`` with arhiva's defaults, the installation's
+    ``crawl_settings`` (config file or ``ARHIVA_CRAWL_SETTINGS``), then ``overrides``."""
     from scrapy.settings import Settings
 
+    if app_settings is None:
+        from catalog.settings import get_settings
+
+        app_settings = get_settings()
     s = Settings()
     s.setmodule(__name__, priority="project")
     s.set("USER_AGENT", user_agent(app_settings), priority="project")
+    for name, value in (app_settings.crawl_settings or {}).items():  # the installation's own choices
+        s.set(name, value, priority="project")
     for name, value in (overrides or {}).items():
         s.set(name, value, priority="cmdline")
     return s

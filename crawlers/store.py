@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from scrapy.exceptions import NotConfigured
 
 from catalog import harvest
 from catalog.assets import get_store, link_asset
-from catalog.db import get_engine, session_scope
-from catalog.ingest import upsert_records, withdraw_records
+from catalog.db import open_catalog, session_scope
+from catalog.ingest import add_to_collection, upsert_records, withdraw_records
 from catalog.settings import get_settings
 from crawlers.items import RecordItem, SeenItem
 from crawlers.runlog import RunLog
@@ -42,8 +41,9 @@ class CrawlStore:
             s = crawler.settings
             run_id, source_id = s.getint("ARHIVA_RUN_ID", 0), s.getint("ARHIVA_SOURCE_ID", 0)
             if not run_id or not source_id:
-                raise NotConfigured("ARHIVA_RUN_ID and ARHIVA_SOURCE_ID are not set (start crawls with crawlers.runner)")
-            store = cls(get_engine(), source_id, run_id, collection=s.get("ARHIVA_COLLECTION"),
+                # not NotConfigured: Scrapy would quietly switch off the pipeline that stores everything
+                raise RuntimeError("ARHIVA_RUN_ID and ARHIVA_SOURCE_ID are not set (start crawls with crawlers.runner)")
+            store = cls(open_catalog(), source_id, run_id, collection=s.get("ARHIVA_COLLECTION"),
                         runlog=RunLog.from_crawler(crawler))
             crawler._arhiva_store = store
         return store
@@ -65,6 +65,8 @@ class CrawlStore:
         with self._lock, session_scope(self.engine) as s:
             n = harvest.touch_records(s, [x.record_id for x in seen], run_id=self.run_id,
                                       asset_urls=[u for x in seen for u in x.asset_urls])
+            if self.collection:  # a crawl into a collection gathers what it saw, changed or not
+                add_to_collection(s, self.collection, [x.record_id for x in seen])
         self.runlog.count("records/unchanged", len(seen))
         return n
 

@@ -92,10 +92,11 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
 
     from catalog.models import Collection
     from catalog.queries import parse_years
-    from catalog.runs import finish_run, start_run
+    from catalog.runs import activity
     from catalog.settings import get_settings
     from catalog.work import latest_model, params_hash, pending_shas
     from flows.artifacts import before_after_grid, image_artifact, summary_table
+    from flows.outcome import nothing_to_do
 
     log = get_run_logger()
     year_from, year_to = parse_years(years) if years else (None, None)
@@ -104,27 +105,42 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     phash = params_hash(params)
     with session_scope(engine) as s:
         mv = latest_model(s, model)
-        if mv is None:
-            raise LookupError(f"no model version {model!r}" if model else "no model version yet: run `arhiva train`")
+        if mv is None and model:
+            raise LookupError(f"no model version {model!r}")
         cid = s.execute(select(Collection.id).where(Collection.name == collection)).scalar()
         if cid is None:
             raise LookupError(f"no collection named {collection!r}")
-        candidates = pending_shas(s, collection, mv.id, phash, year_from, year_to)
+        candidates = pending_shas(s, collection, mv.id, phash, year_from, year_to) if mv else []
         pending = len(candidates)
-        run_id = start_run(s, "colorization", "prefect:colorize",
-                           {"collection": collection, "years": years, "model": mv.name, "limit": limit,
-                            "batch_size": batch_size, "claim_size": claim_size, "device": device,
-                            "worker": f"{socket.gethostname()}:{os.getpid()}", "params": params},
-                           collection_id=cid, model_version_id=mv.id)
-        mv_id, mv_name, ckpt = mv.id, mv.name, get_store().path(mv.checkpoint_sha256)
-    log.info("colorize %s (years %s) with %s: %d photo(s) pending", collection, years or "any", mv_name, pending)
-    colorizer = Colorizer(ckpt, device=device, render_size=render_size, batch_size=batch_size)
-    claim = max(1, claim_size or 4 * batch_size)
-    totals = {"photos": 0, "records": 0, "batches": 0, "claim_s": 0.0, "engine_s": 0.0, "write_s": 0.0}
-    grid: list = []
+        mv_id, mv_name = (mv.id, mv.name) if mv else (None, None)
+        ckpt = get_store().path(mv.checkpoint_sha256) if mv else None
+    parameters = {"collection": collection, "years": years, "model": mv_name, "limit": limit,
+                  "batch_size": batch_size, "claim_size": claim_size, "device": device,
+                  "worker": f"{socket.gethostname()}:{os.getpid()}", "params": params}
+    totals = {"photos": 0, "records": 0, "batches": 0, "claim_s": 0.0, "engine_s": 0.0, "write_s": 0.0,
+              "pending_before": pending, "model_version": mv_name}
     started = time.perf_counter()
-    status, error = "succeeded", None
-    try:
+
+    def final() -> dict[str, Any]:
+        totals["seconds"] = round(time.perf_counter() - started, 3)
+        for k in ("claim_s", "engine_s", "write_s"):
+            totals[k] = round(totals[k], 3)
+        return totals
+
+    grid: list = []
+    with activity("colorization", "prefect:colorize", parameters, engine=engine, stats=final,
+                  collection_id=cid, model_version_id=mv_id) as run:
+        run_id = totals["run_id"] = run.id
+        if mv is None or not pending:
+            reason = ("no model version yet: run `arhiva train` first" if mv is None else
+                      f"every greyscale photo of {collection!r}{f' in {years}' if years else ''} already has a "
+                      f"result from {mv_name} with these parameters")
+            run.end("skipped", reason)
+            return nothing_to_do(reason, final())
+        log.info("colorize %s (years %s) with %s: %d photo(s) pending", collection, years or "any", mv_name,
+                 pending)
+        colorizer = Colorizer(ckpt, device=device, render_size=render_size, batch_size=batch_size)
+        claim = max(1, claim_size or 4 * batch_size)
         while limit is None or totals["photos"] < limit:
             n = claim if limit is None else min(claim, limit - totals["photos"])
             got = colorize_batch(engine, colorizer, collection=collection, model_version_id=mv_id, phash=phash,
@@ -135,17 +151,10 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
             totals["batches"] += 1
             for k in ("photos", "records", "claim_s", "engine_s", "write_s"):
                 totals[k] += got[k]
+            run.stats = {"progress": dict(totals)}
+            run.save_stats()
             log.info("colorized %d / %d photo(s)", totals["photos"], pending if limit is None else min(pending, limit))
-    except BaseException as exc:
-        status, error = ("cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"), repr(exc)
-        raise
-    finally:
-        totals |= {"seconds": round(time.perf_counter() - started, 3), "pending_before": pending,
-                   "model_version": mv_name, "run_id": run_id, "status": status}
-        for k in ("claim_s", "engine_s", "write_s"):
-            totals[k] = round(totals[k], 3)
-        with session_scope(engine) as s:
-            finish_run(s, "colorization", run_id, status, totals, error)
+    totals["status"] = "succeeded"
     summary_table(f"colorize-{run_id}", totals, f"Colorization run {run_id}: {collection}, {years or 'all years'}")
     path = before_after_grid(grid, get_settings().home / "artifacts" / f"colorize-{run_id}.png")
     if path:

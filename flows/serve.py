@@ -77,15 +77,55 @@ def load_schedule(path: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def build_deployments(entries: list[dict[str, Any]]):
+def _flows():
     from flows import prefect_env  # noqa: F401
-    from prefect.schedules import Cron
-
     from flows.colorize import colorize_flow
     from flows.crawl import crawl_flow
     from flows.train import train_flow
 
-    flows = {"crawl": crawl_flow, "train": train_flow, "colorize": colorize_flow}
+    return {"crawl": crawl_flow, "train": train_flow, "colorize": colorize_flow}
+
+
+def _check_keys(where: str, given: dict[str, Any], fn, skip: tuple[str, ...] = ()) -> None:
+    import inspect
+
+    allowed = [p for p in inspect.signature(fn).parameters if p not in skip]
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise ScheduleError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+
+
+def check_entries(entries: list[dict[str, Any]], where_of: dict[str, str] | None = None) -> None:
+    """Every entry against the flow it starts: unknown or misspelled keys (with the allowed ones),
+    values the flow's signature refuses, a crawl's spider and parameters, ``colorize_after``."""
+    from crawlers.runner import CrawlError, checked_params
+
+    flows = _flows()
+    for e in entries:
+        where = f"{e['kind']} {e['name']!r}"
+        params = dict(e["parameters"])
+        if e["kind"] == "crawl":
+            try:
+                checked_params(params["spider"], params.get("params") or {})
+            except CrawlError as exc:
+                raise ScheduleError(f"{where}: {exc}") from None
+            if params.get("colorize_after") is not None:
+                if not isinstance(params["colorize_after"], dict):
+                    raise ScheduleError(f"{where}: colorize_after must be a table, e.g. {{ years = \"1850-1990\" }}")
+                _check_keys(f"{where}: colorize_after", params["colorize_after"], flows["colorize"].fn,
+                            skip=("collection",))
+        else:
+            _check_keys(where, params, flows[e["kind"]].fn)
+        try:
+            flows[e["kind"]].validate_parameters(params)
+        except Exception as exc:  # Prefect's ParameterTypeError / SignatureMismatchError
+            raise ScheduleError(f"{where}: {' '.join(str(exc).split())}") from None
+
+
+def build_deployments(entries: list[dict[str, Any]]):
+    from prefect.schedules import Cron
+
+    flows = _flows()
     return [flows[e["kind"]].to_deployment(name=e["name"], schedule=Cron(e["cron"], timezone=e["timezone"]),
                                            parameters=e["parameters"], tags=["arhiva", e["kind"]])
             for e in entries]

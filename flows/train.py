@@ -51,47 +51,52 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
     from catalog.assets import get_store, register_file
     from catalog.db import open_catalog, session_scope
     from catalog.models import Collection, ModelVersion
-    from catalog.runs import finish_run, start_run
+    from catalog.runs import activity
     from catalog.settings import get_settings
     from catalog.work import latest_model, register_model_version, stable_split, training_candidates
     from colorization.train import TrainConfig
     from flows.artifacts import image_artifact, summary_table
+    from flows.outcome import nothing_to_do
 
     log = get_run_logger()
     engine = open_catalog()
     store = get_store()
     with session_scope(engine) as s:
+        cid = s.execute(select(Collection.id).where(Collection.name == collection)).scalar()
+        if cid is None:
+            raise LookupError(f"no collection named {collection!r}")
         refs = training_candidates(s, collection, min_side=crop_size // 2)
         train_refs, val_refs = stable_split(refs, val_fraction)
         parent = None if base in (None, "none") else latest_model(s, None if base == "latest" else base)
         if base not in (None, "none", "latest") and parent is None:
             raise LookupError(f"no model version named {base!r}")
         parent_info = (parent.id, parent.name, store.path(parent.checkpoint_sha256), parent.config) if parent else None
-        if len(refs) < min_photos:
-            msg = f"{len(refs)} new colour photo(s) in {collection!r}, fewer than {min_photos}: nothing to train"
-            log.warning(msg)
-            return {"status": "skipped", "reason": msg, "photos": len(refs)}
-        cid = s.execute(select(Collection.id).where(Collection.name == collection)).scalar_one()
         count = s.execute(select(func.count()).select_from(ModelVersion)).scalar_one()
-        cfg_kwargs = dict(crop_size=crop_size, batch_size=batch_size, width=width, stage1_epochs=stage1_epochs,
-                          stage2_epochs=stage2_epochs, device=device, samples_per_epoch=samples_per_epoch,
-                          num_workers=num_workers)
-        if parent_info:  # fine-tuning keeps the parent's architecture
-            pc = parent_info[3].get("config", parent_info[3])
-            cfg_kwargs.update({k: pc[k] for k in ("width", "blocks", "recipe") if k in pc})
-            if "blocks" in cfg_kwargs:
-                cfg_kwargs["blocks"] = tuple(cfg_kwargs["blocks"])
-        run_id = start_run(s, "training", "prefect:train",
-                           {"collection": collection, "base": base, "parent": parent_info[1] if parent_info else None,
-                            "train_photos": len(train_refs), "val_photos": len(val_refs)} | cfg_kwargs,
-                           collection_id=cid)
-    version_name = name or f"{collection}-v{count + 1}"
-    config = TrainConfig(**cfg_kwargs)
-    out_dir = get_settings().models_dir / "runs" / f"training-{run_id}"
-    log.info("training %s on %d photo(s), validating on %d%s", version_name, len(train_refs), len(val_refs),
-             f", fine-tuning {parent_info[1]}" if parent_info else " from scratch")
+    cfg_kwargs = dict(crop_size=crop_size, batch_size=batch_size, width=width, stage1_epochs=stage1_epochs,
+                      stage2_epochs=stage2_epochs, device=device, samples_per_epoch=samples_per_epoch,
+                      num_workers=num_workers)
+    if parent_info:  # fine-tuning keeps the parent's architecture
+        pc = parent_info[3].get("config", parent_info[3])
+        cfg_kwargs.update({k: pc[k] for k in ("width", "blocks", "recipe") if k in pc})
+        if "blocks" in cfg_kwargs:
+            cfg_kwargs["blocks"] = tuple(cfg_kwargs["blocks"])
+    parameters = {"collection": collection, "base": base, "parent": parent_info[1] if parent_info else None,
+                  "train_photos": len(train_refs), "val_photos": len(val_refs)} | cfg_kwargs
+    summary: dict[str, Any] = {"photos": len(refs)}
     started = time.perf_counter()
-    try:
+    with activity("training", "prefect:train", parameters, engine=engine,
+                  stats=lambda: summary | {"seconds": round(time.perf_counter() - started, 2)},
+                  collection_id=cid) as run:
+        run_id = summary["run_id"] = run.id
+        if len(refs) < min_photos:
+            reason = f"{len(refs)} new colour photo(s) in {collection!r}, fewer than {min_photos}"
+            run.end("skipped", reason)
+            return nothing_to_do(reason, summary)
+        version_name = name or f"{collection}-v{count + 1}"
+        config = TrainConfig(**cfg_kwargs)
+        out_dir = get_settings().models_dir / "runs" / f"training-{run_id}"
+        log.info("training %s on %d photo(s), validating on %d%s", version_name, len(train_refs), len(val_refs),
+                 f", fine-tuning {parent_info[1]}" if parent_info else " from scratch")
         result = train_model(config, [store.path(r.sha256) for r in train_refs],
                              [store.path(r.sha256) for r in val_refs], out_dir,
                              [r.crop_box for r in train_refs], [r.crop_box for r in val_refs],
@@ -104,17 +109,11 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
                 s, name=version_name, checkpoint_sha256=asset.sha256, architecture=_arch_name(result),
                 config=asdict(config), metrics=result.metrics, training_run_id=run_id,
                 parent_id=parent_info[0] if parent_info else None, train=train_refs, val=val_refs)
-            summary = {"status": "succeeded", "model_version": mv.name, "model_version_id": mv.id,
-                       "parent": parent_info[1] if parent_info else None, "train_photos": len(train_refs),
-                       "val_photos": len(val_refs), "epochs": result.epochs, "steps": result.steps,
-                       "seconds": round(time.perf_counter() - started, 2), "checkpoint_sha256": asset.sha256,
-                       **{k: round(v, 4) for k, v in result.metrics.items()}, "run_id": run_id}
-            finish_run(s, "training", run_id, "succeeded", summary)
-    except BaseException as exc:
-        with session_scope(engine) as s:
-            finish_run(s, "training", run_id, "failed", {"seconds": round(time.perf_counter() - started, 2)},
-                       repr(exc))
-        raise
+            summary.update({"status": "succeeded", "model_version": mv.name, "model_version_id": mv.id,
+                            "parent": parent_info[1] if parent_info else None, "train_photos": len(train_refs),
+                            "val_photos": len(val_refs), "epochs": result.epochs, "steps": result.steps,
+                            "seconds": round(time.perf_counter() - started, 2), "checkpoint_sha256": asset.sha256,
+                            **{k: round(v, 4) for k, v in result.metrics.items()}})
     summary_table(f"train-{run_id}", summary, f"Training run {run_id}: {version_name}")
     grids = sorted((out_dir / "samples").glob("epoch_*.png"))
     if grids:

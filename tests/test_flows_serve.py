@@ -70,3 +70,20 @@ def test_bad_schedule_files_name_the_problem(tmp_path, text, message):
 def test_missing_schedule_file(tmp_path):
     r = CliRunner().invoke(app, ["serve", "--config", str(tmp_path / "nope.toml")])
     assert r.exit_code == 2 and "does not exist" in r.stderr
+
+
+@pytest.mark.parametrize("entry, words", [
+    ("[[train]]\ncron = '0 4 * * 0'\ncollection = 'moldova'\nepochs = 1\n",
+     ["unknown key(s) epochs", "allowed:", "stage2_epochs"]),
+    ("[[colorize]]\ncron = '0 4 * * 0'\ncollection = 'moldova'\nlimit = 'many'\n", ["limit"]),
+    ("[[crawl]]\ncron = '0 2 * * *'\nspider = 'pastvu'\nparams = { region = 'atlantis' }\n", ["unknown region"]),
+    ("[[crawl]]\ncron = '0 2 * * *'\nspider = 'pastvu'\nparams = { region = 'moldova' }\n"
+     "colorize_after = { yeras = '1900-1950' }\n", ["colorize_after", "unknown key(s) yeras"]),
+])
+def test_dry_run_checks_every_entry_against_its_flow(tmp_path, entry, words):
+    path = tmp_path / "schedules.toml"
+    path.write_text(entry, encoding="utf-8")
+    r = CliRunner().invoke(app, ["serve", "--config", str(path), "--dry-run"], env={"COLUMNS": "250"})
+    assert r.exit_code == 2, r.output
+    for w in words:
+        assert w in r.stderr, r.stderr

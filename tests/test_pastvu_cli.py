@@ -7,8 +7,8 @@ from flows.cli import app
 from tests.pastvu_server import CHISINAU, FakePastvu, fixture_photos
 from tests.test_pastvu_crawl import count, env, records  # noqa: F401  (env is a fixture)
 
-FAST = ["--set", "ROBOTSTXT_OBEY=false", "--set", "AUTOTHROTTLE_ENABLED=false", "--set", "DOWNLOAD_DELAY=0",
-        "--set", "LOG_LEVEL=WARNING", "--set", "CONCURRENT_REQUESTS_PER_DOMAIN=4"]
+FAST = ["--setting", "ROBOTSTXT_OBEY=false", "--setting", "AUTOTHROTTLE_ENABLED=false", "--setting", "DOWNLOAD_DELAY=0",
+        "--setting", "LOG_LEVEL=WARNING", "--setting", "CONCURRENT_REQUESTS_PER_DOMAIN=4"]
 
 
 def test_cli_crawl_prints_summary_and_joins_collection(env):
@@ -37,5 +37,5 @@ def test_cli_rejects_bad_arguments(env):
     assert r.exit_code == 2 and "west" in r.output
     r = runner.invoke(app, ["crawl", "pastvu", "--region", "moldova", "--years", "1950-1900"])
     assert r.exit_code == 2
-    r = runner.invoke(app, ["crawl", "pastvu", "--region", "moldova", "--set", "NOEQUALS"])
+    r = runner.invoke(app, ["crawl", "pastvu", "--region", "moldova", "--setting", "NOEQUALS"])
     assert r.exit_code == 2

@@ -128,3 +128,31 @@ def test_crawl_killed_midway_then_restarted(env):
             dupes = s.execute(select(Record.source_key).group_by(Record.source_key)
                               .having(func.count() > 1)).all()
         assert not dupes
+
+
+def test_a_transient_error_body_for_every_photo_is_retried_within_the_crawl(env):
+    """PastVu once answered UNHANDLED_ERROR for a photo: the first crawl must still store every photo."""
+    photos = fixture_photos() | generate_photos(25, seed=13)
+    with FakePastvu(photos) as server:
+        public = server.public_in(CHISINAU)
+        server.faults += [Fault(is_call("photo.giveForPage", cid), ("fixture", "error_unhandled.json", 200), 1)
+                          for cid in photos]
+        server.faults.append(Fault(is_call("photo.getByBounds"), ("status", 502, b"Bad Gateway", {}), 2))
+        first = crawl(server)
+        assert first["status"] == "succeeded", first
+        assert set(records(env)) == {str(c) for c in public}
+        assert first["errors"]["count"] == 0, first["errors"]
+        assert first["requests"]["retries"] >= len(public)
+        asked = [r for r in server.log if r.get("method") == "photo.giveForPage"]
+        assert len(asked) == 2 * len(public)  # each once more, no more
+
+
+def test_permanent_answers_are_not_asked_again(env):
+    photos = fixture_photos()
+    with FakePastvu(photos) as server:
+        cid = sorted(server.public_in(CHISINAU))[0]
+        server.faults.append(Fault(is_call("photo.giveForPage", cid), ("fixture", "error_no_such_photo.json", 200),
+                                   None))
+        first = crawl(server)
+        asked = [r for r in server.log if r.get("method") == "photo.giveForPage" and r.get("cid") == cid]
+        assert len(asked) == 1 and first["errors"]["by_kind"] == {"giveForPage": 1}

@@ -59,3 +59,13 @@ def test_contains_uses_lat_lon():
     t = BBox(28.8, 47.0, 28.9, 47.1)
     assert t.contains(47.05, 28.85)
     assert not t.contains(28.85, 47.05)
+
+
+def test_checked_parameters_check_again_unchanged():
+    """The runner checks a crawl's parameters, then the spider is built from the checked ones."""
+    from crawlers.pastvu.spider import PastvuSpider
+
+    once = PastvuSpider.check_params({"region": "moldova", "years": "1920-1940"})
+    assert PastvuSpider.check_params(once) == once
+    with pytest.raises(ValueError, match="not both"):
+        PastvuSpider.check_params({"region": "moldova", "bbox": "28.8,47.0,28.9,47.1"})

@@ -15,12 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 from scrapy import Request
+from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import DownloadTimeoutError
 from twisted.internet import defer, error
 
 from catalog.settings import get_settings
 from crawlers.base import ArhivaSpider
 from crawlers.items import RecordItem, SeenItem
+from crawlers.middlewares import backoff_delay
 from crawlers.pastvu import api
 from crawlers.pastvu.mapping import (
     PUBLIC, SIZES, STRIP_KEY, image_url, latlon, listing_entry, same_listing, strip_crop, to_record,
@@ -28,6 +30,9 @@ from crawlers.pastvu.mapping import (
 from crawlers.pastvu.tiles import BBox, grid, parse_bbox, polygon, region_bbox, split
 
 IMAGES = ("none", "standard", "original")
+# Answers that will not change if asked again (not found, not public, not allowed, our own bad
+# question); anything else (UNHANDLED_ERROR, a bare {"error": …}, HTTP 5xx, HTML) is retried.
+PERMANENT = frozenset({"NO_SUCH_PHOTO", "DENY", "BAD_PARAMS", "NO_SUCH_METHOD", "BAD_REQUEST"})
 TIMEOUTS = (DownloadTimeoutError, TimeoutError, defer.TimeoutError, error.TimeoutError)
 MAX_SPLIT_DEPTH = 5  # a tile is split at most this many times (4**5 = 1024 parts)
 
@@ -56,12 +61,13 @@ class PastvuSpider(ArhivaSpider):
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> dict[str, Any]:
         p = dict(params)
-        if p.get("bbox") and p.get("region"):
-            raise ValueError("give --bbox or --region, not both")
+        region = region_bbox(p["region"]) if p.get("region") else None
         if p.get("bbox"):
             area = parse_bbox(p["bbox"])
-        elif p.get("region"):
-            area = region_bbox(p["region"])
+            if region is not None and area != region:
+                raise ValueError("give --bbox or --region, not both")
+        elif region is not None:
+            area = region
         else:
             raise ValueError("give an area: --bbox W,S,E,N or --region moldova")
         p["bbox"] = area.as_list()
@@ -80,6 +86,11 @@ class PastvuSpider(ArhivaSpider):
         p["tile_size"] = float(p.get("tile_size") or 0.25)
         p["min_tile_size"] = float(p.get("min_tile_size") or 0.005)
         return {k: v for k, v in p.items() if v is not None}
+
+    @classmethod
+    def scope_of(cls, params: dict[str, Any]) -> str:
+        area = params.get("region") or ",".join(f"{v:g}" for v in parse_bbox(params["bbox"]).as_list())
+        return f"{area}" + (f" years {params['years'][0]}-{params['years'][1]}" if params.get("years") else "")
 
     @classmethod
     def source_for(cls, params, app_settings=None):
@@ -138,6 +149,8 @@ class PastvuSpider(ArhivaSpider):
         except api.PastvuError as exc:
             if exc.too_big and self._splittable(response.request):
                 yield from self._split(response.request)
+            elif not exc.too_big and (again := self._retry(response, exc)) is not None:
+                yield again
             else:
                 self.tiles_failed.append(tile)
                 self.runlog.error("getByBounds", f"tile {tile.as_list()}: {exc}", url=response.url)
@@ -202,6 +215,9 @@ class PastvuSpider(ArhivaSpider):
         try:
             result = api.parse(response.status, response.body)
         except api.PastvuError as exc:
+            if (again := self._retry(response, exc)) is not None:
+                yield again
+                return
             if exc.code == "NO_SUCH_PHOTO":
                 self.gone.add(key)
             self.runlog.error("giveForPage", str(exc), url=response.url, key=key)
@@ -220,6 +236,18 @@ class PastvuSpider(ArhivaSpider):
         yield RecordItem(key, record, fetched_url=response.url, image_url=url,
                          crop=strip_crop(photo.get(STRIP_KEY[self.size])) if self.size else None,
                          image_current=url in response.meta.get("asset_urls", ()))
+
+    def _retry(self, response, exc: api.PastvuError) -> Request | None:
+        """The same call again, after the usual back-off, for an answer that may be transient."""
+        if exc.code in PERMANENT:
+            return None
+        again = get_retry_request(response.request, spider=self, reason=f"pastvu/{exc.code}")
+        if again is not None:
+            s = self.crawler.settings
+            again.meta["arhiva_delay"] = backoff_delay(again.meta.get("retry_times", 1),
+                                                       s.getfloat("RETRY_BACKOFF_BASE", 2.0),
+                                                       s.getfloat("RETRY_BACKOFF_MAX", 120.0))
+        return again
 
     def _limit_reached(self) -> bool:
         return self.limit is not None and self.fetches >= self.limit

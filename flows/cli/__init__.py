@@ -8,12 +8,14 @@ them, so ``arhiva --help`` and the catalogue commands answer fast.
 from __future__ import annotations
 
 import importlib
-import sys
 
 import typer
 
+from flows.cli.ui import ArhivaGroup
+
 app = typer.Typer(
     name="arhiva",
+    cls=ArhivaGroup,
     help="Harvest historical photo archives into a catalogue you can trust, and colorize them.",
     no_args_is_help=True,
     add_completion=False,
@@ -28,12 +30,16 @@ def _global_options(
     database_url: str = typer.Option(None, "--database-url", help="Catalogue URL (overrides ARHIVA_DATABASE_URL).",
                                      show_default=False),
     home: str = typer.Option(None, "--home", help="Data folder (overrides ARHIVA_HOME).", show_default=False),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Show Prefect's logs and full tracebacks (always in $ARHIVA_HOME/logs)."),
 ) -> None:
     """Historical photo archives: harvest, catalogue, colorize."""
     import os
 
     from catalog.settings import reset_settings_cache
 
+    if verbose:
+        os.environ["ARHIVA_VERBOSE"] = "1"
     if database_url:
         os.environ["ARHIVA_DATABASE_URL"] = database_url
     if home:
@@ -63,10 +69,7 @@ _load()
 
 
 def main() -> None:
-    from catalog.db import DatabaseUnavailable
+    from flows.cli.ui import install_signal_handlers
 
-    try:
-        app()
-    except DatabaseUnavailable as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        sys.exit(2)
+    install_signal_handlers()
+    app()

@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+from flows.cli.ui import console, err, fail
 
 
 class OutputFormat(str, Enum):
@@ -31,13 +29,6 @@ class ExportFormat(str, Enum):
     dc = "dc"
 
 
-def _fail(message: str, code: int = 2) -> None:
-    from rich.markup import escape
-
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
-
-
 def _query(collection, source, years, include_undated, bbox, text, colorized, status, ids, limit, page):
     from catalog.queries import QueryError, RecordQuery, parse_bbox, parse_years
 
@@ -45,7 +36,7 @@ def _query(collection, source, years, include_undated, bbox, text, colorized, st
         year_from, year_to = parse_years(years) if years else (None, None)
         box = parse_bbox(bbox) if bbox else None
     except QueryError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     col = None if colorized is None else colorized == "yes"
     return RecordQuery(collection=collection, source=source, year_from=year_from, year_to=year_to,
                        include_undated=include_undated, bbox=box, text=text, colorized=col,
@@ -61,7 +52,7 @@ def _print_provenance(record_id: int, fmt: OutputFormat) -> None:
         try:
             chain = provenance(s, record_id)
         except LookupError as exc:
-            _fail(str(exc).strip("'\""))
+            fail(str(exc).strip("'\""))
     if fmt is OutputFormat.json:
         sys.stdout.write(json.dumps(chain, ensure_ascii=False, indent=2, default=str) + "\n")
         return
@@ -111,7 +102,7 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         from catalog.db import get_engine
 
         if not yes:
-            _fail("downgrading drops catalogue data; add --yes to confirm")
+            fail("downgrading drops catalogue data; add --yes to confirm")
         migrate.downgrade(get_engine(), revision)
         console.print(f"downgraded to {revision}")
 
@@ -220,7 +211,7 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         """List records matching every filter given."""
         if provenance:
             if not ids or len(ids) != 1:
-                _fail("--provenance needs exactly one --id")
+                fail("--provenance needs exactly one --id")
             _print_provenance(ids[0], fmt)
             return
         from catalog.db import open_catalog, session_scope
@@ -228,15 +219,15 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         from catalog.settings import get_settings
 
         if colorized not in (None, "yes", "no"):
-            _fail("--colorized must be yes or no")
+            fail("--colorized must be yes or no")
         if status not in ("active", "withdrawn", "any"):
-            _fail("--status must be active, withdrawn or any")
+            fail("--status must be active, withdrawn or any")
         q = _query(collection, source, years, include_undated, bbox, text, colorized, status, ids, limit, page)
         with session_scope(open_catalog()) as s:
             try:
                 result = search_records(s, q, max_limit=get_settings().page_size_max)
             except QueryError as exc:
-                _fail(str(exc))
+                fail(str(exc))
             data = [record_dict(r) for r in result.items]
         if fmt is OutputFormat.json:
             sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
@@ -309,22 +300,33 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
 
     @app.command("runs")
     def runs(kind: str = typer.Option("crawl", "--kind", help="crawl, training or colorization"),
-             limit: int = typer.Option(20, "--limit", "-n")) -> None:
-        """Recent runs (crawls, trainings, colorizations) with their status and stats."""
+             limit: int = typer.Option(20, "--limit", "-n"),
+             as_json: bool = typer.Option(False, "--json")) -> None:
+        """Recent runs (crawls, trainings, colorizations) with their status and stats.
+
+        Runs whose process is gone (killed, its terminal closed) are closed as failed first."""
         from sqlalchemy import select
 
         from catalog.db import open_catalog, session_scope
-        from catalog.runs import RUN_MODELS
+        from catalog.runs import RUN_MODELS, reap_vanished, stats_line
 
         if kind not in RUN_MODELS:
-            _fail("--kind must be crawl, training or colorization")
+            fail("--kind must be crawl, training or colorization")
         model = RUN_MODELS[kind]
         with session_scope(open_catalog()) as s:
+            for k, rid in reap_vanished(s):
+                err.print(f"[yellow]{k} run {rid}: its process is gone; marked failed[/yellow]")
             rows = s.execute(select(model).order_by(model.id.desc()).limit(limit)).scalars().all()
-            t = Table("id", "agent", "status", "started", "ended", "stats")
-            for r in rows:
-                stats = {k: v for k, v in (r.stats or {}).items() if not isinstance(v, (list, dict))}
-                t.add_row(str(r.id), r.agent, r.status, r.started_at.isoformat(timespec="seconds"),
-                          r.ended_at.isoformat(timespec="seconds") if r.ended_at else "—",
-                          ", ".join(f"{k}={v}" for k, v in stats.items())[:80])
+            data = [{"id": r.id, "agent": r.agent, "status": r.status,
+                     "started": r.started_at.isoformat(timespec="seconds"),
+                     "ended": r.ended_at.isoformat(timespec="seconds") if r.ended_at else None,
+                     "owner": f"{r.owner_host}:{r.owner_pid}" if r.owner_host else None,
+                     "stats": stats_line(r.stats or {}), "error": r.error} for r in rows]
+        if as_json:
+            console.print_json(json.dumps(data, ensure_ascii=False))
+            return
+        t = Table("id", "agent", "status", "started", "ended", "stats", "error / note")
+        for d in data:
+            t.add_row(str(d["id"]), d["agent"], d["status"], d["started"], d["ended"] or "—", d["stats"],
+                      d["error"] or "")
         console.print(t)

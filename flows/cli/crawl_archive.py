@@ -7,10 +7,8 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+from flows.cli.ui import console
 
 
 def describe(p: dict[str, Any]) -> str:
@@ -36,7 +34,7 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         depth: int = typer.Option(3, "--depth", min=0,
                                   help="Link hops from a start URL (listing → item = 1; pagination, OAI "
                                        "tokens, manifests of a record are free)."),
-        oai_set: Optional[str] = typer.Option(None, "--set", help="OAI-PMH set (setSpec)."),
+        oai_set: Optional[str] = typer.Option(None, "--oai-set", help="OAI-PMH set (setSpec)."),
         oai_from: Optional[str] = typer.Option(None, "--from", help="OAI-PMH: records changed since YYYY-MM-DD."),
         source: Optional[str] = typer.Option(None, "--source",
                                              help="Catalogue source slug (default: archive:<first start host>)."),
@@ -50,11 +48,7 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         from crawlers.settings import parse_setting
         from flows.cli.crawl_common import crawl_and_report
 
-        try:
-            settings = dict(parse_setting(s) for s in setting)
-        except ValueError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+        settings = dict(parse_setting(s) for s in setting)
         if no_images:
             settings["ARHIVA_IMAGES"] = False
         params = {"start_urls": start_urls, "allow_domains": allow_domain or None, "max_pages": max_pages,

@@ -7,12 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+from flows.cli.ui import console, err, say
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
@@ -40,37 +38,27 @@ def summary_table(summary: dict[str, Any]) -> Table:
     return t
 
 
+def network_news(progress: dict[str, Any]) -> str | None:
+    """The one line about connections failing, when they do (``crawlers.netwatch``)."""
+    return progress.get("network") or None
+
+
 def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, Any], *, json_out: bool,
                      describe: Callable[[dict[str, Any]], str], max_examples: int = 10) -> None:
     """Run the crawl flow, show progress, print the summary; exit 2 on bad input, 1 if the crawl failed."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from crawlers.runner import CrawlError, spider_class
+    from crawlers.runner import checked_params
     from flows import crawl as crawl_module
+    from flows.cli.flowrun import RunWatcher, flow_session
 
-    try:  # bad parameters are answered before any flow or process starts
-        spider_class(spider).check_params(dict(params))
-    except (CrawlError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
-
-    from flows.prefect_env import bind_console
-
-    bind_console()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
-        task = bar.add_task(f"crawling {spider}…", total=None)
-        crawl_module.progress_hook = lambda p: bar.update(task, description=describe(p))
+    checked_params(spider, params)  # bad parameters are answered before any flow or process starts
+    with flow_session(), RunWatcher("crawl", describe, on_news=network_news) as watch:
         try:
             summary = crawl_module.crawl_flow(spider=spider, params=params, settings=settings, retries=0)
-        except CrawlError as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(2) from None
-        except crawl_module.CrawlFailed as exc:
-            err.print(f"[red]error:[/red] crawl failed: {escape(str(exc))}", highlight=False)
-            raise typer.Exit(1) from None
-        finally:
-            crawl_module.progress_hook = None
+        except crawl_module.CrawlFailed:
+            summary = _run_summary(watch.run_id)
+    if summary.get("status") == "skipped":
+        say(f"skipped: {summary.get('reason')}", "yellow")
+        return
     if json_out:
         console.print_json(json.dumps(summary, default=str))
     else:
@@ -79,7 +67,25 @@ def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, An
             where = e.get("key") or e.get("url") or ""
             detail = escape(f"{where} {e.get('message', '')}")
             err.print(f"  [yellow]{escape(str(e.get('kind')))}[/yellow] {detail}", highlight=False)
-        if summary.get("error"):
-            err.print(f"[red]error:[/red] {escape(str(summary['error']))}", highlight=False)
     if summary.get("status") != "succeeded":
+        reason = summary.get("error") or f"the crawl ended {summary.get('status')}"
+        err.print(f"[red]error:[/red] crawl run {summary.get('run_id')} {escape(str(summary.get('status')))}: "
+                  f"{escape(str(reason))}", highlight=False)
         raise typer.Exit(1)
+
+
+def _run_summary(run_id: int | None) -> dict[str, Any]:
+    """The summary stored on a crawl run (the flow raised, the run row knows why)."""
+    from catalog.db import open_catalog, session_scope
+    from catalog.models import CrawlRun
+
+    if run_id is None:
+        return {"status": "failed", "error": "the crawl did not start"}
+    with session_scope(open_catalog()) as s:
+        run = s.get(CrawlRun, run_id)
+        stats = run.stats or {}
+        summary = dict(stats.get("summary") or {"partial": stats.get("progress") or {}})
+        summary.update(run_id=run_id, status=run.status)
+        if run.error:
+            summary["error"] = run.error
+        return summary

@@ -8,10 +8,8 @@ from enum import Enum
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+from flows.cli.ui import fail
 
 
 class Images(str, Enum):
@@ -41,25 +39,19 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, "--limit", min=1,
                                             help="Fetch at most N new or changed photos (no withdrawals then)."),
         tile_size: float = typer.Option(0.25, "--tile-size", help="Tile side in degrees (split when too big)."),
-        set_: list[str] = typer.Option([], "--set", help="Scrapy setting NAME=VALUE (repeatable), "
-                                                         "e.g. --set DOWNLOAD_DELAY=2."),
+        setting: list[str] = typer.Option([], "--setting", help="Scrapy setting NAME=VALUE (repeatable), "
+                                                                "e.g. --setting DOWNLOAD_DELAY=2."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         """Harvest PastVu photos of an area (tiles of photo.getByBounds, then giveForPage and the image once).
 
         Runs through the Prefect `crawl` flow (a temporary local server starts unless PREFECT_API_URL is set)."""
         from crawlers.settings import parse_setting
-
         from flows.cli.crawl_common import crawl_and_report
 
         if not bbox and not region:
-            err.print("[red]error:[/red] give --bbox W,S,E,N or --region moldova")
-            raise typer.Exit(2)
-        try:
-            settings = dict(parse_setting(s) for s in set_)
-        except ValueError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            fail("give --bbox W,S,E,N or --region moldova")
+        settings = dict(parse_setting(s) for s in setting)
         params = {"bbox": bbox, "region": region, "years": years, "images": images.value, "limit": limit,
                   "api_url": api_url, "tile_size": tile_size, "collection": collection}
         params = {k: v for k, v in params.items() if v is not None}

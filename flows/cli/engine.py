@@ -11,19 +11,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+from flows.cli.ui import console, err, fail
+
 
 DEVICE_HELP = "auto, cpu, cuda or mps."
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def _progress() -> Progress:
@@ -40,7 +34,7 @@ def _parse_box(text: Optional[str]):
     except ValueError:
         box = ()
     if len(box) != 4:
-        _fail(f"--crop-box wants LEFT,TOP,RIGHT,BOTTOM in pixels, got {text!r}")
+        fail(f"--crop-box wants LEFT,TOP,RIGHT,BOTTOM in pixels, got {text!r}")
     return box
 
 
@@ -89,17 +83,17 @@ def train_files(
     from colorization.train import TrainConfig, train
 
     if crop_size % 32:
-        _fail("--crop-size must be a multiple of 32")
+        fail("--crop-size must be a multiple of 32")
     try:
         images = list_images(*dirs)
     except FileNotFoundError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if val_dir is not None:
         train_imgs, val_imgs = images, list_images(val_dir)
     else:
         train_imgs, val_imgs = split_paths(images, val_fraction, seed)
     if not train_imgs:
-        _fail("no training photos found")
+        fail("no training photos found")
     cfg = TrainConfig(
         crop_size=crop_size, batch_size=batch_size, stage1_epochs=stage1_epochs, stage2_epochs=stage2_epochs,
         stage1_seconds=stage1_minutes * 60 if stage1_minutes else None,
@@ -129,7 +123,7 @@ def train_files(
             result = train(cfg, train_imgs, val_imgs, out, train_boxes=boxes, val_boxes=vboxes, resume=resume,
                            init_checkpoint=init_checkpoint, progress=on_event)
         except (PretrainedWeightsUnavailable, RuntimeError, ValueError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
     console.print(f"model: {result.checkpoint} ({result.epochs} epochs, {result.steps} steps, "
                   f"{result.train_seconds:.0f} s of training)")
 
@@ -155,7 +149,7 @@ def colorize_files(
         images = list_images(*inputs)
         col = Colorizer(model, device=device, render_size=render_size, batch_size=batch_size)
     except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.mkdir(parents=True, exist_ok=True)
     suffix = ".jpg" if fmt.lower() in ("jpg", "jpeg") else ".png"
     with _progress() as prog:
@@ -165,7 +159,7 @@ def colorize_files(
             try:
                 results = col.colorize(chunk, crop_boxes=_boxes(chunk, box, exclude_bottom))
             except ValueError as exc:
-                _fail(str(exc))
+                fail(str(exc))
             for src, img in zip(chunk, results):
                 if suffix == ".jpg" and img.mode != "RGB":
                     img = img.convert("RGB")
@@ -193,9 +187,9 @@ def evaluate_cmd(
         photos = list_images(images)[:limit] if limit else list_images(images)
         col = Colorizer(model, device=device, render_size=render_size, batch_size=batch_size)
     except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if not photos:
-        _fail(f"no photos in {images}")
+        fail(f"no photos in {images}")
     with _progress() as prog:
         task = prog.add_task("evaluating", total=len(photos), info="")
         report = evaluate(col, photos, batch_size=batch_size, progress=lambda d, n: prog.update(task, completed=d))
@@ -227,7 +221,7 @@ def export_model(
     try:
         gen, meta = load_checkpoint(model)
     except CheckpointError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     info = export_onnx(gen, onnx, opset=opset, check=check, metadata={"arch": json.dumps(meta["arch"])})
     diff = info["max_abs_diff"]
     console.print(f"wrote {onnx} (opset {opset})" + (f"; max |onnxruntime - torch| = {diff:.2e}" if diff is not None else ""))

@@ -6,18 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    from rich.markup import escape
-
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
+from flows.cli.ui import console, err, fail, say, warn
 
 
 def _show(summary: dict, title: str) -> None:
@@ -43,17 +34,16 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     ) -> None:
         """Train a model version on the collection's colour photos not used before (a Prefect flow)."""
-        from flows.prefect_env import bind_console
+        from flows.cli.flowrun import flow_session
         from flows.train import train_flow
 
-        bind_console()
-
-        try:
+        with flow_session():
             summary = train_flow(collection=collection, name=name, base=base, stage1_epochs=stage1_epochs,
                                  stage2_epochs=stage2_epochs, crop_size=crop_size, batch_size=batch_size,
                                  width=width, min_photos=min_photos, device=device)
-        except LookupError as exc:
-            _fail(str(exc).strip("'\""))
+        if summary.get("status") == "skipped":
+            say(f"nothing to do: {summary.get('reason')} (training run {summary.get('run_id')})", "yellow")
+            return
         _show(summary, f"training: {summary.get('status')}")
 
     @app.command("colorize")
@@ -70,22 +60,26 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
     ) -> None:
         """Colorize a collection's greyscale photos by year range; results go back to the catalogue."""
         from catalog.queries import QueryError, parse_years
+        from flows.cli.flowrun import RunWatcher, flow_session
         from flows.colorize import colorize_flow
-        from flows.prefect_env import bind_console
-
-        bind_console()
 
         if years:
             try:
                 parse_years(years)
             except QueryError as exc:
-                _fail(str(exc))
-        try:
+                fail(str(exc))
+
+        def describe(p: dict) -> str:
+            return (f"colorization run {p.get('run_id')}: {p.get('photos', 0)} / {p.get('pending_before', '?')} "
+                    f"photo(s) colorized")
+
+        with flow_session(), RunWatcher("colorization", describe):
             summary = colorize_flow(collection=collection, years=years, model=model, limit=limit,
                                     batch_size=batch_size, render_size=render_size, device=device,
                                     claim_size=claim_size)
-        except LookupError as exc:
-            _fail(str(exc).strip("'\""))
+        if summary.get("status") == "skipped":
+            say(f"nothing to do: {summary.get('reason')} (colorization run {summary.get('run_id')})", "yellow")
+            return
         _show(summary, f"colorization: {summary.get('status')}")
 
     @app.command("models")
@@ -130,23 +124,32 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
     @app.command("serve")
     def serve(config: Path = typer.Option(None, "--config", help="Schedule file (default $ARHIVA_HOME/schedules.toml)."),
               dry_run: bool = typer.Option(False, "--dry-run", help="Check the file and list the deployments only.")) -> None:
-        """Register the scheduled deployments (crawl, train, colorize) and serve them with Prefect."""
+        """Register the scheduled deployments (crawl, train, colorize) and serve them with Prefect.
+
+        Schedules fire only on a real Prefect server (PREFECT_API_URL); ``--dry-run`` checks every
+        entry against the flow it starts and lists the deployments."""
         from catalog.settings import get_settings
-        from flows.serve import ScheduleError, load_schedule
+        from flows.serve import ScheduleError, check_entries, load_schedule
 
         path = config or (get_settings().home / "schedules.toml")
         try:
             entries = load_schedule(path)
+            check_entries(entries)
         except ScheduleError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         t = Table("deployment", "flow", "cron", "timezone", "parameters")
         for e in entries:
             t.add_row(e["name"], e["kind"], e["cron"], e["timezone"], json.dumps(e["parameters"], ensure_ascii=False))
         console.print(t)
         if dry_run:
             return
+        from flows.cli.flowrun import flow_session
         from flows.serve import serve as run_serve
 
-        err.print("serving; watch the runs in the Prefect UI (`prefect server start`, http://127.0.0.1:4200). "
-                  "Ctrl-C or SIGTERM stops.")
-        run_serve(entries)
+        with flow_session() as api:
+            if api.temporary:
+                warn("PREFECT_API_URL is not set: the deployments are registered on a temporary server, whose "
+                     "schedules never fire; start `prefect server start` and set PREFECT_API_URL")
+            err.print(f"serving {len(entries)} deployment(s) on the {api}; watch the runs in its UI. "
+                      "Ctrl-C or SIGTERM stops.", highlight=False)
+            run_serve(entries)

@@ -6,11 +6,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+from flows.cli.ui import console, err
 
 
 def register(app: typer.Typer, crawl_app: typer.Typer) -> None:

@@ -1,0 +1,153 @@
+"""What the command line shows: the consoles, one-line errors, and the error boundary.
+
+Every command prints through ``console`` (results, stdout) and ``err`` (progress, messages,
+stderr). ``fail(message)`` prints one escaped line and exits 2. ``run_cli`` is the one error
+boundary around every command (``ArhivaGroup``, the app's command class):
+
+- our expected errors (bad parameters, a catalogue that cannot be reached, an unknown collection
+  or model, a missing file) become one ``error:`` line and exit status 2;
+- Ctrl-C or SIGTERM end with ``interrupted`` and status 130 / 143 (the run is marked cancelled
+  by the activity that owned it);
+- anything else is one line naming the log file, status 1.
+
+Full tracebacks always go to ``$ARHIVA_HOME/logs/arhiva.log``; ``-v`` also prints them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import traceback
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from typer._click.exceptions import ClickException
+from typer.core import TyperGroup
+from rich.markup import escape
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+log = logging.getLogger("arhiva")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered like Ctrl-C so every activity ends as cancelled."""
+
+
+def verbose() -> bool:
+    return os.environ.get("ARHIVA_VERBOSE", "") not in ("", "0")
+
+
+def say(message: str, style: str | None = None) -> None:
+    """One escaped line on stderr."""
+    err.print(f"[{style}]{escape(message)}[/{style}]" if style else escape(message))
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: message`` (escaped, one line) and exit with ``code``."""
+    err.print(f"[red]error:[/red] {escape(_one_line(message))}")
+    raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/yellow] {escape(_one_line(message))}")
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def log_file():
+    from catalog.settings import get_settings
+
+    return get_settings().home / "logs" / "arhiva.log"
+
+
+def _record_traceback(exc: BaseException) -> str | None:
+    """Append the traceback to the log file; return its path (None if it cannot be written)."""
+    try:
+        path = log_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8", errors="backslashreplace") as fh:
+            from datetime import datetime
+
+            fh.write(f"--- {datetime.now().isoformat(timespec='seconds')} arhiva {' '.join(sys.argv[1:])}\n")
+            fh.write("".join(traceback.format_exception(exc)))
+        return str(path)
+    except Exception:
+        return None
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that speak to the user: one line, exit 2."""
+    from catalog.db import DatabaseUnavailable
+
+    kinds: list[type[BaseException]] = [DatabaseUnavailable, LookupError, ValueError, FileNotFoundError,
+                                        NotADirectoryError, IsADirectoryError, PermissionError]
+    if "crawlers.runner" in sys.modules:
+        kinds.append(sys.modules["crawlers.runner"].CrawlError)
+    return tuple(kinds)
+
+
+# -- signals ----------------------------------------------------------------------------------
+_signals = {"count": 0}
+
+
+def _on_signal(signum, frame) -> None:
+    _signals["count"] += 1
+    if signum == signal.SIGTERM and _signals.get("term"):
+        return  # already stopping (Prefect re-sends SIGTERM to itself while unwinding a flow)
+    if _signals["count"] >= 3:
+        os._exit(128 + signum)  # children die with us (they hold PR_SET_PDEATHSIG)
+    if signum == signal.SIGTERM:
+        _signals["term"] = True
+        raise Terminated()
+    raise KeyboardInterrupt()
+
+
+def install_signal_handlers() -> None:
+    """Ctrl-C and SIGTERM stop the work first (runs end as cancelled), a second one hurries it, a
+    third ends the process at once."""
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+
+def _interrupt_code(exc: BaseException) -> int:
+    if isinstance(exc, Terminated) or getattr(exc, "signal", None) == signal.SIGTERM or _signals.get("term"):
+        return 128 + signal.SIGTERM
+    return 128 + signal.SIGINT
+
+
+class ArhivaGroup(TyperGroup):
+    """The application's command group: every command runs inside the error boundary."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, ClickException):
+            raise
+        except BaseException as exc:
+            raise typer.Exit(_report(exc)) from None
+
+
+def _report(exc: BaseException) -> int:
+    from catalog.runs import is_interrupt
+
+    if is_interrupt(exc):
+        say("interrupted: stopped" + (" (SIGTERM)" if _interrupt_code(exc) == 143 else ""), "yellow")
+        return _interrupt_code(exc)
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else 1
+    where = _record_traceback(exc)
+    if verbose():
+        err.print_exception()
+    if isinstance(exc, expected_errors()) and not isinstance(exc, (KeyError, IndexError)):
+        message = str(exc).strip().strip("'\"") or type(exc).__name__
+        err.print(f"[red]error:[/red] {escape(_one_line(message))}")
+        return 2
+    err.print(f"[red]error:[/red] {escape(_one_line(f'{type(exc).__name__}: {exc}'))}"
+              + (f" (traceback in {escape(where)})" if where else ""))
+    return 1

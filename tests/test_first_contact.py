@@ -1,0 +1,144 @@
+"""The installed ``arhiva`` as a user runs it: Ctrl-C and SIGTERM mid-crawl, SIGKILL then the next
+command, no network, one crawl of an area at a time. Each command is a subprocess with its own
+``ARHIVA_HOME``; the fake PastVu runs in this process."""
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog.models import CrawlRun, Record
+from tests.cli_user import Background, alive, children_of, run
+from tests.pastvu_server import CHISINAU, FakePastvu, fixture_photos, generate_photos
+
+AREA = ",".join(map(str, CHISINAU))
+pytestmark = pytest.mark.slow
+
+# Politeness off and small tiles: the local server is ours.
+FAST = ["--setting", "ROBOTSTXT_OBEY=false", "--setting", "AUTOTHROTTLE_ENABLED=false",
+        "--setting", "DOWNLOAD_DELAY=0", "--setting", "RETRY_BACKOFF_BASE=0.05", "--tile-size", "0.02"]
+
+
+@pytest.fixture()
+def user_env(arhiva_env, clean_db):
+    """The environment of a user's shell: this test's ARHIVA_HOME and catalogue."""
+    import os
+
+    env = dict(os.environ)
+    env.pop("ARHIVA_VERBOSE", None)
+    env.pop("PREFECT_API_URL", None)
+    env["COLUMNS"] = "200"
+    return env
+
+
+def runs(env) -> list[dict]:
+    r = run(["runs", "--json"], env, timeout=60)
+    assert r.code == 0, r
+    return r.json()
+
+
+def stored_some(engine, n: int = 5):
+    def check():
+        with Session(engine) as s:
+            return s.execute(select(Record.id)).all()[n - 1:n]
+    return check
+
+
+def slow_server(n: int = 150) -> FakePastvu:
+    """A fake PastVu that takes its time (each answer 0.15 s): a crawl of it lasts a while."""
+    return FakePastvu(fixture_photos() | generate_photos(n, seed=21), latency=0.15)
+
+
+@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
+def test_a_signal_ends_the_crawl_and_its_children_and_the_run_is_cancelled(user_env, clean_db, tmp_path, how):
+    with slow_server() as server:
+        bg = Background(["crawl", "pastvu", "--bbox", AREA, "--api-url", server.api_url, *FAST], user_env, tmp_path)
+        bg.wait_for(stored_some(clean_db), timeout=180)
+        kids = children_of(bg.pid)
+        assert len(kids) >= 2, "a crawl process and the temporary Prefect server"
+        t0 = bg.signal(signal.SIGTERM) if how == "sigterm" else bg.signal(signal.SIGINT, group=True)
+        result = bg.finish(timeout=30)
+        took = time.monotonic() - t0
+    assert took < 10, f"stopped after {took:.1f} s"
+    assert result.code == (143 if how == "sigterm" else 130), result
+    assert "interrupted" in result.err and "Traceback" not in result.text and "httpx" not in result.text, result
+    assert not any(alive(k) for k in kids), "no child left behind"
+    (last,) = runs(user_env)[:1]
+    assert last["status"] == "cancelled" and last["ended"], last
+    with Session(clean_db) as s:  # what was stored stays, whole
+        assert s.execute(select(Record.id)).first() is not None
+
+
+def test_sigkill_then_the_next_command_closes_the_run_and_a_new_crawl_finishes(user_env, clean_db, tmp_path):
+    with slow_server(80) as server:
+        bg = Background(["crawl", "pastvu", "--bbox", AREA, "--api-url", server.api_url, *FAST], user_env, tmp_path)
+        bg.wait_for(stored_some(clean_db), timeout=180)
+        kids = children_of(bg.pid)
+        bg.signal(signal.SIGKILL)
+        assert bg.finish(timeout=10).code == -signal.SIGKILL
+        deadline = time.monotonic() + 10
+        while any(alive(k) for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(k) for k in kids), "the crawl process and the Prefect server die with their parent"
+        with Session(clean_db) as s:
+            assert s.execute(select(CrawlRun.status)).scalar_one() == "running"  # nobody could close it
+        (killed,) = runs(user_env)
+        assert killed["status"] == "failed" and "process vanished" in killed["error"], killed
+        again = run(["crawl", "pastvu", "--bbox", AREA, "--api-url", server.api_url, *FAST, "--json"], user_env)
+        assert again.code == 0, again
+        summary = again.json()
+        assert summary["status"] == "succeeded"
+    with Session(clean_db) as s:
+        keys = s.execute(select(Record.source_key)).scalars().all()
+    assert len(keys) == len(set(keys)) == len(server.public_in(CHISINAU))
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("api, words", [("http://pastvu.invalid/api2", "DNS lookup failed"),
+                                        (None, "connection refused")])
+def test_no_network_says_so_in_one_line_and_fails_the_run(user_env, tmp_path, api, words):
+    api = api or f"http://127.0.0.1:{_closed_port()}/api2"
+    host = api.split("/")[2]
+    bg = Background(["crawl", "pastvu", "--bbox", AREA, "--api-url", api, "--tile-size", "0.02",
+                     "--setting", "ROBOTSTXT_OBEY=false", "--setting", "ARHIVA_NETWORK_GIVE_UP=15"],
+                    user_env, tmp_path)
+    bg.wait_for(lambda: f"cannot reach {host}: {words}" in bg.output(), timeout=60)
+    result = bg.finish(timeout=90)
+    assert result.seconds < 60 + 15, result
+    assert result.code == 1, result
+    assert f"cannot reach {host}: {words}" in result.err and "Traceback" not in result.text, result
+    errors = [line for line in result.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "gave up" in errors[0], result.err
+    (last,) = runs(user_env)
+    assert last["status"] == "failed" and words in last["error"], last
+
+
+def test_one_crawl_of_an_area_at_a_time(user_env, clean_db, tmp_path):
+    with slow_server(60) as server:
+        first = Background(["crawl", "pastvu", "--bbox", AREA, "--api-url", server.api_url, *FAST], user_env, tmp_path)
+        first.wait_for(stored_some(clean_db, 1), timeout=180)
+        second = run(["crawl", "pastvu", "--bbox", AREA, "--api-url", server.api_url, *FAST], user_env)
+        assert second.code == 0, second
+        assert "skipped: another crawl of pastvu" in second.err and "is running (run" in second.err, second
+        first.signal(signal.SIGTERM)
+        first.finish()
+
+
+def test_crawl_runs_show_their_counts_and_the_source_its_urls(user_env, tmp_path):
+    with FakePastvu(fixture_photos()) as server:
+        r = run(["crawl", "pastvu", "--bbox", AREA, "--api-url", server.api_url, *FAST], user_env)
+        assert r.code == 0, r
+        (last,) = runs(user_env)
+        assert last["stats"].startswith("new 8") and "images 8" in last["stats"], last
+        sources = json.loads(run(["sources", "--json"], user_env).out)
+        assert [(s["slug"], s["base_url"]) for s in sources] == [("pastvu", server.base_url)]

@@ -110,12 +110,3 @@ def link_assets(session: Session, links: list[dict[str, Any]]) -> list[int]:
     ).returning(RecordAsset.id, RecordAsset.record_id, RecordAsset.asset_sha256, RecordAsset.role)
     ids = {(r.record_id, r.asset_sha256, r.role): r.id for r in session.execute(stmt)}
     return [ids[(ln["record_id"], ln["asset_sha256"], ln["role"])] for ln in links]
-
-
-def originals_for(session: Session, record_ids: list[int]) -> dict[int, list[RecordAsset]]:
-    rows = session.execute(select(RecordAsset).where(RecordAsset.record_id.in_(record_ids),
-                                                     RecordAsset.role == "original")).scalars()
-    out: dict[int, list[RecordAsset]] = {}
-    for ra in rows:
-        out.setdefault(ra.record_id, []).append(ra)
-    return out

@@ -322,25 +322,3 @@ def reap_vanished(session: Session, stale_after_s: float = STALE_AFTER_S) -> lis
             if n:
                 closed.append((kind, rid))
     return closed
-
-
-# -- for callers that keep the old two-step form ---------------------------------------------
-def start_run(session: Session, kind: str, agent: str, parameters: dict[str, Any] | None = None,
-              **links: Any) -> int:
-    """Insert a run row in status 'running' owned by this process and return its id (caller commits)."""
-    model = RUN_MODELS[kind]
-    run = model(agent=agent, code_version=code_version(), parameters=json_safe(parameters or {}),
-                heartbeat_at=func.now(), **owner(), **links)
-    session.add(run)
-    session.flush()
-    return run.id
-
-
-def finish_run(session: Session, kind: str, run_id: int, status: str, stats: dict[str, Any] | None = None,
-               error: str | None = None) -> None:
-    model = RUN_MODELS[kind]
-    values: dict[str, Any] = {"status": status, "ended_at": func.now(),
-                              "error": one_line(error) if error else None}
-    if stats is not None:
-        values["stats"] = json_safe(stats)
-    session.execute(update(model).where(model.id == run_id).values(**values))

@@ -21,13 +21,14 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 KINDS = (  # (name, what the screen says, exception class names)
-    ("dns", "DNS lookup failed", ("DNSLookupError",)),
-    ("refused", "connection refused", ("ConnectionRefusedError",)),
+    ("dns", "DNS lookup failed", ("DNSLookupError", "CannotResolveHostError")),
+    ("refused", "connection refused", ("ConnectionRefusedError", "DownloadConnectionRefusedError")),
     ("tls", "TLS handshake failed", ("SSLError", "TLSError")),
     ("timeout", "no answer in time", ("TimeoutError", "DownloadTimeoutError", "TCPTimedOutError",
                                       "UserTimeoutError")),
     ("lost", "connection lost", ("ConnectionLost", "ResponseNeverReceived", "ConnectionDone",
-                                 "ConnectionAborted", "PotentialDataLoss", "ResponseFailed")),
+                                 "ConnectionAborted", "PotentialDataLoss", "ResponseFailed",
+                                 "ResponseDataLossError", "DownloadFailedError")),
 )
 
 

@@ -113,7 +113,7 @@ def crawler_settings(overrides: dict[str, Any] | None = None, app_settings: Any 
     s = Settings()
     s.setmodule(__name__, priority="project")
     s.set("USER_AGENT", user_agent(app_settings), priority="project")
-    for name, value in (app_settings.crawl_settings or {}).items():  # the installation's own choices
+    for name, value in (getattr(app_settings, "crawl_settings", None) or {}).items():  # the installation's choices
         s.set(name, value, priority="project")
     for name, value in (overrides or {}).items():
         s.set(name, value, priority="cmdline")

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw
-
-from flows import prefect_env  # noqa: F401  (before prefect)
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 

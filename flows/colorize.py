@@ -14,7 +14,6 @@ import socket
 import time
 from typing import Any
 
-from flows import prefect_env  # noqa: F401  (before prefect)
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE as NO_CACHE
 
@@ -84,17 +83,16 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
 
     Each task claims ``claim_size`` photos (default 4 × ``batch_size``) and runs them through the
     engine ``batch_size`` at a time."""
-    from colorization.infer import Colorizer
+    from sqlalchemy import select
 
     from catalog.assets import get_store
     from catalog.db import open_catalog, session_scope
-    from sqlalchemy import select
-
     from catalog.models import Collection
     from catalog.queries import parse_years
     from catalog.runs import activity
     from catalog.settings import get_settings
     from catalog.work import latest_model, params_hash, pending_shas
+    from colorization.infer import Colorizer
     from flows.artifacts import before_after_grid, image_artifact, summary_table
     from flows.outcome import nothing_to_do
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows import prefect_env  # noqa: F401  (before prefect)
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE as NO_CACHE
 

@@ -24,21 +24,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+_OURS = "_ARHIVA_SET_PREFECT_HOME"
+
 
 def configure() -> None:
+    """Set Prefect's defaults in the environment (``flows/__init__`` calls this before anything imports
+    Prefect; the CLI again once ``--home`` is known). A ``PREFECT_HOME`` the user set is kept."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
-    if "PREFECT_HOME" not in os.environ:
+    if "PREFECT_HOME" not in os.environ or os.environ.get(_OURS):
         from catalog.settings import get_settings
 
-        home = get_settings().home / "prefect"
-        home.mkdir(parents=True, exist_ok=True)
+        try:
+            home = get_settings().home / "prefect"
+        except Exception:  # bad settings: the command that needs them says so
+            return
         os.environ["PREFECT_HOME"] = str(home)
-
-
-configure()
+        os.environ[_OURS] = "1"
 
 
 def _free_port() -> int:
@@ -78,10 +82,11 @@ def prefect_server() -> Iterator[PrefectApi]:
         return
     import httpx
     import prefect
-
-    from catalog.runs import die_with_parent
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from catalog.runs import die_with_parent
+
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
@@ -142,8 +147,9 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def quiet_prefect(verbose: bool = False) -> None:
     """Prefect's console handlers print nothing unless ``verbose``; its logs go to the log file."""
-    from catalog.settings import get_settings
     from prefect.logging.handlers import PrefectConsoleHandler
+
+    from catalog.settings import get_settings
 
     path = get_settings().home / "logs" / "arhiva.log"
     path.parent.mkdir(parents=True, exist_ok=True)

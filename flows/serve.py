@@ -78,7 +78,6 @@ def load_schedule(path: Path) -> list[dict[str, Any]]:
 
 
 def _flows():
-    from flows import prefect_env  # noqa: F401
     from flows.colorize import colorize_flow
     from flows.crawl import crawl_flow
     from flows.train import train_flow

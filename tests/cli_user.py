@@ -49,6 +49,16 @@ def run(args: list[str], env: dict[str, str], *, timeout: float = 300, cwd: Path
     return Result(args, p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
 
 
+def shell(command: str, env: dict[str, str], *, timeout: float = 300, cwd: Path | None = None) -> Result:
+    """``command`` as a user's shell runs it (``~`` expanded, quotes as written), with this
+    interpreter's ``arhiva`` first on the PATH."""
+    env = dict(env, PATH=f"{Path(arhiva_exe()).parent}{os.pathsep}{env.get('PATH', '')}")
+    t0 = time.monotonic()
+    p = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                       stdin=subprocess.DEVNULL)
+    return Result(command.split()[1:], p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
+
+
 class Background:
     """``arhiva ARGS`` running in its own session; output collected in files."""
 

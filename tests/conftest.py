@@ -94,6 +94,12 @@ def arhiva_env(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     reset_settings_cache()
 
 
+@pytest.fixture()
+def env(arhiva_env: Path, clean_db: Engine) -> Engine:
+    """A harvest's world: ARHIVA_HOME in a temp folder and the emptied session database."""
+    return clean_db
+
+
 @pytest.fixture(autouse=True)
 def _prefect_console_follows_stderr():
     """CLI tests run Prefect flows under CliRunner, whose streams close when it returns; point

@@ -10,6 +10,8 @@ from crawlers.runner import run_crawl
 from crawlers.settings import LOCAL_PROFILE
 from tests.archive_server import ALLOW, BASA, OMEKA, START_URLS, ArchiveServer
 
+pytestmark = pytest.mark.slow  # the quick lane: pytest -m "not slow"
+
 O = f"https://{OMEKA}"
 B = f"https://{BASA}"
 ANA = "https://arhiva-nationala.example"

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from catalog.db import session_scope
 from catalog.ingest import RecordIn, bulk_upsert, get_or_create_source, upsert_records, withdraw_records
 from catalog.models import CollectionMember, Record, RecordRevision
-from catalog.runs import finish_run, start_run
+from catalog.runs import activity
 
 
 def _batch(n=5, title="Strada Armenească"):
@@ -51,17 +51,13 @@ def test_same_batch_twice_gives_same_rows_and_no_new_revision(clean_db):
 
 def test_changed_payload_adds_exactly_one_revision_and_keeps_the_old(clean_db):
     sid = _source(clean_db)
-    with session_scope(clean_db) as s:
-        run1 = start_run(s, "crawl", "test", {}, source_id=sid)
-    with session_scope(clean_db) as s:
-        upsert_records(s, sid, _batch(), run_id=run1)
+    with activity("crawl", "test", engine=clean_db, source_id=sid) as run1, session_scope(clean_db) as s:
+        upsert_records(s, sid, _batch(), run_id=run1.id)
     batch = _batch()
     batch[2].title = "Strada Armenească (corectat)"
     batch[2].raw = {"cid": 2, "title": "corectat"}
-    with session_scope(clean_db) as s:
-        run2 = start_run(s, "crawl", "test", {}, source_id=sid)
-        report = upsert_records(s, sid, batch, run_id=run2)
-        finish_run(s, "crawl", run2, "succeeded", report.as_stats())
+    with activity("crawl", "test", engine=clean_db, source_id=sid) as run2, session_scope(clean_db) as s:
+        report = upsert_records(s, sid, batch, run_id=run2.id)
     assert (report.new, report.changed, report.unchanged) == (0, 1, 4)
     assert report.changed_keys == ["k2"]
     with session_scope(clean_db) as s:
@@ -69,14 +65,14 @@ def test_changed_payload_adds_exactly_one_revision_and_keeps_the_old(clean_db):
         revs = s.execute(select(RecordRevision).where(RecordRevision.record_id == rec.id)
                          .order_by(RecordRevision.revision)).scalars().all()
         assert [r.revision for r in revs] == [1, 2]
-        assert revs[0].raw == {"cid": 2, "title": "Strada Armenească 2"} and revs[0].run_id == run1
-        assert revs[1].raw == {"cid": 2, "title": "corectat"} and revs[1].run_id == run2
+        assert revs[0].raw == {"cid": 2, "title": "Strada Armenească 2"} and revs[0].run_id == run1.id
+        assert revs[1].raw == {"cid": 2, "title": "corectat"} and revs[1].run_id == run2.id
         # each revision keeps the fields as mapped at the time, exactly as the harvester gave them
         assert revs[0].fields == _batch()[2].mapped() and revs[1].fields == batch[2].mapped()
         assert rec.title == "Strada Armenească (corectat)"
-        assert rec.first_seen_run_id == run1 and rec.last_seen_run_id == run2
+        assert rec.first_seen_run_id == run1.id and rec.last_seen_run_id == run2.id
         other = s.execute(select(Record).where(Record.source_key == "k0")).scalar_one()
-        assert other.first_seen_run_id == run1 and other.last_seen_run_id == run2
+        assert other.first_seen_run_id == run1.id and other.last_seen_run_id == run2.id
         assert other.last_seen_at >= other.first_seen_at
     assert _count(clean_db, RecordRevision) == 6
 

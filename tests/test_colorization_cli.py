@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from flows.cli import engine
 
+pytestmark = pytest.mark.slow  # the quick lane: pytest -m "not slow"
+
 
 @pytest.fixture(scope="module")
 def app():

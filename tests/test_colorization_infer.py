@@ -1,6 +1,5 @@
 """colorization.infer: output size for every mode and odd sizes, full-res L, crop boxes."""
 
-import io
 
 import numpy as np
 import pytest

@@ -11,6 +11,8 @@ from colorization.checkpoint import load_checkpoint, read_metadata
 from colorization.data import CropDataset, split_paths
 from colorization.train import TrainConfig, train
 
+pytestmark = pytest.mark.slow  # the quick lane: pytest -m "not slow"
+
 torch.set_num_threads(2)
 
 

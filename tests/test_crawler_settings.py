@@ -66,3 +66,27 @@ def test_backoff_grows_and_is_capped():
     assert backoff_delay(10, 2.0, 100, jitter=0) == 100
     assert 1.5 <= backoff_delay(1, 2.0, 100) <= 2.5
     assert backoff_delay(1, 0, 100) == 0
+
+
+def test_network_failures_are_named_for_the_screen():
+    from scrapy.exceptions import CannotResolveHostError, DownloadConnectionRefusedError, DownloadTimeoutError
+    from twisted.internet.error import ConnectionRefusedError, DNSLookupError
+
+    from crawlers.netwatch import classify
+
+    assert classify(CannotResolveHostError("x"))[1] == classify(DNSLookupError())[1] == "DNS lookup failed"
+    assert classify(DownloadConnectionRefusedError())[0] == classify(ConnectionRefusedError())[0] == "refused"
+    assert classify(DownloadTimeoutError())[0] == "timeout"
+    assert classify(RuntimeError("odd"))[0] == "connection"
+
+
+def test_installation_crawl_settings_sit_between_defaults_and_the_command_line(monkeypatch, tmp_path):
+    import json
+
+    from catalog.settings import Settings
+
+    monkeypatch.setenv("ARHIVA_CRAWL_SETTINGS", json.dumps({"DOWNLOAD_DELAY": 0, "RETRY_TIMES": 9}))
+    monkeypatch.setenv("ARHIVA_HOME", str(tmp_path))
+    s = crawler_settings({"RETRY_TIMES": 2}, app_settings=Settings())
+    assert s.getfloat("DOWNLOAD_DELAY") == 0 and s.getint("RETRY_TIMES") == 2
+    assert crawler_settings(app_settings=Settings()).getint("RETRY_TIMES") == 9

@@ -23,14 +23,17 @@ from catalog.work import provenance
 from crawlers.settings import LOCAL_PROFILE
 from tests.pastvu_server import CHISINAU, FakePastvu, generate_photos, strip_height
 
+pytestmark = pytest.mark.slow  # the quick lane: pytest -m "not slow"
+
 FAST = LOCAL_PROFILE | {"CONCURRENT_REQUESTS_PER_DOMAIN": 4, "ARHIVA_BATCH_SIZE": 10, "LOG_LEVEL": "WARNING"}
 YEARS = (1920, 1950)
 
 
 @pytest.fixture(scope="module")
 def prefect():
-    from flows import prefect_env  # noqa: F401
     from prefect.testing.utilities import prefect_test_harness
+
+    from flows import prefect_env  # noqa: F401
 
     with prefect_test_harness(server_startup_timeout=120):
         from prefect.settings import PREFECT_API_URL

@@ -1,11 +1,14 @@
 """``arhiva crawl pastvu`` end to end (the crawl runs in a child process)."""
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
 from tests.pastvu_server import CHISINAU, FakePastvu, fixture_photos
-from tests.test_pastvu_crawl import count, env, records  # noqa: F401  (env is a fixture)
+from tests.test_pastvu_crawl import count, records
+
+pytestmark = pytest.mark.slow  # the quick lane: pytest -m "not slow"
 
 FAST = ["--setting", "ROBOTSTXT_OBEY=false", "--setting", "AUTOTHROTTLE_ENABLED=false", "--setting", "DOWNLOAD_DELAY=0",
         "--setting", "LOG_LEVEL=WARNING", "--setting", "CONCURRENT_REQUESTS_PER_DOMAIN=4"]

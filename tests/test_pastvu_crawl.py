@@ -10,6 +10,8 @@ from crawlers.runner import run_crawl
 from crawlers.settings import LOCAL_PROFILE
 from tests.pastvu_server import CHISINAU, FakePastvu, fixture_photos, generate_photos, make_photo
 
+pytestmark = pytest.mark.slow  # the quick lane: pytest -m "not slow"
+
 FAST = LOCAL_PROFILE | {"CONCURRENT_REQUESTS_PER_DOMAIN": 4, "ARHIVA_BATCH_SIZE": 10, "LOG_LEVEL": "WARNING",
                         "DOWNLOAD_TIMEOUT": 2}
 AREA = ",".join(map(str, CHISINAU))
@@ -31,11 +33,6 @@ def photos():
 def server(photos):
     with FakePastvu(photos) as srv:
         yield srv
-
-
-@pytest.fixture()
-def env(arhiva_env, clean_db):
-    return clean_db
 
 
 def records(engine, status=None):

@@ -4,14 +4,23 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.models import Asset, CrawlRun, Record, RecordAsset, RecordRevision
 from tests.pastvu_server import (
-    CHISINAU, FakePastvu, Fault, fixture_photos, generate_photos, is_call, is_image,
+    CHISINAU,
+    FakePastvu,
+    Fault,
+    fixture_photos,
+    generate_photos,
+    is_call,
+    is_image,
 )
-from tests.test_pastvu_crawl import count, crawl, env, records  # noqa: F401  (env is a fixture)
+from tests.test_pastvu_crawl import count, crawl, records
+
+pytestmark = pytest.mark.slow  # the quick lane: pytest -m "not slow"
 
 
 def tile_at(west, south):

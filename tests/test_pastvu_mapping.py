@@ -6,7 +6,15 @@ import pytest
 
 from catalog.ingest import validate
 from crawlers.pastvu.mapping import (
-    LICENCE, image_url, latlon, listing_entry, rule_strip_height, same_listing, strip_crop, strip_html, to_record,
+    LICENCE,
+    image_url,
+    latlon,
+    listing_entry,
+    rule_strip_height,
+    same_listing,
+    strip_crop,
+    strip_html,
+    to_record,
 )
 
 FIX = Path(__file__).parent / "fixtures" / "pastvu"

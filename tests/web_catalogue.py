@@ -16,7 +16,7 @@ from catalog.assets import get_store, link_asset, register_file, register_image
 from catalog.db import session_scope
 from catalog.ingest import RecordIn, get_or_create_source, upsert_records
 from catalog.models import Base, Colorization, ModelVersion
-from catalog.runs import finish_run, start_run
+from catalog.runs import activity
 
 CC_BY = "http://creativecommons.org/licenses/by/4.0/"
 
@@ -114,17 +114,22 @@ def fill(engine, settings=None) -> Catalogue:
     """Fill an empty, migrated catalogue (blobs under the current ARHIVA_HOME)."""
     store = get_store(settings)
     with session_scope(engine) as s:
-        src = get_or_create_source(s, "pastvu", "pastvu", "https://pastvu.com")
-        run1 = start_run(s, "crawl", "pastvu", {"region": "moldova"}, source_id=src.id)
-        report = upsert_records(s, src.id, RECORDS, run_id=run1, collection="moldova")
-        finish_run(s, "crawl", run1, "succeeded", {"new": report.new})
+        src_id = get_or_create_source(s, "pastvu", "pastvu", "https://pastvu.com").id
+    with activity("crawl", "pastvu", {"region": "moldova"}, engine=engine, source_id=src_id) as crawl1:
+        with session_scope(engine) as s:
+            report = upsert_records(s, src_id, RECORDS, run_id=crawl1.id, collection="moldova")
+        crawl1.stats = {"new": report.new}
+    run1 = crawl1.id
     ids = dict(report.ids)
-    with session_scope(engine) as s:  # a second crawl changes one record: a revision
-        run2 = start_run(s, "crawl", "pastvu", {"region": "moldova"}, source_id=src.id)
-        changed = RecordIn(**{**RECORDS[0].__dict__, "title": "Catedrala Mitropolitană „Nașterea Domnului”",
-                              "raw": {"cid": 1001, "title": "new"}})
-        upsert_records(s, src.id, [changed], run_id=run2)
-        finish_run(s, "crawl", run2, "succeeded", {"changed": 1})
+    with activity("crawl", "pastvu", {"region": "moldova"}, engine=engine, source_id=src_id) as crawl2:
+        with session_scope(engine) as s:  # a second crawl changes one record: a revision
+            changed = RecordIn(**{**RECORDS[0].__dict__, "title": "Catedrala Mitropolitană „Nașterea Domnului”",
+                                  "raw": {"cid": 1001, "title": "new"}})
+            upsert_records(s, src_id, [changed], run_id=crawl2.id)
+        crawl2.stats = {"changed": 1}
+    run2 = crawl2.id
+    with activity("training", "train-flow", {"epochs": 12}, engine=engine) as training:
+        training.stats = {"val_psnr": 24.1}
     with session_scope(engine) as s:
         seeds = {}
         for i, rec in enumerate(RECORDS):
@@ -137,20 +142,22 @@ def fill(engine, settings=None) -> Catalogue:
                        run_id=run1)
         first = register_image(s, store, photo(seeds["cat-1935"], "grey"))
         ckpt = register_file(s, store, b"fake checkpoint bytes", "application/octet-stream", {"format": "safetensors"})
-        train = start_run(s, "training", "train-flow", {"epochs": 12})
-        finish_run(s, "training", train, "succeeded", {"val_psnr": 24.1})
         mv = ModelVersion(name="unet-r18-2026-06", checkpoint_sha256=ckpt.sha256, architecture="unet-resnet18",
-                          config={"width": 64}, metrics={"psnr": 24.1}, training_run_id=train)
+                          config={"width": 64}, metrics={"psnr": 24.1}, training_run_id=training.id)
         s.add(mv)
         s.flush()
-        crun = start_run(s, "colorization", "colorize-flow", {"collection": "moldova"}, model_version_id=mv.id)
-        result = register_image(s, store, photo(seeds["cat-1935"], "colour"))
-        link_asset(s, ids["cat-1935"], result.sha256, "colorized")
-        s.add(Colorization(source_sha256=first.sha256, result_sha256=result.sha256, model_version_id=mv.id,
-                           params_hash="p" * 64, params={"render_size": 256}, run_id=crun,
-                           record_id=ids["cat-1935"], status="done"))
-        finish_run(s, "colorization", crun, "succeeded", {"done": 1})
-    return Catalogue(ids=ids, original=first.sha256, colorized=result.sha256, model_id=mv.id, crawl_run=run1,
+        mv_id = mv.id
+    with activity("colorization", "colorize-flow", {"collection": "moldova"}, engine=engine,
+                  model_version_id=mv_id) as colorization:
+        crun = colorization.id
+        with session_scope(engine) as s:
+            result = register_image(s, store, photo(seeds["cat-1935"], "colour"))
+            link_asset(s, ids["cat-1935"], result.sha256, "colorized")
+            s.add(Colorization(source_sha256=first.sha256, result_sha256=result.sha256, model_version_id=mv_id,
+                               params_hash="p" * 64, params={"render_size": 256}, run_id=crun,
+                               record_id=ids["cat-1935"], status="done"))
+        colorization.stats = {"done": 1}
+    return Catalogue(ids=ids, original=first.sha256, colorized=result.sha256, model_id=mv_id, crawl_run=run1,
                      colorization_run=crun, extra={"second_crawl": run2})
 
 

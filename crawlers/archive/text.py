@@ -81,9 +81,6 @@ def _requote(s: str, safe: str) -> str:
         r"%[0-9a-fA-F]{2}", lambda m: m.group(0).upper(), quote(s, safe=safe + "%"))
 
 
-def same_url(a: str | None, b: str | None) -> bool:
-    return bool(a and b) and canonical_url(a) == canonical_url(b)
-
 
 def is_image_url(url: str | None) -> bool:
     if not url:

@@ -6,7 +6,7 @@
   the raw payload keeps the HTML.
 - Served ``a``/``d`` images carry a watermark strip appended below the photo;
   its height is ``waterh``/``waterhs`` or, failing those, 14 px up to 600 px
-  of photo height, else ``round(14·H/600)`` (API.md §3).
+  of photo height, else ``round(14·H/600)`` (PastVu's API notes, ../shared/pastvu/API.md §3).
 """
 from __future__ import annotations
 
@@ -99,13 +99,9 @@ def image_url(base_url: str, size: str, file: str) -> str:
     return f"{base_url.rstrip('/')}/_p/{size}/{file.lstrip('/')}"
 
 
-def file_stem(file: str) -> str:
-    """The file name without its ``?s=`` cache-buster (for extensions and keys)."""
-    return file.split("?", 1)[0]
-
 
 def rule_strip_height(file_height: int) -> int:
-    """The strip PastVu appends, from the served file's height alone (API.md §3)."""
+    """The strip PastVu appends, from the served file's height alone (PastVu's API notes, ../shared/pastvu/API.md §3)."""
     if file_height <= 600 + 14:
         return 14
     for photo_h in range(int(file_height * 600 / 614) - 2, int(file_height * 600 / 614) + 3):

@@ -2,7 +2,7 @@
 
 Boxes are ``(west, south, east, north)`` in degrees. GeoJSON sent to PastVu
 is ``[lng, lat]`` and a polygon's ring must run counter-clockwise (RFC 7946):
-a clockwise ring selects the complement of the area (API.md §2.1).
+a clockwise ring selects the complement of the area (PastVu's API notes, ../shared/pastvu/API.md §2.1).
 """
 from __future__ import annotations
 

@@ -45,6 +45,10 @@ def _global_options(
     if home:
         os.environ["ARHIVA_HOME"] = home
     reset_settings_cache()
+    if home:
+        from flows.prefect_env import configure
+
+        configure()  # Prefect's state follows the home given
 
 COMMAND_MODULES = ("catalog_cmds", "crawl_pastvu", "crawl_archive", "import_folder", "engine", "flow_cmds", "web_cmds")
 

@@ -8,8 +8,6 @@ from typing import Any, Optional
 
 import typer
 
-from flows.cli.ui import console
-
 
 def describe(p: dict[str, Any]) -> str:
     pages = sum(v for k, v in p.items() if k.startswith("requests/") and k != "requests/image")

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from flows.cli.ui import console, err, fail
-
 
 DEVICE_HELP = "auto, cpu, cuda or mps."
 
@@ -57,7 +56,7 @@ def _boxes(images, crop_box, exclude_bottom: int):
 
 
 def train_files(
-    dirs: List[Path] = typer.Argument(..., help="Folders (or files) of colour photos."),
+    dirs: list[Path] = typer.Argument(..., help="Folders (or files) of colour photos."),
     out: Path = typer.Option(Path("runs/colorizer"), "--out", "-o", help="Run folder: model, log, curves, samples."),
     val_dir: Optional[Path] = typer.Option(None, "--val-dir", help="Validation photos (default: a split of DIRS)."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of DIRS held out when no --val-dir."),
@@ -129,7 +128,7 @@ def train_files(
 
 
 def colorize_files(
-    inputs: List[Path] = typer.Argument(..., help="Photos or folders of photos."),
+    inputs: list[Path] = typer.Argument(..., help="Photos or folders of photos."),
     model: Path = typer.Option(..., "--model", "-m", help="Checkpoint (.safetensors)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     render_size: int = typer.Option(256, "--render-size", help="Working size of the network (shorter side)."),

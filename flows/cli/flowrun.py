@@ -90,6 +90,6 @@ class RunWatcher:
             self.stats = progress
             self.bar.update(self.task, description=self.describe(dict(progress, run_id=self.run_id)))
             news = self.on_news(progress) if self.on_news else None
-            if news and news not in self._said:
-                self._said.add(news)
+            if news and news.split(" — ")[0] not in self._said:  # once per host and kind, not per count
+                self._said.add(news.split(" — ")[0])
                 self.bar.console.print(f"[yellow]warning:[/yellow] {escape(news)}", highlight=False)

@@ -23,9 +23,9 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
-from rich.markup import escape
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True, highlight=False)

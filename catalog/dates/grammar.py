@@ -164,12 +164,13 @@ class Parser:
         for v in _span(a, b):
             yield self._postfix(v, k)
 
-    def _compact_range(self, i):
+    @memo
+    def _compact_range(self, i, after_range=False):
         """1955/56, 1989-90?: a year and its abbreviated end, written as one word."""
         for a, j in self.p_year4(i):
             if self.s(j, "/", "-", tight=True) and a > 0:
                 left = Val(a, a, "year", bare=True)
-                for b, k in self._abbreviated(j + 1, left, self.t[j]):
+                for b, k in self._abbreviated(j + 1, left, self.t[j], after_range):
                     if b.kind == "year":
                         yield self._postfix(Val(a, b.hi, "range"), k)
 
@@ -183,8 +184,8 @@ class Parser:
 
     def p_end(self, i, left: Val, sep: Tok | None = None):
         """The right side of a range; abbreviated ends borrow from ``left``."""
-        if left.kind == "range":  # 1955/56 to 1971/72
-            yield from self._compact_range(i)
+        if left.kind == "range":  # 1955/56 to 1971/72, 1999/00 - 2010/11
+            yield from self._compact_range(i, True)
         for b, k in self.p_point(i, False, left.kind == "century"):
             if b.kind != "yy":
                 yield b, k
@@ -194,7 +195,7 @@ class Parser:
         if left.bare:
             yield from self._abbreviated(i, left, sep)
 
-    def _abbreviated(self, i, left: Val, sep: Tok | None):
+    def _abbreviated(self, i, left: Val, sep: Tok | None, after_range: bool = False):
         n = self.num(i, 1, 2)
         if n is None:
             return
@@ -205,7 +206,7 @@ class Parser:
             if lo > left.lo:
                 yield Val(lo, lo + 9, "decade"), i + 2
             return
-        if compact and (1 <= n <= 12 and digits == 2 or digits == 1):
+        if compact and (1 <= n <= 12 and digits == 2 and not after_range or digits == 1):
             return  # 1941-05, 1989/11: ISO year and month (p_date); 1991-5: month or 1995?
         base = 10 if digits == 1 else 100
         hi = left.lo // base * base + n

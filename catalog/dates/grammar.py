@@ -314,7 +314,7 @@ class Parser:
             if self.s(j, "-", tight=True) and self.w(j + 1, "CENT"):
                 j += 1
             lo = (t.val - 1) * 100
-            if self.w(j, "CENT", "INV") or (self.w(j, "c") and self.tight(j)):
+            if self.w(j, "CENT", "INV") or (self.w(j, "c") and (self.tight(j) or self.w(j - 1, "ORD"))):
                 yield lo, lo + 99, "", j + 1
             elif self.w(j, "QUARTI", "QUARTII", "QUARTIII", "QUARTIV"):
                 yield lo, lo + 99, "", j

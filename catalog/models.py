@@ -39,7 +39,7 @@ NAMING = {
 }
 
 SOURCE_KINDS = ("pastvu", "page", "iiif", "oai", "folder", "archive", "file")
-RUN_STATUSES = ("running", "succeeded", "failed", "cancelled")
+RUN_STATUSES = ("running", "succeeded", "partial", "failed", "cancelled")  # partial: 0008
 RECORD_STATUSES = ("active", "withdrawn")
 
 # Search: the generated column holds the folded, stemmed words (Romanian and

@@ -284,6 +284,8 @@ class Parser:
         part = None
         if i < self.n and self.t[i].kind == "w" and self.t[i].text in PARTS:
             part, i = self.t[i].text, i + 1
+            while self.w(i, "FILL"):  # second half of the 19th century
+                i += 1
         for lo, hi, loose, j in self._century_span(i, bare):
             if j < self.n and self.t[j].kind == "w" and self.t[j].text.startswith("QUART") and part is None \
                     and hi - lo == 99:
@@ -373,6 +375,8 @@ class Parser:
     def p_decade(self, i):
         part = self.t[i].text if i < self.n and self.t[i].kind == "w" and self.t[i].text in PARTS else None
         j = i + 1 if part else i
+        while part and self.w(j, "FILL"):  # late in the 1920s
+            j += 1
         for start, k in self._decade_start(j):
             lo, hi = start, start + 9
             if part:

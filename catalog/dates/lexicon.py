@@ -52,8 +52,8 @@ _GROUPS = {
     "EARLY": "early beginning inceputul inceput начало начала начале нач debut anfang",
     "MID": "mid middle mijlocul середина середины середине сер milieu mitte",
     "LATE": "late end sfarsitul sfirsitul finele конец конца конце кон fin ende",
-    "CENT": "century centuries cent век века веке веков вв sec secolul secolului secolele siecle jahrhundert jh "
-            "jhdt",
+    "CENT": "century centuries cent век века веке веков вв sec secolul secolului secolele siecle siecles jahrhundert "
+            "jahrhunderts jh jhdt secolo",
     "DECW": "anii anilor decade decennio",
     "YEARW": "год года году годы годов годах гг г year years anul anno 年",
     "FROM": "from von du dal desde от с",

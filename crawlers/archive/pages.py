@@ -236,7 +236,8 @@ def _listing_links(sel: Selector, url: str) -> tuple[list[str], list[str], bool]
     nexts = []
     for css in NEXT_LINKS:
         nexts.extend(sel.css(css).getall())
-    nexts = list(dict.fromkeys(u for u in (canonical_url(h, url) for h in nexts) if u))
+    item_nav = set(sel.css(".item-pagination a::attr(href)").getall())  # Omeka Classic's previous/next item
+    nexts = list(dict.fromkeys(u for u in (canonical_url(h, url) for h in nexts if h not in item_nav) if u))
     items: list[str] = []
     containers = [c for css in LISTING_CONTAINERS for c in sel.css(css)]
     for c in containers:

@@ -1,14 +1,12 @@
 """OAI-PMH harvests end to end against wild.example (tests/archive_server.py): restarts, errors, re-harvests."""
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from sqlalchemy import text
 
-from crawlers.runner import run_crawl
-from crawlers.settings import LOCAL_PROFILE
 from tests.archive_server import WILD, ArchiveServer
+from tests.test_archive_crawl import crawl as archive_crawl
+from tests.test_archive_crawl import records as stored
 
 W = f"https://{WILD}"
 LIST = f"{W}/oai?verb=ListRecords&metadataPrefix=oai_dc"
@@ -21,17 +19,8 @@ def server():
         yield srv
 
 
-def crawl(srv: ArchiveServer, start_urls, **params: Any) -> dict[str, Any]:
-    params = {"start_urls": list(start_urls), "collection": "wild", "source": "wild", **params}
-    return run_crawl("archive", params, settings_overrides={**LOCAL_PROFILE, "ARHIVA_HOST_MAP": srv.host_map(),
-                                                            "LOG_LEVEL": "WARNING"}, timeout=120)
-
-
-def stored(engine) -> dict[str, Any]:
-    with engine.connect() as c:
-        return {r.source_key: r for r in c.execute(text(
-            "SELECT r.*, (SELECT count(*) FROM record_revisions v WHERE v.record_id = r.id) AS revisions "
-            "FROM records r"))}
+def crawl(srv: ArchiveServer, start_urls, **params):
+    return archive_crawl(srv, start_urls, source="wild", **params)
 
 
 def token_requests(srv: ArchiveServer) -> list[str]:

@@ -147,3 +147,13 @@ def test_islandora_object_page():
     assert (v.title, v.date_text, v.author) == ("Children at the village well", "1952", "Marin, Ana")
     assert v.image_url == f"{W}/islandora/object/photos%3A12/datastream/OBJ/view"
     assert merge([v]).record.licence == "http://rightsstatements.org/vocab/InC-EDU/1.0/"
+
+
+def test_omeka_api_items_are_keyed_by_their_own_address_not_the_list_page():
+    from crawlers.archive import omeka
+
+    items = json.loads((WILD.parent / "omeka_s" / "api_items_page1.json").read_text(encoding="utf-8"))
+    api = "https://colectii.memoria-chisinau.example/api/items?site_id=1&per_page=3"
+    first = merge([omeka.parse_item(items[0], f"{api}&page=1")]).record
+    shifted = merge([omeka.parse_item(items[0], f"{api}&page=2")]).record  # the list moved under it
+    assert first.payload_hash() == shifted.payload_hash()

@@ -54,6 +54,10 @@ _TOKEN = re.compile(r"""
   | (?P<word>[^\W\d_]+)
   | (?P<sym>\.\.\.|\.\.|\S)
 """, re.X)
+_LETTER = re.compile(r"[^\W\d_]")
+# every phrase in one pattern (earlier phrases win where two could match at one place)
+_PHRASE = re.compile("|".join(f"(?P<p{i}>{rx.pattern})" for i, (rx, _) in enumerate(PHRASES)))
+_TERMS = {f"p{i}": term for i, (_, term) in enumerate(PHRASES)}
 _ROMAN_ORD = re.compile(r"(?<![^\W\d_])([ivxl]+)(?:-?lea|-?я|-?й|-?го|e|er|ème)(?![^\W\d_])")
 
 
@@ -65,9 +69,9 @@ def normalise(text: str) -> str:
     s = _TIME.sub(" ", s)
     s = _ISO_T.sub("", s)
     s = _SPACED_DECADE.sub(r"\1-\2", s)
-    s = _ROMAN_ORD.sub(r"\1", s)
-    for rx, term in PHRASES:
-        s = rx.sub(term, s)
+    if _LETTER.search(s):  # numbers and signs only (most dates): no words to rewrite
+        s = _ROMAN_ORD.sub(r"\1", s)
+        s = _PHRASE.sub(lambda m: _TERMS[m.lastgroup], s)
     return re.sub(r"\s+", " ", s).strip()
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from catalog.dates.days import DayProductions
 from catalog.dates.tokens import Tok
-from catalog.dates.values import Val, memo, with_flags
+from catalog.dates.values import Val, memo, valid_day, with_flags
 
 __all__ = ["Val", "Parser"]
 

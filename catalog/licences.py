@@ -8,13 +8,21 @@ Domain Mark under ``…/publicdomain/``) or ``http://rightsstatements.org/vocab/
 {ID}/1.0/``. Other URIs and other text stay as given ("Public domain",
 "Domeniu public"). A copyright notice ("© … Toate drepturile rezervate") is
 not a licence: ``normalise_licence`` returns None for it.
+
+``pick_licences`` chooses what may be a record's licence among what a source
+wrote, in order of trust: recognised licence URIs (Creative Commons,
+RightsStatements.org), then other web addresses (a terms-of-use page), then a
+public-domain statement; the source's order is kept within each. Free text
+("Copyright the University; contact…"), access statements (``openAccess``,
+``info:eu-repo/semantics/openAccess``) and copyright notices are rights, not
+licences: the caller keeps them as rights text.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
 
-__all__ = ["normalise_licence", "pick_licences", "is_copyright_notice", "is_licence_uri"]
+__all__ = ["normalise_licence", "pick_licences", "is_copyright_notice", "is_licence_uri", "is_public_domain"]
 
 CC_BASE = "http://creativecommons.org/"
 RS_BASE = "http://rightsstatements.org/vocab/"
@@ -40,6 +48,10 @@ _CC_URL = re.compile(r"^(?:https?:)?//(?:www\.)?creativecommons\.org/licenses/([
 _CC_PD_URL = re.compile(r"^(?:https?:)?//(?:www\.)?creativecommons\.org/publicdomain/(zero|mark)/(\d\.\d)", re.I)
 _RS_URL = re.compile(r"^(?:https?:)?//(?:www\.)?rightsstatements\.org/(?:vocab|page|data)/([A-Za-z-]+)/(\d\.\d)",
                      re.I)
+_PUBLIC_DOMAIN = re.compile(
+    r"^(?:(?:this (?:work|image|item|photograph) is (?:in the )?)?public domain(?: (?:worldwide|in the united states|"
+    r"mark))?|domeniu(?:l)? public|domaine public|dominio p[uú]blico|pubblico dominio|gemeinfrei|"
+    r"общественное достояние|суспільне надбання|no known copyright restrictions|no copyright)\.?$", re.I)
 _NOTICE = re.compile(r"^\s*(©|\(c\)|copyright\s+©?\s*\d)|toate drepturile rezervate|all rights reserved|"
                      r"все права защищены", re.I)
 
@@ -114,11 +126,23 @@ def normalise_licence(value: str | None) -> str | None:
     return _from_text(v) or v
 
 
+def is_public_domain(text: str | None) -> bool:
+    """A public-domain statement in words ("Public domain", "Domeniu public", "No known copyright restrictions")."""
+    return bool(text and _PUBLIC_DOMAIN.match(re.sub(r"\s+", " ", text.strip())))
+
+
 def pick_licences(values: Iterable[str | None]) -> list[str]:
-    """Normalised, de-duplicated, in order; a text and a URI for the same licence count once (URI wins)."""
-    out: list[str] = []
-    for value in values:
+    """What may be a licence, normalised and de-duplicated: recognised licence URIs, then other web
+    addresses, then public-domain statements, each in the order given (see the module docstring)."""
+    ranked: list[tuple[int, int, str]] = []
+    for i, value in enumerate(values):
         n = normalise_licence(value)
-        if n and n not in out:
-            out.append(n)
-    return out
+        if not n or any(n == r[2] for r in ranked):
+            continue
+        if is_licence_uri(n):
+            ranked.append((0, i, n))
+        elif re.match(r"^https?://", n, re.I):
+            ranked.append((1, i, n))
+        elif is_public_domain(n):
+            ranked.append((2, i, n))
+    return [n for _, _, n in sorted(ranked)]

@@ -46,6 +46,9 @@ class RecordIn:
     url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    # Paths into ``raw`` that change without the record changing (view counters): stored, but
+    # left out of the payload hash. Dotted; ``*`` is any key or list item ("giveForPage.regions.*.cc").
+    volatile: tuple[str, ...] = ()
 
     def mapped(self) -> dict[str, Any]:
         return dict(zip(_MAPPED_AND_EXTRA, _get_mapped_and_extra(self)))
@@ -214,8 +217,34 @@ def _serialise(rec: RecordIn) -> tuple[str, str, str, str]:
     for name in ("raw", "extra"):
         if "\\u0000" in out[name] and _JSON_NUL.search(out[name]):
             raise _NotStorable(Rejection(rec.source_key, name, "contains a NUL character (\\u0000)"))
-    digest = hashlib.sha256(f"{out['raw']}\n{out['fields']}".encode("utf-8")).hexdigest()
+    hashed_raw = _json(_without(rec.raw, rec.volatile)) if rec.volatile else out["raw"]
+    digest = hashlib.sha256(f"{hashed_raw}\n{out['fields']}".encode("utf-8")).hexdigest()
     return out["raw"], out["fields"], digest, out["extra"]
+
+
+def _without(value: Any, paths: Iterable[str]) -> Any:
+    """``value`` with the dotted ``paths`` removed (a copy of what they touch; ``*`` = every key/item)."""
+    for path in paths:
+        value = _drop(value, path.split("."))
+    return value
+
+
+def _drop(value: Any, parts: list[str]) -> Any:
+    head, rest = parts[0], parts[1:]
+    if isinstance(value, dict):
+        keys = list(value) if head == "*" else [head] if head in value else []
+        if not keys:
+            return value
+        out = dict(value)
+        for k in keys:
+            if rest:
+                out[k] = _drop(out[k], rest)
+            else:
+                del out[k]
+        return out
+    if isinstance(value, list) and head == "*":
+        return [_drop(v, rest) for v in value] if rest else []
+    return value
 
 
 def _unstorable(rec: RecordIn, part: str, exc: Exception) -> Rejection:

@@ -24,7 +24,8 @@ def status_for(reason: str | None, stats: dict[str, Any], crash: str | None) -> 
     if reason in ("shutdown", "cancelled"):
         return "cancelled"
     if reason == "finished" or (reason or "").startswith("closespider"):
-        return "succeeded"
+        # a source that answered with errors (pages lost, an OAI list cut short): not all was harvested
+        return "partial" if stats.get("arhiva/incomplete") else "succeeded"
     return "failed"
 
 

@@ -22,7 +22,8 @@ BASA = "basarabica.example"
 COMMONS = "commons.wikimedia.org"
 UPLOAD = "upload.wikimedia.org"
 ANA = "arhiva-nationala.example"
-HOSTS = (OMEKA, BASA, COMMONS, UPLOAD, ANA, "evil.example")
+WILD = "wild.example"  # shapes of other platforms (tests/fixtures/archive/wild), with a stateful OAI list
+HOSTS = (OMEKA, BASA, COMMONS, UPLOAD, ANA, WILD, "evil.example")
 TOKEN = "oai_dc/cartipost/3/5+2026-11-26T10:15:02Z"
 COMMONS_FILE = "/wiki/File:Soroca,_cetatea_v%C4%83zut%C4%83_de_pe_Nistru,_1936.jpg"
 GONE_FILES = "a71b0c5d9e3f42018c6d7e8f9a0b1c2d3e4f5061"
@@ -162,6 +163,38 @@ def route(host: str, path: str, query: str) -> tuple[int, dict[str, str], bytes]
     return _not_found()
 
 
+WILD_PAGES = {"/items/show/42": "omeka_classic_item.html", "/photo/8841": "og_only_photo.html",
+              "/digital/collection/photos/id/117": "contentdm7_item.html"}
+
+
+def wild_route(state: dict, path: str, query: str) -> tuple[int, dict[str, str], bytes]:
+    """``wild.example``: item pages of other platforms, and an OAI list whose server can refuse
+    its token (``state["refuse"]`` times), hand out a new token each time the list starts
+    (``state["rotate"]``), or hand back the token it was asked (``state["loop"]``)."""
+    qd = dict(parse_qsl(query, keep_blank_values=True))
+    if path.lower().endswith((".jpg", ".jpeg", ".png")):
+        return route(WILD, path, query)
+    if path in WILD_PAGES:
+        return _file(f"wild/{WILD_PAGES[path]}")
+    if path == "/oai/mods-only":
+        return _file("wild/oai_error_cannotDisseminateFormat.xml")
+    if path != "/oai":
+        return _not_found()
+    xml = {"Content-Type": "text/xml; charset=UTF-8"}
+    if qd.get("verb") == "ListRecords" and "resumptionToken" not in qd:
+        state["starts"] += 1
+        token = f"page2-{state['starts']}" if state["rotate"] else "page2"
+        state["issued"].add(token)
+        return 200, xml, (FIX / "wild/oai_listrecords_page1.xml").read_bytes().replace(b"{token}", token.encode())
+    token = qd.get("resumptionToken")
+    if token not in state["issued"] or state["refuse"] > 0:
+        state["refuse"] = max(0, state["refuse"] - 1)
+        return _file("wild/oai_error_badResumptionToken.xml")
+    if state["loop"]:
+        return 200, xml, (FIX / "wild/oai_listrecords_page1.xml").read_bytes().replace(b"{token}", token.encode())
+    return 200, xml, (FIX / "wild/oai_listrecords_page2.xml").read_bytes().replace(b"{token}", token.encode())
+
+
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802
         parts = urlsplit(self.path)
@@ -169,7 +202,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = "/" + rest
         self.server.requests.append({"host": host, "path": path, "query": parts.query})
         try:
-            status, headers, body = route(host, path, parts.query)
+            if host == WILD:
+                status, headers, body = wild_route(self.server.wild, path, parts.query)
+            else:
+                status, headers, body = route(host, path, parts.query)
         except Exception as exc:  # pragma: no cover - a test server bug
             status, headers, body = 500, {"Content-Type": "text/plain"}, str(exc).encode()
         self.send_response(status)
@@ -187,6 +223,7 @@ class ArchiveServer:
     def __init__(self):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.requests = []
+        self.httpd.wild = {"refuse": 0, "rotate": False, "loop": False, "starts": 0, "issued": set()}
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -196,6 +233,10 @@ class ArchiveServer:
     @property
     def requests(self) -> list[dict[str, str]]:
         return self.httpd.requests
+
+    @property
+    def wild(self) -> dict:
+        return self.httpd.wild
 
     def host_map(self) -> dict[str, str]:
         return {h: self.url for h in HOSTS}

@@ -86,7 +86,8 @@ def errors(summary) -> list[dict[str, Any]]:
 
 def test_full_crawl_extracts_every_expected_record(arhiva_env, clean_db, server):
     summary = crawl(server, START_URLS, allow_domains=ALLOW, source="fixtures")
-    assert summary["status"] == "succeeded", summary
+    # the collection lists manifest cp-0458, which the server does not have: not all was harvested
+    assert summary["status"] == "partial", summary
     recs = records(clean_db)
     assert set(recs) == set(EXPECTED)  # 13 records: duplicates stored once, cp-0458 and 1215 absent
     for key, (title, lo, hi, approx, image, licence) in EXPECTED.items():
@@ -159,7 +160,7 @@ def test_bad_input_is_refused_and_logged(arhiva_env, clean_db, server, monkeypat
     summary = crawl(server, [f"{O}/s/fototeca/page/awkward", f"{B}/oai/bomb?verb=ListRecords&metadataPrefix=oai_dc",
                              f"{B}/oai/xxe?verb=ListRecords&metadataPrefix=oai_dc"],
                     allow_domains=[OMEKA, BASA])
-    assert summary["status"] == "succeeded"
+    assert summary["status"] == "partial"  # two feeds could not be read
     # links and redirects outside the allowed domains are never fetched
     assert not [r for r in server.requests if r["host"] == "evil.example"]
     kinds = [e["kind"] for e in errors(summary)]

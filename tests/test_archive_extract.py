@@ -213,7 +213,8 @@ def test_merge_oai_and_manifest():
     assert (m.record.year_lo, m.record.year_hi) == (1920, 1929)
     assert m.image_url == f"{BASA}/iiif/image/3/cp-0457-r/full/max/0/default.jpg"
     assert m.record.extra["oai_identifier"] == "oai:basarabica.example:cp-0457"
-    assert set(m.record.raw) == {f"oai:{OAI_URL}", f"iiif:{BASA}/iiif/3/cp-0457/manifest"}
+    get_record = f"{BASA}/oai/request?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai%3Abasarabica.example%3Acp-0457"
+    assert set(m.record.raw) == {f"oai:{get_record}", f"iiif:{BASA}/iiif/3/cp-0457/manifest"}
 
 
 def test_merge_prefers_the_original_file_and_infers_title_years_only_without_date():

@@ -84,6 +84,51 @@ CASES = [
     ("late 19th century", 1867, 1899, "century", False),
     ("19XX", 1900, 1999, "century", False),
     ("[19--]", 1900, 1999, "century", False),
+    # real-world forms other projects test (issue 14)
+    ("circa June 1946", 1946, 1946, "circa", True),
+    ("ca. June 1946", 1946, 1946, "circa", True),
+    ("c1959", 1959, 1959, "circa", True),
+    ("c 1946", 1946, 1946, "circa", True),
+    ("about 1860", 1860, 1860, "circa", True),
+    ("1953c", 1953, 1953, "circa", True),
+    ("1951 to 1955", 1951, 1955, "range", False),
+    ("1950s to 1970s", 1950, 1979, "range", False),
+    ("c.1887-c.1918", 1887, 1918, "range", True),
+    ("1910-20s", 1910, 1929, "range", False),
+    ("1930s & 1940s", 1930, 1949, "range", True),
+    ("19??", 1900, 1999, "century", False),
+    ("1989-XX", 1989, 1989, "year", False),
+    ("1985-10-xx", 1985, 1985, "year", False),
+    ("XX.11.1989", 1989, 1989, "year", False),
+    ("XIX-XX", 1826, 1999, "range", False),
+    ("2 пол. ХIХ в.", 1850, 1899, "century", False),   # Cyrillic Х in the Roman numeral
+    ("50-е годы XIX века", 1850, 1859, "decade", False),
+    ("конец XIX - начало XX вв.", 1867, 1932, "range", False),
+    ("нач.XX в.", 1900, 1932, "century", False),
+    ("2000г.", 2000, 2000, "year", False),
+    ("22 Decembrie 2014 la 02:38", 2014, 2014, "year", False),
+    ("2015:07:15 14:29:17", 2015, 2015, "year", False),  # EXIF
+    ("12-Iun-2013", 2013, 2013, "year", False),
+    ("11-1978", 1978, 1978, "year", False),
+    ("12.VI.1936", 1936, 1936, "year", False),
+    ("24 Décembre 1870", 1870, 1870, "year", False),
+    ("Wed Nov 01 01:00:00 CEST 1989", 1989, 1989, "year", False),
+    ("1989-11-01T23:59:59-04", 1989, 1989, "year", False),
+    ("1949-01-01:T00:00:00Z", 1949, 1949, "year", False),  # a navDate as some IIIF servers write it
+    ("1989/11", 1989, 1989, "year", False),               # year/month, not 1989–2011
+    ("1935/06", 1935, 1935, "year", False),
+    ("2001-21", 2001, 2001, "year", False),               # EDTF season (spring 2001)
+    ("2004?-06-~11", 2004, 2004, "uncertain", True),      # EDTF level 2 qualifiers
+    ("1950S2", 1950, 1950, "circa", True),                # EDTF significant digits
+    ("{1960, 1961-12}", 1960, 1961, "range", True),       # EDTF set
+    ("1799-1850", 1826, 1850, "range", False),            # clipped to the photographic era
+    ("1603-1868", 1826, 1868, "range", False),
+    ("name=The Great Depression; start=1929; end=1939;", 1929, 1939, "range", False),  # DCMI Period
+    ("1955/56 to 1971/72", 1955, 1972, "range", False),
+    ("19 век (1800-1860)", 1826, 1860, "range", False),  # the bracket narrows the century
+    ("1863, printed 1870", 1863, 1863, "year", False),  # the print is later than the photograph
+    ("Easter 1942", 1942, 1942, "year", False),
+    ("平成15年2月16日", 2003, 2003, "year", False),
 ]
 
 NO_DATE = [
@@ -99,6 +144,17 @@ NO_DATE = [
     "Carte poștală ilustrată, circulată în 1905",  # free text that mentions a year
     "1944-1941",       # backwards
     "3 mai",           # no year
+    # impossible months and days, unexplained digits: never a range into the next century (issue 14)
+    "1989/13", "1984-13", "1984-00", "1984-01-00", "2016-02-39", "2016-13-08", "1776-11-31",
+    "19UU-XX-99", "1941-05-32",
+    "1897-19", "1989-11-01T23:59:59-0400x",
+    "1990-", "1907/?", "?/1907", "../1989", "1989/..", "AFTER 1970", "pre-1600", "later than 1928",
+    "от 2000 до", "до 2000",
+    "1991-5",          # May 1991 or 1991–1995: ambiguous
+    "Monday 2023",     # a weekday needs a full date
+    "July 4 1776 - July 4 7776",
+    "10-24-02",        # a two-digit year: the century would be a guess
+    "1939; 1954; 1955; 1978",  # items too far apart to be one date
 ]
 
 

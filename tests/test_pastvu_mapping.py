@@ -1,10 +1,14 @@
 """giveForPage payloads → catalogue records; the watermark strip."""
+import copy
 import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
-from catalog.ingest import validate
+from catalog.db import session_scope
+from catalog.ingest import get_or_create_source, upsert_records, validate
+from catalog.models import RecordRevision
 from crawlers.pastvu.mapping import (
     LICENCE,
     image_url,
@@ -112,3 +116,39 @@ def test_strip_crop_uses_known_height_then_rule():
     assert strip_crop(16)(1050, 684) == [0, 0, 1050, 668]
     assert strip_crop(None)(1050, 684) == [0, 0, 1050, 668]
     assert strip_crop(999)(200, 114) == [0, 0, 200, 100]  # implausible: the rule
+
+
+def test_years_go_through_the_date_rules():
+    res = copy.deepcopy(load("giveforpage_1345288.json"))
+    res["photo"].update(year=1850, year2=1790)  # reversed, and starting before photography
+    rec = to_record(res, None, base_url=BASE)
+    assert (rec.year_lo, rec.year_hi) == (1826, 1850)
+    res["photo"].update(year=1700, year2=1790)  # wholly before photography: no years
+    assert (to_record(res, None, base_url=BASE).year_lo, to_record(res, None, base_url=BASE).year_hi) == (None, None)
+
+
+def test_view_counters_are_no_change(clean_db):
+    """giveForPage counts a view: a second fetch (another crawl, --limit) differs only in counters."""
+    res = load("giveforpage_1345288.json")
+    first = to_record(res, listing(1345288), base_url=BASE)
+    bumped = copy.deepcopy(res)
+    photo = bumped["photo"]
+    photo.update(vcount=photo["vcount"] + 1, vdcount=photo["vdcount"] + 1, vwcount=photo["vwcount"] + 1,
+                 ccount=photo["ccount"] + 2)
+    for region in photo["regions"]:
+        region["phc"] += 5
+    second = to_record(bumped, listing(1345288), base_url=BASE)
+    assert first.payload_hash() == second.payload_hash()
+    assert second.raw["giveForPage"]["photo"]["vcount"] == photo["vcount"]  # what PastVu said is kept
+    renamed = copy.deepcopy(bumped)
+    renamed["photo"]["title"] = "Alt titlu"
+    assert to_record(renamed, listing(1345288), base_url=BASE).payload_hash() != first.payload_hash()
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "pastvu", "pastvu").id
+    with session_scope(clean_db) as s:
+        upsert_records(s, sid, [first])
+    with session_scope(clean_db) as s:
+        again = upsert_records(s, sid, [second])
+    assert (again.new, again.changed, again.unchanged) == (0, 0, 1)
+    with session_scope(clean_db) as s:
+        assert s.scalar(select(func.count()).select_from(RecordRevision)) == 1

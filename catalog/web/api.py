@@ -118,7 +118,7 @@ def asset(request: Request, session: DB, sha256: Sha256) -> dict[str, Any]:
 
 @router.get("/runs", response_model=schemas.RunPage, tags=["provenance"])
 def runs(request: Request, session: DB, kind: schemas.RunKind | None = None,
-         status: Literal["running", "succeeded", "failed", "cancelled"] | None = None,
+         status: Literal["running", "succeeded", "partial", "failed", "cancelled"] | None = None,
          limit: Limit = 50, offset: Annotated[int, Query(ge=0, le=100_000)] = 0) -> dict[str, Any]:
     """Crawl, training and colorization runs (PROV activities), newest first."""
     limit = _cap(request, limit)

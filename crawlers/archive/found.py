@@ -8,8 +8,11 @@ id, OAI identifier). ``merge`` joins them field by field:
 * descriptive fields (title, date, place, author…) come from the view with
   the best ``rank`` (item page > Omeka API > OAI > IIIF > caption);
 * the image is the best one offered (original file > IIIF image > derivative);
-* licences: canonical URIs from any view beat free text ("Domeniu public");
-* the raw payloads of every view are kept, by kind and URL.
+* licences: recognised licence URIs (Creative Commons, RightsStatements.org)
+  beat other URLs, which beat a public-domain statement ("Domeniu public");
+  free text that is not a licence stays in ``rights`` only;
+* the raw payloads of every view are kept, by kind and the view's stable URL
+  (``Found.ref``: never a resumption token or a list page).
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from typing import Any
 
 from catalog.dates import DateRange, parse_date, year_from_title
 from catalog.ingest import RecordIn
-from catalog.licences import is_licence_uri, pick_licences
+from catalog.licences import pick_licences
 
 # Descriptive precedence of a view (higher wins).
 RANK = {"page": 50, "omeka-api": 45, "commons": 45, "oai": 40, "iiif": 30, "caption": 20}
@@ -51,6 +54,14 @@ class Found:
     follow: list[str] = field(default_factory=list)  # URLs that complete this view (manifest, media)
     oai: dict[str, Any] = field(default_factory=dict)  # identifier, datestamp, sets
     raw: dict[str, Any] = field(default_factory=dict)
+    # Where the source keeps this view, when the fetched URL says how we asked (an OAI list page with
+    # its resumption token, an API page): payload keys use it, so a re-harvest that asks differently
+    # stores no new revision.
+    ref_url: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return self.ref_url or self.fetched_url
 
     def identities(self) -> list[str]:
         """Identities shared with other views; a multi-photo page's photos share only their key."""
@@ -117,9 +128,7 @@ def merge(views: list[Found]) -> Merged:
         for lic in v.licences_raw:
             if lic not in raw_licences:
                 raw_licences.append(lic)
-    licences = pick_licences(raw_licences)
-    if any(is_licence_uri(x) or "://" in x for x in licences):
-        licences = [x for x in licences if "://" in x]  # a URI beats free text
+    licences = pick_licences(raw_licences)  # licence URIs, then other URLs, then public-domain words
     image_url, image_rank = None, 0
     more: list[str] = []
     for v in ordered:
@@ -138,7 +147,7 @@ def merge(views: list[Found]) -> Merged:
     extra: dict[str, Any] = {
         "image_url": image_url,
         "date": ({**rng.as_dict(), "inferred_from_title": inferred} if rng else None),
-        "views": [{"kind": v.kind, "url": v.fetched_url} for v in ordered],
+        "views": [{"kind": v.kind, "url": v.ref} for v in ordered],
     }
     if alt:
         extra["alt_titles"] = alt
@@ -162,7 +171,7 @@ def merge(views: list[Found]) -> Merged:
         place=first("place"), lat=lat, lon=lon, author=first("author"),
         licence=licences[0] if licences else None, rights=rights, attribution=first("attribution"),
         url=source_url, extra=extra,
-        raw={f"{v.kind}:{v.fetched_url}": v.raw for v in ordered},
+        raw={f"{v.kind}:{v.ref}": v.raw for v in ordered},
     )
     return Merged(key=key, record=record, image_url=image_url, more_images=more,
                   fetched_urls=[v.fetched_url for v in ordered], oai_identifiers=oai_ids)

@@ -1,9 +1,12 @@
 """IIIF Presentation 2.1 and 3.0: manifests → ``Found``, collections → what to fetch next."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from catalog.dates import parse_date
+from catalog.licences import is_licence_uri, normalise_licence
 from crawlers.archive.found import IMAGE_IIIF, Found
 from crawlers.archive.text import canonical_url, clean, pick_lang
 
@@ -11,7 +14,10 @@ __all__ = ["iiif_version", "is_manifest", "is_collection", "parse_manifest", "pa
 
 # metadata labels (any language, folded) → field
 LABELS = {
-    "date": {"date", "data", "дата", "datare", "datum", "date created", "created", "data creării", "year", "anul"},
+    "date": {"date", "dates", "date(s)", "data", "дата", "datare", "datum", "date created", "created", "data creării",
+             "year", "anul", "date issued", "date statement", "date of origin", "date of creation", "creation date",
+             "date taken", "date photographed", "date of photograph", "датировка", "время создания", "datierung",
+             "entstehungszeit", "date de création", "fecha", "data creazione"},
     "author": {"creator", "author", "autor", "fotograf", "photographer", "автор", "фотограф", "creator/author"},
     "place": {"place", "loc", "location", "locul", "coverage", "spatial coverage", "acoperire spațială",
               "acoperire spatiala", "место", "localitate", "depicted place"},
@@ -23,6 +29,8 @@ LABELS = {
 
 
 def iiif_version(doc: Any) -> int | None:
+    """2 or 3 from the ``@context``; without one (viewers accept it), from the type's spelling:
+    ``@type: sc:Manifest`` is Presentation 2, ``type: Manifest`` with ``items`` is 3."""
     if not isinstance(doc, dict):
         return None
     ctx = doc.get("@context")
@@ -33,6 +41,11 @@ def iiif_version(doc: Any) -> int | None:
                 return 3
             if "/presentation/2" in c:
                 return 2
+    if ctx is None or not any(isinstance(c, str) and "iiif.io" in c for c in ctxs):
+        if doc.get("@type") in ("sc:Manifest", "sc:Collection"):
+            return 2
+        if doc.get("type") in ("Manifest", "Collection") and isinstance(doc.get("items"), list) and doc.get("id"):
+            return 3
     return None
 
 
@@ -87,11 +100,13 @@ def _text(value: Any) -> str | None:
 
 
 def _label_kind(label: Any) -> str | None:
+    """The field a metadata label names; a language note is ignored ("Date of Origin (English)")."""
     for _, text in _texts(label):
         t = text.strip().rstrip(":").casefold()
-        for kind, names in LABELS.items():
-            if t in names:
-                return kind
+        for candidate in (t, re.sub(r"\s*\([^)]*\)\s*$", "", t)):
+            for kind, names in LABELS.items():
+                if candidate in names:
+                    return kind
     return None
 
 
@@ -147,6 +162,7 @@ def parse_manifest(doc: dict, fetched_url: str) -> Found:
     view.title, view.alt_titles = pick_lang(titles)
     view.description = _text(doc.get("summary") if version == 3 else doc.get("description"))
     meta_titles: list[tuple[str | None, str]] = []
+    dates: list[str] = []
     for entry in doc.get("metadata") or []:
         if not isinstance(entry, dict):
             continue
@@ -155,8 +171,8 @@ def parse_manifest(doc: dict, fetched_url: str) -> Found:
         if not kind or not values:
             continue
         best = pick_lang(values)[0]
-        if kind == "date" and view.date_text is None:
-            view.date_text = best
+        if kind == "date":
+            dates.append(best)
         elif kind == "author" and view.author is None:
             view.author = best
         elif kind == "place" and view.place is None:
@@ -170,12 +186,15 @@ def parse_manifest(doc: dict, fetched_url: str) -> Found:
     for _, t in meta_titles:
         if t != view.title and t not in view.alt_titles:
             view.alt_titles.append(t)
+    # the first date field that reads as a date, else the first as written, else navDate
+    view.date_text = next((d for d in dates if parse_date(d)), dates[0] if dates else None)
     if view.date_text is None and doc.get("navDate"):
         view.date_text = clean(doc.get("navDate"))
+    licences: list[str] = []  # the manifest's own licence fields first, in their order
     if version == 3:
         rights = doc.get("rights")
         if isinstance(rights, str):
-            view.licences_raw.insert(0, rights)
+            licences.append(rights)
         req = doc.get("requiredStatement")
         if isinstance(req, dict):
             view.attribution = _text(req.get("value"))
@@ -188,8 +207,9 @@ def parse_manifest(doc: dict, fetched_url: str) -> Found:
     else:
         lic = doc.get("license")
         for value in lic if isinstance(lic, list) else [lic] if lic else []:
-            if isinstance(value, str):
-                view.licences_raw.insert(0, value)
+            value = _id(value)
+            if value:
+                licences.append(value)
         view.attribution = _text(doc.get("attribution"))
         related = doc.get("related")
         related = related[0] if isinstance(related, list) and related else related
@@ -199,6 +219,10 @@ def parse_manifest(doc: dict, fetched_url: str) -> Found:
         canvases = (seqs[0].get("canvases") or []) if seqs and isinstance(seqs[0], dict) else []
         start = _id(seqs[0].get("startCanvas")) if seqs and isinstance(seqs[0], dict) else None
         start = start or _id(doc.get("startCanvas"))
+    if view.attribution and is_licence_uri(normalise_licence(view.attribution)):
+        licences.append(view.attribution)  # "attribution": "https://creativecommons.org/…": a licence
+        view.attribution = None
+    view.licences_raw = licences + view.licences_raw
     canvases = [c for c in canvases if isinstance(c, dict)]
     if start:
         canvases.sort(key=lambda c: 0 if _id(c) == start else 1)

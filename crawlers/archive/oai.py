@@ -3,10 +3,12 @@
 XML is parsed with defusedxml: a DOCTYPE with entity declarations (billion
 laughs, external entities) is refused with ``UnsafeXML``, nothing is fetched
 from the network. The next page is asked with the resumption token alone,
-URL-encoded (``next_page_url``).
+URL-encoded (``next_page_url``). A record's payload is keyed by its
+``GetRecord`` address, never by the list page (with its token) it came on.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 from xml.etree.ElementTree import Element
@@ -16,7 +18,7 @@ from crawlers.archive.found import IMAGE_FILE, Found
 from crawlers.archive.text import NON_IMAGE_EXT, canonical_url, clean, is_image_url, pick_lang
 from crawlers.archive.xmlsafe import UnsafeXML, parse_xml
 
-__all__ = ["OaiPage", "parse_oai", "is_oai", "list_records_url", "next_page_url", "UnsafeXML"]
+__all__ = ["OaiPage", "parse_oai", "is_oai", "list_records_url", "next_page_url", "get_record_url", "UnsafeXML"]
 
 NS = {"oai": "http://www.openarchives.org/OAI/2.0/",
       "oai_dc": "http://www.openarchives.org/OAI/2.0/oai_dc/",
@@ -117,6 +119,28 @@ def _values(dc: Element, name: str) -> list[tuple[str | None, str]]:
     return out
 
 
+_BREAK = re.compile(r"<br\s*/?>|\r?\n", re.I)
+
+
+def _people(dc: Element, name: str) -> list[str]:
+    """Names in ``dc:<name>``: one per element, and one per line of an element that lists several
+    (``Polk, Lewis<br>Mosley, Richard``); the same name once."""
+    out: list[str] = []
+    for el in dc.findall(f"dc:{name}", NS):
+        for part in _BREAK.split("".join(el.itertext())):
+            t = clean(part)
+            if t and t not in out:
+                out.append(t)
+    return out
+
+
+def get_record_url(fetched_url: str, identifier: str) -> str:
+    """Where the repository serves this one record (``GetRecord``): the same for every harvest."""
+    parts = urlsplit(fetched_url)
+    query = urlencode([("verb", "GetRecord"), ("metadataPrefix", "oai_dc"), ("identifier", identifier)])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
 def _record(dc: Element, ident: str, stamp: str | None, sets: list[str], fetched_url: str) -> Found:
     raw: dict[str, list] = {}
     for el in dc:
@@ -127,7 +151,7 @@ def _record(dc: Element, ident: str, stamp: str | None, sets: list[str], fetched
                 if el.get(XML_LANG):
                     entry["lang"] = el.get(XML_LANG)
                 raw.setdefault(el.tag[len(DC):], []).append(entry)
-    view = Found(kind="oai", fetched_url=fetched_url, aliases=[ident],
+    view = Found(kind="oai", fetched_url=fetched_url, aliases=[ident], ref_url=get_record_url(fetched_url, ident),
                  oai={"identifier": ident, "datestamp": stamp, "sets": sets})
     view.title, view.alt_titles = pick_lang(_values(dc, "title"))
     view.description, _ = pick_lang(_values(dc, "description"))
@@ -135,7 +159,7 @@ def _record(dc: Element, ident: str, stamp: str | None, sets: list[str], fetched
     dates = [t for _, t in _values(dc, "date") if not looks_like_timestamp(t)]
     view.date_text = next((t for t in dates if parse_date(t)), dates[0] if dates else None)
     view.place, _ = pick_lang(_values(dc, "coverage"))
-    creators = [t for _, t in _values(dc, "creator")]
+    creators = _people(dc, "creator")
     view.author = "; ".join(creators) if creators else None
     view.licences_raw = [t for _, t in _values(dc, "rights")]
     identifiers = [t for _, t in _values(dc, "identifier")]

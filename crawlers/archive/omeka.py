@@ -45,7 +45,8 @@ def parse_item(doc: dict, fetched_url: str, *, page_url: str | None = None) -> F
     api_id = canonical_url(doc.get("@id"))
     view = Found(kind="page" if page_url else "omeka-api", fetched_url=fetched_url,
                  source_url=canonical_url(page_url) if page_url else None,
-                 aliases=[api_id] if api_id else [])
+                 aliases=[api_id] if api_id else [],
+                 ref_url=api_id if not page_url else None)  # an item of a list page: keyed by its own URL
     titles = [(lang, text) for lang, text, _ in _vals(doc, "dcterms:title")]
     if not titles and doc.get("o:title"):
         titles = [(None, doc["o:title"])]

@@ -1,5 +1,7 @@
-"""HTML item and listing pages: schema.org JSON-LD, Dublin Core meta, Open Graph, Omeka S
-markup and embedded API JSON-LD, figure captions; listing links, pagination, IIIF links.
+"""HTML item and listing pages: schema.org JSON-LD, Dublin Core and ``citation_*`` meta, Omeka S
+markup and embedded API JSON-LD, platform markup (Omeka Classic, CONTENTdm, AtoM, Islandora,
+DSpace files: ``platforms``), Open Graph alone (a title and an image make a record), figure
+captions; listing links, pagination, IIIF links.
 
 Layers are read in order of trust — Omeka's own JSON-LD, schema.org, DC meta, Open Graph
 — and a later layer only fills what an earlier one left empty. Web-page dates
@@ -15,8 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from parsel import Selector
 
-from catalog.dates import parse_date
-from crawlers.archive import commons, omeka
+from catalog.dates import looks_like_timestamp, parse_date
+from crawlers.archive import commons, omeka, platforms
 from crawlers.archive.found import IMAGE_DERIVATIVE, IMAGE_FILE, IMAGE_ORIGINAL, Found
 from crawlers.archive.text import canonical_url, clean, is_image_url, pick_lang
 
@@ -36,7 +38,8 @@ LISTING_CONTAINERS = ("ul.resource-list", ".resource-list", ".item-list", ".item
 NEXT_LINKS = ("link[rel~=next]::attr(href)", "a[rel~=next]::attr(href)", "a.next::attr(href)",
               ".pagination a.next::attr(href)", "li.next a::attr(href)", "li.pager-next a::attr(href)",
               "a.pager__link--next::attr(href)", "a.next.page-numbers::attr(href)")
-DC_DATE = ("dc.date", "dcterms.created", "dc.date.created", "dcterms.date", "dcterms.temporal", "dc.coverage.temporal")
+DC_DATE = ("dc.date", "dcterms.created", "dc.date.created", "dcterms.date", "dcterms.temporal", "dc.coverage.temporal",
+           "dcterms.issued", "citation_date", "citation_publication_date")  # never dateAccepted/available
 DC_PLACE = ("dcterms.spatial", "dc.coverage.spatial", "dc.coverage")
 DC_LICENCE = ("dcterms.license", "dc.rights.uri", "dc.rights", "dcterms.rights")
 
@@ -113,7 +116,7 @@ def _meta(sel: Selector) -> tuple[dict[str, list[tuple[str | None, str]]], dict[
         content = clean(m.attrib.get("content"))
         if not content:
             continue
-        if name.startswith(("dc.", "dcterms.")):
+        if name.startswith(("dc.", "dcterms.", "citation_")):
             dc.setdefault(name, []).append((m.attrib.get("lang") or m.attrib.get("xml:lang"), content))
         if prop.startswith(("og:", "article:")) or name.startswith("twitter:"):
             og.setdefault(prop or name, []).append(content)
@@ -184,12 +187,13 @@ def _schema_view(obj: dict, url: str) -> Found:
 
 def _dc_view(dc: dict[str, list[tuple[str | None, str]]], url: str) -> Found:
     v = Found(kind="page", fetched_url=url)
-    v.title, v.alt_titles = pick_lang(dc.get("dc.title", []) + dc.get("dcterms.title", []))
+    v.title, v.alt_titles = pick_lang(dc.get("dc.title", []) + dc.get("dcterms.title", []) +
+                                      dc.get("citation_title", []))
     v.alt_titles += [t for _, t in dc.get("dcterms.alternative", []) if t not in v.alt_titles]
     v.description = pick_lang(dc.get("dc.description", []) + dc.get("dcterms.abstract", []))[0]
-    dates = [t for name in DC_DATE for _, t in dc.get(name, [])]
+    dates = [t for name in DC_DATE for _, t in dc.get(name, []) if not looks_like_timestamp(t)]
     v.date_text = next((t for t in dates if parse_date(t)), dates[0] if dates else None)
-    creators = [t for _, t in dc.get("dc.creator", []) + dc.get("dcterms.creator", [])]
+    creators = [t for _, t in dc.get("dc.creator", []) + dc.get("dcterms.creator", []) + dc.get("citation_author", [])]
     v.author = "; ".join(dict.fromkeys(creators)) if creators else None
     v.place = next((pick_lang(dc[n])[0] for n in DC_PLACE if dc.get(n)), None)
     v.licences_raw = [t for name in DC_LICENCE for _, t in dc.get(name, [])]
@@ -198,6 +202,18 @@ def _dc_view(dc: dict[str, list[tuple[str | None, str]]], url: str) -> Found:
     ids = [t for _, t in dc.get("dc.identifier", []) + dc.get("dcterms.identifier", [])]
     plain = [i for i in ids if not i.startswith(("http://", "https://"))]
     v.identifier = plain[0] if plain else None
+    return v
+
+
+def _og_view(og: dict[str, list[str]], url: str) -> Found | None:
+    """A page that says what it shows only in Open Graph: a title and a real image (not a logo or
+    an icon) make a record; its date, if any, is the page's, never read."""
+    title, image = (og.get("og:title") or [None])[0], (og.get("og:image") or [None])[0]
+    image_url = canonical_url(image, url) if image else None
+    if not title or not image_url or re.search(r"logo|icon|favicon|placeholder|default", image_url, re.I):
+        return None
+    v = Found(kind="page", fetched_url=url, title=title, description=(og.get("og:description") or [None])[0])
+    v.offer_image(image_url, IMAGE_DERIVATIVE)
     return v
 
 
@@ -220,7 +236,8 @@ def _listing_links(sel: Selector, url: str) -> tuple[list[str], list[str], bool]
     nexts = []
     for css in NEXT_LINKS:
         nexts.extend(sel.css(css).getall())
-    nexts = list(dict.fromkeys(u for u in (canonical_url(h, url) for h in nexts) if u))
+    item_nav = set(sel.css(".item-pagination a::attr(href)").getall())  # Omeka Classic's previous/next item
+    nexts = list(dict.fromkeys(u for u in (canonical_url(h, url) for h in nexts if h not in item_nav) if u))
     items: list[str] = []
     containers = [c for css in LISTING_CONTAINERS for c in sel.css(css)]
     for c in containers:
@@ -252,8 +269,13 @@ def parse_page(html: str, url: str) -> PageResult:
     items, nexts, listing = _listing_links(sel, url)
     result.next_pages = nexts
     result.iiif_links = _iiif_links(sel, url)
-    has_dc_title = bool(dc.get("dc.title") or dc.get("dcterms.title"))
-    item_level = has_dc_title or len(schema_items) == 1 or (len(omeka_items) == 1 and not listing)
+    has_dc_title = bool(dc.get("dc.title") or dc.get("dcterms.title") or dc.get("citation_title"))
+    platform = platforms.platform_view(sel, url)
+    og_only = None
+    if not (has_dc_title or schema_items or omeka_items or platform or items or sel.css("figure figcaption")):
+        og_only = _og_view(og, url)  # captioned figures are records of their own (below)
+    item_level = has_dc_title or len(schema_items) == 1 or (len(omeka_items) == 1 and not listing) or \
+        platform is not None or og_only is not None
     if item_level and not (listing and len(omeka_items) > 1):
         layers: list[Found] = []
         if len(omeka_items) == 1:
@@ -262,6 +284,10 @@ def parse_page(html: str, url: str) -> PageResult:
             layers.append(_schema_view(schema_items[0], url))
         if has_dc_title or dc:
             layers.append(_dc_view(dc, url))
+        if platform is not None:
+            layers.append(platform)
+        if og_only is not None:
+            layers.append(og_only)
         view = layers[0]
         for other in layers[1:]:
             _fill(view, other)
@@ -275,6 +301,8 @@ def parse_page(html: str, url: str) -> PageResult:
             if is_image_url(u):  # the first file linked from the media block is the original
                 view.offer_image(u, IMAGE_ORIGINAL)
                 break
+        for u in platforms.dspace_files(sel, url)[:1]:
+            view.offer_image(u, IMAGE_FILE)
         if og.get("og:image"):
             view.offer_image(canonical_url(og["og:image"][0], url), IMAGE_DERIVATIVE - 5)
         if view.image_rank >= IMAGE_ORIGINAL:
@@ -283,7 +311,8 @@ def parse_page(html: str, url: str) -> PageResult:
         view.follow = []
         view.aliases = [a for a in dict.fromkeys(view.aliases + result.iiif_links) if a and a != page_url]
         view.raw = {"url": page_url, "jsonld": blocks, "dc": {k: [t for _, t in v] for k, v in dc.items()},
-                    "og": {k: v for k, v in og.items() if k.startswith("og:")}}
+                    "og": {k: v for k, v in og.items() if k.startswith("og:")},
+                    **({"fields": platform.raw["fields"]} if platform is not None else {})}
         result.views.append(view)
         return result
     # not one item: a listing, or a page with captioned photos (one record per figure)

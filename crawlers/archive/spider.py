@@ -13,6 +13,12 @@ every page/feed/manifest request; ``--depth`` counts link hops (listing →
 item, collection → member), not pagination, OAI tokens or the documents
 that complete a record (manifest, media). Deleted OAI records withdraw the
 catalogue record holding that OAI identifier at the end of a finished crawl.
+
+A list whose resumption token is refused (``badResumptionToken``) is started
+again once, its pages asked again even when the server hands back the same
+tokens; a second refusal, a token that comes round again, an OAI error other
+than ``noRecordsMatch``, a page, feed or manifest that fails or cannot be read
+count as ``arhiva/incomplete``: the run ends as ``partial``, never succeeded.
 """
 from __future__ import annotations
 
@@ -116,6 +122,7 @@ class ArchiveSpider(ArhivaSpider):
         self.scheduled: set[str] = set()         # page URLs requested
         self.oai_deleted: dict[str, str] = {}    # OAI identifier → datestamp
         self.oai_restarted: set[str] = set()
+        self.oai_tokens: dict[str, set[str]] = {}  # list start → tokens asked in its current run
         self._limit_logged = False
 
     # -- requests ------------------------------------------------------------------------------
@@ -158,6 +165,7 @@ class ArchiveSpider(ArhivaSpider):
         request = getattr(failure, "request", None)
         if request is not None:
             self._done(request)
+        self._lost()  # a page, feed or manifest the source did not give: the harvest is incomplete
         self.request_failed(failure)
         return self._maybe_flush()
 
@@ -180,6 +188,10 @@ class ArchiveSpider(ArhivaSpider):
         yield from handler(response, depth)
         yield from self._maybe_flush()
 
+    def _lost(self) -> None:
+        """Count a part of the source this crawl could not read; the run ends as partial."""
+        self.runlog.count("incomplete")
+
     def _add(self, views: list[Found]):
         for v in views:
             ids = v.identities() or [v.fetched_url]
@@ -193,6 +205,7 @@ class ArchiveSpider(ArhivaSpider):
             page = oai.parse_oai(response.body, response.url)
         except (UnsafeXML, BadXML) as exc:
             self.runlog.error("unsafe_xml" if isinstance(exc, UnsafeXML) else "bad_xml", str(exc), url=response.url)
+            self._lost()
             return
         start = response.meta.get("oai_list_start") or response.url
         if page.error_code:
@@ -216,10 +229,25 @@ class ArchiveSpider(ArhivaSpider):
                 if req is not None:
                     yield req
         if page.token:
-            req = self._page(oai.next_page_url(response.url, page.token), depth=depth, kind="oai_page",
-                             meta={"oai_list_start": start})
-            if req is not None:
-                yield req
+            yield from self._next_oai_page(response, page.token, depth, start)
+
+    def _next_oai_page(self, response, token: str, depth: int, start: str):
+        """The next page of a list. After a restart the server may hand back a token already asked
+        (Scrapy would drop the repeat): it is asked again. A token that comes round again within
+        one run of a list is no progress: an error, and the harvest is incomplete."""
+        tokens = self.oai_tokens.setdefault(start, set())
+        if token in tokens:
+            self._oai_failed(f"the list handed out resumption token {token!r} again: no progress", response.url)
+            return
+        tokens.add(token)
+        req = self._page(oai.next_page_url(response.url, token), depth=depth, kind="oai_page",
+                         meta={"oai_list_start": start}, dont_filter=start in self.oai_restarted)
+        if req is not None:
+            yield req
+
+    def _oai_failed(self, message: str, url: str) -> None:
+        self.runlog.error("oai_error", message, url=url)
+        self._lost()
 
     def _parse_xml(self, response, depth: int):
         """XML that did not look like OAI-PMH at first sight: parsed safely, OAI if its root says so."""
@@ -229,6 +257,7 @@ class ArchiveSpider(ArhivaSpider):
             root = parse_xml(response.body)
         except (UnsafeXML, BadXML) as exc:
             self.runlog.error("unsafe_xml" if isinstance(exc, UnsafeXML) else "bad_xml", str(exc), url=response.url)
+            self._lost()
             return
         if root.tag == "{http://www.openarchives.org/OAI/2.0/}OAI-PMH":
             yield from self._parse_oai(response, depth)
@@ -242,6 +271,7 @@ class ArchiveSpider(ArhivaSpider):
             return
         if code == "badResumptionToken" and start not in self.oai_restarted:
             self.oai_restarted.add(start)
+            self.oai_tokens[start] = set()
             self.logger.warning("OAI resumption token refused at %s: restarting the list from %s", response.url, start)
             self.runlog.count("oai/restarted")
             req = self._page(start, depth=depth, kind="oai_restart", meta={"oai_list_start": start}, dont_filter=True)
@@ -256,13 +286,14 @@ class ArchiveSpider(ArhivaSpider):
                 yield req
             return
         hint = " (gave up after one restart)" if code == "badResumptionToken" else ""
-        self.runlog.error("oai_error", f"{code}: {page.error_message or ''}{hint}", url=response.url)
+        self._oai_failed(f"{code}: {page.error_message or ''}{hint}", response.url)
 
     def _parse_json(self, response, depth: int):
         try:
             doc = json.loads(response.body)
         except ValueError as exc:
             self.runlog.error("bad_json", f"not JSON: {exc}", url=response.url)
+            self._lost()
             return
         url = response.url
         if iiif.is_manifest(doc):

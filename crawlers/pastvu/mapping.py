@@ -15,12 +15,18 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
+from catalog.dates import year_range
 from catalog.ingest import RecordIn
 
 PUBLIC = 5
 SIZES = {"standard": "d", "original": "a"}
 STRIP_KEY = {"d": "waterhs", "a": "waterh"}
 LISTING_KEYS = ("cid", "geo", "file", "dir", "title", "year", "year2")
+# Counters PastVu bumps on every view or comment (``giveForPage`` itself counts a view): kept in
+# the raw payload, left out of the change test so a re-harvest writes no empty revision.
+VOLATILE = ("giveForPage.photo.vcount", "giveForPage.photo.vdcount", "giveForPage.photo.vwcount",
+            "giveForPage.photo.ccount", "giveForPage.photo.cdcount", "giveForPage.photo.regions.*.phc",
+            "giveForPage.photo.regions.*.pac", "giveForPage.photo.regions.*.cc", "listing.ccount")
 LICENCE = "CC0-1.0 (metadata); images: personal non-commercial use"
 RIGHTS = (
     "Metadata (coordinates, image numbers, dates and labels): Creative Commons CC0, per PastVu. "
@@ -150,11 +156,8 @@ def to_record(result: dict[str, Any], listing: dict[str, Any] | None, *, base_ur
     """A catalogue record from a ``photo.giveForPage`` result (and the listing entry that led to it)."""
     photo = result.get("photo") or {}
     cid = int(photo.get("cid") or (listing or {}).get("cid"))
-    year_lo, year_hi = _int(photo.get("year")), _int(photo.get("year2"))
-    if year_hi is None:
-        year_hi = year_lo
-    if year_lo is not None and year_hi is not None and year_hi < year_lo:
-        year_lo, year_hi = year_hi, year_lo
+    years = year_range(_int(photo.get("year")), _int(photo.get("year2")))  # ordered, clipped to the era
+    year_lo, year_hi = (years.year_lo, years.year_hi) if years else (None, None)
     point = latlon(photo.get("geo")) or (latlon(listing.get("geo")) if listing else None)
     user = photo.get("user") or {}
     regions = [{k: r.get(k) for k in ("cid", "title_en", "title_local") if k in r}
@@ -203,4 +206,5 @@ def to_record(result: dict[str, Any], listing: dict[str, Any] | None, *, base_ur
         url=url,
         extra=extra,
         raw={"listing": listing, "giveForPage": result},
+        volatile=VOLATILE,
     )

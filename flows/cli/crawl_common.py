@@ -68,7 +68,11 @@ def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, An
             detail = escape(f"{where} {e.get('message', '')}")
             err.print(f"  [yellow]{escape(str(e.get('kind')))}[/yellow] {detail}", highlight=False)
     if summary.get("status") != "succeeded":
-        reason = summary.get("error") or f"the crawl ended {summary.get('status')}"
+        n = (summary.get("errors") or {}).get("count", 0)
+        reason = summary.get("error") or (
+            f"the source answered {n} request(s) with errors or not at all; what did answer is stored "
+            f"(the crawl log: {summary.get('log_file')})" if summary.get("status") == "partial"
+            else f"the crawl ended {summary.get('status')}")
         err.print(f"[red]error:[/red] crawl run {summary.get('run_id')} {escape(str(summary.get('status')))}: "
                   f"{escape(str(reason))}", highlight=False)
         raise typer.Exit(1)

@@ -41,7 +41,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in TABLES:
         op.drop_index(f'ix_{table}_running', table_name=table)
-        op.execute(f"UPDATE {table} SET status = 'succeeded' WHERE status IN ('partial', 'skipped')")
+        # the older schema has no word for these: a partial run lost pages, a skipped one had nothing to do
+        op.execute(f"UPDATE {table} SET status = 'failed' WHERE status = 'partial'")
+        op.execute(f"UPDATE {table} SET status = 'succeeded' WHERE status = 'skipped'")
         _statuses(table, OLD)
         for column in ('heartbeat_at', 'owner_start', 'owner_pid', 'owner_host'):
             op.drop_column(table, column)

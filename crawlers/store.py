@@ -102,6 +102,8 @@ class CrawlStore:
         ids = dict(report.ids)
         missing = [it.source_key for it in items if it.source_key not in ids and it.record is None]
         ids.update(harvest.record_ids(s, self.source_id, missing))
+        if self.collection and missing:  # records seen again only for their image join the collection too
+            add_to_collection(s, self.collection, [ids[k] for k in missing if k in ids])
         current = [it for it in items if it.image_current and it.image_url and it.source_key in ids]
         if current:
             harvest.touch_records(s, [ids[it.source_key] for it in current], run_id=self.run_id,

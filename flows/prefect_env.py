@@ -45,6 +45,12 @@ def configure() -> None:
         os.environ[_OURS] = "1"
 
 
+def ensure_home() -> None:
+    """Create ``PREFECT_HOME`` before Prefect is imported (Prefect warns when it cannot)."""
+    if os.environ.get("PREFECT_HOME"):
+        Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
 def _free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -76,6 +82,7 @@ class PrefectApi:
 @contextlib.contextmanager
 def prefect_server() -> Iterator[PrefectApi]:
     """Yield the Prefect API in use; start (and finally stop) a temporary server when none is set."""
+    ensure_home()
     configured = os.environ.get("PREFECT_API_URL")
     if configured:
         yield PrefectApi(configured, temporary=False)
@@ -86,7 +93,6 @@ def prefect_server() -> Iterator[PrefectApi]:
 
     from catalog.runs import die_with_parent
 
-    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}

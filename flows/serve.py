@@ -78,6 +78,9 @@ def load_schedule(path: Path) -> list[dict[str, Any]]:
 
 
 def _flows():
+    from flows.prefect_env import ensure_home
+
+    ensure_home()
     from flows.colorize import colorize_flow
     from flows.crawl import crawl_flow
     from flows.train import train_flow

@@ -47,11 +47,12 @@ def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, An
                      describe: Callable[[dict[str, Any]], str], max_examples: int = 10) -> None:
     """Run the crawl flow, show progress, print the summary; exit 2 on bad input, 1 if the crawl failed."""
     from crawlers.runner import checked_params
-    from flows import crawl as crawl_module
     from flows.cli.flowrun import RunWatcher, flow_session
 
     checked_params(spider, params)  # bad parameters are answered before any flow or process starts
     with flow_session(), RunWatcher("crawl", describe, on_news=network_news) as watch:
+        from flows import crawl as crawl_module  # Prefect loads once its home is ready
+
         try:
             summary = crawl_module.crawl_flow(spider=spider, params=params, settings=settings, retries=0)
         except crawl_module.CrawlFailed:

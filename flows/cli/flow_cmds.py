@@ -35,9 +35,10 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
     ) -> None:
         """Train a model version on the collection's colour photos not used before (a Prefect flow)."""
         from flows.cli.flowrun import flow_session
-        from flows.train import train_flow
 
         with flow_session():
+            from flows.train import train_flow
+
             summary = train_flow(collection=collection, name=name, base=base, stage1_epochs=stage1_epochs,
                                  stage2_epochs=stage2_epochs, crop_size=crop_size, batch_size=batch_size,
                                  width=width, min_photos=min_photos, device=device)
@@ -61,7 +62,6 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         """Colorize a collection's greyscale photos by year range; results go back to the catalogue."""
         from catalog.queries import QueryError, parse_years
         from flows.cli.flowrun import RunWatcher, flow_session
-        from flows.colorize import colorize_flow
 
         if years:
             try:
@@ -74,6 +74,8 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
                     f"photo(s) colorized")
 
         with flow_session(), RunWatcher("colorization", describe):
+            from flows.colorize import colorize_flow
+
             summary = colorize_flow(collection=collection, years=years, model=model, limit=limit,
                                     batch_size=batch_size, render_size=render_size, device=device,
                                     claim_size=claim_size)

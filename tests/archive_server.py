@@ -169,7 +169,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = "/" + rest
         self.server.requests.append({"host": host, "path": path, "query": parts.query})
         try:
-            status, headers, body = route(host, path, parts.query)
+            extra = self.server.extra.get((host, path))
+            status, headers, body = extra if extra is not None else route(host, path, parts.query)
         except Exception as exc:  # pragma: no cover - a test server bug
             status, headers, body = 500, {"Content-Type": "text/plain"}, str(exc).encode()
         self.send_response(status)
@@ -187,6 +188,7 @@ class ArchiveServer:
     def __init__(self):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.requests = []
+        self.httpd.extra = {}  # (host, path) → (status, headers, body), answered before the fixtures
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -196,6 +198,12 @@ class ArchiveServer:
     @property
     def requests(self) -> list[dict[str, str]]:
         return self.httpd.requests
+
+    def add(self, host: str, path: str, body: bytes | str, ctype: str = "application/ld+json",
+            status: int = 200, headers: dict[str, str] | None = None) -> None:
+        """Serve ``body`` at https://{host}{path} (a test's own hostile or oversized answer)."""
+        data = body.encode() if isinstance(body, str) else body
+        self.httpd.extra[(host, path)] = (status, {"Content-Type": ctype, **(headers or {})}, data)
 
     def host_map(self) -> dict[str, str]:
         return {h: self.url for h in HOSTS}

@@ -71,7 +71,7 @@ def _crawl(pastvu):
 
     params = {"bbox": ",".join(map(str, CHISINAU)), "api_url": pastvu.api_url, "tile_size": 0.02,
               "collection": "moldova"}
-    return crawl_flow(spider="pastvu", params=params, settings=FAST, retries=0)
+    return crawl_flow(spider="pastvu", params=params, settings=FAST | pastvu.allow, retries=0)
 
 
 def _train():

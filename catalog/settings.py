@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=120_000_000, description="Largest image (pixels) accepted: decompression-bomb guard.")
     page_size_max: int = Field(default=1000, description="Largest page a query or the API returns.")
     web_token: str | None = Field(default=None, description="Token that enables writing endpoints of `arhiva web`.")
+    public_url: str | None = Field(
+        default=None, description="Root URL of `arhiva web` as others reach it (https://photos.example/); "
+        "absolute links in JSON and IIIF use it instead of the request's Host header.")
     allow_private: str = Field(
         default="", description="Origins (http://host:port, comma-separated) on loopback, private or link-local "
         "addresses that harvesters may fetch; every other such address is refused.")

@@ -42,7 +42,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
 def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, Any], *, json_out: bool,
                      describe: Callable[[dict[str, Any]], str], max_examples: int = 10) -> None:
-    """Run the crawl flow, show progress, print the summary; exit 2 on bad input, 1 if the crawl failed."""
+    """Run the crawl flow, show progress, print the summary; exit 2 on bad input, 1 if the crawl failed
+    or any record it found was not stored (rejected)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from crawlers.runner import CrawlError, spider_class
@@ -81,5 +82,11 @@ def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, An
             err.print(f"  [yellow]{escape(str(e.get('kind')))}[/yellow] {detail}", highlight=False)
         if summary.get("error"):
             err.print(f"[red]error:[/red] {escape(str(summary['error']))}", highlight=False)
-    if summary.get("status") != "succeeded":
+    if summary.get("status") != "succeeded" or _lost_records(summary):
         raise typer.Exit(1)
+
+
+def _lost_records(summary: dict[str, Any]) -> int:
+    """Records the crawl found but did not store (rejected, or a batch the catalogue refused)."""
+    by_kind = (summary.get("errors") or {}).get("by_kind") or {}
+    return int((summary.get("records") or {}).get("rejected") or 0) + int(by_kind.get("catalogue_write") or 0)

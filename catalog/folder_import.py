@@ -47,6 +47,7 @@ from catalog.db import get_engine, session_scope
 from catalog.ingest import RecordIn, get_or_create_source, upsert_records, validate, withdraw_records
 from catalog.licences import normalise_licence
 from catalog.harvest import touch_records
+from catalog.imaging import use_pixel_limit
 from catalog.models import Record, RecordAsset
 from catalog.runs import finish_run, start_run
 from catalog.settings import Settings, get_settings
@@ -262,10 +263,15 @@ _EXIF_IFD = 0x8769
 
 
 def _exif(data: bytes) -> dict[str, Any]:
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings():  # the header only: the pixels are checked by prepare_image
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+        with im:
             exif = im.getexif()
             out: dict[str, Any] = {}
             orientation = exif.get(0x0112)
@@ -357,6 +363,7 @@ def import_folder(folder: Path | str, *, collection: str | None = None, source: 
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder")
     settings = settings or get_settings()
+    use_pixel_limit(settings.max_image_pixels)
     engine = engine or get_engine(settings)
     store = get_store(settings)
     report = ImportReport(source=source or _source_slug(folder))

@@ -33,6 +33,13 @@ def encode(image) -> bytes:
     return buf.getvalue()
 
 
+def _small(image, side: int = 384):
+    image.draft("RGB", (side, side))  # a JPEG decodes at a reduced scale
+    small = image.convert("RGB")
+    small.thumbnail((side, side))
+    return small
+
+
 @task(name="colorize-batch", cache_policy=NO_CACHE)
 def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int, phash: str,
                    params: dict[str, Any], year_from: int | None, year_to: int | None, limit: int,
@@ -62,8 +69,8 @@ def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int,
             t2 = time.perf_counter()
             for ref, out in zip(part, outputs):
                 results.append((ref, prepare_made_image(store, out, encode(out), OUTPUT["format"])))
-                if len(grid) < GRID_SIZE:
-                    grid.append((Image.open(store.path(ref.sha256)), out))
+                if len(grid) < GRID_SIZE:  # small copies: the grid never holds full-size photos
+                    grid.append((_small(Image.open(store.path(ref.sha256))), _small(out)))
             engine_s += t2 - t1
             write_s += time.perf_counter() - t2
         t3 = time.perf_counter()
@@ -97,7 +104,10 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     from catalog.work import latest_model, params_hash, pending_shas
     from flows.artifacts import before_after_grid, image_artifact, summary_table
 
+    from catalog.imaging import use_pixel_limit
+
     log = get_run_logger()
+    use_pixel_limit(get_settings().max_image_pixels)  # photos open under the one pixel limit
     year_from, year_to = parse_years(years) if years else (None, None)
     engine = open_catalog()
     params = colorization_params(render_size)

@@ -166,3 +166,18 @@ def test_a_crawl_of_a_loopback_server_needs_the_explicit_allowance(arhiva_env, c
         assert "private_address" in {e["kind"] for e in errors(refused)}
         allowed = run_crawl("pastvu", params, settings_overrides=FAST | server.allow)
         assert allowed["records"]["new"] == 8
+
+
+def test_oversized_pages_and_compression_bombs_are_refused_and_the_crawl_goes_on(arhiva_env, clean_db):
+    import gzip
+
+    bomb = gzip.compress(b" " * (64 * 1024 * 1024), 9)  # 64 MB of HTML once inflated, ~64 kB sent
+    big = b"<html><body>" + b"<p>x</p>" * (20 * 1024 * 1024 // 8) + b"</body></html>"  # 20 MB
+    with ArchiveServer() as srv:
+        srv.add(BASA, "/bomb", bomb, "text/html", headers={"Content-Encoding": "gzip"})
+        srv.add(BASA, "/big", big, "text/html")
+        srv.add(BASA, "/ok/manifest", _manifest(1, f"https://{BASA}/files/ok.jpg"))
+        summary = crawl(srv, [f"https://{BASA}/bomb", f"https://{BASA}/big", f"https://{BASA}/ok/manifest"])
+    assert summary["status"] == "succeeded" and summary["records"]["new"] == 1
+    failed = {e["url"] for e in errors(summary) if e["kind"].endswith("_failed")}
+    assert {f"https://{BASA}/bomb", f"https://{BASA}/big"} <= failed

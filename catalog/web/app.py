@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from catalog.blobs import BlobStore
 from catalog.db import open_catalog, session_factory
+from catalog.imaging import use_pixel_limit
 from catalog.queries import QueryError
 from catalog.settings import Settings, get_settings
 
@@ -40,6 +41,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     from catalog.web import api, files, pages
 
     settings = settings or get_settings()
+    use_pixel_limit(settings.max_image_pixels)
     engine = engine or open_catalog(settings)
     app = FastAPI(title="arhiva catalogue", version="1", description=DESCRIPTION,
                   openapi_tags=[{"name": "records"}, {"name": "assets"}, {"name": "files"}, {"name": "IIIF"},

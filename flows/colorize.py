@@ -34,40 +34,68 @@ def encode(image) -> bytes:
 
 
 def _small(image, side: int = 384):
+    from catalog.imaging import shrink
+
     image.draft("RGB", (side, side))  # a JPEG decodes at a reduced scale
-    small = image.convert("RGB")
-    small.thumbnail((side, side))
-    return small
+    return shrink(image, side).convert("RGB")
+
+
+def _photo_errors() -> tuple[type[BaseException], ...]:
+    """What one unreadable photo raises (a missing blob, an undecodable or oversized file, a
+    crop box that does not fit); anything else (the engine, the device) stops the run."""
+    from PIL import Image
+
+    return OSError, ValueError, SyntaxError, Image.DecompressionBombError
+
+
+def _colorize(colorizer, store, part) -> tuple[list, list[tuple[Any, str]]]:
+    """(photo, output) for each photo of ``part`` the engine colorized, and (photo, reason) for
+    each it could not read: a batch that fails is tried again photo by photo."""
+    errors = _photo_errors()
+    try:
+        outputs = colorizer.colorize([store.path(r.sha256) for r in part], crop_boxes=[r.crop_box for r in part])
+        return list(zip(part, outputs)), []
+    except errors:
+        pass
+    done, failed = [], []
+    for ref in part:
+        try:
+            done += zip([ref], colorizer.colorize([store.path(ref.sha256)], crop_boxes=[ref.crop_box]))
+        except errors as exc:
+            failed.append((ref, f"{type(exc).__name__}: {exc}"))
+    return done, failed
 
 
 @task(name="colorize-batch", cache_policy=NO_CACHE)
 def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int, phash: str,
                    params: dict[str, Any], year_from: int | None, year_to: int | None, limit: int,
-                   run_id: int, grid: list, candidates: list[str]) -> dict[str, Any]:
+                   run_id: int, grid: list, candidates: list[str], retry_failed: bool = False) -> dict[str, Any]:
     """Claim up to ``limit`` photos, colorize them in engine batches, write the results; the rows
-    all in the claim's transaction (blobs first: a result row never points at a missing file)."""
+    all in the claim's transaction (blobs first: a result row never points at a missing file).
+    A photo that cannot be read is recorded as failed, with the reason, and the others go on."""
     from PIL import Image
 
     from catalog.assets import get_store, prepare_made_image, register_prepared
     from catalog.db import session_scope
-    from catalog.work import claim_colorization_batch, record_colorizations
+    from catalog.work import claim_colorization_batch, record_colorization_failures, record_colorizations
 
     store = get_store()
     t0 = time.perf_counter()
     engine_s = write_s = 0.0
     with session_scope(engine) as s:
         refs = claim_colorization_batch(s, collection, model_version_id, phash, year_from, year_to, limit,
-                                        candidates=candidates)
+                                        candidates=candidates, retry_failed=retry_failed)
         if not refs:
             return {"photos": 0}
         claim_s = time.perf_counter() - t0
-        results = []
+        results, failures = [], []
         for start in range(0, len(refs), colorizer.batch_size):
             part = refs[start:start + colorizer.batch_size]
             t1 = time.perf_counter()
-            outputs = colorizer.colorize([store.path(r.sha256) for r in part], crop_boxes=[r.crop_box for r in part])
+            done, failed = _colorize(colorizer, store, part)
+            failures += failed
             t2 = time.perf_counter()
-            for ref, out in zip(part, outputs):
+            for ref, out in done:
                 results.append((ref, prepare_made_image(store, out, encode(out), OUTPUT["format"])))
                 if len(grid) < GRID_SIZE:  # small copies: the grid never holds full-size photos
                     grid.append((_small(Image.open(store.path(ref.sha256))), _small(out)))
@@ -77,17 +105,21 @@ def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int,
         register_prepared(s, *(image for _, image in results))
         record_colorizations(s, [(ref, image.sha256) for ref, image in results], model_version_id=model_version_id,
                              phash=phash, params=params, run_id=run_id)
+        record_colorization_failures(s, failures, model_version_id=model_version_id, phash=phash, params=params,
+                                     run_id=run_id)
     write_s += time.perf_counter() - t3
-    return {"photos": len(refs), "records": sum(len(r.record_ids) for r in refs), "claim_s": claim_s,
-            "engine_s": engine_s, "write_s": write_s}
+    return {"photos": len(refs), "records": sum(len(r.record_ids) for r, _ in results), "claim_s": claim_s,
+            "engine_s": engine_s, "write_s": write_s, "failed": len(failures),
+            "failures": [{"sha256": r.sha256, "records": r.record_ids, "error": why} for r, why in failures]}
 
 
 @flow(name="colorize", log_prints=True)
 def colorize_flow(collection: str, years: str | None = None, model: str | None = None, limit: int | None = None,
                   batch_size: int = 8, render_size: int = 256, device: str = "auto",
-                  claim_size: int | None = None) -> dict[str, Any]:
+                  claim_size: int | None = None, retry_failed: bool = False) -> dict[str, Any]:
     """Colorize the greyscale originals of ``collection`` whose years overlap ``years`` (FROM-TO)
     that lack a result from ``model`` (default: the latest version) with these parameters.
+    Photos recorded as failed by an earlier run are skipped unless ``retry_failed``.
 
     Each task claims ``claim_size`` photos (default 4 × ``batch_size``) and runs them through the
     engine ``batch_size`` at a time."""
@@ -119,18 +151,20 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
         cid = s.execute(select(Collection.id).where(Collection.name == collection)).scalar()
         if cid is None:
             raise LookupError(f"no collection named {collection!r}")
-        candidates = pending_shas(s, collection, mv.id, phash, year_from, year_to)
+        candidates = pending_shas(s, collection, mv.id, phash, year_from, year_to, retry_failed)
         pending = len(candidates)
         run_id = start_run(s, "colorization", "prefect:colorize",
                            {"collection": collection, "years": years, "model": mv.name, "limit": limit,
                             "batch_size": batch_size, "claim_size": claim_size, "device": device,
+                            "retry_failed": retry_failed,
                             "worker": f"{socket.gethostname()}:{os.getpid()}", "params": params},
                            collection_id=cid, model_version_id=mv.id)
         mv_id, mv_name, ckpt = mv.id, mv.name, get_store().path(mv.checkpoint_sha256)
     log.info("colorize %s (years %s) with %s: %d photo(s) pending", collection, years or "any", mv_name, pending)
     colorizer = Colorizer(ckpt, device=device, render_size=render_size, batch_size=batch_size)
     claim = max(1, claim_size or 4 * batch_size)
-    totals = {"photos": 0, "records": 0, "batches": 0, "claim_s": 0.0, "engine_s": 0.0, "write_s": 0.0}
+    totals = {"photos": 0, "failed": 0, "records": 0, "batches": 0, "claim_s": 0.0, "engine_s": 0.0,
+              "write_s": 0.0, "failures": []}
     grid: list = []
     started = time.perf_counter()
     status, error = "succeeded", None
@@ -139,12 +173,15 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
             n = claim if limit is None else min(claim, limit - totals["photos"])
             got = colorize_batch(engine, colorizer, collection=collection, model_version_id=mv_id, phash=phash,
                                  params=params, year_from=year_from, year_to=year_to, limit=n, run_id=run_id,
-                                 grid=grid, candidates=candidates)
+                                 grid=grid, candidates=candidates, retry_failed=retry_failed)
             if not got["photos"]:
                 break
             totals["batches"] += 1
-            for k in ("photos", "records", "claim_s", "engine_s", "write_s"):
+            for k in ("photos", "failed", "records", "claim_s", "engine_s", "write_s"):
                 totals[k] += got[k]
+            totals["failures"] = (totals["failures"] + got["failures"])[:100]  # all are rows of their own
+            for f in got["failures"]:
+                log.warning("photo %s (records %s) not colorized: %s", f["sha256"], f["records"], f["error"])
             log.info("colorized %d / %d photo(s)", totals["photos"], pending if limit is None else min(pending, limit))
     except BaseException as exc:
         status, error = ("cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"), repr(exc)

@@ -208,6 +208,13 @@ class ArchiveServer:
     def host_map(self) -> dict[str, str]:
         return {h: self.url for h in HOSTS}
 
+    def cli_settings(self) -> list[str]:
+        """``arhiva crawl archive`` options that send the crawl here, fast and impolite."""
+        import json
+
+        return ["--setting", "ARHIVA_HOST_MAP=" + json.dumps(self.host_map()), "--setting", "ROBOTSTXT_OBEY=false",
+                "--setting", "DOWNLOAD_DELAY=0", "--setting", "AUTOTHROTTLE_ENABLED=false"]
+
     def __enter__(self) -> ArchiveServer:
         self.thread.start()
         return self

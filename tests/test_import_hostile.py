@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tracemalloc
-from pathlib import Path
 
 from sqlalchemy import text
 

@@ -88,10 +88,8 @@ def test_a_crawl_that_rejects_a_record_stores_the_rest_and_exits_non_zero(arhiva
                 doc["summary"] = {"ro": ["Chișinău " + _words(2_700_000)]}
             srv.add(BASA, f"/hostile/{n}/manifest", json.dumps(doc))
             urls.append(f"https://{BASA}/hostile/{n}/manifest")
-        args = ["crawl", "archive", *urls, "--collection", "limits", "--json", "--no-images",
-                "--setting", "ARHIVA_HOST_MAP=" + json.dumps(srv.host_map()), "--setting", "ROBOTSTXT_OBEY=false",
-                "--setting", "DOWNLOAD_DELAY=0", "--setting", "AUTOTHROTTLE_ENABLED=false"]
-        result = CliRunner().invoke(app, args)
+        result = CliRunner().invoke(app, ["crawl", "archive", *urls, "--collection", "limits", "--json",
+                                          "--no-images", *srv.cli_settings()])
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout[result.stdout.index("{"):])
     assert summary["records"]["new"] == 5 and summary["records"]["rejected"] == 1

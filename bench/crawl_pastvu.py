@@ -47,7 +47,7 @@ def scrapy_crawl(server: FakePastvu, concurrency: int, tile: float, workers: int
     server.reset_counts()
     t0 = time.perf_counter()
     summary = run_crawl("pastvu", {"bbox": list(AREA), "api_url": server.api_url, "tile_size": tile},
-                        settings_overrides=settings)
+                        settings_overrides=settings | server.allow)
     wall = time.perf_counter() - t0
     rec = summary["records"]
     return {"seconds": wall, "records": rec["new"] + rec["changed"] + rec["unchanged"],

@@ -13,9 +13,16 @@
   ``lon``, ``direction``, ``author``, ``licence`` (or ``license``), ``rights``, ``attribution``,
   ``url``; any other column is kept in ``extra.sidecar``. A bad row is reported with the sidecar's
   path and line; its file is imported without that row, the good rows are used.
-* Records are keyed by the path relative to the folder. Re-running adds only what is new or
+* Records are keyed by the path relative to the folder (bytes of a name that are not UTF-8 are
+  written ``\\xNN``, and ``extra.file_name_not_utf8`` is set). Re-running adds only what is new or
   changed (content hash or metadata); records whose files are gone are withdrawn. Every import is
   a crawl run (agent ``import``) and every record keeps its raw payload as a revision.
+* Safety: symbolic links (to files or folders) are never followed: a link inside the tree adds
+  nothing (its target is imported under its own path), a link out of the tree is skipped and
+  reported. A file over
+  ``ARHIVA_MAX_IMAGE_BYTES`` is refused from its size before it is read, a file that is not a
+  regular file is never opened, and a file that is not an acceptable image (truncated, HTML, a
+  decompression bomb, empty) is rejected: it becomes no record, and the import reports it.
 """
 from __future__ import annotations
 
@@ -23,8 +30,10 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
-from collections.abc import Callable, Iterator
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +41,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.assets import ImageRejected, get_store, link_asset, register_image
+from catalog.assets import ImageRejected, PreparedImage, get_store, link_assets, prepare_image, register_prepared
 from catalog.dates import parse_date
 from catalog.db import open_catalog, session_scope
-from catalog.ingest import RecordIn, get_or_create_source, upsert_records, withdraw_records
+from catalog.ingest import RecordIn, get_or_create_source, upsert_records, validate, withdraw_records
 from catalog.licences import normalise_licence
 from catalog.harvest import touch_records
+from catalog.imaging import use_pixel_limit
 from catalog.models import Record, RecordAsset
 from catalog.runs import activity
 from catalog.settings import Settings, get_settings
@@ -64,15 +74,21 @@ class ImportReport:
     changed: int = 0
     unchanged: int = 0
     withdrawn: int = 0
+    rejected: int = 0  # files not imported: unreadable, too big, not an image, record refused
     images_stored: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def error(self, where: str, message: str) -> None:
-        self.errors.append({"where": where, "message": message})
+        self.errors.append({"where": safe_text(where), "message": safe_text(message)})
+
+    def reject(self, where: str, message: str) -> None:
+        self.rejected += 1
+        self.error(where, message)
 
     def as_stats(self) -> dict[str, Any]:
         return {"files": self.files, "records": {"new": self.new, "changed": self.changed,
-                                                 "unchanged": self.unchanged, "withdrawn": self.withdrawn},
+                                                 "unchanged": self.unchanged, "withdrawn": self.withdrawn,
+                                                 "rejected": self.rejected},
                 "images": {"stored": self.images_stored}, "errors": {"count": len(self.errors),
                                                                      "examples": self.errors[:200]}}
 
@@ -185,20 +201,56 @@ def _check_row(row: dict[str, Any], where: str, base: Path, report: ImportReport
 
 # -- files ------------------------------------------------------------------------------------------
 
-def _walk(folder: Path) -> Iterator[Path]:
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts):
+def safe_text(text: str) -> str:
+    """Text any JSON encoder and PostgreSQL accept: bytes of a file name that are not UTF-8 (kept
+    by Python as lone surrogates) written as \\xNN."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace") if _has_surrogates(text) else text
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def _walk(folder: Path, report: ImportReport) -> list[Path]:
+    """Every file of the tree, sorted; hidden files and folders skipped. The link rule,
+    one for files and folders: a symbolic link is never followed. One whose target is inside the
+    folder adds nothing (the target is imported under its own path); one that points out of the
+    tree (or nowhere) is skipped and reported."""
+    root = folder.resolve()
+    pending, found = [folder], []
+    while pending:
+        here = pending.pop()
+        try:
+            entries = list(os.scandir(here))
+        except OSError as exc:
+            report.error(here.relative_to(folder).as_posix(), f"folder cannot be read: {exc.strerror}")
             continue
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-            yield p
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            if entry.is_symlink():
+                target = path.resolve()
+                if not target.exists():
+                    report.error(path.relative_to(folder).as_posix(), "broken symbolic link: skipped")
+                elif not target.is_relative_to(root):
+                    report.error(path.relative_to(folder).as_posix(),
+                                 "symbolic link to a path outside the folder: not followed")
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append(path)
+            else:  # regular files, and special ones (a FIFO, a device) for _read to refuse by name
+                found.append(path)
+    return sorted(found)
 
 
-def _sidecars(folder: Path, report: ImportReport) -> dict[str, dict[str, Any]]:
+def _sidecars(folder: Path, files: list[Path], report: ImportReport) -> dict[str, dict[str, Any]]:
     """Metadata by path relative to the import folder; a sidecar nearer the file wins."""
     found: dict[str, dict[str, Any]] = {}
-    paths = [p for name in SIDECAR_NAMES for p in folder.rglob(name)
-             if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    paths = [p for p in files if p.name in SIDECAR_NAMES and p.is_file()]
     for sc in sorted(paths, key=lambda p: -len(p.relative_to(folder).parts)):  # deepest first
         for rel, values in read_sidecar(sc, report).items():
             key = (sc.parent.relative_to(folder) / rel).as_posix()
@@ -211,10 +263,15 @@ _EXIF_IFD = 0x8769
 
 
 def _exif(data: bytes) -> dict[str, Any]:
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings():  # the header only: the pixels are checked by prepare_image
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+        with im:
             exif = im.getexif()
             out: dict[str, Any] = {}
             orientation = exif.get(0x0112)
@@ -306,6 +363,7 @@ def import_folder(folder: Path | str, *, collection: str | None = None, source: 
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder")
     settings = settings or get_settings()
+    use_pixel_limit(settings.max_image_pixels)
     engine = engine or open_catalog(settings)
     store = get_store(settings)
     report = ImportReport(source=source or _source_slug(folder))
@@ -334,45 +392,76 @@ def _known(s: Session, source_id: int) -> dict[str, tuple[int, str, str, set[str
     return out
 
 
+def _read(path: Path, limit: int) -> bytes:
+    """The file's bytes; refused before reading when it is not a regular file (a FIFO, a device)
+    or is over ``limit`` bytes, and never more than ``limit`` + 1 bytes read."""
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageRejected("not a regular file")
+    if st.st_size > limit:
+        raise ImageRejected(f"file is {st.st_size:,} bytes, over the limit of {limit:,}")
+    with open(path, "rb") as f:
+        data = f.read(min(st.st_size, limit) + 1)  # (read(n) sets n bytes aside first)
+    if len(data) > limit:
+        raise ImageRejected(f"file grew past the limit of {limit:,} bytes while it was read")
+    return data
+
+
 def _import(folder, source_id, collection, engine, store, settings, report, progress) -> None:
-    meta = _sidecars(folder, report)
-    files = list(_walk(folder))
+    files = _walk(folder, report)
+    meta = _sidecars(folder, files, report)
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     with session_scope(engine) as s:
         known = _known(s, source_id)
-    total = len(files)
+    total = len(images)
     seen_keys: set[str] = set()
-    batch: list[tuple[RecordIn, bytes]] = []
+    batch: list[tuple[RecordIn, PreparedImage]] = []
     unchanged: list[int] = []
 
     def flush() -> None:
         if not batch:
             return
         with session_scope(engine) as s:
-            _store_batch(s, source_id, collection, store, settings, report, batch)
+            _store_batch(s, source_id, collection, report, batch)
         batch.clear()
 
-    for i, path in enumerate(files, 1):
-        rel = path.relative_to(folder).as_posix()
+    for i, path in enumerate(images, 1):
+        name = path.relative_to(folder).as_posix()
+        rel = safe_text(name)  # the key: a name that is not UTF-8 keeps its odd bytes as \xNN
         seen_keys.add(rel)
         report.files += 1
+        if progress:
+            progress({"done": i, "total": total, "file": rel, "new": report.new, "changed": report.changed,
+                      "unchanged": report.unchanged, "errors": len(report.errors)})
         try:
-            data = path.read_bytes()
+            data = _read(path, settings.max_image_bytes)
         except OSError as exc:
-            report.error(rel, f"cannot be read: {exc}")
+            report.reject(rel, f"cannot be read: {exc.strerror or exc}")
+            continue
+        except ImageRejected as exc:
+            report.reject(rel, f"image rejected: {exc}")
             continue
         sha = hashlib.sha256(data).hexdigest()
         rec = _record(rel, data, sha, meta.get(rel), _exif(data))
+        if rel != name:
+            rec.extra["file_name_not_utf8"] = True
+        problem = validate(rec)
+        if problem is not None:
+            report.reject(rel, f"record rejected: {problem.field}: {problem.message}")
+            continue
         k = known.get(rel)
         if k is not None and k[1] == rec.payload_hash() and sha in k[3]:
             report.unchanged += 1
             unchanged.append(k[0])
-        else:
-            batch.append((rec, data))
+            continue
+        try:  # measured (and its blob stored) before its record: a file that is no image is no record
+            image = prepare_image(store, data, settings=settings)
+        except ImageRejected as exc:
+            report.reject(rel, f"image rejected: {exc}")
+            continue
+        batch.append((rec, image))
         if len(batch) >= BATCH:
             flush()
-        if progress:
-            progress({"done": i, "total": total, "file": rel, "new": report.new, "changed": report.changed,
-                      "unchanged": report.unchanged, "errors": len(report.errors)})
     flush()
     gone = [k for k, v in known.items() if k not in seen_keys and v[2] == "active"]
     with session_scope(engine) as s:
@@ -381,23 +470,16 @@ def _import(folder, source_id, collection, engine, store, settings, report, prog
             report.withdrawn = withdraw_records(s, source_id, gone, run_id=report.run_id)
 
 
-def _store_batch(s: Session, source_id, collection, store, settings, report: ImportReport,
-                 batch: list[tuple[RecordIn, bytes]]) -> None:
-    records = [r for r, _ in batch]
-    up = upsert_records(s, source_id, records, run_id=report.run_id, collection=collection)
+def _store_batch(s: Session, source_id, collection, report: ImportReport,
+                 batch: list[tuple[RecordIn, PreparedImage]]) -> None:
+    up = upsert_records(s, source_id, [r for r, _ in batch], run_id=report.run_id, collection=collection)
     report.new += up.new
     report.changed += up.changed
     for rej in up.rejected:
-        report.error(rej.source_key or "?", f"record rejected: {rej.field}: {rej.message}")
-    for rec, data in batch:
-        rid = up.ids.get(rec.source_key)
-        if rid is None or not data:
-            continue
-        try:
-            with s.begin_nested():
-                asset = register_image(s, store, data, settings=settings)
-                link_asset(s, rid, asset.sha256, "original", source_url=f"file:{rec.source_key}",
-                           run_id=report.run_id)
-            report.images_stored += 1
-        except ImageRejected as exc:
-            report.error(rec.source_key, f"image rejected: {exc}")
+        report.reject(rej.source_key or "?", f"record rejected: {rej.field}: {rej.message}")
+    stored = [(up.ids[rec.source_key], rec.source_key, image) for rec, image in batch if rec.source_key in up.ids]
+    register_prepared(s, *(image for _, _, image in stored))
+    link_assets(s, [{"record_id": rid, "asset_sha256": image.sha256, "source_url": f"file:{key}",
+                     "first_seen_run_id": report.run_id, "last_seen_run_id": report.run_id}
+                    for rid, key, image in stored])
+    report.images_stored += len(stored)

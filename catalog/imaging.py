@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 # Chroma spread (Lab units) above which an image counts as colour. Greyscale and
 # toned prints (sepia, cyanotype) have one hue everywhere: their chroma varies
@@ -39,10 +39,19 @@ class ImageInfo:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def use_pixel_limit(max_pixels: int) -> None:
+    """Make Pillow's own decompression-bomb check follow ``ARHIVA_MAX_IMAGE_PIXELS`` in this
+    process: every ``Image.open`` then warns above it and refuses above twice it, and arhiva's
+    readers (``open_image`` here, ``colorization.imageio``) refuse above it. (Pillow's default,
+    89,478,485 pixels, would otherwise refuse or warn about scans the setting allows.)"""
+    Image.MAX_IMAGE_PIXELS = int(max_pixels)
+
+
 def open_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None,
                draft: tuple[int, int] | None = None) -> Image.Image:
     """Open and fully decode, refusing oversized, truncated or unknown files.
 
+    ``max_pixels`` is the one pixel limit (Pillow's own check follows it: ``use_pixel_limit``).
     ``draft``: a JPEG may be decoded at a reduced scale (DCT scaling; every byte is still
     read, so truncation is still caught); the full size is then in ``im.info["full_size"]``.
     """
@@ -50,9 +59,10 @@ def open_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None,
         raise ImageRejected(f"file is {len(data):,} bytes, over the limit of {max_bytes:,}")
     if not data:
         raise ImageRejected("file is empty")
+    use_pixel_limit(max_pixels)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked right below
             im = Image.open(io.BytesIO(data))
             w, h = im.size
             if w * h > max_pixels:
@@ -64,8 +74,9 @@ def open_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None,
             im.load()
     except ImageRejected:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected(f"decompression bomb refused: {exc}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # over twice the limit
+        raise ImageRejected(f"image is over the limit of {max_pixels:,} pixels (decompression-bomb guard: "
+                            f"{exc})") from None
     except UnidentifiedImageError:
         head = data[:64].lstrip().lower()
         kind = "an HTML page" if head.startswith((b"<!doctype html", b"<html")) else "not an image"
@@ -75,11 +86,47 @@ def open_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None,
     return im
 
 
+HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I", "F")
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+
+
+def exif_orientation(im: Image.Image) -> int | None:
+    try:
+        value = im.getexif().get(0x0112)
+    except Exception:  # broken EXIF must not sink the image
+        return None
+    return int(value) if value in _TRANSPOSE else None
+
+
+def upright(im: Image.Image, orientation: int | None) -> Image.Image:
+    """``im`` turned by an EXIF orientation (the image itself when there is nothing to turn:
+    no copy, unlike ``ImageOps.exif_transpose``)."""
+    return im.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else im
+
+
+def shrink(im: Image.Image, max_side: int) -> Image.Image:
+    """A new image at most ``max_side`` pixels a side, made without a full-size copy (reduced
+    by a whole factor first; 16-bit and float images by striding); ``im`` when already small."""
+    w, h = im.size
+    if max(w, h) <= max_side:
+        return im
+    size = (max(1, round(w * max_side / max(w, h))), max(1, round(h * max_side / max(w, h))))
+    if im.mode in HIGH_DEPTH:
+        k = max(1, max(w, h) // max_side)
+        a = np.asarray(im)[::k, ::k]
+        small = Image.fromarray(np.ascontiguousarray(a.astype(np.int32) if a.dtype == np.uint16 else a))
+        return small.resize(size, Image.Resampling.BILINEAR) if small.size != size else small
+    if im.mode in ("P", "1"):
+        return im.resize(size, Image.Resampling.NEAREST)
+    return im.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
 def to_rgb_array(im: Image.Image, max_side: int | None = None) -> np.ndarray:
     """RGB float32 array in [0, 1], any mode (16-bit, palette, alpha) handled."""
-    if max_side and max(im.size) > max_side:
-        im = im.copy()
-        im.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    if max_side:
+        im = shrink(im, max_side)
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(im, dtype=np.float32)
         a = a / (65535.0 if a.max() > 255 else 255.0)
@@ -116,10 +163,15 @@ def colourfulness(rgb: np.ndarray) -> float:
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
-def dhash(im: Image.Image) -> str:
-    """64-bit difference hash (hex): near-identical images differ in few bits."""
-    g = im.convert("L").resize((9, 8), Image.Resampling.BILINEAR)
-    a = np.asarray(g, dtype=np.int16)
+def dhash(im: Image.Image | np.ndarray) -> str:
+    """64-bit difference hash (hex): near-identical images differ in few bits. Takes an image or
+    an RGB array in [0, 1] (``to_rgb_array``: any bit depth)."""
+    if isinstance(im, np.ndarray):
+        grey = (im @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).astype(np.float32)
+        g = Image.fromarray(np.ascontiguousarray(grey), "F").resize((9, 8), Image.Resampling.BILINEAR)
+    else:
+        g = im.convert("L").resize((9, 8), Image.Resampling.BILINEAR)
+    a = np.asarray(g, dtype=np.float32)
     bits = (a[:, 1:] > a[:, :-1]).flatten()
     return f"{int(''.join('1' if x else '0' for x in bits), 2):016x}"
 
@@ -136,21 +188,18 @@ def measure_image(im: Image.Image, *, fmt: str | None = None, full_size: tuple[i
     full_w, full_h = full_size or im.size
     fmt = fmt or im.format or "UNKNOWN"
     info: dict[str, Any] = {"mode": im.mode, "format": fmt, "frames": getattr(im, "n_frames", 1)}
-    try:
-        orientation = im.getexif().get(0x0112)
-    except Exception:  # broken EXIF must not sink the image
-        orientation = None
+    orientation = exif_orientation(im)
     if orientation and orientation != 1:
-        info["exif_orientation"] = int(orientation)
-    small = ImageOps.exif_transpose(im) if orientation else im
-    rgb = to_rgb_array(small, max_side=256)
+        info["exif_orientation"] = orientation
+    small = upright(shrink(im, 256), orientation)  # measured small: no full-size copy
+    rgb = to_rgb_array(small)
     lab = rgb_to_lab(rgb)
     a, b = lab[..., 1].ravel(), lab[..., 2].ravel()
     chroma = np.hypot(a, b)
     spread = float(np.sqrt(a.var(dtype=np.float64) + b.var(dtype=np.float64)))  # RMS distance from the mean a*b*
     return ImageInfo(
         media_type=MEDIA_TYPES.get(fmt, f"image/{fmt.lower()}"),
-        width=full_w, height=full_h, phash=dhash(small),
+        width=full_w, height=full_h, phash=dhash(rgb),
         colourfulness=round(colourfulness(rgb), 3), chroma_mean=round(float(chroma.mean(dtype=np.float64)), 3),
         chroma_spread=round(spread, 3), is_colour=spread >= COLOUR_SPREAD_THRESHOLD, info=info,
     )

@@ -4,7 +4,10 @@
 (source, source key): new keys are inserted, changed payloads update the
 record and add exactly one revision, unchanged ones only move "last seen".
 Invalid records are rejected with a message naming the record and the
-field; the valid records of the same batch are still stored.
+field; the valid records of the same batch are still stored. Per-record limits
+(``catalog.records_in``: key bytes, text and payload sizes) are checked before
+anything reaches PostgreSQL; if PostgreSQL still refuses a chunk's data, the
+chunk is bisected (savepoints) until only the refused record is rejected.
 
 How: each chunk of key-sorted records is validated and serialised into COPY
 text (on a thread, while PostgreSQL works on the previous chunk); its stored
@@ -298,35 +301,72 @@ _TOUCH_SQL = (
 )
 
 
+def _refused_record(exc: psycopg.Error) -> bool:
+    """PostgreSQL refused the data of some row (a value too long for an index or a search vector,
+    a constraint), not the connection or the transaction: bisecting the chunk finds the row."""
+    state = getattr(exc, "sqlstate", None) or ""
+    return state[:2] in ("22", "23", "54") and state != "23505"
+
+
 def _upsert_chunk(session: Session, source_id: int, prepared: CopyChunk, run_id: int | None) -> UpsertReport:
+    """Upsert one sorted chunk; when PostgreSQL refuses a row the per-record checks let through,
+    the chunk is undone to a savepoint and bisected, so only that record is rejected (with its
+    key and PostgreSQL's reason) and the others are stored."""
+    report = UpsertReport(rejected=list(prepared.rejected))
+    pending = [prepared]
+    with session.connection().connection.driver_connection.cursor() as cur:
+        while pending:
+            part = pending.pop()
+            if not part.hashes:
+                continue
+            cur.execute("SAVEPOINT arhiva_chunk")
+            try:
+                got = _upsert_part(cur, source_id, part, run_id)
+            except psycopg.Error as exc:
+                cur.execute("ROLLBACK TO SAVEPOINT arhiva_chunk")
+                if not _refused_record(exc):
+                    raise
+                keys = list(part.hashes)
+                if len(keys) == 1:
+                    reason = (exc.diag.message_primary or str(exc)).strip()
+                    report.rejected.append(Rejection(keys[0], "record", f"refused by PostgreSQL: {reason}"))
+                else:
+                    half = len(keys) // 2
+                    pending += [part.part(range(half, len(keys))), part.part(range(half))]  # first half first
+                continue
+            cur.execute("RELEASE SAVEPOINT arhiva_chunk")
+            report.merge(got)
+    return report
+
+
+def _upsert_part(cur, source_id: int, prepared: CopyChunk, run_id: int | None) -> UpsertReport:
     """Upsert one sorted chunk (from ``copy_chunk``): look its keys up, COPY the new ones
     straight in, merge the changed ones through a temporary table, touch the unchanged."""
-    report = UpsertReport(rejected=prepared.rejected)
+    report = UpsertReport()
     hashes = prepared.hashes
     keys = list(hashes)  # in key order
     if not keys:
         return report
     params = {"source_id": source_id, "run_id": run_id}
-    with session.connection().connection.driver_connection.cursor() as cur:
-        stored = {key: (rid, digest) for rid, key, digest in cur.execute(_LOCK_SQL, params | {"keys": keys})}
-        same = {key: rid for key, (rid, digest) in stored.items() if digest == hashes[key]}
-        new = [i for i, key in enumerate(keys) if key not in stored]
-        done: dict[str, tuple[int, bool]] = {}
-        if new:
-            _copy_new(cur, prepared, new, source_id, run_id, done)  # what it could not store is merged
-        merge = [i for i, key in enumerate(keys) if key not in same and key not in done]
-        if merge:
-            cur.execute(_TEMP_DDL)  # IF NOT EXISTS: made once per connection, emptied at each commit
-            cur.execute("DELETE FROM arhiva_incoming")
-            with cur.copy(f"COPY arhiva_incoming ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
-                copy.write(prepared.data(merge))
-            done.update((key, (rid, inserted)) for rid, key, inserted in cur.execute(_MERGE_SQL, params))
-        # Keys another writer stored with the same payload meanwhile are unchanged too.
-        raced = [k for k in keys if k not in same and k not in done]
-        if raced:
-            same.update({key: rid for rid, key, _ in cur.execute(_LOCK_SQL, params | {"keys": raced})})
-        if same:
-            cur.execute(_TOUCH_SQL, params | {"ids": list(same.values())})
+    stored = {key: (rid, digest) for rid, key, digest in cur.execute(_LOCK_SQL, params | {"keys": keys})}
+    same = {key: rid for key, (rid, digest) in stored.items() if digest == hashes[key]}
+    new = [i for i, key in enumerate(keys) if key not in stored]
+    done: dict[str, tuple[int, bool]] = {}
+    if new:
+        _copy_new(cur, prepared, new, source_id, run_id, done)  # what it could not store is merged
+    merge = [i for i, key in enumerate(keys) if key not in same and key not in done]
+    if merge:
+        cur.execute(_TEMP_DDL)  # IF NOT EXISTS: made once per connection, emptied at each commit
+        cur.execute("DELETE FROM arhiva_incoming")
+        with cur.copy(f"COPY arhiva_incoming ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
+            copy.write(prepared.data(merge))
+        done.update((key, (rid, inserted)) for rid, key, inserted in cur.execute(_MERGE_SQL, params))
+    # Keys another writer stored with the same payload meanwhile are unchanged too.
+    raced = [k for k in keys if k not in same and k not in done]
+    if raced:
+        same.update({key: rid for rid, key, _ in cur.execute(_LOCK_SQL, params | {"keys": raced})})
+    if same:
+        cur.execute(_TOUCH_SQL, params | {"ids": list(same.values())})
     for k, (rid, inserted) in done.items():
         report.ids[k] = rid
         if inserted:

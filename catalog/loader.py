@@ -12,16 +12,19 @@ catalogue: ``id``, ``source``, ``status``, first/last seen and ``assets``).
 The file is read in blocks and stored with ``bulk_upsert`` (several connections, each block's
 slices committed as they finish); the load is one crawl run of its source. A load is not a
 complete listing, so nothing is withdrawn. Re-running the same file changes nothing; a line
-that is not JSON, or a record that fails validation, is reported by line or key and the rest
-is stored.
+that is not JSON (NaN, Infinity and numbers too large for a float are not), nested too deeply
+to read, or a record that fails validation, is reported by its line number and the rest is
+stored. A file is checked to be UTF-8 before anything is stored; on standard input a line that
+is not UTF-8 stops the load, which says what was stored before it.
 """
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from catalog.db import open_catalog, session_scope
 from catalog.ingest import RecordIn, bulk_upsert, get_or_create_source
@@ -57,7 +60,9 @@ def record_from_line(obj: Any) -> RecordIn:
     if key is None or (isinstance(key, str) and not key.strip()):
         raise ValueError("no source_key")
     if isinstance(key, (int, float)) and not isinstance(key, bool):
-        key = str(key)  # numeric identifiers are common in dumps
+        key = str(key)  # numeric identifiers are common in dumps (non-finite ones never parse)
+    elif not isinstance(key, str):
+        raise ValueError(f"source_key must be text or a number, not {type(key).__name__}")
     data = {k: v for k, v in obj.items() if k in _RECORD_FIELDS} | {"source_key": key}
     if "raw" not in obj:
         data["raw"] = {k: v for k, v in obj.items() if k not in EXPORT_ONLY}
@@ -67,14 +72,56 @@ def record_from_line(obj: Any) -> RecordIn:
     return RecordIn.from_dict(data)
 
 
-def _blocks(stream: TextIO, report: LoadReport, block: int) -> Iterator[list[RecordIn]]:
+class NotUTF8(ValueError):
+    """A line that is not UTF-8 text: where, and what was stored before it."""
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def parse_line(line: bytes | str) -> Any:
+    """One JSON line: strict UTF-8, no NaN/Infinity, no number too large for a float;
+    nesting too deep to read is an error of this line, not of the load (ValueError)."""
+    try:
+        return json.loads(line, parse_constant=_constant, parse_float=_finite)
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
+
+
+def _decode(raw: bytes, number: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotUTF8(f"line {number} is not UTF-8 text ({exc.reason} at byte {exc.start} of the line)") from None
+
+
+def check_utf8(path: Path) -> None:
+    """Read a file once before loading it: a file that is not UTF-8 is refused before anything is stored."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            _decode(raw, number)
+
+
+def _blocks(stream: BinaryIO, report: LoadReport, block: int,
+            lines_of: dict[str, int]) -> Iterator[list[RecordIn]]:
     records: list[RecordIn] = []
-    for number, line in enumerate(stream, 1):
+    for number, raw in enumerate(stream, 1):
+        line = _decode(raw, number)
         if not line.strip():
             continue
         report.lines += 1
         try:
-            records.append(record_from_line(json.loads(line)))
+            rec = record_from_line(parse_line(line))
+            records.append(rec)
+            lines_of[rec.source_key] = number
         except json.JSONDecodeError as exc:
             report.errors.append({"where": f"line {number}", "message": f"not JSON: {exc.msg} (column {exc.colno})"})
         except ValueError as exc:
@@ -86,6 +133,16 @@ def _blocks(stream: TextIO, report: LoadReport, block: int) -> Iterator[list[Rec
         yield records
 
 
+def _where(key: str | None, lines_of: dict[str, int]) -> str:
+    """'line N (record 'key')' for a rejection, its line found by key (a key shortened in a
+    message by its beginning)."""
+    number = lines_of.get(key) if key is not None else None
+    if number is None and key and key.endswith("…"):
+        number = next((n for k, n in lines_of.items() if k.startswith(key[:-1])), None)
+    shown = key if key is None or len(key) <= 200 else key[:200] + "…"
+    return f"line {number} (record {shown!r})" if number else f"record {shown!r}"
+
+
 def load_jsonl(path: Path | str, *, source: str, collection: str | None = None, workers: int = 2,
                block: int = 50_000, engine=None, progress: Callable[[LoadReport], None] | None = None) -> LoadReport:
     """Load a JSON Lines file (``-`` or a path) into ``source``; see the module docstring."""
@@ -94,7 +151,8 @@ def load_jsonl(path: Path | str, *, source: str, collection: str | None = None, 
     engine = engine or open_catalog()
     report = LoadReport(source=source)
     name = "-" if str(path) == "-" else str(Path(path).resolve())
-    stream = sys.stdin if name == "-" else open(name, encoding="utf-8", errors="strict")  # noqa: SIM115
+    stream = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
+    lines_of: dict[str, int] = {}
     with session_scope(engine) as s:
         source_id = get_or_create_source(s, source, "file").id
     try:
@@ -108,22 +166,27 @@ def load_jsonl(path: Path | str, *, source: str, collection: str | None = None, 
                     progress(report)
 
             try:
-                for records in _blocks(stream, report, block):
+                if name != "-":
+                    check_utf8(Path(name))  # refused before anything is stored
+                for records in _blocks(stream, report, block, lines_of):
                     done = bulk_upsert(engine, source_id, records, run_id=report.run_id, collection=collection,
                                        workers=workers, progress=tick)
                     report.new += done.new
                     report.changed += done.changed
                     report.unchanged += done.unchanged
-                    report.errors += [{"where": f"record {r.source_key!r}", "message": f"{r.field}: {r.message}"}
+                    report.errors += [{"where": _where(r.source_key, lines_of), "message": f"{r.field}: {r.message}"}
                                       for r in done.rejected]
+                    lines_of.clear()
                     if progress is not None:
                         progress(report)
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            except NotUTF8 as exc:  # a file is checked first; standard input says what was stored before the line
+                raise NotUTF8(f"{name}: {exc}; nothing was stored" if name != "-" else (
+                    f"{exc}; the {report.new + report.changed:,} new or changed records of the lines before it were "
+                    f"stored (run {report.run_id}); loading the corrected input again stores the rest")) from None
     finally:
-        if stream is not sys.stdin:
+        if stream is not sys.stdin.buffer:
             stream.close()
     return report
 
 
-__all__ = ["EXPORT_ONLY", "LoadReport", "load_jsonl", "record_from_line"]
+__all__ = ["EXPORT_ONLY", "LoadReport", "NotUTF8", "load_jsonl", "record_from_line", "parse_line", "check_utf8"]

@@ -270,6 +270,7 @@ class Colorization(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("colorization_runs.id"))
     record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id"))
     status: Mapped[str] = mapped_column(String(20), server_default="done")
+    error: Mapped[str | None] = mapped_column(Text)  # why it failed (status 'failed'; migration 0005)
     claimed_by: Mapped[str | None] = mapped_column(Text)
     claimed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()

@@ -12,7 +12,7 @@ import math
 import operator
 import re
 from dataclasses import dataclass, field, fields
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -84,6 +84,18 @@ def validate(rec: RecordIn) -> Rejection | None:
     return problem
 
 
+# Per-record limits, checked before anything is sent to PostgreSQL so that one record can never
+# fail its batch: a key must fit the unique index (a b-tree entry holds at most ~2.7 kB), text
+# fields and payloads stay far below PostgreSQL's own limits. (The search vector is built from at
+# most SEARCH_TEXT_CHARS characters of the record's text, in the database: migration 0005; the
+# full text is stored.)
+MAX_KEY_BYTES = 2_000
+MAX_TEXT_CHARS = {"description": 4_000_000, "rights": 100_000, "attribution": 100_000}
+MAX_SHORT_TEXT_CHARS = 10_000       # title, date_text, place, author, licence, url
+MAX_PAYLOAD_BYTES = 32_000_000      # raw payload or extra, as JSON
+SEARCH_TEXT_CHARS = 100_000
+
+
 def check_fields(rec: RecordIn) -> Rejection | None:
     """Everything ``validate`` checks except the JSON payloads (``_serialise`` checks those)."""
     key = rec.source_key
@@ -91,6 +103,9 @@ def check_fields(rec: RecordIn) -> Rejection | None:
         return Rejection(None if not isinstance(key, str) else key, "source_key", "missing source key")
     if "\x00" in key:
         return Rejection(key, "source_key", "contains a NUL character")
+    if len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        return Rejection(key[:200] + "…", "source_key",
+                         f"{len(key.encode('utf-8', 'surrogatepass')):,} bytes, over the limit of {MAX_KEY_BYTES:,}")
     for name in ("year_lo", "year_hi"):
         v = getattr(rec, name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
@@ -117,6 +132,9 @@ def check_fields(rec: RecordIn) -> Rejection | None:
             return Rejection(key, name, f"must be text, got {type(v).__name__}")
         if "\x00" in v:
             return Rejection(key, name, "contains a NUL character")
+        limit = MAX_TEXT_CHARS.get(name, MAX_SHORT_TEXT_CHARS)
+        if len(v) > limit:
+            return Rejection(key, name, f"{len(v):,} characters, over the limit of {limit:,}")
     if rec.direction is not None and len(rec.direction) > 20:
         return Rejection(key, "direction", f"at most 20 characters, got {len(rec.direction)}")
     if not isinstance(rec.raw, dict) or not isinstance(rec.extra, dict):
@@ -138,6 +156,12 @@ class CopyChunk:
     revisions: list[bytes]
     hashes: dict[str, str]
     rejected: list[Rejection]
+
+    def part(self, picked: Sequence[int]) -> CopyChunk:
+        """The records at the ``picked`` positions as a chunk of their own (no rejections)."""
+        keys = list(self.hashes)
+        return CopyChunk([self.lines[i] for i in picked], [self.revisions[i] for i in picked],
+                         {keys[i]: self.hashes[keys[i]] for i in picked}, [])
 
     def data(self, picked: Iterable[int] | None = None) -> bytes:
         """The COPY text of all rows, or of the rows at the ``picked`` positions."""
@@ -217,6 +241,9 @@ def _serialise(rec: RecordIn) -> tuple[str, str, str, str]:
     for name in ("raw", "extra"):
         if "\\u0000" in out[name] and _JSON_NUL.search(out[name]):
             raise _NotStorable(Rejection(rec.source_key, name, "contains a NUL character (\\u0000)"))
+        if len(out[name]) > MAX_PAYLOAD_BYTES // 4 and len(out[name].encode("utf-8")) > MAX_PAYLOAD_BYTES:
+            raise _NotStorable(Rejection(rec.source_key, name, f"{len(out[name].encode('utf-8')):,} bytes of JSON, "
+                                                               f"over the limit of {MAX_PAYLOAD_BYTES:,}"))
     hashed_raw = _json(_without(rec.raw, rec.volatile)) if rec.volatile else out["raw"]
     digest = hashlib.sha256(f"{hashed_raw}\n{out['fields']}".encode("utf-8")).hexdigest()
     return out["raw"], out["fields"], digest, out["extra"]
@@ -259,4 +286,6 @@ def _unstorable(rec: RecordIn, part: str, exc: Exception) -> Rejection:
     return Rejection(rec.source_key, "raw" if part == "fields" else part, f"not JSON-serialisable: {exc}")
 
 
-__all__ = ["MAPPED", "COPY_COLUMNS", "REVISION_CELLS", "RecordIn", "Rejection", "CopyChunk", "validate", "check_fields", "copy_chunk"]
+__all__ = ["MAPPED", "COPY_COLUMNS", "REVISION_CELLS", "RecordIn", "Rejection", "CopyChunk", "validate", "check_fields",
+           "copy_chunk", "MAX_KEY_BYTES", "MAX_TEXT_CHARS", "MAX_SHORT_TEXT_CHARS", "MAX_PAYLOAD_BYTES",
+           "SEARCH_TEXT_CHARS"]

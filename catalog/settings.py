@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Scrapy settings for every crawl of this installation (e.g. a mirror of your own that "
         "needs no delay); a crawl's --setting NAME=VALUE still wins.")
+    public_url: str | None = Field(
+        default=None, description="Root URL of `arhiva web` as others reach it (https://photos.example/); "
+        "absolute links in JSON and IIIF use it instead of the request's Host header.")
+    allow_private: str = Field(
+        default="", description="Origins (http://host:port, comma-separated) on loopback, private or link-local "
+        "addresses that harvesters may fetch; every other such address is refused.")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

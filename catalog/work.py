@@ -4,7 +4,9 @@ The flows call these; they are plain SQL over the catalogue (no torch here).
 Colorization work is claimed by locking the source assets' rows
 ``FOR UPDATE SKIP LOCKED`` inside the transaction that also writes the
 results: two workers never take the same photo, and a worker that dies
-leaves nothing behind but its lock, released with its connection.
+leaves nothing behind but its lock, released with its connection. A photo
+that cannot be colorized is recorded as failed (with the reason) for that
+model and parameters, and skipped by later runs unless they retry failures.
 """
 from __future__ import annotations
 
@@ -120,11 +122,18 @@ def register_model_version(session: Session, *, name: str, checkpoint_sha256: st
     return mv
 
 
-def _pending(session: Session, collection_id: int, model_version_id: int, phash: str,
-             year_from: int | None, year_to: int | None):
-    done = exists().where(Colorization.source_sha256 == Asset.sha256,
+def _finished(model_version_id: int, phash: str, retry_failed: bool = False):
+    """A photo this model has colorized with these parameters, or (unless ``retry_failed``)
+    could not colorize: a failure is recorded with its reason and skipped by later runs."""
+    statuses = ("done",) if retry_failed else ("done", "failed")
+    return exists().where(Colorization.source_sha256 == Asset.sha256,
                           Colorization.model_version_id == model_version_id,
-                          Colorization.params_hash == phash, Colorization.status == "done")
+                          Colorization.params_hash == phash, Colorization.status.in_(statuses))
+
+
+def _pending(session: Session, collection_id: int, model_version_id: int, phash: str,
+             year_from: int | None, year_to: int | None, retry_failed: bool = False):
+    done = _finished(model_version_id, phash, retry_failed)
     stmt = _originals(session, collection_id).where(Asset.is_colour.is_(False), not_(done))
     if year_from is not None or year_to is not None:
         conds = [or_(Record.year_lo.is_not(None), Record.year_hi.is_not(None))]
@@ -137,16 +146,16 @@ def _pending(session: Session, collection_id: int, model_version_id: int, phash:
 
 
 def pending_shas(session: Session, collection: str, model_version_id: int, phash: str,
-                 year_from: int | None, year_to: int | None) -> list[str]:
+                 year_from: int | None, year_to: int | None, retry_failed: bool = False) -> list[str]:
     """Every photo still to do, in order: a worker's candidate list (claims re-check each one)."""
     sub = _pending(session, _collection_id(session, collection), model_version_id, phash, year_from,
-                   year_to).subquery()
+                   year_to, retry_failed).subquery()
     return list(session.execute(select(sub.c.sha256).distinct().order_by(sub.c.sha256)).scalars())
 
 
 def claim_colorization_batch(session: Session, collection: str, model_version_id: int, phash: str,
                              year_from: int | None, year_to: int | None, limit: int,
-                             candidates: list[str] | None = None) -> list[PhotoRef]:
+                             candidates: list[str] | None = None, retry_failed: bool = False) -> list[PhotoRef]:
     """Lock up to ``limit`` greyscale originals that lack this result (SKIP LOCKED); hold the
     transaction open until their results are written.
 
@@ -157,12 +166,10 @@ def claim_colorization_batch(session: Session, collection: str, model_version_id
     # The claim's transaction is short SQL around long engine work: JIT compiling its joins
     # (their cost estimates cross jit_above_cost on big collections) only adds latency.
     session.execute(text("SET LOCAL jit = off"))
-    done = exists().where(Colorization.source_sha256 == Asset.sha256,
-                          Colorization.model_version_id == model_version_id,
-                          Colorization.params_hash == phash, Colorization.status == "done")
+    done = _finished(model_version_id, phash, retry_failed)
     while True:
         if candidates is None:
-            pending = _pending(session, cid, model_version_id, phash, year_from, year_to).subquery()
+            pending = _pending(session, cid, model_version_id, phash, year_from, year_to, retry_failed).subquery()
             pool = select(pending.c.sha256)
         elif candidates:
             window = candidates[: max(4 * limit, 64)]
@@ -181,7 +188,8 @@ def claim_colorization_batch(session: Session, collection: str, model_version_id
             break
     if not locked:
         return []
-    stmt = _pending(session, cid, model_version_id, phash, year_from, year_to).where(Asset.sha256.in_(locked))
+    stmt = _pending(session, cid, model_version_id, phash, year_from, year_to,
+                    retry_failed).where(Asset.sha256.in_(locked))
     return sorted(_group(session.execute(stmt).all()), key=lambda r: r.sha256)
 
 
@@ -199,9 +207,27 @@ def record_colorizations(session: Session, results: list[tuple[PhotoRef, str]], 
         for ref, sha in results])
     session.execute(stmt.on_conflict_do_update(
         constraint="uq_colorizations_job",
-        set_={"result_sha256": stmt.excluded.result_sha256, "run_id": stmt.excluded.run_id, "status": "done"}))
+        set_={"result_sha256": stmt.excluded.result_sha256, "run_id": stmt.excluded.run_id, "status": "done",
+              "error": None}))
     link_assets(session, [{"record_id": rid, "asset_sha256": sha, "role": "colorized"}
                           for ref, sha in results for rid in ref.record_ids])
+
+
+def record_colorization_failures(session: Session, failures: list[tuple[PhotoRef, str]], *, model_version_id: int,
+                                 phash: str, params: dict[str, Any], run_id: int | None) -> None:
+    """Photos this model could not colorize with these parameters (photo, reason): one row each,
+    status 'failed' with the reason and no result; later runs skip them unless they retry failures.
+    A photo that fails again keeps its row, with the latest run and reason."""
+    if not failures:
+        return
+    stmt = pg_insert(Colorization).values([
+        {"source_sha256": ref.sha256, "result_sha256": None, "model_version_id": model_version_id,
+         "params_hash": phash, "params": params, "run_id": run_id, "record_id": ref.record_ids[0],
+         "status": "failed", "error": reason[:2000]}
+        for ref, reason in {ref.sha256: (ref, reason) for ref, reason in failures}.values()])
+    session.execute(stmt.on_conflict_do_update(
+        constraint="uq_colorizations_job", where=Colorization.status != "done",
+        set_={"run_id": stmt.excluded.run_id, "status": "failed", "error": stmt.excluded.error}))
 
 
 def provenance(session: Session, record_id: int) -> dict[str, Any]:

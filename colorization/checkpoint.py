@@ -8,6 +8,7 @@ Nothing here unpickles arbitrary objects. A file that is not an arhiva checkpoin
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 from pathlib import Path
@@ -108,14 +109,47 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+# The largest generator a checkpoint may ask for (the lean U-Net at width 64 has 13.7M
+# parameters, the fastai-style reference 31.1M): a header asking for more is refused before
+# anything is allocated.
+MAX_PARAMETERS = 500_000_000
+
+
+def _check_shapes(path: Path, arch: Any) -> None:
+    """The architecture built on the meta device (no memory) against the tensors the file's
+    header declares: same names, same shapes, a sane size. Nothing is allocated before this."""
+    from safetensors import safe_open
+
+    from .networks import build_generator
+
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build_generator(arch).state_dict().items()}
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise _not_ckpt(path, f"unknown architecture {arch!r}") from exc
+    total = sum(math.prod(shape) for shape in shapes.values())
+    if total > MAX_PARAMETERS:
+        raise _not_ckpt(path, f"its architecture has {total:,} parameters, over the limit of {MAX_PARAMETERS:,}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as exc:
+        raise _not_ckpt(path, f"not a readable safetensors file ({exc})") from exc
+    if stored != shapes:
+        odd = sorted(set(stored) ^ set(shapes)) or [k for k in shapes if stored[k] != shapes[k]]
+        raise _not_ckpt(path, f"its weights do not fit the architecture (first mismatch: {odd[0]})")
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
-    """Rebuild the generator (eval mode) and return ``(generator, metadata)``."""
+    """Rebuild the generator (eval mode) and return ``(generator, metadata)``. The header's
+    architecture and tensor shapes are checked before any weight is allocated."""
     from safetensors.torch import load_file
 
     from .networks import build_generator
 
     path = Path(path)
     meta = read_metadata(path)
+    _check_shapes(path, meta["arch"])
     try:
         gen = build_generator(meta["arch"])
     except (ValueError, KeyError, TypeError) as exc:

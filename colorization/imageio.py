@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -11,6 +12,7 @@ from PIL import Image, ImageOps
 
 __all__ = [
     "ImageSource",
+    "ImageTooLarge",
     "LoadedImage",
     "open_image",
     "load_image",
@@ -53,11 +55,29 @@ class LoadedImage:
         return np.repeat(p, 3, axis=2) if p.shape[2] == 1 else p
 
 
+class ImageTooLarge(ValueError):
+    """A photo over the process's pixel limit (Pillow's ``Image.MAX_IMAGE_PIXELS``)."""
+
+
 def open_image(src: ImageSource) -> Image.Image:
-    """Open a path (or take a PIL image) and apply its EXIF orientation."""
-    img = src if isinstance(src, Image.Image) else Image.open(src)
+    """Open a path (or take a PIL image) and apply its EXIF orientation.
+
+    A file over ``Image.MAX_IMAGE_PIXELS`` is refused (``ImageTooLarge``) before it is decoded;
+    arhiva's flows and commands set that limit to ``ARHIVA_MAX_IMAGE_PIXELS``. The image is
+    turned only when its orientation asks for it (no full-size copy otherwise)."""
+    if isinstance(src, Image.Image):
+        img = src
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is checked here
+            img = Image.open(src)
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and img.width * img.height > limit:
+            raise ImageTooLarge(f"{src}: {img.width}x{img.height} = {img.width * img.height:,} pixels, over the "
+                                f"limit of {limit:,}")
     try:
-        out = ImageOps.exif_transpose(img)
+        orientation = img.getexif().get(0x0112)
+        out = ImageOps.exif_transpose(img) if orientation not in (None, 1) else img
     except Exception:  # broken EXIF should not stop colorization
         out = img
     return out if out is not None else img

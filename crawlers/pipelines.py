@@ -20,23 +20,40 @@ from catalog.settings import get_settings
 from crawlers.items import RecordItem
 from crawlers.runlog import RunLog
 from crawlers.store import CrawlStore
+from crawlers.urlgate import UnsafeURL, UrlGate, gate_for
 
 logger = logging.getLogger(__name__)
 
 
 class ValidatePipeline:
-    """Reject records the catalogue would refuse, before any image is fetched."""
+    """Reject records the catalogue would refuse, before any image is fetched; drop harvested
+    URLs (the record's link, its image) that the URL gate refuses (``crawlers.urlgate``)."""
 
-    def __init__(self, runlog: RunLog):
+    def __init__(self, runlog: RunLog, crawler=None):
         self.runlog = runlog
+        self.crawler = crawler
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(RunLog.from_crawler(crawler))
+        return cls(RunLog.from_crawler(crawler), crawler)
+
+    def _gated(self, item: RecordItem, url: str | None, what: str) -> str | None:
+        if not url:
+            return url
+        try:
+            (gate_for(self.crawler) if self.crawler is not None else UrlGate()).check(url, origins=False)
+        except UnsafeURL as exc:
+            self.runlog.error(exc.kind, f"{what} refused: {exc}", key=item.source_key, url=str(url)[:2000])
+            return None
+        return url
 
     def process_item(self, item):
-        if not isinstance(item, RecordItem) or item.record is None:
+        if not isinstance(item, RecordItem):
             return item
+        item.image_url = self._gated(item, item.image_url, "image URL")
+        if item.record is None:
+            return item
+        item.record.url = self._gated(item, item.record.url, "record URL")
         problem = validate(item.record)
         if problem:
             self.runlog.error("record_rejected", str(problem), key=item.source_key, url=item.fetched_url)

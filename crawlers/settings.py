@@ -3,6 +3,8 @@
 Polite by default: a descriptive User-Agent with a contact URL, robots.txt,
 one request at a time per host, AutoThrottle starting at 1 s, retries with
 back-off that honour ``Retry-After``, cookies kept, no telnet console.
+Safe by default: every request passes the URL gate (``crawlers.urlgate``),
+only http/https handlers exist, pages are at most 16 MB.
 Every value can be overridden (``crawler_settings(overrides)``, the CLI's
 ``--set NAME=VALUE``, or a spider's ``custom_settings``).
 """
@@ -37,11 +39,25 @@ RETRY_BACKOFF_BASE = 2.0          # seconds before the first retry; doubles each
 RETRY_BACKOFF_MAX = 120.0         # longest back-off between two tries
 RETRY_AFTER_MAX = 600.0           # longest Retry-After honoured (longer: give up on that request)
 DOWNLOADER_MIDDLEWARES = {
+    "crawlers.urlgate.UrlGateMiddleware": 45,   # before everything: schemes, origins, private addresses
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,  # the gate checks hosts and ports
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawlers.middlewares.BackoffRetryMiddleware": 550,
     "crawlers.netwatch.NetworkWatch": 950,  # next to the downloader: sees every failed try
 }
 ARHIVA_NETWORK_GIVE_UP = 45.0     # s with requests failing and no answer at all: the crawl fails (0: never)
+
+# Safety (crawlers.urlgate): http and https only; Scrapy's file, s3, ftp and data handlers are off.
+DOWNLOAD_HANDLERS = {
+    "file": None, "s3": None, "ftp": None, "data": None,
+    "arhiva": "crawlers.urlgate.InternalHandler",  # arhiva's own no-op requests, nothing fetched
+}
+ARHIVA_ALLOW_PRIVATE: list[str] = []  # origins on private/loopback addresses allowed (else ARHIVA_ALLOW_PRIVATE env)
+# Pages, feeds and manifests: an archive page is well under 1 MB, an OAI-PMH page or a large IIIF
+# collection a few MB. Bigger answers (and compressed ones that inflate past it) are refused;
+# images have their own limit (ARHIVA_MAX_IMAGE_BYTES).
+DOWNLOAD_MAXSIZE = 16 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 4 * 1024 * 1024
 
 # Items: validate, download the image, store in batches.
 ITEM_PIPELINES = {

@@ -32,54 +32,93 @@ def encode(image) -> bytes:
     return buf.getvalue()
 
 
+def _small(image, side: int = 384):
+    from catalog.imaging import shrink
+
+    image.draft("RGB", (side, side))  # a JPEG decodes at a reduced scale
+    return shrink(image, side).convert("RGB")
+
+
+def _photo_errors() -> tuple[type[BaseException], ...]:
+    """What one unreadable photo raises (a missing blob, an undecodable or oversized file, a
+    crop box that does not fit); anything else (the engine, the device) stops the run."""
+    from PIL import Image
+
+    return OSError, ValueError, SyntaxError, Image.DecompressionBombError
+
+
+def _colorize(colorizer, store, part) -> tuple[list, list[tuple[Any, str]]]:
+    """(photo, output) for each photo of ``part`` the engine colorized, and (photo, reason) for
+    each it could not read: a batch that fails is tried again photo by photo."""
+    errors = _photo_errors()
+    try:
+        outputs = colorizer.colorize([store.path(r.sha256) for r in part], crop_boxes=[r.crop_box for r in part])
+        return list(zip(part, outputs)), []
+    except errors:
+        pass
+    done, failed = [], []
+    for ref in part:
+        try:
+            done += zip([ref], colorizer.colorize([store.path(ref.sha256)], crop_boxes=[ref.crop_box]))
+        except errors as exc:
+            failed.append((ref, f"{type(exc).__name__}: {exc}"))
+    return done, failed
+
+
 @task(name="colorize-batch", cache_policy=NO_CACHE)
 def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int, phash: str,
                    params: dict[str, Any], year_from: int | None, year_to: int | None, limit: int,
-                   run_id: int, grid: list, candidates: list[str]) -> dict[str, Any]:
+                   run_id: int, grid: list, candidates: list[str], retry_failed: bool = False) -> dict[str, Any]:
     """Claim up to ``limit`` photos, colorize them in engine batches, write the results; the rows
-    all in the claim's transaction (blobs first: a result row never points at a missing file)."""
+    all in the claim's transaction (blobs first: a result row never points at a missing file).
+    A photo that cannot be read is recorded as failed, with the reason, and the others go on."""
     from PIL import Image
 
     from catalog.assets import get_store, prepare_made_image, register_prepared
     from catalog.db import session_scope
-    from catalog.work import claim_colorization_batch, record_colorizations
+    from catalog.work import claim_colorization_batch, record_colorization_failures, record_colorizations
 
     store = get_store()
     t0 = time.perf_counter()
     engine_s = write_s = 0.0
     with session_scope(engine) as s:
         refs = claim_colorization_batch(s, collection, model_version_id, phash, year_from, year_to, limit,
-                                        candidates=candidates)
+                                        candidates=candidates, retry_failed=retry_failed)
         if not refs:
             return {"photos": 0}
         claim_s = time.perf_counter() - t0
-        results = []
+        results, failures = [], []
         for start in range(0, len(refs), colorizer.batch_size):
             part = refs[start:start + colorizer.batch_size]
             t1 = time.perf_counter()
-            outputs = colorizer.colorize([store.path(r.sha256) for r in part], crop_boxes=[r.crop_box for r in part])
+            done, failed = _colorize(colorizer, store, part)
+            failures += failed
             t2 = time.perf_counter()
-            for ref, out in zip(part, outputs):
+            for ref, out in done:
                 results.append((ref, prepare_made_image(store, out, encode(out), OUTPUT["format"])))
-                if len(grid) < GRID_SIZE:
-                    grid.append((Image.open(store.path(ref.sha256)), out))
+                if len(grid) < GRID_SIZE:  # small copies: the grid never holds full-size photos
+                    grid.append((_small(Image.open(store.path(ref.sha256))), _small(out)))
             engine_s += t2 - t1
             write_s += time.perf_counter() - t2
         t3 = time.perf_counter()
         register_prepared(s, *(image for _, image in results))
         record_colorizations(s, [(ref, image.sha256) for ref, image in results], model_version_id=model_version_id,
                              phash=phash, params=params, run_id=run_id)
+        record_colorization_failures(s, failures, model_version_id=model_version_id, phash=phash, params=params,
+                                     run_id=run_id)
     write_s += time.perf_counter() - t3
-    return {"photos": len(refs), "records": sum(len(r.record_ids) for r in refs), "claim_s": claim_s,
-            "engine_s": engine_s, "write_s": write_s}
+    return {"photos": len(refs), "records": sum(len(r.record_ids) for r, _ in results), "claim_s": claim_s,
+            "engine_s": engine_s, "write_s": write_s, "failed": len(failures),
+            "failures": [{"sha256": r.sha256, "records": r.record_ids, "error": why} for r, why in failures]}
 
 
 @flow(name="colorize", log_prints=True)
 def colorize_flow(collection: str, years: str | None = None, model: str | None = None, limit: int | None = None,
                   batch_size: int = 8, render_size: int = 256, device: str = "auto",
-                  claim_size: int | None = None) -> dict[str, Any]:
+                  claim_size: int | None = None, retry_failed: bool = False) -> dict[str, Any]:
     """Colorize the greyscale originals of ``collection`` whose years overlap ``years`` (FROM-TO)
     that lack a result from ``model`` (default: the latest version) with these parameters.
+    Photos recorded as failed by an earlier run are skipped unless ``retry_failed``.
 
     Each task claims ``claim_size`` photos (default 4 × ``batch_size``) and runs them through the
     engine ``batch_size`` at a time."""
@@ -87,6 +126,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
 
     from catalog.assets import get_store
     from catalog.db import open_catalog, session_scope
+    from catalog.imaging import use_pixel_limit
     from catalog.models import Collection
     from catalog.queries import parse_years
     from catalog.runs import activity
@@ -97,6 +137,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     from flows.outcome import nothing_to_do
 
     log = get_run_logger()
+    use_pixel_limit(get_settings().max_image_pixels)  # photos open under the one pixel limit
     year_from, year_to = parse_years(years) if years else (None, None)
     engine = open_catalog()
     params = colorization_params(render_size)
@@ -108,15 +149,15 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
         cid = s.execute(select(Collection.id).where(Collection.name == collection)).scalar()
         if cid is None:
             raise LookupError(f"no collection named {collection!r}")
-        candidates = pending_shas(s, collection, mv.id, phash, year_from, year_to) if mv else []
+        candidates = pending_shas(s, collection, mv.id, phash, year_from, year_to, retry_failed) if mv else []
         pending = len(candidates)
         mv_id, mv_name = (mv.id, mv.name) if mv else (None, None)
         ckpt = get_store().path(mv.checkpoint_sha256) if mv else None
     parameters = {"collection": collection, "years": years, "model": mv_name, "limit": limit,
-                  "batch_size": batch_size, "claim_size": claim_size, "device": device,
+                  "batch_size": batch_size, "claim_size": claim_size, "device": device, "retry_failed": retry_failed,
                   "worker": f"{socket.gethostname()}:{os.getpid()}", "params": params}
-    totals = {"photos": 0, "records": 0, "batches": 0, "claim_s": 0.0, "engine_s": 0.0, "write_s": 0.0,
-              "pending_before": pending, "model_version": mv_name}
+    totals = {"photos": 0, "failed": 0, "records": 0, "batches": 0, "claim_s": 0.0, "engine_s": 0.0,
+              "write_s": 0.0, "failures": [], "pending_before": pending, "model_version": mv_name}
     started = time.perf_counter()
 
     def final() -> dict[str, Any]:
@@ -132,7 +173,8 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
         if mv is None or not pending:
             reason = ("no model version yet: run `arhiva train` first" if mv is None else
                       f"every greyscale photo of {collection!r}{f' in {years}' if years else ''} already has a "
-                      f"result from {mv_name} with these parameters")
+                      f"result from {mv_name} with these parameters"
+                      + ("" if retry_failed else " (or failed: --retry-failed tries those again)"))
             run.end("skipped", reason)
             return nothing_to_do(reason, final())
         log.info("colorize %s (years %s) with %s: %d photo(s) pending", collection, years or "any", mv_name,
@@ -143,16 +185,21 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
             n = claim if limit is None else min(claim, limit - totals["photos"])
             got = colorize_batch(engine, colorizer, collection=collection, model_version_id=mv_id, phash=phash,
                                  params=params, year_from=year_from, year_to=year_to, limit=n, run_id=run_id,
-                                 grid=grid, candidates=candidates)
+                                 grid=grid, candidates=candidates, retry_failed=retry_failed)
             if not got["photos"]:
                 break
             totals["batches"] += 1
-            for k in ("photos", "records", "claim_s", "engine_s", "write_s"):
+            for k in ("photos", "failed", "records", "claim_s", "engine_s", "write_s"):
                 totals[k] += got[k]
-            run.stats = {"progress": dict(totals)}
-            run.save_stats()
+            totals["failures"] = (totals["failures"] + got["failures"])[:100]  # all are rows of their own
+            for f in got["failures"]:
+                log.warning("photo %s (records %s) not colorized: %s", f["sha256"], f["records"], f["error"])
             log.info("colorized %d / %d photo(s)", totals["photos"], pending if limit is None else min(pending, limit))
-    totals["status"] = "succeeded"
+            run.stats = {"progress": {k: v for k, v in totals.items() if k != "failures"}}
+            run.save_stats()
+        if totals["failed"]:
+            run.end("partial", f"{totals['failed']} photo(s) could not be colorized (their reasons are recorded)")
+    totals["status"] = "partial" if totals["failed"] else "succeeded"
     summary_table(f"colorize-{run_id}", totals, f"Colorization run {run_id}: {collection}, {years or 'all years'}")
     path = before_after_grid(grid, get_settings().home / "artifacts" / f"colorize-{run_id}.png")
     if path:

@@ -57,7 +57,10 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
     from flows.artifacts import image_artifact, summary_table
     from flows.outcome import nothing_to_do
 
+    from catalog.imaging import use_pixel_limit
+
     log = get_run_logger()
+    use_pixel_limit(get_settings().max_image_pixels)  # photos open under the one pixel limit
     engine = open_catalog()
     store = get_store()
     with session_scope(engine) as s:

@@ -202,7 +202,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = "/" + rest
         self.server.requests.append({"host": host, "path": path, "query": parts.query})
         try:
-            if host == WILD:
+            extra = self.server.extra.get((host, path))
+            if extra is not None:
+                status, headers, body = extra
+            elif host == WILD:
                 status, headers, body = wild_route(self.server.wild, path, parts.query)
             else:
                 status, headers, body = route(host, path, parts.query)
@@ -224,6 +227,7 @@ class ArchiveServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.requests = []
         self.httpd.wild = {"refuse": 0, "rotate": False, "loop": False, "starts": 0, "issued": set()}
+        self.httpd.extra = {}  # (host, path) → (status, headers, body), answered before the fixtures
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -238,8 +242,21 @@ class ArchiveServer:
     def wild(self) -> dict:
         return self.httpd.wild
 
+    def add(self, host: str, path: str, body: bytes | str, ctype: str = "application/ld+json",
+            status: int = 200, headers: dict[str, str] | None = None) -> None:
+        """Serve ``body`` at https://{host}{path} (a test's own hostile or oversized answer)."""
+        data = body.encode() if isinstance(body, str) else body
+        self.httpd.extra[(host, path)] = (status, {"Content-Type": ctype, **(headers or {})}, data)
+
     def host_map(self) -> dict[str, str]:
         return {h: self.url for h in HOSTS}
+
+    def cli_settings(self) -> list[str]:
+        """``arhiva crawl archive`` options that send the crawl here, fast and impolite."""
+        import json
+
+        return ["--setting", "ARHIVA_HOST_MAP=" + json.dumps(self.host_map()), "--setting", "ROBOTSTXT_OBEY=false",
+                "--setting", "DOWNLOAD_DELAY=0", "--setting", "AUTOTHROTTLE_ENABLED=false"]
 
     def __enter__(self) -> ArchiveServer:
         self.thread.start()

@@ -231,6 +231,11 @@ class FakePastvu:
     def api_url(self) -> str:
         return self.base_url + "/api2"
 
+    @property
+    def allow(self) -> dict[str, list[str]]:
+        """The crawl setting that lets the URL gate fetch from this loopback server."""
+        return {"ARHIVA_ALLOW_PRIVATE": [self.base_url]}
+
     def reset_counts(self) -> None:
         with self._lock:
             self.counts.clear()

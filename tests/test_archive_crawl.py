@@ -209,9 +209,7 @@ def test_cli_crawl_archive(arhiva_env, clean_db, server):
 
     from flows.cli import app
 
-    args = ["crawl", "archive", f"{O}/iiif/2/1201/manifest", "--collection", "cli", "--json",
-            "--setting", "ARHIVA_HOST_MAP=" + json.dumps(server.host_map()), "--setting", "ROBOTSTXT_OBEY=false",
-            "--setting", "DOWNLOAD_DELAY=0", "--setting", "AUTOTHROTTLE_ENABLED=false"]
+    args = ["crawl", "archive", f"{O}/iiif/2/1201/manifest", "--collection", "cli", "--json", *server.cli_settings()]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout[result.stdout.index("{"):])

@@ -218,10 +218,12 @@ def test_merge_oai_and_manifest():
 
 
 def test_merge_prefers_the_original_file_and_infers_title_years_only_without_date():
-    a = Found(kind="iiif", fetched_url="m", source_url="p", title="T", image_url="iiif.jpg", image_rank=30)
-    b = Found(kind="page", fetched_url="p", source_url="p", title="Strada, 1965", image_url="orig.jpg", image_rank=40)
+    u = "https://a.example/"
+    a = Found(kind="iiif", fetched_url=u + "m", source_url=u + "p", title="T", image_url=u + "iiif.jpg", image_rank=30)
+    b = Found(kind="page", fetched_url=u + "p", source_url=u + "p", title="Strada, 1965", image_url=u + "orig.jpg",
+              image_rank=40)
     m = merge([a, b])
-    assert m.image_url == "orig.jpg" and m.record.title == "Strada, 1965"
+    assert m.image_url == u + "orig.jpg" and m.record.title == "Strada, 1965"
     assert (m.record.year_lo, m.record.extra["date"]["inferred_from_title"]) == (1965, True)
     c = Found(kind="page", fetched_url="p", source_url="p", title="Strada, 1965", date_text="fără dată")
     assert merge([c]).record.year_lo is None  # a date field that says "no date" wins over the title

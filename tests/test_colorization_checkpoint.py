@@ -95,6 +95,44 @@ def test_wrong_weights_for_the_architecture(tmp_path):
     _refused(bad, "do not fit")
 
 
+def _with_arch(tmp_path, arch_change: dict):
+    """A small real checkpoint whose header claims another architecture."""
+    import json as _json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    good = save_checkpoint(tmp_path / "small.safetensors", UNetGenerator(8, (1, 1, 1, 1)), {})
+    with safe_open(str(good), framework="pt") as f:
+        header = f.metadata()
+    meta = _json.loads(header["arhiva"])
+    meta["arch"] = meta["arch"] | arch_change
+    path = tmp_path / "claims.safetensors"
+    save_file(load_file(str(good)), str(path), metadata=header | {"arhiva": _json.dumps(meta)})
+    return path
+
+
+def _peak_growth_mb(fn) -> float:
+    """How far the process's resident memory rose above its start while ``fn`` ran (Linux)."""
+    def kb(field):
+        return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(field))
+
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = kb("VmRSS:")
+    fn()
+    return (kb("VmHWM:") - before) / 1024
+
+
+def test_the_header_is_checked_before_anything_is_allocated(tmp_path):
+    huge = _with_arch(tmp_path, {"width": 4096})  # ~45 billion parameters
+    grew = _peak_growth_mb(lambda: _refused(huge, "parameters, over the limit"))
+    assert grew < 50
+    wide = _with_arch(tmp_path, {"width": 160})  # plausible, but not what the file holds (~85M parameters)
+    grew = _peak_growth_mb(lambda: _refused(wide, "do not fit"))
+    assert grew < 50  # the 340 MB network was never built
+
+
 class _Evil:
     def __reduce__(self):
         import os

@@ -36,6 +36,11 @@ def user_env(arhiva_env, clean_db):
     return env
 
 
+def allowing(env: dict, server: FakePastvu) -> dict:
+    """The environment with the URL gate letting the crawl reach this loopback server."""
+    return dict(env, ARHIVA_ALLOW_PRIVATE=server.base_url)
+
+
 def runs(env) -> list[dict]:
     r = run(["runs", "--json"], env, timeout=60)
     assert r.code == 0, r
@@ -57,6 +62,7 @@ def slow_server(n: int = 150) -> FakePastvu:
 @pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
 def test_a_signal_ends_the_crawl_and_its_children_and_the_run_is_cancelled(user_env, clean_db, tmp_path, how):
     with slow_server() as server:
+        user_env = allowing(user_env, server)
         bg = Background(["crawl", "pastvu", "--bbox", AREA, "--api-url", server.api_url, *FAST], user_env, tmp_path)
         bg.wait_for(stored_some(clean_db), timeout=180)
         kids = children_of(bg.pid)
@@ -77,6 +83,7 @@ def test_a_signal_ends_the_crawl_and_its_children_and_the_run_is_cancelled(user_
 
 def test_sigkill_then_the_next_command_closes_the_run_and_a_new_crawl_finishes(user_env, clean_db, tmp_path):
     with slow_server(80) as server:
+        user_env = allowing(user_env, server)
         bg = Background(["crawl", "pastvu", "--bbox", AREA, "--api-url", server.api_url, *FAST], user_env, tmp_path)
         bg.wait_for(stored_some(clean_db), timeout=180)
         kids = children_of(bg.pid)
@@ -110,6 +117,7 @@ def _closed_port() -> int:
 def test_no_network_says_so_in_one_line_and_fails_the_run(user_env, tmp_path, api, words):
     api = api or f"http://127.0.0.1:{_closed_port()}/api2"
     host = api.split("/")[2]
+    user_env = dict(user_env, ARHIVA_ALLOW_PRIVATE=f"http://{host}")  # a closed port of ours: allowed, not answering
     bg = Background(["crawl", "pastvu", "--bbox", AREA, "--api-url", api, "--tile-size", "0.02",
                      "--setting", "ROBOTSTXT_OBEY=false", "--setting", "ARHIVA_NETWORK_GIVE_UP=15"],
                     user_env, tmp_path)
@@ -131,6 +139,7 @@ def test_one_crawl_of_an_area_at_a_time(user_env, clean_db, tmp_path):
     from crawlers.pastvu.spider import PastvuSpider
 
     with FakePastvu(fixture_photos()) as server:
+        user_env = allowing(user_env, server)
         scope = PastvuSpider.scope_of(PastvuSpider.check_params({"bbox": AREA, "api_url": server.api_url}))
         with Session(clean_db) as s, s.begin():
             source_id = remember_source(s, "pastvu", "pastvu").id
@@ -147,6 +156,7 @@ def test_one_crawl_of_an_area_at_a_time(user_env, clean_db, tmp_path):
 
 def test_crawl_runs_show_their_counts_and_the_source_its_urls(user_env, tmp_path):
     with FakePastvu(fixture_photos()) as server:
+        user_env = allowing(user_env, server)
         r = run(["crawl", "pastvu", "--bbox", AREA, "--api-url", server.api_url, *FAST], user_env)
         assert r.code == 0, r
         (last,) = runs(user_env)

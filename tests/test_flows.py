@@ -74,7 +74,7 @@ def _crawl(pastvu):
 
     params = {"bbox": ",".join(map(str, CHISINAU)), "api_url": pastvu.api_url, "tile_size": 0.02,
               "collection": "moldova"}
-    return crawl_flow(spider="pastvu", params=params, settings=FAST, retries=0)
+    return crawl_flow(spider="pastvu", params=params, settings=FAST | pastvu.allow, retries=0)
 
 
 def _train():
@@ -296,3 +296,58 @@ def test_a_run_killed_midway_is_finished_by_the_next(trained):
         assert s.execute(select(func.count()).select_from(Colorization)).scalar_one() == len(expected)
         assert s.execute(select(func.count()).select_from(Colorization)
                          .where(Colorization.status != "done")).scalar_one() == 0
+
+
+def test_a_bad_photo_is_recorded_as_failed_and_the_rest_go_on(trained):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from flows.prefect_env import bind_console
+
+    def cli(*argv):
+        try:
+            return CliRunner().invoke(app, list(argv))
+        finally:
+            bind_console()  # Prefect's console back on this test's stderr (the runner's is closed)
+
+    engine = trained["engine"]
+    _reset_colorizations(engine)
+    expected = _expected(engine)
+    with session_scope(engine) as s:
+        originals = dict(s.execute(select(RecordAsset.record_id, RecordAsset.asset_sha256)
+                                   .where(RecordAsset.role == "original", RecordAsset.record_id.in_(expected))).all())
+    missing_rid, broken_rid = sorted(expected)[:2]
+    store = get_store()
+    missing, broken = store.path(originals[missing_rid]), store.path(originals[broken_rid])
+    kept = {p: p.read_bytes() for p in (missing, broken)}
+    missing.rename(missing.with_name(missing.name + ".away"))  # a blob gone from the store
+    broken.chmod(0o644)
+    broken.write_bytes(kept[broken][:200])  # a blob that no longer decodes
+    args = ["colorize", "--collection", "moldova", "--years", f"{YEARS[0]}-{YEARS[1]}", "--batch-size", "3",
+            "--render-size", "64", "--device", "cpu"]
+    try:
+        r = cli(*args)
+        assert r.exit_code == 1, r.output  # something failed…
+        assert set(_colorized(engine)) == expected - {missing_rid, broken_rid}  # …and the rest went on
+        assert "not colorized" in r.output and "FileNotFoundError" in r.output
+        with session_scope(engine) as s:
+            failed = dict(s.execute(select(Colorization.record_id, Colorization.error)
+                                    .where(Colorization.status == "failed")).all())
+            run = s.execute(select(ColorizationRun).order_by(ColorizationRun.id.desc())).scalars().first()
+        assert set(failed) == {missing_rid, broken_rid}
+        assert "FileNotFoundError" in failed[missing_rid] and failed[broken_rid]
+        assert run.status == "succeeded" and run.stats["failed"] == 2 and len(run.stats["failures"]) == 2
+        runs = cli("runs", "--kind", "colorization", "-n", "1")
+        assert "failed=2" in runs.stdout
+        assert _colorize()["photos"] == 0  # recorded failures are skipped…
+    finally:
+        missing.with_name(missing.name + ".away").rename(missing)
+        broken.write_bytes(kept[broken])
+    again = cli(*args, "--retry-failed")  # …unless asked
+    assert again.exit_code == 0, again.output
+    assert set(_colorized(engine)) == expected
+    with session_scope(engine) as s:
+        assert s.execute(select(func.count()).select_from(Colorization)
+                         .where(Colorization.status != "done")).scalar_one() == 0
+        assert s.execute(select(func.count()).select_from(Colorization)
+                         .where(Colorization.error.is_not(None))).scalar_one() == 0

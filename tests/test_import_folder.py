@@ -63,8 +63,8 @@ def test_import_a_folder_of_scans(arhiva_env, clean_db, scans):
     report = import_folder(scans, collection="familie", engine=clean_db)
     recs = _records(clean_db)
     assert set(recs) == {"chisinau_1936.jpg", "rotit.jpg", "album/scan16.tif", "album/multi.tiff",
-                         "album/pagina2/foto.webp", "album/pagina2/piata-anii-1930.png", "stricat.jpg"}
-    assert report.new == 7 and report.images_stored == 6
+                         "album/pagina2/foto.webp", "album/pagina2/piata-anii-1930.png"}  # not stricat.jpg
+    assert report.new == 6 and report.images_stored == 6 and report.rejected == 1
     r = recs["chisinau_1936.jpg"]
     assert (r.title, r.date_text, r.year_lo, r.year_hi, r.place, r.author) == (
         "Strada Pușkin", "circa 1936", 1936, 1936, "Chișinău", "Ion Popescu")
@@ -93,8 +93,8 @@ def test_import_a_folder_of_scans(arhiva_env, clean_db, scans):
     with clean_db.connect() as c:
         run = c.execute(text("SELECT agent, status, stats FROM crawl_runs WHERE id = :i"), {"i": report.run_id}).one()
         assert (run.agent, run.status) == ("import", "succeeded")
-        assert run.stats["summary"]["records"]["new"] == 7
-        assert c.execute(text("SELECT count(*) FROM collection_members")).scalar() == 7
+        assert run.stats["summary"]["records"]["new"] == 6
+        assert c.execute(text("SELECT count(*) FROM collection_members")).scalar() == 6
     assert all(r.revisions == 1 and r.first_seen_run_id == report.run_id for r in recs.values())
     # the file is kept as it is
     with clean_db.connect() as c:
@@ -111,7 +111,7 @@ def test_rerun_adds_only_what_is_new_or_changed(arhiva_env, clean_db, scans):
     first = import_folder(scans, collection="familie", engine=clean_db)
     again = import_folder(scans, collection="familie", engine=clean_db)
     assert (again.new, again.changed, again.images_stored) == (0, 0, 0)
-    assert again.unchanged == 6  # the broken file is tried again (it has no image yet)
+    assert again.unchanged == 6 and again.rejected == 1  # the broken file is tried again, and refused again
     (scans / "noua_1972.jpg").write_bytes(jpeg_bytes(9))
     (scans / "album" / "pagina2" / "foto.webp").unlink()
     csv = (scans / "metadata.csv").read_text(encoding="utf-8").replace("Strada Pușkin", "Strada Pușkin, colț")
@@ -132,7 +132,7 @@ def test_decompression_bomb_is_rejected(arhiva_env, clean_db, tmp_path, monkeypa
     folder.mkdir()
     Image.new("L", (200, 200)).save(folder / "mare.png")
     report = import_folder(folder, collection="x", engine=clean_db)
-    assert report.new == 1 and report.images_stored == 0
+    assert report.new == 0 and report.images_stored == 0 and report.rejected == 1  # no record without its image
     assert "decompression-bomb" in report.errors[0]["message"] and report.errors[0]["where"] == "mare.png"
 
 
@@ -142,6 +142,6 @@ def test_cli_import(arhiva_env, clean_db, scans):
     from flows.cli import app
 
     result = CliRunner().invoke(app, ["import", str(scans), "--collection", "familie", "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # stricat.jpg was rejected
     out = json.loads(result.stdout[result.stdout.index("{"):])
-    assert out["records"]["new"] == 7 and out["errors"]["count"] >= 3
+    assert out["records"]["new"] == 6 and out["records"]["rejected"] == 1 and out["errors"]["count"] >= 3

@@ -14,10 +14,11 @@ FAST = ["--setting", "ROBOTSTXT_OBEY=false", "--setting", "AUTOTHROTTLE_ENABLED=
         "--setting", "LOG_LEVEL=WARNING", "--setting", "CONCURRENT_REQUESTS_PER_DOMAIN=4"]
 
 
-def test_cli_crawl_prints_summary_and_joins_collection(env):
+def test_cli_crawl_prints_summary_and_joins_collection(env, monkeypatch):
     from catalog.models import CollectionMember
 
     with FakePastvu(fixture_photos()) as server:
+        monkeypatch.setenv("ARHIVA_ALLOW_PRIVATE", server.base_url)  # the URL gate refuses loopback otherwise
         args = ["crawl", "pastvu", "--bbox", ",".join(map(str, CHISINAU)), "--api-url", server.api_url,
                 "--tile-size", "0.03", *FAST]
         result = CliRunner().invoke(app, args)

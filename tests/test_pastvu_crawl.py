@@ -18,7 +18,7 @@ AREA = ",".join(map(str, CHISINAU))
 
 
 def crawl(server, engine=None, **params):
-    settings = FAST | params.pop("settings", {})
+    settings = FAST | server.allow | params.pop("settings", {})
     progress = params.pop("progress", None)
     p = {"bbox": AREA, "api_url": server.api_url, "tile_size": 0.02} | params
     return run_crawl("pastvu", p, settings_overrides=settings, progress=progress)

@@ -166,6 +166,7 @@ def test_every_readme_command_works_on_a_fresh_machine(tmp_path):
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("ARHIVA_", "PREFECT_API_URL")) and k != "PREFECT_HOME"}
         env.update(HOME=str(home), ARHIVA_HOME=str(home / "arhiva"), COLUMNS="200",
+                   ARHIVA_ALLOW_PRIVATE=pastvu.base_url,
                    ARHIVA_PASTVU_API_URL=pastvu.api_url, ARHIVA_PASTVU_BASE_URL=pastvu.base_url,
                    ARHIVA_CRAWL_SETTINGS=json.dumps({
                        "DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "ROBOTSTXT_OBEY": False,

@@ -86,11 +86,13 @@ def search(
                         limit=limit, offset=offset, max_limit=settings_of(request).page_size_max)
     page = search_records(session, query, max_limit=settings_of(request).page_size_max)
     base = base_url(request)
-    nxt = prev = None
-    if page.offset + page.limit < page.total:
-        nxt = str(request.url.include_query_params(offset=page.offset + page.limit, limit=page.limit))
-    if page.offset > 0:
-        prev = str(request.url.include_query_params(offset=max(0, page.offset - page.limit), limit=page.limit))
+
+    def link(offset: int) -> str:  # under ARHIVA_PUBLIC_URL when set, not the request's Host header
+        query = request.url.include_query_params(offset=offset, limit=page.limit).query
+        return f"{base}{request.url.path.lstrip('/')}?{query}"
+
+    nxt = link(page.offset + page.limit) if page.offset + page.limit < page.total else None
+    prev = link(max(0, page.offset - page.limit)) if page.offset > 0 else None
     return {"total": page.total, "limit": page.limit, "offset": page.offset, "next": nxt, "previous": prev,
             "items": [record_out(r, base) for r in page.items]}
 
@@ -210,7 +212,8 @@ AUTH = {401: {"model": schemas.Problem}, 403: {"model": schemas.Problem}}
 
 
 @write_router.post("/collections/{name}/records", response_model=schemas.CollectionOut,
-                   responses=AUTH | NOT_FOUND)
+                   responses=AUTH | NOT_FOUND | {400: {"model": schemas.Problem,
+                                                        "description": "The body is not JSON."}})
 def add_members(request: Request, name: CollectionName, body: schemas.MembersIn) -> dict[str, Any]:
     """Add records to a collection (created if new). Needs `Authorization: Bearer <ARHIVA_WEB_TOKEN>`."""
     reject_nul(name=name)

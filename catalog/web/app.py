@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from catalog.blobs import BlobStore
 from catalog.db import open_catalog, session_factory
+from catalog.imaging import use_pixel_limit
 from catalog.queries import QueryError
 from catalog.settings import Settings, get_settings
 
@@ -40,6 +41,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     from catalog.web import api, files, pages
 
     settings = settings or get_settings()
+    use_pixel_limit(settings.max_image_pixels)
     engine = engine or open_catalog(settings)
     app = FastAPI(title="arhiva catalogue", version="1", description=DESCRIPTION,
                   openapi_tags=[{"name": "records"}, {"name": "assets"}, {"name": "files"}, {"name": "IIIF"},
@@ -56,7 +58,42 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _errors(app)
+    app.add_middleware(OpenFiles)
     return app
+
+
+class OpenFiles:
+    """Images and IIIF manifests are for viewers on any origin: every answer under ``/iiif/`` and
+    ``/assets/`` (errors included) carries ``Access-Control-Allow-Origin: *``, ``OPTIONS`` (a
+    preflight) is answered, and ``HEAD`` answers like ``GET`` without the body."""
+
+    PREFIXES = ("/iiif/", "/assets/")
+    CORS = [(b"access-control-allow-origin", b"*")]
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith(self.PREFIXES):
+            return await self.app(scope, receive, send)
+        method = scope["method"]
+        if method == "OPTIONS":
+            await send({"type": "http.response.start", "status": 204, "headers": self.CORS + [
+                (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
+                (b"access-control-allow-headers", b"*"), (b"access-control-max-age", b"86400"),
+                (b"allow", b"GET, HEAD, OPTIONS")]})
+            await send({"type": "http.response.body", "body": b""})
+            return None
+
+        async def send_open(message):
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"access-control-allow-origin"]
+                message = {**message, "headers": headers + self.CORS}
+            elif method == "HEAD" and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        return await self.app({**scope, "method": "GET"} if method == "HEAD" else scope, receive, send_open)
 
 
 def _wants_html(request: Request) -> bool:

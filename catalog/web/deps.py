@@ -38,8 +38,11 @@ def require_token(request: Request) -> None:
     token = settings_of(request).web_token
     if not token:
         raise HTTPException(403, "writing is disabled: the server has no ARHIVA_WEB_TOKEN")
+    # Header values arrive as Latin-1 text (HTTP's bytes); the token is compared as the UTF-8
+    # bytes a client sends for it, in constant time, so a non-ASCII token matches too.
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    given_bytes = given.strip().encode("latin-1", "replace")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, token.encode("utf-8")):
         raise HTTPException(401, "a valid 'Authorization: Bearer <token>' header is required",
                             headers={"WWW-Authenticate": "Bearer"})
 
@@ -105,7 +108,17 @@ def query_from_form(params: Mapping[str, str], page_size: int, max_limit: int) -
 
 
 def base_url(request: Request) -> str:
+    """The root of absolute links: ARHIVA_PUBLIC_URL when set, else the URL the request came to
+    (its Host header: set ARHIVA_PUBLIC_URL on a server that others reach)."""
+    public = settings_of(request).public_url
+    if public:
+        return public.rstrip("/") + "/"
     return str(request.base_url)
+
+
+def has_image(rec) -> bool:
+    """Whether a record has an original image (and so a IIIF manifest)."""
+    return any(ra.role == "original" and ra.asset.media_type.startswith("image/") for ra in rec.assets)
 
 
 def asset_urls(base: str, sha256: str) -> dict[str, str]:
@@ -118,6 +131,7 @@ def record_out(rec, base: str) -> dict[str, Any]:
     for a in out["assets"]:
         a.update(asset_urls(base, a["sha256"]))
     out["colorized"] = any(a["role"] == "colorized" for a in out["assets"])
-    out["links"] = {"self": f"{base}api/records/{rec.id}", "page": f"{base}records/{rec.id}",
-                    "manifest": f"{base}iiif/records/{rec.id}/manifest"}
+    out["links"] = {"self": f"{base}api/records/{rec.id}", "page": f"{base}records/{rec.id}"}
+    if has_image(rec):  # a record without an image has no manifest to advertise
+        out["links"]["manifest"] = f"{base}iiif/records/{rec.id}/manifest"
     return out

@@ -6,6 +6,7 @@ store's own key check, so no path can leave the store.
 """
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request
@@ -15,7 +16,6 @@ from sqlalchemy import select
 
 from catalog.blobs import BlobKeyError
 from catalog.models import Asset, Colorization, ModelVersion
-from catalog.web import schemas
 from catalog.web.api import DB, NOT_FOUND, RecordId, Sha256, load_record
 from catalog.web.deps import base_url
 from catalog.web.iiif import MEDIA_TYPE, build_manifest
@@ -26,9 +26,12 @@ SERVED_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif", "image/tif
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff",
              "Access-Control-Allow-Origin": "*"}
 IMAGE = {200: {"content": {"image/jpeg": {}}, "description": "The image."}}
+ANY_IMAGE = {200: {"content": {t: {} for t in sorted(SERVED_TYPES)},
+                   "description": "The image file as stored: JPEG, PNG, WebP, GIF, TIFF, JPEG 2000 or BMP."}}
+ThumbSize = IntEnum("ThumbSize", {f"px{n}": n for n in THUMB_SIZES})  # documented as an enum; others: 422
 
 
-@router.get("/assets/{sha256}", response_class=FileResponse, responses=NOT_FOUND | IMAGE, tags=["files"])
+@router.get("/assets/{sha256}", response_class=FileResponse, responses=NOT_FOUND | ANY_IMAGE, tags=["files"])
 def asset_file(request: Request, session: DB, sha256: Sha256) -> FileResponse:
     """The image file itself, as stored (content-addressed: it never changes)."""
     a = session.get(Asset, sha256)
@@ -48,14 +51,13 @@ def _suffix(media_type: str) -> str:
     return "." + {"image/jpeg": "jpg", "image/jp2": "jp2"}.get(media_type, media_type.split("/")[-1])
 
 
-@router.get("/assets/{sha256}/thumb/{size}", responses=NOT_FOUND | IMAGE | {422: {"model": schemas.Problem}},
-            response_class=Response, tags=["files"])
+@router.get("/assets/{sha256}/thumb/{size}", responses=NOT_FOUND | IMAGE, response_class=Response, tags=["files"])
 async def asset_thumbnail(request: Request, sha256: Sha256,
-                          size: Annotated[int, Path(description=f"One of {', '.join(map(str, THUMB_SIZES))}.")]
+                          size: Annotated[ThumbSize, Path(description=f"One of {', '.join(map(str, THUMB_SIZES))}.")]
                           ) -> Response:
-    """A JPEG of at most SIZE pixels a side, made on first use and kept as a derived asset."""
-    if size not in THUMB_SIZES:
-        raise HTTPException(422, f"size must be one of {', '.join(map(str, THUMB_SIZES))}")
+    """A JPEG of at most SIZE pixels a side, made on first use and kept as a derived asset.
+    Another size is a 422 like every invalid parameter."""
+    size = int(size)
     if request.headers.get("if-none-match", "").strip('"').startswith(f"{sha256}-{size}"):
         return Response(status_code=304, headers=IMMUTABLE)
     state = request.app.state

@@ -7,7 +7,7 @@ are the catalogue's own files at stable, content-addressed URLs; a format a
 browser cannot show (TIFF, JPEG 2000) is given as its largest JPEG
 derivative. ``rights`` is set only for a Creative Commons or
 RightsStatements.org URI, as the specification requires; attribution goes
-in ``requiredStatement``.
+in ``requiredStatement``. Harvested text is always plain text (``plain_text``), never HTML.
 """
 from __future__ import annotations
 
@@ -21,8 +21,16 @@ CONTEXT = "http://iiif.io/api/presentation/3/context.json"
 MEDIA_TYPE = f'application/ld+json;profile="{CONTEXT}"'
 
 
+def plain_text(value: str) -> str:
+    """Harvested text as IIIF plain text. The specification has viewers render a value as HTML
+    when its first character is '<' and its last '>'; such a value gets a trailing space (the
+    specification's own rule for plain text), so no viewer turns harvested text into markup."""
+    value = str(value).strip()
+    return value + " " if value.startswith("<") and value.endswith(">") else value
+
+
 def _lang(value: str) -> dict[str, list[str]]:
-    return {"none": [value]}
+    return {"none": [plain_text(value)]}
 
 
 def _en(value: str) -> dict[str, list[str]]:

@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from catalog.licences import is_licence_uri
 from catalog.queries import QueryError, search_records
 from catalog.web.api import DB, RecordId, list_collections, list_sources, load_record
-from catalog.web.deps import query_from_form, record_out, settings_of
+from catalog.web.deps import base_url, query_from_form, record_out, settings_of
 from catalog.web.provenance import record_provenance
 from catalog.web.thumbs import THUMB_SIZES
 
@@ -120,7 +120,7 @@ def search_page(request: Request, session: DB) -> HTMLResponse:
         ctx["error"] = str(exc)
         ctx["map"] = map_view([], form["bbox"])
         return render(request, "search.html", ctx, status=422)
-    base = str(request.base_url)
+    base = base_url(request)
     number = page.offset // PAGE_SIZE + 1
     ctx.update(items=[record_out(r, base) for r in page.items], total=page.total, page=number,
                pages=_page_links(form, page.total, number, PAGE_SIZE),
@@ -148,7 +148,7 @@ def _versions(out: dict[str, Any], prov: dict[str, Any]) -> tuple[dict | None, l
 @router.get("/records/{record_id}", response_class=HTMLResponse)
 def record_page(request: Request, session: DB, record_id: RecordId) -> HTMLResponse:
     rec = load_record(session, record_id)
-    out = record_out(rec, str(request.base_url))
+    out = record_out(rec, base_url(request))
     prov = record_provenance(session, rec)
     original, versions = _versions(out, prov)
     others = [a for a in out["assets"] if a["role"] not in ("original", "colorized", "thumbnail")]

@@ -52,7 +52,7 @@ class RecordOut(BaseModel):
     last_seen_at: str | None = None
     assets: list[AssetLink] = []
     colorized: bool = False
-    links: dict[str, str] = Field(default_factory=dict, description="self, page, manifest")
+    links: dict[str, str] = Field(default_factory=dict, description="self, page, and manifest when the record has an image")
 
 
 class RecordPage(BaseModel):

@@ -11,15 +11,18 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from sqlalchemy import Engine, text
 
 from catalog.assets import register_image
 from catalog.blobs import BlobKeyError, BlobStore, sha256_bytes
 from catalog.db import session_scope
-from catalog.imaging import ImageRejected, open_image, to_rgb_array
+from catalog.imaging import ImageRejected, exif_orientation, open_image, shrink, to_rgb_array, upright
 from catalog.models import Asset
 from catalog.settings import Settings
 
@@ -40,15 +43,19 @@ class ThumbnailError(ValueError):
 
 
 def render(data: bytes, max_side: int, *, max_pixels: int) -> bytes:
-    """JPEG of at most ``max_side`` pixels a side, upright, RGB."""
+    """JPEG of at most ``max_side`` pixels a side, upright, RGB. A JPEG is decoded at a reduced
+    scale (draft); any image is reduced before it is turned or converted, so a big scan is held
+    in memory once, decoded, and never copied at full size."""
     try:
-        im = open_image(data, max_pixels=max_pixels)
+        im = open_image(data, max_pixels=max_pixels, draft=(max_side, max_side))
     except ImageRejected as exc:
         raise ThumbnailError(str(exc)) from None
-    im = ImageOps.exif_transpose(im)
+    orientation = exif_orientation(im)
+    im = shrink(im, max_side * 2)
     if im.mode not in ("L", "RGB"):
-        rgb = to_rgb_array(im, max_side=max_side * 2)  # 16-bit, palette, alpha, CMYK…
+        rgb = to_rgb_array(im)  # 16-bit, palette, alpha, CMYK…
         im = Image.fromarray(np.round(rgb * 255).astype(np.uint8), "RGB")
+    im = upright(im, orientation)
     im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=84, optimize=True, progressive=True)
@@ -60,6 +67,30 @@ def cached(src: Asset, size: int) -> str | None:
     return ((src.info or {}).get("thumbnails") or {}).get(str(size))
 
 
+# Rendering is bounded: at most RENDER_WORKERS renders at once in a process, and one at a time
+# per original (its other requests wait, then find the thumbnail made): a burst of first
+# requests for one big scan decodes it once at a time, not once per request.
+RENDER_WORKERS = 2
+_renders = threading.BoundedSemaphore(RENDER_WORKERS)
+_per_original: dict[str, list] = {}  # sha256 → [lock, waiters]
+_per_original_lock = threading.Lock()
+
+
+@contextmanager
+def _one_render_of(sha256: str) -> Iterator[None]:
+    with _per_original_lock:
+        entry = _per_original.setdefault(sha256, [threading.Lock(), 0])
+        entry[1] += 1
+    try:
+        with entry[0]:
+            yield
+    finally:
+        with _per_original_lock:
+            entry[1] -= 1
+            if not entry[1]:
+                del _per_original[sha256]
+
+
 def thumbnail(engine: Engine, store: BlobStore, settings: Settings, sha256: str, size: int) -> tuple[str, bytes]:
     """(sha256, JPEG bytes) of the thumbnail, made and stored on first use.
 
@@ -68,6 +99,18 @@ def thumbnail(engine: Engine, store: BlobStore, settings: Settings, sha256: str,
     """
     if size not in THUMB_SIZES:
         raise ThumbnailError(f"size must be one of {', '.join(map(str, THUMB_SIZES))}")
+    found = _stored(engine, store, sha256, size)
+    if found is not None:
+        return found
+    with _one_render_of(sha256):
+        found = _stored(engine, store, sha256, size)  # made meanwhile by the request we waited for
+        if found is not None:
+            return found
+        with _renders:
+            return _make(engine, store, settings, sha256, size)
+
+
+def _stored(engine: Engine, store: BlobStore, sha256: str, size: int) -> tuple[str, bytes] | None:
     with session_scope(engine) as session:
         src = session.get(Asset, sha256)
         if src is None or not src.media_type.startswith("image/"):
@@ -75,6 +118,12 @@ def thumbnail(engine: Engine, store: BlobStore, settings: Settings, sha256: str,
         known = cached(src, size)
         if known and store.exists(known):
             return known, store.read(known)
+    return None
+
+
+def _make(engine: Engine, store: BlobStore, settings: Settings, sha256: str, size: int) -> tuple[str, bytes]:
+    with session_scope(engine) as session:
+        src = session.get(Asset, sha256)
         try:
             data = store.path_for_key(src.blob_key).read_bytes()
         except (BlobKeyError, OSError):

@@ -22,6 +22,7 @@ from typing import Any
 from catalog.dates import DateRange, parse_date, year_from_title
 from catalog.ingest import RecordIn
 from catalog.licences import pick_licences
+from crawlers.urlgate import UrlGate, safe_url
 
 # Descriptive precedence of a view (higher wins).
 RANK = {"page": 50, "omeka-api": 45, "commons": 45, "oai": 40, "iiif": 30, "caption": 20}
@@ -90,8 +91,13 @@ def date_of(text: str | None) -> DateRange | None:
     return parse_date(text) if text else None
 
 
-def merge(views: list[Found]) -> Merged:
-    """Join the views of one photograph (see the module docstring)."""
+def merge(views: list[Found], gate: UrlGate | None = None) -> Merged:
+    """Join the views of one photograph (see the module docstring). Harvested URLs that the
+    URL gate refuses (not http/https, credentials, a literal private address) are left out."""
+    for v in views:
+        v.image_url = safe_url(v.image_url, gate)
+        v.more_images = [u for u in v.more_images if safe_url(u, gate)]
+        v.source_url = safe_url(v.source_url, gate)
     ordered = sorted(views, key=lambda v: (-RANK.get(v.kind, 0), v.kind, v.fetched_url))
 
     def first(name: str) -> Any:

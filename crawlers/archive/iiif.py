@@ -130,14 +130,19 @@ def _image_from_service(service: Any, version: int) -> str | None:
     return best
 
 
+def _http_url(url: Any) -> str | None:
+    return canonical_url(url) if isinstance(url, str) else None
+
+
 def _canvas_image(canvas: dict, version: int) -> str | None:
+    """The canvas's image as an absolute http(s) URL (anything else, ``file:`` say, is None)."""
     if version == 2:
         for anno in canvas.get("images") or []:
             res = anno.get("resource") if isinstance(anno, dict) else None
             if isinstance(res, dict):
                 if res.get("@type") == "oa:Choice" and res.get("default"):
                     res = res["default"]
-                return _image_from_service(res.get("service"), 2) or _id(res)
+                return _http_url(_image_from_service(res.get("service"), 2) or _id(res))
         return None
     for page in canvas.get("items") or []:
         for anno in (page.get("items") or []) if isinstance(page, dict) else []:
@@ -150,7 +155,7 @@ def _canvas_image(canvas: dict, version: int) -> str | None:
                 items = body.get("items") or []
                 body = items[0] if items else None
             if isinstance(body, dict) and body.get("type", "Image") == "Image":
-                return _image_from_service(body.get("service"), 3) or _id(body)
+                return _http_url(_image_from_service(body.get("service"), 3) or _id(body))
     return None
 
 

@@ -1,8 +1,8 @@
 """Downloader middlewares of the archive spider (generic: any spider may use them).
 
-``AllowedDomainsMiddleware`` refuses every request — links, images, redirect
-targets, ``dont_filter`` ones included — whose host is outside the spider's
-``allowed_domains`` (a domain allows its subdomains), and logs it on the run.
+Requests outside the spider's ``allowed_domains`` (links, images, redirect targets,
+``dont_filter`` ones included) are refused by ``crawlers.urlgate.UrlGateMiddleware``, which
+every spider has.
 
 ``HostMapMiddleware`` (tests, benchmarks) sends requests for the hosts in
 ``ARHIVA_HOST_MAP`` (``{"host": "http://127.0.0.1:PORT"}``) to a local server
@@ -13,42 +13,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from scrapy.exceptions import IgnoreRequest, NotConfigured
-from scrapy.utils.httpobj import urlparse_cached
-
-from crawlers.runlog import RunLog
+from scrapy.exceptions import NotConfigured
 
 INTERNAL = "arhiva_hostmapped"
-
-
-def host_allowed(host: str | None, allowed: list[str] | tuple[str, ...]) -> bool:
-    host = (host or "").lower().rstrip(".")
-    return any(host == d or host.endswith("." + d) for d in (a.lower().lstrip(".") for a in allowed))
-
-
-class AllowedDomainsMiddleware:
-    def __init__(self, crawler):
-        self.crawler = crawler
-
-    @classmethod
-    def from_crawler(cls, crawler):
-        return cls(crawler)
-
-    def process_request(self, request):
-        if request.meta.get(INTERNAL) or request.url.startswith("data:"):
-            return None
-        allowed = list(getattr(self.crawler.spider, "allowed_domains", None) or [])
-        if not allowed:
-            return None
-        host = urlparse_cached(request).hostname
-        if host_allowed(host, allowed):
-            return None
-        what = "redirect target" if request.meta.get("redirect_times") else (
-            request.meta.get("arhiva_kind") or "link")
-        RunLog.from_crawler(self.crawler).error(
-            "offsite", f"{what} on {host} is outside the allowed domains ({', '.join(allowed)}); not fetched "
-            "(add --allow-domain to fetch it)", url=request.url, key=request.meta.get("arhiva_key"))
-        raise IgnoreRequest(f"offsite: {host}")
 
 
 class HostMapMiddleware:

@@ -8,7 +8,7 @@ pointing to a manifest) are grouped by identity and merged into one record
 when the crawl goes idle (or when ``ARHIVA_MERGE_BUFFER`` groups are held).
 
 Limits: requests stay inside ``allowed_domains`` (``--allow-domain``, default
-the start URLs' hosts; redirects and images included); ``--max-pages`` counts
+the start URLs' hosts and ports; redirects and images included; ``crawlers.urlgate``); ``--max-pages`` counts
 every page/feed/manifest request; ``--depth`` counts link hops (listing →
 item, collection → member), not pagination, OAI tokens or the documents
 that complete a record (manifest, media). Deleted OAI records withdraw the
@@ -32,12 +32,12 @@ from scrapy.exceptions import DontCloseSpider
 
 from crawlers.archive import commons, iiif, oai, omeka, sniff
 from crawlers.archive.found import Found, Grouper, merge
-from crawlers.archive.middlewares import host_allowed
 from crawlers.archive.pages import parse_page
-from crawlers.archive.text import canonical_url, host_of
+from crawlers.archive.text import canonical_url
 from crawlers.archive.xmlsafe import BadXML, UnsafeXML
 from crawlers.base import ArhivaSpider
 from crawlers.items import RecordItem, SeenItem
+from crawlers.urlgate import INTERNAL_SCHEME, UnsafeURL, UrlGate, gate_for
 
 DEFAULT_DEPTH = 3
 DEFAULT_MAX_PAGES = 10_000
@@ -68,10 +68,13 @@ class ArchiveSpider(ArhivaSpider):
             raise ValueError("give at least one START_URL")
         p["start_urls"] = urls
         p["allow_domains"] = [d.lower().lstrip(".") for d in _as_list(p.get("allow_domains"))] or \
-            sorted({host_of(u) for u in urls})
-        outside = [u for u in urls if not host_allowed(host_of(u), p["allow_domains"])]
-        if outside:
-            raise ValueError(f"start URL outside the allowed domains: {outside[0]}")
+            sorted({urlsplit(u).netloc for u in urls})  # host, and port when not the default
+        gate = UrlGate(p["allow_domains"])  # a bad --allow-domain raises ValueError
+        for u in urls:
+            try:
+                gate.check(u)
+            except UnsafeURL as exc:
+                raise ValueError(f"start URL {u} refused: {exc}") from None
         for name, default in (("max_pages", DEFAULT_MAX_PAGES), ("depth", DEFAULT_DEPTH)):
             value = p.get(name)
             p[name] = default if value in (None, "") else int(value)
@@ -96,8 +99,6 @@ class ArchiveSpider(ArhivaSpider):
     def update_settings(cls, settings):
         super().update_settings(settings)
         mws = dict(settings.getdict("DOWNLOADER_MIDDLEWARES"))
-        mws.setdefault("crawlers.archive.middlewares.AllowedDomainsMiddleware", 45)
-        mws.setdefault("scrapy.downloadermiddlewares.offsite.OffsiteMiddleware", None)  # ours is stricter, logs
         mws.setdefault("crawlers.archive.middlewares.HostMapMiddleware", 960)
         settings.set("DOWNLOADER_MIDDLEWARES", mws, priority="spider")
 
@@ -369,8 +370,9 @@ class ArchiveSpider(ArhivaSpider):
 
     def _idle(self):
         if len(self.grouper):
-            self.crawler.engine.crawl(Request("data:,", callback=self._flush_cb, dont_filter=True,
-                                              meta={"arhiva_kind": "flush"}))
+            self.crawler.engine.crawl(Request(f"{INTERNAL_SCHEME}://flush", callback=self._flush_cb, dont_filter=True,
+                                              meta={"arhiva_kind": "flush", "arhiva_internal": True,
+                                                    "dont_obey_robotstxt": True}))
             raise DontCloseSpider
 
     def _flush_cb(self, response):
@@ -385,7 +387,7 @@ class ArchiveSpider(ArhivaSpider):
                 keep.append(views)
                 continue
             self.flushed |= ids
-            merged.append(merge(views))
+            merged.append(merge(views, gate_for(self.crawler)))
         for views in keep:
             for v in views:
                 self.grouper.add(v)

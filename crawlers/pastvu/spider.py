@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from scrapy import Request
 from scrapy.downloadermiddlewares.retry import get_retry_request
@@ -106,6 +107,8 @@ class PastvuSpider(ArhivaSpider):
         self.size = SIZES.get(self.images)
         self.limit = params.get("limit")
         self.api_url, self.base_url = params["api_url"], params["base_url"]
+        # the URL gate (crawlers.urlgate) lets requests reach these two origins only
+        self.allowed_domains = sorted({urlsplit(u).netloc.lower() for u in (self.api_url, self.base_url)})
         self.tile_size, self.min_tile_size = params["tile_size"], params["min_tile_size"]
         self.markers = {"listing": ["listing"]}
         if self.size:

@@ -45,7 +45,8 @@ def network_news(progress: dict[str, Any]) -> str | None:
 
 def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, Any], *, json_out: bool,
                      describe: Callable[[dict[str, Any]], str], max_examples: int = 10) -> None:
-    """Run the crawl flow, show progress, print the summary; exit 2 on bad input, 1 if the crawl failed."""
+    """Run the crawl flow, show progress, print the summary; exit 2 on bad input, 1 if the crawl failed
+    or any record it found was not stored (rejected)."""
     from crawlers.runner import checked_params
     from flows.cli.flowrun import RunWatcher, flow_session
 
@@ -68,15 +69,23 @@ def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, An
             where = e.get("key") or e.get("url") or ""
             detail = escape(f"{where} {e.get('message', '')}")
             err.print(f"  [yellow]{escape(str(e.get('kind')))}[/yellow] {detail}", highlight=False)
-    if summary.get("status") != "succeeded":
+    lost = _lost_records(summary)
+    if summary.get("status") != "succeeded" or lost:
         n = (summary.get("errors") or {}).get("count", 0)
         reason = summary.get("error") or (
             f"the source answered {n} request(s) with errors or not at all; what did answer is stored "
             f"(the crawl log: {summary.get('log_file')})" if summary.get("status") == "partial"
+            else f"{lost} record(s) found were not stored (rejected; see above)" if lost
             else f"the crawl ended {summary.get('status')}")
         err.print(f"[red]error:[/red] crawl run {summary.get('run_id')} {escape(str(summary.get('status')))}: "
                   f"{escape(str(reason))}", highlight=False)
         raise typer.Exit(1)
+
+
+def _lost_records(summary: dict[str, Any]) -> int:
+    """Records the crawl found but did not store (rejected, or a batch the catalogue refused)."""
+    by_kind = (summary.get("errors") or {}).get("by_kind") or {}
+    return int((summary.get("records") or {}).get("rejected") or 0) + int(by_kind.get("catalogue_write") or 0)
 
 
 def _run_summary(run_id: int | None) -> dict[str, Any]:

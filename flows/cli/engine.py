@@ -19,6 +19,14 @@ from flows.cli.ui import console, err, fail
 DEVICE_HELP = "auto, cpu, cuda or mps."
 
 
+def _use_pixel_limit() -> None:
+    """Photos are opened under ARHIVA_MAX_IMAGE_PIXELS, as everywhere in arhiva."""
+    from catalog.imaging import use_pixel_limit
+    from catalog.settings import get_settings
+
+    use_pixel_limit(get_settings().max_image_pixels)
+
+
 def _progress() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -77,6 +85,7 @@ def train_files(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train a colorizer on folders of colour photos (pix2pix: L1, then GAN + L1)."""
+    _use_pixel_limit()
     from colorization.data import split_paths
     from colorization.imageio import list_images
     from colorization.train import TrainConfig, train
@@ -139,6 +148,7 @@ def colorize_files(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
     """Colorize photos at full resolution (the output has each input's size)."""
+    _use_pixel_limit()
     from colorization.checkpoint import CheckpointError
     from colorization.imageio import list_images
     from colorization.infer import Colorizer
@@ -177,6 +187,7 @@ def evaluate_cmd(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
     """PSNR, SSIM, CIEDE2000 and colourfulness of the model next to the greyscale baseline."""
+    _use_pixel_limit()
     from colorization.checkpoint import CheckpointError
     from colorization.imageio import list_images
     from colorization.infer import Colorizer

@@ -58,8 +58,13 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
         claim_size: Optional[int] = typer.Option(
             None, "--claim-size", min=1, help="Photos claimed per task (default 4 × batch size)."),
+        retry_failed: bool = typer.Option(
+            False, "--retry-failed", help="Try again the photos earlier runs could not colorize."),
     ) -> None:
-        """Colorize a collection's greyscale photos by year range; results go back to the catalogue."""
+        """Colorize a collection's greyscale photos by year range; results go back to the catalogue.
+
+        A photo that cannot be read is recorded as failed (with the reason) and the others go on;
+        later runs skip it unless --retry-failed. Exits 1 when a photo failed."""
         from catalog.queries import QueryError, parse_years
         from flows.cli.flowrun import RunWatcher, flow_session
 
@@ -78,11 +83,18 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
 
             summary = colorize_flow(collection=collection, years=years, model=model, limit=limit,
                                     batch_size=batch_size, render_size=render_size, device=device,
-                                    claim_size=claim_size)
+                                    claim_size=claim_size, retry_failed=retry_failed)
         if summary.get("status") == "skipped":
             say(f"nothing to do: {summary.get('reason')} (colorization run {summary.get('run_id')})", "yellow")
             return
         _show(summary, f"colorization: {summary.get('status')}")
+        from rich.markup import escape
+
+        for f in summary.get("failures") or []:
+            err.print(f"  [yellow]not colorized[/yellow] {f['sha256'][:12]}… (records {f['records']}): "
+                      f"{escape(f['error'])}", highlight=False)
+        if summary.get("failed"):
+            raise typer.Exit(1)
 
     @app.command("models")
     def models(as_json: bool = typer.Option(False, "--json")) -> None:

@@ -47,7 +47,10 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
                  f"import run {report.run_id} into {report.source}",
                  (("files", report.files), ("records new", report.new), ("records changed", report.changed),
                   ("records unchanged", report.unchanged), ("records withdrawn (file gone)", report.withdrawn),
-                  ("images stored", report.images_stored)), report.errors, report.run_id)
+                  ("images stored", report.images_stored), ("files rejected", report.rejected)),
+                 report.errors, report.run_id)
+        if report.rejected:  # files that became no record (each is named above and on the run)
+            raise typer.Exit(1)
 
     @app.command("load")
     def load_cmd(

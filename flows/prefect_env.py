@@ -152,7 +152,14 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def quiet_prefect(verbose: bool = False) -> None:
-    """Prefect's console handlers print nothing unless ``verbose``; its logs go to the log file."""
+    """Prefect's console handler prints nothing unless ``verbose``; its logs go to the log file."""
+    # Prefect configures its handlers from the environment when it sets up logging (once, when
+    # `prefect.main` is first imported): the console handler's level goes there first, unless the
+    # user chose one.
+    if os.environ.get("_ARHIVA_SET_CONSOLE_LEVEL") or "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL" not in os.environ:
+        os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "INFO" if verbose else "CRITICAL"
+        os.environ["_ARHIVA_SET_CONSOLE_LEVEL"] = "1"
+    import prefect.main  # noqa: F401 - Prefect sets up its logging here
     from prefect.logging.handlers import PrefectConsoleHandler
 
     from catalog.settings import get_settings
@@ -160,7 +167,7 @@ def quiet_prefect(verbose: bool = False) -> None:
     path = get_settings().home / "logs" / "arhiva.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
-    for logger in loggers:
+    for logger in loggers:  # a process whose Prefect logging was set up before (an embedding program)
         for handler in getattr(logger, "handlers", []):
             if isinstance(handler, PrefectConsoleHandler):
                 handler.setLevel(logging.INFO if verbose else logging.CRITICAL + 1)

@@ -19,6 +19,36 @@ def _show(summary: dict, title: str) -> None:
     console.print(t)
 
 
+def _submit(flow: str, parameters: dict, runs: int, wait: bool) -> None:
+    """Flow runs on the work pool's workers: their ids at once, or, with ``wait``, how each ended."""
+    from flows.deploy import FINAL, submit
+    from flows.deploy import wait as wait_for
+
+    done = submit(flow, parameters, runs)
+    for i in done.ids:
+        console.print(i)
+    err.print(f"{len(done.ids)} {flow} flow run(s) submitted to the work pool", highlight=False)
+    if not wait:
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task("waiting…", total=None)
+
+        def show(states: dict) -> None:
+            ended = sum(t in FINAL for t, _ in states.values())
+            bar.update(task, description=f"{ended} of {len(states)} flow run(s) ended")
+
+        final = wait_for(done.ids, progress=show)
+    t = Table("flow run", "state", "message")
+    for i, (state, message) in final.items():
+        t.add_row(i, state, message or "")
+    console.print(t)
+    if any(state != "COMPLETED" for state, _ in final.values()):
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
     @app.command("train")
     def train(
@@ -32,16 +62,23 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         width: int = typer.Option(64, "--width", help="Decoder width (from scratch only)."),
         min_photos: int = typer.Option(4, "--min-photos", help="Train only with at least this many new photos."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+        submit: bool = typer.Option(False, "--submit", help="Run on a worker of the work pool (`arhiva deploy`), "
+                                                            "not here; print the flow run's id."),
+        wait: bool = typer.Option(False, "--wait", help="With --submit: wait for the flow run to end."),
     ) -> None:
         """Train a model version on the collection's colour photos not used before (a Prefect flow)."""
         from flows.cli.flowrun import flow_session
 
+        parameters = dict(collection=collection, name=name, base=base, stage1_epochs=stage1_epochs,
+                          stage2_epochs=stage2_epochs, crop_size=crop_size, batch_size=batch_size, width=width,
+                          min_photos=min_photos, device=device)
+        if submit:
+            _submit("train", parameters, 1, wait)
+            return
         with flow_session():
             from flows.train import train_flow
 
-            summary = train_flow(collection=collection, name=name, base=base, stage1_epochs=stage1_epochs,
-                                 stage2_epochs=stage2_epochs, crop_size=crop_size, batch_size=batch_size,
-                                 width=width, min_photos=min_photos, device=device)
+            summary = train_flow(**parameters)
         if summary.get("status") == "skipped":
             say(f"nothing to do: {summary.get('reason')} (training run {summary.get('run_id')})", "yellow")
             return
@@ -60,6 +97,10 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
             None, "--claim-size", min=1, help="Photos claimed per task (default 4 × batch size)."),
         retry_failed: bool = typer.Option(
             False, "--retry-failed", help="Try again the photos earlier runs could not colorize."),
+        runs: Optional[int] = typer.Option(
+            None, "--runs", min=1, help="Fan out: N flow runs on the workers of the work pool (`arhiva deploy`), "
+                                        "sharing the photos; prints their ids and returns."),
+        wait: bool = typer.Option(False, "--wait", help="With --runs: wait for every flow run to end."),
     ) -> None:
         """Colorize a collection's greyscale photos by year range; results go back to the catalogue.
 
@@ -73,6 +114,12 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
                 parse_years(years)
             except QueryError as exc:
                 fail(str(exc))
+
+        if runs:
+            _submit("colorize", dict(collection=collection, years=years, model=model, limit=limit,
+                                     batch_size=batch_size, render_size=render_size, device=device,
+                                     claim_size=claim_size, retry_failed=retry_failed), runs, wait)
+            return
 
         def describe(p: dict) -> str:
             return (f"colorization run {p.get('run_id')}: {p.get('photos', 0)} / {p.get('pending_before', '?')} "

@@ -89,6 +89,8 @@ def expected_errors() -> tuple[type[BaseException], ...]:
                                         NotADirectoryError, IsADirectoryError, PermissionError]
     if "crawlers.runner" in sys.modules:
         kinds.append(sys.modules["crawlers.runner"].CrawlError)
+    if "flows.deploy" in sys.modules:
+        kinds.append(sys.modules["flows.deploy"].NoSharedServer)
     return tuple(kinds)
 
 

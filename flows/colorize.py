@@ -27,6 +27,18 @@ def colorization_params(render_size: int) -> dict[str, Any]:
     return {"render_size": int(render_size), "output": "jpeg-q95-444", "crop": "record"}
 
 
+def photo_source(store, sha256: str):
+    """What the colorizer reads: the file where the store is a folder; the image decoded from
+    memory where it is remote (a batch is read once: no cache copy)."""
+    from catalog.blobs import LocalBlobStore
+
+    if isinstance(store, LocalBlobStore):
+        return store.path(sha256)
+    from PIL import Image
+
+    return Image.open(io.BytesIO(store.read(sha256)))
+
+
 def encode(image) -> bytes:
     buf = io.BytesIO()
     image.convert("RGB").save(buf, OUTPUT["format"], quality=OUTPUT["quality"], subsampling=OUTPUT["subsampling"])
@@ -58,12 +70,13 @@ def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int,
         for start in range(0, len(refs), colorizer.batch_size):
             part = refs[start:start + colorizer.batch_size]
             t1 = time.perf_counter()
-            outputs = colorizer.colorize([store.path(r.sha256) for r in part], crop_boxes=[r.crop_box for r in part])
+            sources = [photo_source(store, r.sha256) for r in part]
+            outputs = colorizer.colorize(sources, crop_boxes=[r.crop_box for r in part])
             t2 = time.perf_counter()
-            for ref, out in zip(part, outputs):
+            for src, ref, out in zip(sources, part, outputs):
                 results.append((ref, prepare_made_image(store, out, encode(out), OUTPUT["format"])))
                 if len(grid) < GRID_SIZE:
-                    grid.append((Image.open(store.path(ref.sha256)), out))
+                    grid.append((src if isinstance(src, Image.Image) else Image.open(src), out))
             engine_s += t2 - t1
             write_s += time.perf_counter() - t2
         t3 = time.perf_counter()
@@ -116,7 +129,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
                             "batch_size": batch_size, "claim_size": claim_size, "device": device,
                             "worker": f"{socket.gethostname()}:{os.getpid()}", "params": params},
                            collection_id=cid, model_version_id=mv.id)
-        mv_id, mv_name, ckpt = mv.id, mv.name, get_store().path(mv.checkpoint_sha256)
+        mv_id, mv_name, ckpt = mv.id, mv.name, get_store().local_path(mv.checkpoint_sha256)  # remote: fetched once
     log.info("colorize %s (years %s) with %s: %d photo(s) pending", collection, years or "any", mv_name, pending)
     colorizer = Colorizer(ckpt, device=device, render_size=render_size, batch_size=batch_size)
     claim = max(1, claim_size or 4 * batch_size)
@@ -149,7 +162,9 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     summary_table(f"colorize-{run_id}", totals, f"Colorization run {run_id}: {collection}, {years or 'all years'}")
     path = before_after_grid(grid, get_settings().home / "artifacts" / f"colorize-{run_id}.png")
     if path:
-        image_artifact(f"colorize-grid-{run_id}", path, f"Before / after, colorization run {run_id}")
+        totals["grid_sha256"] = get_store().put_file(path)  # an artifact is a blob too: any machine can fetch it
+        image_artifact(f"colorize-grid-{run_id}", path, f"Before / after, colorization run {run_id}",
+                       blob=totals["grid_sha256"])
         totals["grid"] = str(path)
     return totals
 

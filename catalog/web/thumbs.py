@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 from sqlalchemy import Engine, text
 
 from catalog.assets import register_image
-from catalog.blobs import BlobKeyError, BlobStore, sha256_bytes
+from catalog.blobs import BlobKeyError, BlobMissing, BlobStore, sha256_bytes, sha_of_key
 from catalog.db import session_scope
 from catalog.imaging import ImageRejected, open_image, to_rgb_array
 from catalog.models import Asset
@@ -76,8 +76,8 @@ def thumbnail(engine: Engine, store: BlobStore, settings: Settings, sha256: str,
         if known and store.exists(known):
             return known, store.read(known)
         try:
-            data = store.path_for_key(src.blob_key).read_bytes()
-        except (BlobKeyError, OSError):
+            data = store.read(sha_of_key(src.blob_key))
+        except (BlobKeyError, BlobMissing, OSError):
             raise LookupError(f"the file of asset {sha256} is missing from the blob store") from None
     jpeg = render(data, size, max_pixels=settings.max_image_pixels)
     try:

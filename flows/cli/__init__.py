@@ -40,7 +40,8 @@ def _global_options(
         os.environ["ARHIVA_HOME"] = home
     reset_settings_cache()
 
-COMMAND_MODULES = ("catalog_cmds", "crawl_pastvu", "crawl_archive", "import_folder", "engine", "flow_cmds", "web_cmds")
+COMMAND_MODULES = ("catalog_cmds", "crawl_pastvu", "crawl_archive", "import_folder", "engine", "flow_cmds", "web_cmds",
+                   "blobs_cmds")
 
 
 def _load() -> None:

@@ -1,0 +1,228 @@
+"""Blobs in S3-compatible object storage (AWS S3, MinIO, SeaweedFS, Ceph RGW, Cloudflare R2).
+
+Keys are the local store's (``<prefix>/sha256/ab/cd/<sha256>``), so a catalogue's
+``assets.blob_key`` is the same on both backends. The client is ``obstore``
+(Rust ``object_store``, no Python dependencies): retries with back-off, streamed
+reads, multipart uploads read from a file, presigned URLs.
+
+Settings: ``ARHIVA_BLOBS=s3://bucket/prefix``; the endpoint, region and credentials
+come from the usual variables (``AWS_ENDPOINT_URL``, ``AWS_REGION``,
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``), or, when no
+key is in the environment, from ``~/.aws/credentials`` (profile ``AWS_PROFILE`` or
+``default``). An ``http://`` endpoint (a store on a private network) is allowed as given.
+
+Write-once: a blob already there is not sent again; a new one is uploaded in one
+conditional request (``If-None-Match: *``) when small, or as a multipart upload
+streamed from a file when large (the object appears only when complete; two
+writers of one key upload the same bytes). Whole reads are checked against the
+hash; ``local_path`` keeps checked copies in a local cache (``ARHIVA_HOME/cache/blobs``).
+"""
+from __future__ import annotations
+
+import configparser
+import hashlib
+import io
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlparse
+
+import obstore as obs
+from obstore.exceptions import AlreadyExistsError, NotSupportedError, PreconditionError
+from obstore.store import S3Store
+
+from catalog.blobs import CHUNK, BlobCorrupt, BlobMissing, BlobStore, LocalBlobStore, _SHA, blob_key, sha256_bytes
+
+SINGLE_PUT_MAX = 16 << 20   # larger blobs go up as multipart uploads streamed from their file
+PART_SIZE = 8 << 20
+LIST_PAGE = 1000
+
+
+class S3BlobStore(BlobStore):
+    """One bucket (and key prefix) of an S3-compatible store; picklable (the client is made on first use)."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, cache_dir: Path | str | None = None,
+                 options: dict | None = None):
+        if not bucket:
+            raise ValueError("an S3 blob store needs a bucket: s3://bucket/prefix")
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self.options = dict(options or {})
+        self.cache = LocalBlobStore(cache_dir) if cache_dir else None
+        self._client: S3Store | None = None
+        self._conditional = True  # If-None-Match puts, until the store says it has none
+
+    @classmethod
+    def from_url(cls, url: str, *, cache_dir: Path | str | None = None) -> S3BlobStore:
+        p = urlparse(url)
+        return cls(p.netloc, p.path, cache_dir=cache_dir)
+
+    def __getstate__(self):
+        return self.__dict__ | {"_client": None}
+
+    @property
+    def client(self) -> S3Store:
+        if self._client is None:
+            self._client = S3Store(self.bucket, prefix=self.prefix or None, **_connection_options() | self.options)
+        return self._client
+
+    # -- reading --------------------------------------------------------------------------------------
+    def size(self, sha256: str) -> int | None:
+        try:
+            return int(obs.head(self.client, blob_key(sha256))["size"])
+        except FileNotFoundError:
+            return None
+
+    def exists(self, sha256: str) -> bool:
+        return self.size(sha256) is not None
+
+    def open(self, sha256: str) -> BinaryIO:
+        try:
+            result = obs.get(self.client, blob_key(sha256))
+        except FileNotFoundError:
+            raise BlobMissing(f"no blob {sha256} in {self.url}") from None
+        return io.BufferedReader(_StreamReader(result.stream(min_chunk_size=CHUNK)), CHUNK)
+
+    def iter_range(self, sha256: str, start: int, end: int) -> Iterator[bytes]:
+        if end <= start:
+            return
+        try:
+            result = obs.get(self.client, blob_key(sha256), options={"range": (start, end)})
+        except FileNotFoundError:
+            raise BlobMissing(f"no blob {sha256} in {self.url}") from None
+        for chunk in result.stream(min_chunk_size=CHUNK):
+            yield bytes(chunk)
+
+    def local_path(self, sha256: str) -> Path:
+        """A checked local copy in the cache (downloaded once; another machine gets a model by its hash)."""
+        if self.cache is None:
+            raise RuntimeError(f"{self.url}: no local cache folder configured")
+        if self.cache.exists(sha256):
+            return self.cache.path(sha256)
+        with self.open(sha256) as f:
+            got = self.cache.put_stream(f)
+        if got != sha256:
+            self.cache.delete(got)
+            raise BlobCorrupt(f"blob {sha256} in {self.url} does not match its hash")
+        return self.cache.path(sha256)
+
+    def iter_blobs(self) -> Iterator[tuple[str, int]]:
+        for page in obs.list(self.client, prefix="sha256", chunk_size=LIST_PAGE):
+            for meta in page:
+                key = meta["path"]
+                name = key.rsplit("/", 1)[-1]
+                if _SHA.match(name) and key == blob_key(name):
+                    yield name, int(meta["size"])
+
+    def presign(self, sha256: str, seconds: int) -> str:
+        """A URL anyone may GET for ``seconds`` (``arhiva web`` redirects to it when asked to)."""
+        return obs.sign(self.client, "GET", blob_key(sha256), timedelta(seconds=seconds))
+
+    # -- writing --------------------------------------------------------------------------------------
+    def put_bytes(self, data: bytes) -> str:
+        sha = sha256_bytes(data)
+        if not self.exists(sha):
+            self._put_small(sha, data)
+        return sha
+
+    def put_file(self, path: Path | str, expect: str | None = None) -> str:
+        path = Path(path)
+        sha, md5, size = _digests(path)
+        if expect is not None and sha != expect:
+            raise BlobCorrupt(f"expected blob {expect}, {path} hashes to {sha}")
+        if self.exists(sha):
+            return sha
+        if size <= SINGLE_PUT_MAX:
+            self._put_small(sha, path.read_bytes(), md5)
+        else:
+            obs.put(self.client, blob_key(sha), path, use_multipart=True, chunk_size=PART_SIZE, max_concurrency=4)
+            if self.size(sha) != size:
+                raise BlobCorrupt(f"blob {sha} in {self.url}: stored size differs from the file's {size}")
+        return sha
+
+    def put_stream(self, stream: BinaryIO) -> str:
+        data = stream.read(SINGLE_PUT_MAX + 1)
+        if len(data) <= SINGLE_PUT_MAX:
+            return self.put_bytes(data)
+        return super().put_stream(_Prepend(data, stream))
+
+    def _put_small(self, sha: str, data: bytes, md5: str | None = None) -> None:
+        """One request; with ``If-None-Match: *`` where the store has it, so a blob is never rewritten."""
+        try:
+            result = obs.put(self.client, blob_key(sha), data, mode="create" if self._conditional else "overwrite",
+                             use_multipart=False)
+        except (AlreadyExistsError, PreconditionError):
+            return  # another writer got there first: same key, same bytes
+        except NotSupportedError:
+            self._conditional = False
+            result = obs.put(self.client, blob_key(sha), data, use_multipart=False)
+        etag = (result.get("e_tag") or "").strip('"')
+        expected = md5 or hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if len(etag) == 32 and etag != expected:  # a single PUT's ETag is the MD5 of what arrived
+            raise BlobCorrupt(f"blob {sha} in {self.url}: the store received other bytes (ETag {etag})")
+
+
+def _digests(path: Path) -> tuple[str, str, int]:
+    sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            sha.update(block)
+            md5.update(block)
+            size += len(block)
+    return sha.hexdigest(), md5.hexdigest(), size
+
+
+def _connection_options() -> dict:
+    """What the environment does not give obstore by itself: http endpoints, ~/.aws/credentials."""
+    env = os.environ
+    out: dict = {}
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or env.get("AWS_ENDPOINT") or ""
+    if endpoint.startswith("http://"):
+        out["client_options"] = {"allow_http": True}
+    if not env.get("AWS_ACCESS_KEY_ID"):
+        creds = Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or Path.home() / ".aws" / "credentials")
+        profile = env.get("AWS_PROFILE") or "default"
+        parser = configparser.ConfigParser()
+        if creds.is_file() and parser.read(creds) and parser.has_section(profile):
+            sec = parser[profile]
+            for ours, theirs in (("access_key_id", "aws_access_key_id"), ("secret_access_key", "aws_secret_access_key"),
+                                 ("session_token", "aws_session_token")):
+                if sec.get(theirs):
+                    out[ours] = sec[theirs]
+    return out
+
+
+class _StreamReader(io.RawIOBase):
+    """A readable file over obstore's chunk iterator (for ``io.BufferedReader``)."""
+
+    def __init__(self, chunks):
+        self._chunks, self._rest = chunks, memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        while not self._rest:
+            try:
+                self._rest = memoryview(bytes(next(self._chunks)))
+            except StopIteration:
+                return 0
+        n = min(len(buf), len(self._rest))
+        buf[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
+        return n
+
+
+class _Prepend(io.RawIOBase):
+    """``head`` then the rest of ``stream``: a stream whose first bytes were already read."""
+
+    def __init__(self, head: bytes, stream: BinaryIO):
+        self._head, self._stream = head, stream
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            out, self._head = (self._head, b"") if n < 0 or n >= len(self._head) else (self._head[:n], self._head[n:])
+            return out
+        return self._stream.read(n)

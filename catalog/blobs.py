@@ -44,6 +44,10 @@ class BlobCorrupt(OSError):
     """Bytes read back do not hash to their key."""
 
 
+class BlobStoreError(OSError):
+    """The store cannot be reached or refuses (no such bucket, no permission…); the message says which."""
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

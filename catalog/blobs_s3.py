@@ -30,10 +30,10 @@ from typing import BinaryIO
 from urllib.parse import urlparse
 
 import obstore as obs
-from obstore.exceptions import AlreadyExistsError, NotSupportedError, PreconditionError
+from obstore.exceptions import AlreadyExistsError, BaseError, NotSupportedError, PreconditionError
 from obstore.store import S3Store
 
-from catalog.blobs import CHUNK, BlobCorrupt, BlobMissing, BlobStore, LocalBlobStore, _SHA, blob_key, sha256_bytes
+from catalog.blobs import CHUNK, BlobCorrupt, BlobMissing, BlobStore, BlobStoreError, LocalBlobStore, _SHA, blob_key, sha256_bytes
 
 SINGLE_PUT_MAX = 16 << 20   # larger blobs go up as multipart uploads streamed from their file
 PART_SIZE = 8 << 20
@@ -109,12 +109,15 @@ class S3BlobStore(BlobStore):
         return self.cache.path(sha256)
 
     def iter_blobs(self) -> Iterator[tuple[str, int]]:
-        for page in obs.list(self.client, prefix="sha256", chunk_size=LIST_PAGE):
-            for meta in page:
-                key = meta["path"]
-                name = key.rsplit("/", 1)[-1]
-                if _SHA.match(name) and key == blob_key(name):
-                    yield name, int(meta["size"])
+        try:
+            for page in obs.list(self.client, prefix="sha256", chunk_size=LIST_PAGE):
+                for meta in page:
+                    key = meta["path"]
+                    name = key.rsplit("/", 1)[-1]
+                    if _SHA.match(name) and key == blob_key(name):
+                        yield name, int(meta["size"])
+        except BaseError as exc:
+            raise BlobStoreError(f"cannot list {self.url}: {short_error(exc)}") from None
 
     def presign(self, sha256: str, seconds: int) -> str:
         """A URL anyone may GET for ``seconds`` (``arhiva web`` redirects to it when asked to)."""
@@ -162,6 +165,15 @@ class S3BlobStore(BlobStore):
         expected = md5 or hashlib.md5(data, usedforsecurity=False).hexdigest()
         if len(etag) == 32 and etag != expected:  # a single PUT's ETag is the MD5 of what arrived
             raise BlobCorrupt(f"blob {sha} in {self.url}: the store received other bytes (ETag {etag})")
+
+
+def short_error(exc: BaseException) -> str:
+    """obstore's errors carry a debug dump: the S3 error code, or the first line."""
+    text = str(exc)
+    for code in ("NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        if f"<Code>{code}</Code>" in text:
+            return {"NoSuchBucket": "the bucket does not exist (create it first)"}.get(code, code)
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _digests(path: Path) -> tuple[str, str, int]:

@@ -39,7 +39,9 @@ RETRY_AFTER_MAX = 600.0           # longest Retry-After honoured (longer: give u
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawlers.middlewares.BackoffRetryMiddleware": 550,
+    "crawlers.politeness.SharedPolitenessMiddleware": 990,   # last before the download
 }
+ARHIVA_SHARED_POLITENESS = True   # a host's delay and concurrency shared by every crawl process (PostgreSQL)
 
 # Items: validate, download the image, store in batches.
 ITEM_PIPELINES = {

@@ -270,3 +270,36 @@ def test_a_run_killed_midway_is_finished_by_the_next(trained):
         assert s.execute(select(func.count()).select_from(Colorization)).scalar_one() == len(expected)
         assert s.execute(select(func.count()).select_from(Colorization)
                          .where(Colorization.status != "done")).scalar_one() == 0
+
+
+def test_another_machine_colorizes_from_s3_after_migrate(trained, s3_url, tmp_path, monkeypatch):
+    """The local store moved into S3; a worker with its own empty ARHIVA_HOME gets the model by its hash,
+    colorizes from the bucket and writes its results and artifact there, nothing under its blobs/."""
+    from typer.testing import CliRunner
+
+    from catalog.settings import reset_settings_cache
+    from flows.cli import app
+
+    engine = trained["engine"]
+    _reset_colorizations(engine)
+    moved = CliRunner().invoke(app, ["blobs", "migrate", "--to", s3_url, "--json"])
+    assert moved.exit_code == 0, moved.output
+    worker = tmp_path / "worker-home"
+    monkeypatch.setenv("ARHIVA_HOME", str(worker))
+    monkeypatch.setenv("ARHIVA_BLOBS", s3_url)
+    reset_settings_cache()
+    try:
+        result = _colorize()
+        assert result["photos"] == len(_expected(engine))
+        store = get_store()
+        done = _colorized(engine)
+        assert set(done) == _expected(engine)
+        assert all(store.exists(sha) for shas in done.values() for sha in shas)
+        assert store.exists(result["grid_sha256"])
+        with session_scope(engine) as s:
+            ckpt = s.execute(select(ModelVersion.checkpoint_sha256)).scalar_one()
+        assert (worker / "cache" / "blobs" / "sha256" / ckpt[:2] / ckpt[2:4] / ckpt).is_file()  # fetched once
+        assert not (worker / "blobs").exists()
+    finally:
+        monkeypatch.undo()
+        reset_settings_cache()

@@ -127,7 +127,10 @@ class S3BlobStore(BlobStore):
     def put_bytes(self, data: bytes) -> str:
         sha = sha256_bytes(data)
         if not self.exists(sha):
-            self._put_small(sha, data)
+            if len(data) <= SINGLE_PUT_MAX:
+                self._put_small(sha, data)
+            else:
+                self._put_large(sha, data, len(data))
         return sha
 
     def put_file(self, path: Path | str, expect: str | None = None) -> str:
@@ -140,10 +143,14 @@ class S3BlobStore(BlobStore):
         if size <= SINGLE_PUT_MAX:
             self._put_small(sha, path.read_bytes(), md5)
         else:
-            obs.put(self.client, blob_key(sha), path, use_multipart=True, chunk_size=PART_SIZE, max_concurrency=4)
-            if self.size(sha) != size:
-                raise BlobCorrupt(f"blob {sha} in {self.url}: stored size differs from the file's {size}")
+            self._put_large(sha, path, size)
         return sha
+
+    def _put_large(self, sha: str, source: Path | bytes, size: int) -> None:
+        """A multipart upload (read from the file as it goes); the object appears when it is complete."""
+        obs.put(self.client, blob_key(sha), source, use_multipart=True, chunk_size=PART_SIZE, max_concurrency=4)
+        if self.size(sha) != size:
+            raise BlobCorrupt(f"blob {sha} in {self.url}: stored size differs from the source's {size}")
 
     def put_stream(self, stream: BinaryIO) -> str:
         data = stream.read(SINGLE_PUT_MAX + 1)

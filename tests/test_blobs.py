@@ -66,6 +66,8 @@ def test_large_blobs_are_streamed_in_and_out(store, tmp_path, small_parts):
     sha = store.put_file(src)
     assert store.size(sha) == len(data)
     assert store.put_stream(io.BytesIO(data)) == sha
+    assert store.put_bytes(data[:-1]) == hashlib.sha256(data[:-1]).hexdigest()  # large bytes: multipart too
+    assert store.read(hashlib.sha256(data[:-1]).hexdigest()) == data[:-1]
     with store.open(sha) as f:
         first = f.read(1 << 20)
         assert first == data[: 1 << 20]

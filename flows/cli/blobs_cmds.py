@@ -60,6 +60,22 @@ class _Tracker:
                         description=f"{self.blobs:,} / {getattr(self, 'blobs_total', 0):,} blobs")
 
 
+def _tracked(work, failure: str):
+    """``work(progress=…, on_total=…)`` under a progress bar; a store that fails ends the command with why."""
+    with _bar() as bar:
+        track = _Tracker(bar, "listing…")
+        try:
+            return work(progress=track.advance, on_total=track.total)
+        except OSError as exc:
+            _fail(f"{failure}: {exc}")
+
+
+def _json(report, json_out: bool) -> bool:
+    if json_out:
+        console.print_json(json.dumps(report.as_dict()))
+    return json_out
+
+
 def _table(title: str, rows) -> None:
     t = Table(title=title, show_header=False)
     t.add_column("what", style="bold")
@@ -104,16 +120,9 @@ def migrate_cmd(
     target = _open(to)
     if isinstance(target, LocalBlobStore) and target.root.resolve() == src.root.resolve():
         _fail("the target is the source")
-    with _bar() as bar:
-        track = _Tracker(bar, "listing…")
-        try:
-            report = migrate(src, target, jobs=jobs, delete_local=delete_local, progress=track.advance,
-                             on_total=track.total)
-        except OSError as exc:
-            _fail(f"cannot reach {target.url}: {exc}")
-    if json_out:
-        console.print_json(json.dumps(report.as_dict()))
-    else:
+    report = _tracked(lambda **kw: migrate(src, target, jobs=jobs, delete_local=delete_local, **kw),
+                      f"cannot reach {target.url}")
+    if not _json(report, json_out):
         _table(f"blobs {report.source} → {report.target}",
                (("blobs found", report.found), ("size", _size(report.found_bytes)),
                 ("already there", report.already), ("copied", report.copied), ("copied size", _size(report.copied_bytes)),
@@ -148,16 +157,9 @@ def verify_cmd(
     if catalogue:
         with session_scope(open_catalog()) as s:
             known = dict(s.execute(select(Asset.sha256, Asset.bytes)).all())
-    with _bar() as bar:
-        track = _Tracker(bar, "listing…")
-        try:
-            report = verify(target, catalogue=known, read=not quick, jobs=jobs, progress=track.advance,
-                            on_total=track.total)
-        except OSError as exc:
-            _fail(f"cannot read {target.url}: {exc}")
-    if json_out:
-        console.print_json(json.dumps(report.as_dict()))
-    else:
+    report = _tracked(lambda **kw: verify(target, catalogue=known, read=not quick, jobs=jobs, **kw),
+                      f"cannot read {target.url}")
+    if not _json(report, json_out):
         _table(f"blobs in {report.store}",
                (("blobs read and hashed", report.checked), ("size", _size(report.checked_bytes)),
                 ("corrupt", len(report.corrupt)),

@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 
 from scrapy.exceptions import NotConfigured
-from scrapy.utils.asyncio import run_in_thread, sleep
+from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import DeferredSemaphore
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
 
 logger = logging.getLogger(__name__)
 META = "_arhiva_host_slot"
@@ -32,19 +34,28 @@ class SharedPolitenessMiddleware:
         self.concurrency = max(1, crawler.settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 1))
         self.default_delay = crawler.settings.getfloat("DOWNLOAD_DELAY", 0.0)
         self.local: dict[str, DeferredSemaphore] = {}  # this process's turn at a host: only they ask the database
+        # the gate's own threads: in the reactor's pool its calls would queue behind image decoding and writes
+        self.threads = ThreadPool(1, max(2, min(32, crawler.settings.getint("CONCURRENT_REQUESTS", 8) * 2)),
+                                  "arhiva-politeness")
+        self.threads.start()
         self.enabled = True
 
     @classmethod
     def from_crawler(cls, crawler):
         s = crawler.settings
-        if not s.getbool("ARHIVA_SHARED_POLITENESS", True) or not s.getint("ARHIVA_RUN_ID", 0):
-            raise NotConfigured("shared politeness is for catalogue crawls (ARHIVA_RUN_ID set)")
+        if not s.getbool("ARHIVA_SHARED_POLITENESS", True):
+            raise NotConfigured("ARHIVA_SHARED_POLITENESS is off")
+        if not s.getint("ARHIVA_RUN_ID", 0):
+            raise NotConfigured("not a catalogue crawl (no ARHIVA_RUN_ID)")
         from catalog.db import get_engine
         from catalog.hostslots import HostGate
         from scrapy import signals
 
+        from twisted.internet import reactor
+
         mw = cls(crawler, HostGate(get_engine()))
         crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
+        reactor.addSystemEventTrigger("during", "shutdown", mw.stop_threads)  # even if the spider never closed
         return mw
 
     def _delay(self, request) -> float:
@@ -66,7 +77,7 @@ class SharedPolitenessMiddleware:
         turn = self.local.setdefault(host, DeferredSemaphore(self.concurrency))
         await maybe_deferred_to_future(turn.acquire())
         try:
-            got = await run_in_thread(self.gate.enter, host, self._delay(request), self.concurrency)
+            got = await self._call(self.gate.enter, host, self._delay(request), self.concurrency)
         except Exception as exc:  # noqa: BLE001 - politeness must not stop a crawl: fall back to Scrapy's own
             got = None
             self._give_up(exc)
@@ -95,11 +106,16 @@ class SharedPolitenessMiddleware:
             return
         host, slot = held
         try:
-            await run_in_thread(self.gate.leave, host, slot)
+            await self._call(self.gate.leave, host, slot)
         except Exception as exc:  # noqa: BLE001
             self._give_up(exc)
         finally:
             self.local[host].release()
+
+    async def _call(self, fn, *args):
+        from twisted.internet import reactor
+
+        return await maybe_deferred_to_future(deferToThreadPool(reactor, self.threads, fn, *args))
 
     def _give_up(self, exc: Exception) -> None:
         if self.enabled:
@@ -110,3 +126,8 @@ class SharedPolitenessMiddleware:
 
     def spider_closed(self, spider) -> None:
         self.gate.close()
+        self.stop_threads()
+
+    def stop_threads(self) -> None:
+        if self.threads.started:
+            self.threads.stop()

@@ -122,3 +122,19 @@ def test_waiting_in_line_and_a_dead_process_holds_nothing(pg_url):
     finally:
         one.close()
         two.close()
+
+
+def test_the_gate_never_takes_the_crawls_own_connections(pg_url):
+    """Sixteen slots held at once leave the crawl's pool (here one connection) free for its catalogue writes."""
+    crawl_pool = create_engine(pg_url, pool_size=1, max_overflow=0, pool_timeout=2)
+    gate = HostGate(crawl_pool)
+    try:
+        slots = [gate.enter("busy.example", 0.0, 16) for _ in range(16)]
+        assert sorted(s[0] for s in slots) == list(range(16))
+        with crawl_pool.connect() as conn:  # would time out if the gate held the pool's connection
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+        for slot, _ in slots:
+            gate.leave("busy.example", slot)
+    finally:
+        gate.close()
+        crawl_pool.dispose()

@@ -42,12 +42,12 @@ def measure(store, blobs: list[bytes], big: Path) -> list[list]:
                 pass
 
     _, big_get = timed(stream_out)
-    n, big_mb = len(blobs), big.stat().st_size / 1e6
+    n, big_mb, big_mib = len(blobs), big.stat().st_size / 1e6, big.stat().st_size >> 20
     return [[f"put_bytes ×{n}", f"{put_s * 1000 / n:.2f}", f"{mb / put_s:.0f}"],
             [f"read (checked) ×{n}", f"{read_s * 1000 / n:.2f}", f"{mb / read_s:.0f}"],
             [f"exists ×{n}", f"{exists_s * 1000 / n:.2f}", ""],
-            [f"put_file {big_mb:.0f} MB", f"{big_put * 1000:.0f}", f"{big_mb / big_put:.0f}"],
-            [f"open + stream {big_mb:.0f} MB", f"{big_get * 1000:.0f}", f"{big_mb / big_get:.0f}"]]
+            [f"put_file {big_mib} MiB", f"{big_put * 1000:.0f}", f"{big_mb / big_put:.0f}"],
+            [f"open + stream {big_mib} MiB", f"{big_get * 1000:.0f}", f"{big_mb / big_get:.0f}"]]
 
 
 def main() -> None:
@@ -77,7 +77,7 @@ def main() -> None:
             local = measure(LocalBlobStore(tmp / "local"), blobs, big)
             remote = measure(store_for_url("s3://bench/measure", cache_dir=tmp / "cache"), blobs, big)
             rows = [[l[0], l[1], r[1], l[2], r[2]] for l, r in zip(local, remote)]
-            print_table(f"blob store: {args.count} blobs of {args.size // 1000} KB, one of {args.big_mb} MB "
+            print_table(f"blob store: {args.count} blobs of {args.size // 1000} KB, one of {args.big_mb} MiB "
                         f"(SeaweedFS {binary.split('/')[-1]} on loopback)",
                         ["operation", "local ms/op", "S3 ms/op", "local MB/s", "S3 MB/s"], rows)
             source = LocalBlobStore(tmp / "to-migrate")

@@ -124,7 +124,9 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
                        blob=summary["grid_sha256"])
         summary["grid"] = str(grids[-1])
     if (out_dir / "curves.png").exists():
-        image_artifact(f"train-curves-{run_id}", out_dir / "curves.png", f"Training curves ({version_name})")
+        summary["curves_sha256"] = store.put_file(out_dir / "curves.png")
+        image_artifact(f"train-curves-{run_id}", out_dir / "curves.png", f"Training curves ({version_name})",
+                       blob=summary["curves_sha256"])
     return summary
 
 

@@ -95,7 +95,7 @@ def test_a_migration_killed_midway_is_finished_by_the_next_run(s3_url, tmp_path)
     assert check["checked"] == len(blobs) and check["corrupt"] == []
 
 
-def test_import_writes_to_s3_and_nothing_under_home(arhiva_s3_env, arhiva_env, tmp_path):
+def test_import_writes_to_s3_and_nothing_under_home(clean_db, arhiva_s3_env, arhiva_env, tmp_path):
     scans = tmp_path / "scans"
     scans.mkdir()
     for i in range(3):

@@ -6,6 +6,7 @@ import io
 import os
 import pickle
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -105,8 +106,10 @@ def test_a_reader_never_sees_half_a_blob(store, tmp_path, small_parts):
     (tmp_path / "big.bin").write_bytes(data)
     seen, done = [], threading.Event()
 
+    deadline = time.monotonic() + 120
+
     def read_while_written():
-        while not done.is_set() or not seen or seen[-1] != "whole":
+        while (not done.is_set() or not seen or seen[-1] != "whole") and time.monotonic() < deadline:
             listed = sha in dict(store.iter_blobs())
             try:
                 with store.open(sha) as f:
@@ -117,7 +120,7 @@ def test_a_reader_never_sees_half_a_blob(store, tmp_path, small_parts):
                 continue
             seen.append("whole" if got == data else f"partial {len(got)}")
 
-    reader = threading.Thread(target=read_while_written)
+    reader = threading.Thread(target=read_while_written, daemon=True)
     reader.start()
     try:
         store.put_file(tmp_path / "big.bin")

@@ -128,3 +128,24 @@ def test_import_writes_to_s3_and_nothing_under_home(clean_db, arhiva_s3_env, arh
     assert bad.returncode == 1 and "does not match its hash" in bad.stderr
     assert not list(tmp_path.glob("bad.jpg*"))  # nothing half-checked left behind
     assert arhiva("blobs", "where", home=arhiva_env).stdout.strip() == arhiva_s3_env
+
+
+def test_a_crawl_with_image_worker_processes_writes_to_s3(clean_db, arhiva_s3_env, arhiva_env):
+    """Images measured and stored by worker processes (the store travels to them pickled) land in the bucket."""
+    from sqlalchemy import select
+
+    from catalog.db import session_scope
+    from catalog.models import Asset
+    from crawlers.runner import run_crawl
+    from crawlers.settings import LOCAL_PROFILE
+    from tests.pastvu_server import CHISINAU, FakePastvu, generate_photos
+
+    with FakePastvu(generate_photos(12, seed=5)) as server:
+        summary = run_crawl("pastvu", {"bbox": ",".join(map(str, CHISINAU)), "api_url": server.api_url,
+                                       "tile_size": 0.02},
+                            settings_overrides=LOCAL_PROFILE | {"ARHIVA_IMAGE_WORKERS": 2, "LOG_LEVEL": "WARNING"})
+    assert summary["status"] == "succeeded" and summary["images"]["stored"] > 0, summary
+    with session_scope(clean_db) as s:
+        assets = set(s.execute(select(Asset.sha256)).scalars())
+    assert assets and set(remote(arhiva_s3_env)) == assets
+    assert not (arhiva_env / "blobs").exists()

@@ -108,6 +108,10 @@ class S3BlobStore(BlobStore):
             raise BlobCorrupt(f"blob {sha256} in {self.url} does not match its hash")
         return self.cache.path(sha256)
 
+    def path(self, sha256: str) -> Path:
+        """The local store's name: code written for a folder (``store.path(sha)``) reads the cached copy."""
+        return self.local_path(sha256)
+
     def iter_blobs(self) -> Iterator[tuple[str, int]]:
         try:
             for page in obs.list(self.client, prefix="sha256", chunk_size=LIST_PAGE):

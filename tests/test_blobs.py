@@ -48,6 +48,7 @@ def test_content_addressed_write_once_and_read_back(store, tmp_path):
     assert store.put_file(f) == sha and store.put_stream(io.BytesIO(data)) == sha
     assert list(store.iter_blobs()) == [(sha, len(data))]
     assert store.local_path(sha).read_bytes() == data
+    assert store.path(sha).read_bytes() == data  # code written for the folder store reads S3 through the cache
 
     other = hashlib.sha256(b"never stored").hexdigest()
     assert not store.exists(other) and store.size(other) is None

@@ -12,7 +12,7 @@ from catalog.hostslots import HostGate
 
 HOST = "photos.example"
 DELAY, ANSWER = 0.3, 0.45   # the host's delay; each answer takes longer than it (concurrency shows)
-PAGES = 8
+PAGES = 10  # each crawl lasts seconds, so the two overlap even when one starts late
 
 
 class SlowSite(ThreadingHTTPServer):

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from catalog.blobs import BlobStore, blob_key, sha256_bytes
+from catalog.blobs import BlobStore, blob_key, open_store, sha256_bytes
 from catalog.imaging import ImageInfo, ImageRejected, measure, measure_image
 from catalog.models import Asset, RecordAsset
 from catalog.settings import Settings, get_settings
@@ -18,7 +18,8 @@ __all__ = ["ImageRejected", "PreparedImage", "prepare_image", "prepare_made_imag
 
 
 def get_store(settings: Settings | None = None) -> BlobStore:
-    return BlobStore((settings or get_settings()).blob_root)
+    """The blob store the settings name (``ARHIVA_BLOBS``; default ``ARHIVA_HOME/blobs``)."""
+    return open_store(settings or get_settings())
 
 
 @dataclass

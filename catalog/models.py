@@ -278,3 +278,12 @@ class Colorization(Base):
         UniqueConstraint("source_sha256", "model_version_id", "params_hash", name="uq_colorizations_job"),
         CheckConstraint("status IN ('claimed', 'done', 'failed')", name="status"),
     )
+
+
+class HostSlot(Base):
+    """Politeness shared by crawl processes: the earliest start of the next request to ``host``
+    (see ``catalog.hostslots``)."""
+
+    __tablename__ = "host_slots"
+    host: Mapped[str] = mapped_column(Text, primary_key=True)
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -70,6 +70,17 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(default=60_000_000, description="Largest image file accepted.")
     max_image_pixels: int = Field(default=120_000_000, description="Largest image (pixels) accepted: decompression-bomb guard.")
     page_size_max: int = Field(default=1000, description="Largest page a query or the API returns.")
+    blobs: str | None = Field(
+        default=None,
+        description="Where blobs live: unset = ARHIVA_HOME/blobs; a folder; or s3://bucket/prefix "
+        "(endpoint, region and credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY).",
+    )
+    web_blob_redirect_seconds: int = Field(
+        default=0, ge=0, le=7 * 24 * 3600,
+        description="`arhiva web` with S3 blobs: 0 streams files through the server; N > 0 redirects "
+        "to presigned URLs valid N seconds.",
+    )
     web_token: str | None = Field(default=None, description="Token that enables writing endpoints of `arhiva web`.")
     crawl_settings: dict[str, Any] = Field(
         default_factory=dict,
@@ -89,6 +100,11 @@ class Settings(BaseSettings):
     @property
     def blob_root(self) -> Path:
         return self.home / "blobs"
+
+    @property
+    def blob_cache(self) -> Path:
+        """Local copies of remote blobs (checkpoints, training photos): a cache, safe to delete."""
+        return self.home / "cache" / "blobs"
 
     @property
     def models_dir(self) -> Path:

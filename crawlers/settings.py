@@ -44,7 +44,9 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawlers.middlewares.BackoffRetryMiddleware": 550,
     "crawlers.netwatch.NetworkWatch": 950,  # next to the downloader: sees every failed try
+    "crawlers.politeness.SharedPolitenessMiddleware": 990,   # last before the download
 }
+ARHIVA_SHARED_POLITENESS = True   # a host's delay and concurrency shared by every crawl process (PostgreSQL)
 ARHIVA_NETWORK_GIVE_UP = 45.0     # s with requests failing and no answer at all: the crawl fails (0: never)
 
 # Safety (crawlers.urlgate): http and https only; Scrapy's file, s3, ftp and data handlers are off.

@@ -36,15 +36,17 @@ def before_after_grid(pairs: list[tuple[Image.Image, Image.Image]], out: Path, c
     return out
 
 
-def image_artifact(key: str, path: Path, title: str, max_side: int = 640) -> None:
-    """A markdown artifact that shows the PNG inline (embedded, small) and says where the full one is."""
+def image_artifact(key: str, path: Path, title: str, max_side: int = 640, blob: str | None = None) -> None:
+    """A markdown artifact that shows the PNG inline (embedded, small) and says where the full one is
+    (``blob``: its sha256 in the blob store, which every machine can read)."""
     im = Image.open(path).convert("RGB")
     im.thumbnail((max_side, max_side * 4))
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=80)
     data = base64.b64encode(buf.getvalue()).decode()
     create_markdown_artifact(key=_key(key), description=title,
-                             markdown=f"## {title}\n\n![{title}](data:image/jpeg;base64,{data})\n\nFull size: `{path}`\n")
+                             markdown=f"## {title}\n\n![{title}](data:image/jpeg;base64,{data})\n\nFull size: `{path}`"
+                             + (f", blob `{blob}` (`arhiva blobs get {blob}`)" if blob else "") + "\n")
 
 
 def _key(key: str) -> str:

@@ -26,6 +26,21 @@ def colorization_params(render_size: int) -> dict[str, Any]:
     return {"render_size": int(render_size), "output": "jpeg-q95-444", "crop": "record"}
 
 
+def photo_sources(store, shas: list[str]) -> list:
+    """What the colorizer reads: the files where the store is a folder; where it is remote, the images
+    opened from memory, fetched 8 at a time (each photo is read once: no cache copy)."""
+    from catalog.blobs import LocalBlobStore
+
+    if isinstance(store, LocalBlobStore):
+        return [store.path(sha) for sha in shas]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    with ThreadPoolExecutor(min(8, max(1, len(shas)))) as pool:
+        return [Image.open(io.BytesIO(data)) for data in pool.map(store.read, shas)]
+
+
 def encode(image) -> bytes:
     buf = io.BytesIO()
     image.convert("RGB").save(buf, OUTPUT["format"], quality=OUTPUT["quality"], subsampling=OUTPUT["subsampling"])
@@ -44,22 +59,24 @@ def _photo_errors() -> tuple[type[BaseException], ...]:
     crop box that does not fit); anything else (the engine, the device) stops the run."""
     from PIL import Image
 
-    return OSError, ValueError, SyntaxError, Image.DecompressionBombError
+    return OSError, ValueError, LookupError, SyntaxError, Image.DecompressionBombError
 
 
 def _colorize(colorizer, store, part) -> tuple[list, list[tuple[Any, str]]]:
-    """(photo, output) for each photo of ``part`` the engine colorized, and (photo, reason) for
-    each it could not read: a batch that fails is tried again photo by photo."""
+    """(photo, source, output) for each photo of ``part`` the engine colorized, and (photo, reason)
+    for each it could not read: a batch that fails is tried again photo by photo."""
     errors = _photo_errors()
     try:
-        outputs = colorizer.colorize([store.path(r.sha256) for r in part], crop_boxes=[r.crop_box for r in part])
-        return list(zip(part, outputs)), []
+        sources = photo_sources(store, [r.sha256 for r in part])
+        outputs = colorizer.colorize(sources, crop_boxes=[r.crop_box for r in part])
+        return list(zip(part, sources, outputs)), []
     except errors:
         pass
     done, failed = [], []
     for ref in part:
         try:
-            done += zip([ref], colorizer.colorize([store.path(ref.sha256)], crop_boxes=[ref.crop_box]))
+            (source,) = photo_sources(store, [ref.sha256])
+            done += zip([ref], [source], colorizer.colorize([source], crop_boxes=[ref.crop_box]))
         except errors as exc:
             failed.append((ref, f"{type(exc).__name__}: {exc}"))
     return done, failed
@@ -94,10 +111,10 @@ def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int,
             done, failed = _colorize(colorizer, store, part)
             failures += failed
             t2 = time.perf_counter()
-            for ref, out in done:
+            for ref, src, out in done:
                 results.append((ref, prepare_made_image(store, out, encode(out), OUTPUT["format"])))
                 if len(grid) < GRID_SIZE:  # small copies: the grid never holds full-size photos
-                    grid.append((_small(Image.open(store.path(ref.sha256))), _small(out)))
+                    grid.append((_small(src if isinstance(src, Image.Image) else Image.open(src)), _small(out)))
             engine_s += t2 - t1
             write_s += time.perf_counter() - t2
         t3 = time.perf_counter()
@@ -152,7 +169,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
         candidates = pending_shas(s, collection, mv.id, phash, year_from, year_to, retry_failed) if mv else []
         pending = len(candidates)
         mv_id, mv_name = (mv.id, mv.name) if mv else (None, None)
-        ckpt = get_store().path(mv.checkpoint_sha256) if mv else None
+        ckpt = get_store().local_path(mv.checkpoint_sha256) if mv else None  # remote: fetched once
     parameters = {"collection": collection, "years": years, "model": mv_name, "limit": limit,
                   "batch_size": batch_size, "claim_size": claim_size, "device": device, "retry_failed": retry_failed,
                   "worker": f"{socket.gethostname()}:{os.getpid()}", "params": params}
@@ -203,7 +220,9 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     summary_table(f"colorize-{run_id}", totals, f"Colorization run {run_id}: {collection}, {years or 'all years'}")
     path = before_after_grid(grid, get_settings().home / "artifacts" / f"colorize-{run_id}.png")
     if path:
-        image_artifact(f"colorize-grid-{run_id}", path, f"Before / after, colorization run {run_id}")
+        totals["grid_sha256"] = get_store().put_file(path)  # an artifact is a blob too: any machine can fetch it
+        image_artifact(f"colorize-grid-{run_id}", path, f"Before / after, colorization run {run_id}",
+                       blob=totals["grid_sha256"])
         totals["grid"] = str(path)
     return totals
 

@@ -72,7 +72,7 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
         parent = None if base in (None, "none") else latest_model(s, None if base == "latest" else base)
         if base not in (None, "none", "latest") and parent is None:
             raise LookupError(f"no model version named {base!r}")
-        parent_info = (parent.id, parent.name, store.path(parent.checkpoint_sha256), parent.config) if parent else None
+        parent_info = (parent.id, parent.name, store.local_path(parent.checkpoint_sha256), parent.config) if parent else None
         count = s.execute(select(func.count()).select_from(ModelVersion)).scalar_one()
     cfg_kwargs = dict(crop_size=crop_size, batch_size=batch_size, width=width, stage1_epochs=stage1_epochs,
                       stage2_epochs=stage2_epochs, device=device, samples_per_epoch=samples_per_epoch,
@@ -99,12 +99,13 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
         out_dir = get_settings().models_dir / "runs" / f"training-{run_id}"
         log.info("training %s on %d photo(s), validating on %d%s", version_name, len(train_refs), len(val_refs),
                  f", fine-tuning {parent_info[1]}" if parent_info else " from scratch")
-        result = train_model(config, [store.path(r.sha256) for r in train_refs],
-                             [store.path(r.sha256) for r in val_refs], out_dir,
+        # remote photos are fetched once into the local cache: training reads them every epoch
+        result = train_model(config, [store.local_path(r.sha256) for r in train_refs],
+                             [store.local_path(r.sha256) for r in val_refs], out_dir,
                              [r.crop_box for r in train_refs], [r.crop_box for r in val_refs],
                              parent_info[2] if parent_info else None)
         data = result.checkpoint.read_bytes()
-        with session_scope(engine) as s:
+        with session_scope(engine) as s:  # the checkpoint is a blob: another machine gets the model by its hash
             asset = register_file(s, store, data, CHECKPOINT_MEDIA_TYPE,
                                   {"model_version": version_name, "training_run_id": run_id})
             mv = register_model_version(
@@ -119,10 +120,14 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
     summary_table(f"train-{run_id}", summary, f"Training run {run_id}: {version_name}")
     grids = sorted((out_dir / "samples").glob("epoch_*.png"))
     if grids:
-        image_artifact(f"train-grid-{run_id}", grids[-1], f"Validation: greyscale / prediction / truth ({version_name})")
+        summary["grid_sha256"] = store.put_file(grids[-1])
+        image_artifact(f"train-grid-{run_id}", grids[-1], f"Validation: greyscale / prediction / truth ({version_name})",
+                       blob=summary["grid_sha256"])
         summary["grid"] = str(grids[-1])
     if (out_dir / "curves.png").exists():
-        image_artifact(f"train-curves-{run_id}", out_dir / "curves.png", f"Training curves ({version_name})")
+        summary["curves_sha256"] = store.put_file(out_dir / "curves.png")
+        image_artifact(f"train-curves-{run_id}", out_dir / "curves.png", f"Training curves ({version_name})",
+                       blob=summary["curves_sha256"])
     return summary
 
 

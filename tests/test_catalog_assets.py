@@ -8,7 +8,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from catalog.assets import get_store, link_asset, link_assets, prepare_made_image, register_image
-from catalog.blobs import BlobKeyError, BlobStore, sha256_bytes
+from catalog.blobs import BlobKeyError, LocalBlobStore, sha256_bytes
 from catalog.db import session_scope
 from catalog.imaging import ImageRejected, measure
 from catalog.ingest import RecordIn, get_or_create_source, upsert_records
@@ -17,7 +17,7 @@ from tests.helpers import image, jpeg_bytes, png_bytes
 
 
 def test_blob_store_keeps_the_same_bytes_once(tmp_path):
-    store = BlobStore(tmp_path)
+    store = LocalBlobStore(tmp_path)
     data = b"\xff\xd8 some bytes"
     a = store.put_bytes(data)
     b = store.put_bytes(data)
@@ -29,7 +29,7 @@ def test_blob_store_keeps_the_same_bytes_once(tmp_path):
 
 
 def test_blob_store_streams_and_leaves_no_partial_file_on_error(tmp_path):
-    store = BlobStore(tmp_path)
+    store = LocalBlobStore(tmp_path)
 
     class Broken(io.BytesIO):
         def read(self, n=-1):
@@ -45,7 +45,7 @@ def test_blob_store_streams_and_leaves_no_partial_file_on_error(tmp_path):
 
 
 def test_blob_keys_cannot_escape_the_store(tmp_path):
-    store = BlobStore(tmp_path)
+    store = LocalBlobStore(tmp_path)
     for bad in ("../etc/passwd", "sha256/../../x", "sha256/ab/cd/" + "a" * 64, "sha256/aa/aa/zz"):
         with pytest.raises(BlobKeyError):
             store.path_for_key(bad)
@@ -132,7 +132,7 @@ def test_rejected_image_stores_nothing(clean_db, arhiva_env):
 
 
 def test_a_made_image_is_measured_from_memory_like_its_stored_file(tmp_path):
-    store = BlobStore(tmp_path)
+    store = LocalBlobStore(tmp_path)
     for grey in (False, True):
         im = image(seed=11, size=(320, 240), grey=grey).convert("RGB")
         buf = io.BytesIO()

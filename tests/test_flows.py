@@ -336,7 +336,7 @@ def test_a_bad_photo_is_recorded_as_failed_and_the_rest_go_on(trained):
             run = s.execute(select(ColorizationRun).order_by(ColorizationRun.id.desc())).scalars().first()
         assert set(failed) == {missing_rid, broken_rid}
         assert "FileNotFoundError" in failed[missing_rid] and failed[broken_rid]
-        assert run.status == "succeeded" and run.stats["failed"] == 2 and len(run.stats["failures"]) == 2
+        assert run.status == "partial" and run.stats["failed"] == 2 and len(run.stats["failures"]) == 2
         runs = cli("runs", "--kind", "colorization", "-n", "1")
         assert "failed=2" in runs.stdout
         assert _colorize()["photos"] == 0  # recorded failures are skipped…
@@ -351,3 +351,36 @@ def test_a_bad_photo_is_recorded_as_failed_and_the_rest_go_on(trained):
                          .where(Colorization.status != "done")).scalar_one() == 0
         assert s.execute(select(func.count()).select_from(Colorization)
                          .where(Colorization.error.is_not(None))).scalar_one() == 0
+
+
+def test_another_machine_colorizes_from_s3_after_migrate(trained, s3_url, tmp_path, monkeypatch):
+    """The local store moved into S3; a worker with its own empty ARHIVA_HOME gets the model by its hash,
+    colorizes from the bucket and writes its results and artifact there, nothing under its blobs/."""
+    from typer.testing import CliRunner
+
+    from catalog.settings import reset_settings_cache
+    from flows.cli import app
+
+    engine = trained["engine"]
+    _reset_colorizations(engine)
+    moved = CliRunner().invoke(app, ["blobs", "migrate", "--to", s3_url, "--json"])
+    assert moved.exit_code == 0, moved.output
+    worker = tmp_path / "worker-home"
+    monkeypatch.setenv("ARHIVA_HOME", str(worker))
+    monkeypatch.setenv("ARHIVA_BLOBS", s3_url)
+    reset_settings_cache()
+    try:
+        result = _colorize()
+        assert result["photos"] == len(_expected(engine))
+        store = get_store()
+        done = _colorized(engine)
+        assert set(done) == _expected(engine)
+        assert all(store.exists(sha) for shas in done.values() for sha in shas)
+        assert store.exists(result["grid_sha256"])
+        with session_scope(engine) as s:
+            ckpt = s.execute(select(ModelVersion.checkpoint_sha256)).scalar_one()
+        assert (worker / "cache" / "blobs" / "sha256" / ckpt[:2] / ckpt[2:4] / ckpt).is_file()  # fetched once
+        assert not (worker / "blobs").exists()
+    finally:
+        monkeypatch.undo()
+        reset_settings_cache()

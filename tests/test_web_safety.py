@@ -73,7 +73,7 @@ def test_manifests_and_files_answer_other_origins_errors_and_preflights_included
 def test_a_non_ascii_token_matches(web_catalogue, engine):
     token = "parolă-ключ"
     with TestClient(create_app(engine, Settings(web_token=token))) as c:
-        url = f"/api/collections/token-check/records"
+        url = "/api/collections/token-check/records"
         body = {"record_ids": [web_catalogue.ids["soroca"]]}
         wrong = c.post(url, json=body, headers={"Authorization": "Bearer parola-kluch"})
         assert wrong.status_code == 401

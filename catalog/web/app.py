@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from catalog.blobs import BlobStore
+from catalog.blobs import open_store
 from catalog.db import open_catalog, session_factory
 from catalog.imaging import use_pixel_limit
 from catalog.queries import QueryError
@@ -49,7 +49,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
-    app.state.store = BlobStore(settings.blob_root)
+    app.state.store = open_store(settings)
     app.state.templates = pages.make_templates()
     app.include_router(api.router)
     if settings.web_token:

@@ -14,8 +14,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
 
-from catalog.blobs import BlobKeyError
+from catalog.blobs import BlobKeyError, LocalBlobStore, sha_of_key
 from catalog.models import Asset, Colorization, ModelVersion
+from catalog.web.blobfiles import blob_response
 from catalog.web.api import DB, NOT_FOUND, RecordId, Sha256, load_record
 from catalog.web.deps import base_url
 from catalog.web.iiif import MEDIA_TYPE, build_manifest
@@ -32,13 +33,17 @@ ThumbSize = IntEnum("ThumbSize", {f"px{n}": n for n in THUMB_SIZES})  # document
 
 
 @router.get("/assets/{sha256}", response_class=FileResponse, responses=NOT_FOUND | ANY_IMAGE, tags=["files"])
-def asset_file(request: Request, session: DB, sha256: Sha256) -> FileResponse:
+def asset_file(request: Request, session: DB, sha256: Sha256) -> Response:
     """The image file itself, as stored (content-addressed: it never changes)."""
     a = session.get(Asset, sha256)
     if a is None or a.media_type not in SERVED_TYPES:
         raise HTTPException(404, f"no image {sha256}")
+    store = request.app.state.store
     try:
-        path = request.app.state.store.path_for_key(a.blob_key)
+        if not isinstance(store, LocalBlobStore):  # S3: streamed (with ranges) or redirected
+            return blob_response(request, store, sha_of_key(a.blob_key), a.media_type, IMMUTABLE,
+                                 f"{sha256}{_suffix(a.media_type)}")
+        path = store.path_for_key(a.blob_key)
     except BlobKeyError:
         raise HTTPException(404, f"no image {sha256}") from None
     if not path.is_file():

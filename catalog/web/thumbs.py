@@ -20,7 +20,7 @@ from PIL import Image
 from sqlalchemy import Engine, text
 
 from catalog.assets import register_image
-from catalog.blobs import BlobKeyError, BlobStore, sha256_bytes
+from catalog.blobs import BlobKeyError, BlobMissing, BlobStore, sha256_bytes, sha_of_key
 from catalog.db import session_scope
 from catalog.imaging import ImageRejected, exif_orientation, open_image, shrink, to_rgb_array, upright
 from catalog.models import Asset
@@ -125,8 +125,8 @@ def _make(engine: Engine, store: BlobStore, settings: Settings, sha256: str, siz
     with session_scope(engine) as session:
         src = session.get(Asset, sha256)
         try:
-            data = store.path_for_key(src.blob_key).read_bytes()
-        except (BlobKeyError, OSError):
+            data = store.read(sha_of_key(src.blob_key))
+        except (BlobKeyError, BlobMissing, OSError):
             raise LookupError(f"the file of asset {sha256} is missing from the blob store") from None
     jpeg = render(data, size, max_pixels=settings.max_image_pixels)
     try:

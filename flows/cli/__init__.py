@@ -50,7 +50,9 @@ def _global_options(
 
         configure()  # Prefect's state follows the home given
 
-COMMAND_MODULES = ("catalog_cmds", "crawl_pastvu", "crawl_archive", "import_folder", "engine", "flow_cmds", "pool_cmds", "web_cmds")
+
+COMMAND_MODULES = ("catalog_cmds", "crawl_pastvu", "crawl_archive", "import_folder", "engine", "flow_cmds", "pool_cmds",
+                   "web_cmds", "blobs_cmds")
 
 
 def _load() -> None:

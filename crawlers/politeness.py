@@ -1,0 +1,133 @@
+"""Politeness across processes and machines: a host's delay and concurrency shared through PostgreSQL.
+
+Scrapy keeps a host's delay (``DOWNLOAD_DELAY``, AutoThrottle's current delay) and
+concurrency (``CONCURRENT_REQUESTS_PER_DOMAIN``) per process; two crawls of one host
+would each keep them and together hit it twice as hard. This downloader middleware,
+last before the download, makes every request of every arhiva crawl process take one
+of the host's slots and a start time from the catalogue (``catalog.hostslots``) before
+it goes out, and give the slot back when its response (or error) comes.
+
+On by default for catalogue crawls (``ARHIVA_SHARED_POLITENESS = True``); a database
+error switches it off for the rest of the crawl with a warning (Scrapy's own per-process
+politeness still holds). Requests with ``meta["dont_share_politeness"]`` skip it.
+"""
+from __future__ import annotations
+
+import logging
+
+from scrapy.exceptions import NotConfigured
+from scrapy.utils.asyncio import sleep
+from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import DeferredSemaphore
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+logger = logging.getLogger(__name__)
+META = "_arhiva_host_slot"
+
+
+class SharedPolitenessMiddleware:
+    def __init__(self, crawler, gate):
+        self.crawler = crawler
+        self.gate = gate
+        self.concurrency = max(1, crawler.settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 1))
+        self.default_delay = crawler.settings.getfloat("DOWNLOAD_DELAY", 0.0)
+        self.local: dict[str, DeferredSemaphore] = {}  # this process's turn at a host: only they ask the database
+        # the gate's own threads: in the reactor's pool its calls would queue behind image decoding and writes
+        self.threads = ThreadPool(1, max(2, min(32, crawler.settings.getint("CONCURRENT_REQUESTS", 8) * 2)),
+                                  "arhiva-politeness")
+        self.threads.start()
+        self.enabled = True
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        s = crawler.settings
+        if not s.getbool("ARHIVA_SHARED_POLITENESS", True):
+            raise NotConfigured("ARHIVA_SHARED_POLITENESS is off")
+        if not s.getint("ARHIVA_RUN_ID", 0):
+            raise NotConfigured("not a catalogue crawl (no ARHIVA_RUN_ID)")
+        from catalog.db import get_engine
+        from catalog.hostslots import HostGate
+        from scrapy import signals
+
+        from twisted.internet import reactor
+
+        mw = cls(crawler, HostGate(get_engine()))
+        crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
+        reactor.addSystemEventTrigger("during", "shutdown", mw.stop_threads)  # even if the spider never closed
+        return mw
+
+    def _delay(self, request) -> float:
+        """The host's current delay in this process: its download slot's (AutoThrottle moves it)."""
+        downloader = getattr(getattr(self.crawler, "engine", None), "downloader", None)
+        if downloader is not None:
+            slot = downloader.slots.get(downloader.get_slot_key(request))
+            if slot is not None:
+                return slot.delay
+        spider = getattr(getattr(self.crawler, "engine", None), "spider", None)
+        return float(getattr(spider, "download_delay", self.default_delay))
+
+    async def process_request(self, request):
+        if not self.enabled or request.meta.get("dont_share_politeness") or META in request.meta:
+            return None
+        host = urlparse_cached(request).hostname
+        if not host:
+            return None
+        turn = self.local.setdefault(host, DeferredSemaphore(self.concurrency))
+        await maybe_deferred_to_future(turn.acquire())
+        try:
+            got = await self._call(self.gate.enter, host, self._delay(request), self.concurrency)
+        except Exception as exc:  # noqa: BLE001 - politeness must not stop a crawl: fall back to Scrapy's own
+            got = None
+            self._give_up(exc)
+        if got is None:  # closed, or off
+            turn.release()
+            return None
+        slot, wait = got
+        request.meta[META] = (host, slot)
+        self.crawler.stats.inc_value("politeness/shared_slots")
+        if wait > 0:
+            self.crawler.stats.inc_value("politeness/waited_seconds", round(wait, 3))
+            await sleep(wait)
+        return None
+
+    async def process_response(self, request, response):
+        await self._release(request)
+        return response
+
+    async def process_exception(self, request, exception):
+        await self._release(request)
+        return None
+
+    async def _release(self, request) -> None:
+        held = request.meta.pop(META, None)
+        if held is None:
+            return
+        host, slot = held
+        try:
+            await self._call(self.gate.leave, host, slot)
+        except Exception as exc:  # noqa: BLE001
+            self._give_up(exc)
+        finally:
+            self.local[host].release()
+
+    async def _call(self, fn, *args):
+        from twisted.internet import reactor
+
+        return await maybe_deferred_to_future(deferToThreadPool(reactor, self.threads, fn, *args))
+
+    def _give_up(self, exc: Exception) -> None:
+        if self.enabled:
+            logger.warning("shared per-host politeness off for this crawl (database error: %s); "
+                           "this process's own delay and concurrency still hold", exc)
+            self.enabled = False
+            self.gate.close()
+
+    def spider_closed(self, spider) -> None:
+        self.gate.close()
+        self.stop_threads()
+
+    def stop_threads(self) -> None:
+        if self.threads.started:
+            self.threads.stop()

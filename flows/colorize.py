@@ -3,8 +3,9 @@
 Work is claimed in the catalogue batch by batch (``FOR UPDATE SKIP LOCKED`` on
 the source assets, inside the transaction that writes the results), so
 several workers can share a collection, nothing is done twice, and a run
-killed midway leaves no half-written file or row: run it again and it
-finishes the rest.
+killed midway leaves no half-written file or row. A run that finds nothing left
+to claim while other runs still hold photos waits for them: if one of them dies,
+its claim rolls back and the runs still alive finish its photos.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE as NO_CACHE
 
 OUTPUT = {"format": "JPEG", "quality": 95, "subsampling": 0}
+CLAIM_WAIT_S = 2.0  # a run out of claimable photos looks again this often while others still hold some
 GRID_SIZE = 6
 
 
@@ -124,7 +126,8 @@ def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int,
         record_colorization_failures(s, failures, model_version_id=model_version_id, phash=phash, params=params,
                                      run_id=run_id)
     write_s += time.perf_counter() - t3
-    return {"photos": len(refs), "records": sum(len(r.record_ids) for r, _ in results), "claim_s": claim_s,
+    return {"photos": len(refs), "claimed": [r.sha256 for r in refs],
+            "records": sum(len(r.record_ids) for r, _ in results), "claim_s": claim_s,
             "engine_s": engine_s, "write_s": write_s, "failed": len(failures),
             "failures": [{"sha256": r.sha256, "records": r.record_ids, "error": why} for r, why in failures]}
 
@@ -198,13 +201,29 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
                  pending)
         colorizer = Colorizer(ckpt, device=device, render_size=render_size, batch_size=batch_size)
         claim = max(1, claim_size or 4 * batch_size)
+        tried: set[str] = set()  # photos this run claimed (a photo failing again is not retried in a loop)
+        waiting = False
         while limit is None or totals["photos"] < limit:
             n = claim if limit is None else min(claim, limit - totals["photos"])
             got = colorize_batch(engine, colorizer, collection=collection, model_version_id=mv_id, phash=phash,
                                  params=params, year_from=year_from, year_to=year_to, limit=n, run_id=run_id,
                                  grid=grid, candidates=candidates, retry_failed=retry_failed)
             if not got["photos"]:
-                break
+                # What is still without a result is being done by other runs, or was let go by one that
+                # died (its claim rolled back): wait for those, and take what comes free.
+                with session_scope(engine) as s:
+                    candidates[:] = [c for c in pending_shas(s, collection, mv_id, phash, year_from, year_to,
+                                                             retry_failed) if c not in tried]
+                if not candidates:
+                    break
+                if not waiting:
+                    log.info("%d photo(s) claimed by other runs: waiting until they are done or let go",
+                             len(candidates))
+                waiting = True
+                time.sleep(CLAIM_WAIT_S)
+                continue
+            waiting = False
+            tried.update(got["claimed"])
             totals["batches"] += 1
             for k in ("photos", "failed", "records", "claim_s", "engine_s", "write_s"):
                 totals[k] += got[k]

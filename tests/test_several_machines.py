@@ -1,0 +1,225 @@
+"""The proof that arhiva runs on several machines sharing only PostgreSQL and an object store.
+
+A real ``prefect server start`` keeping its state in PostgreSQL, SeaweedFS as the S3 store, and two
+``arhiva worker`` processes, each with its own empty ``ARHIVA_HOME`` (no shared folder): a
+collection is imported, a tiny model trained on a worker, the collection colorized over both;
+then, in a second round, one worker is killed mid-claim and the other finishes the rest.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+
+from catalog.models import Asset, Colorization, ModelVersion, RecordAsset
+from tests.cli_user import Background, alive, children_of, run
+from tests.conftest import TEST_PG, create_database, database_url, drop_database
+from tests.helpers import jpeg_bytes
+from tests.s3_server import free_ports
+
+pytestmark = pytest.mark.slow
+POOL = "arhiva-proof"
+YEARS = "1900-1950"
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    """``prefect server start`` on a free port, its state in a PostgreSQL database of its own."""
+    name = create_database("arhiva_prefect")
+    port = free_ports(1)[0]
+    home = tmp_path_factory.mktemp("prefect-server")
+    url = TEST_PG.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_DATABASE_CONNECTION_URL=url, PREFECT_UI_ENABLED="false",
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
+    log = open(home / "server.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                             str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    api = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"{api}/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"prefect server did not start:\n{(home / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield api
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log.close()
+    drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def catalogue():
+    name = create_database("arhiva_machines")
+    url = database_url(name)
+    yield url
+    drop_database(name)
+
+
+def machine(tmp: Path, name: str, shared: dict[str, str]) -> dict[str, str]:
+    """The environment of one machine: its own ARHIVA_HOME and Prefect home, the shared settings."""
+    home = tmp / name
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARHIVA_", "PREFECT_", "AWS_"))}
+    return env | shared | {"ARHIVA_HOME": str(home / "arhiva"), "PREFECT_HOME": str(home / "prefect"),
+                           "HOME": str(home), "PREFECT_WORKER_QUERY_SECONDS": "1", "COLUMNS": "200"}
+
+
+def photos(folder: Path) -> tuple[int, int]:
+    """A collection: colour photos (to learn from) and greyscale ones dated in and out of YEARS."""
+    folder.mkdir()
+    colour = grey = 0
+    for i in range(8):
+        (folder / f"colour_{1920 + i}.jpg").write_bytes(jpeg_bytes(100 + i, (96, 72)))
+        colour += 1
+    for i in range(16):
+        (folder / f"grey_{1905 + 2 * i}.jpg").write_bytes(jpeg_bytes(200 + i, (96, 72), grey=True))
+        grey += 1
+    (folder / "grey_1975.jpg").write_bytes(jpeg_bytes(300, (96, 72), grey=True))  # outside the years
+    return colour, grey
+
+
+def results(engine, render_size: int) -> dict[str, list[str]]:
+    """source sha256 → result sha256s of the colorizations made at ``render_size``."""
+    with Session(engine) as s:
+        out: dict[str, list[str]] = {}
+        for src, res, params in s.execute(select(Colorization.source_sha256, Colorization.result_sha256,
+                                                 Colorization.params).where(Colorization.status == "done")):
+            if params.get("render_size") == render_size:
+                out.setdefault(src, []).append(res)
+        return out
+
+
+def expected(engine) -> set[str]:
+    """Greyscale originals of records dated inside YEARS."""
+    from catalog.models import Record
+
+    lo, hi = (int(y) for y in YEARS.split("-"))
+    with Session(engine) as s:
+        return set(s.execute(select(Asset.sha256).join(RecordAsset, RecordAsset.asset_sha256 == Asset.sha256)
+                             .join(Record, Record.id == RecordAsset.record_id)
+                             .where(RecordAsset.role == "original", Asset.is_colour.is_(False),
+                                    Record.year_lo <= hi, Record.year_hi >= lo)).scalars())
+
+
+def blob_files(env: dict[str, str]) -> list[Path]:
+    root = Path(env["ARHIVA_HOME"]) / "blobs"
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def test_two_machines_share_a_collection_through_postgresql_and_s3(prefect_server, catalogue, s3_server, s3_url,
+                                                                    tmp_path):
+    from catalog.blobs_s3 import S3BlobStore
+
+    shared = {"ARHIVA_DATABASE_URL": catalogue, "ARHIVA_BLOBS": s3_url, "PREFECT_API_URL": prefect_server,
+              **s3_server.env()}
+    a, b, desk = (machine(tmp_path, n, shared) for n in ("worker-a", "worker-b", "desk"))
+    engine = create_engine(catalogue)
+
+    assert run(["db", "upgrade"], desk).code == 0
+    colour, grey = photos(Path(desk["HOME"]) / "scans")
+    r = run(["import", str(Path(desk["HOME"]) / "scans"), "--collection", "fonds"], desk)
+    assert r.code == 0, r
+    todo = expected(engine)
+    assert len(todo) == grey
+    deployed = run(["deploy", "--pool", POOL], desk)
+    assert deployed.code == 0 and "colorize/colorize" in deployed.out, deployed
+
+    workers = {n: Background(["worker", "--pool", POOL, "--name", n], env, tmp_path)
+               for n, env in (("a", a), ("b", b))}
+    try:
+        trained = run(["train", "--collection", "fonds", "--stage1-epochs", "1", "--stage2-epochs", "1",
+                       "--crop-size", "32", "--batch-size", "4", "--width", "16", "--min-photos", "2",
+                       "--device", "cpu", "--submit", "--wait"], desk, timeout=600)
+        assert trained.code == 0 and "COMPLETED" in trained.out, trained
+        with Session(engine) as s:
+            ckpt = s.execute(select(ModelVersion.checkpoint_sha256)).scalar_one()
+
+        round1 = run(["colorize", "--collection", "fonds", "--years", YEARS, "--runs", "2", "--wait",
+                      "--render-size", "64", "--batch-size", "2", "--device", "cpu"], desk, timeout=600)
+        assert round1.code == 0 and round1.out.count("COMPLETED") == 2, round1
+        done = results(engine, 64)
+        assert set(done) == todo and all(len(v) == 1 for v in done.values())  # each photo once
+        with Session(engine) as s:
+            runs = s.execute(select(func.count(func.distinct(Colorization.run_id)))
+                             .where(Colorization.source_sha256.in_(todo))).scalar_one()
+        assert runs == 2, "both workers took part"
+
+        store = S3BlobStore.from_url(s3_url)  # the bucket itself, as any machine sees it
+        assert store.exists(ckpt) and all(store.exists(v[0]) for v in done.values())
+        assert not blob_files(a) and not blob_files(b) and not blob_files(desk), "nothing on local disk"
+
+        rid = _record_of(engine, next(iter(done)))
+        chain = json.loads(run(["records", "--id", str(rid), "--provenance", "--format", "json"], desk).out)
+        (c,) = chain["colorizations"]
+        assert c["checkpoint_sha256"] == ckpt and c["training_run_id"] and c["training_examples"]
+        assert chain["record"]["first_seen_run_id"] and chain["originals"]
+
+        port = free_ports(1)[0]
+        web = Background(["web", "--port", str(port)], desk, tmp_path)
+        try:
+            sha = next(iter(done.values()))[0]
+
+            def fetched():
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/assets/{sha}", timeout=5) as resp:
+                        return resp.read()
+                except OSError:
+                    return None
+            body = web.wait_for(fetched, timeout=120)
+            assert hashlib.sha256(body).hexdigest() == sha  # served from the bucket, byte for byte
+        finally:
+            web.signal(signal.SIGTERM)
+            web.finish()
+
+        # Round 2, new parameters: kill worker a while it works; b finishes the rest.
+        submitted = run(["colorize", "--collection", "fonds", "--years", YEARS, "--runs", "2", "--render-size", "96",
+                         "--batch-size", "1", "--claim-size", "2", "--device", "cpu"], desk)
+        assert submitted.code == 0 and len(submitted.out.split()) == 2, submitted
+        deadline = time.monotonic() + 300
+        while len(results(engine, 96)) < 2:
+            assert time.monotonic() < deadline, "round 2 did not start"
+            time.sleep(0.2)
+        victims = [workers["a"].pid, *children_of(workers["a"].pid)]
+        for pid in children_of(workers["a"].pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)  # the Prefect worker and the flow run it started
+            except ProcessLookupError:
+                pass
+        workers["a"].signal(signal.SIGKILL)
+        while time.monotonic() < deadline and set(results(engine, 96)) != todo:
+            time.sleep(0.5)
+        second = results(engine, 96)
+        assert set(second) == todo and all(len(v) == 1 for v in second.values()), (len(second), len(todo))
+        assert not any(alive(p) for p in victims)
+    finally:
+        for w in workers.values():
+            if w.proc.poll() is None:
+                w.signal(signal.SIGTERM)
+                w.finish(timeout=60)
+
+
+def _record_of(engine, sha: str) -> int:
+    with Session(engine) as s:
+        return s.execute(select(RecordAsset.record_id).where(RecordAsset.asset_sha256 == sha,
+                                                             RecordAsset.role == "original")).scalars().first()

@@ -11,8 +11,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -25,6 +23,7 @@ from catalog.models import Asset, Colorization, ModelVersion, RecordAsset
 from tests.cli_user import Background, alive, children_of, run
 from tests.conftest import TEST_PG, create_database, database_url, drop_database
 from tests.helpers import jpeg_bytes
+from tests.prefect_server import PrefectServer
 from tests.s3_server import free_ports
 
 pytestmark = pytest.mark.slow
@@ -36,36 +35,11 @@ YEARS = "1900-1950"
 def prefect_server(tmp_path_factory):
     """``prefect server start`` on a free port, its state in a PostgreSQL database of its own."""
     name = create_database("arhiva_prefect")
-    port = free_ports(1)[0]
-    home = tmp_path_factory.mktemp("prefect-server")
-    url = TEST_PG.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_DATABASE_CONNECTION_URL=url, PREFECT_UI_ENABLED="false",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
-    log = open(home / "server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                             str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    api = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{api}/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"prefect server did not start:\n{(home / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield api
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    log.close()
-    drop_database(name)
+        with PrefectServer.start(f"{TEST_PG}/{name}", tmp_path_factory.mktemp("prefect-server")) as api:
+            yield api
+    finally:
+        drop_database(name)
 
 
 @pytest.fixture(scope="module")

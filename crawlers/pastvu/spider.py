@@ -39,16 +39,16 @@ MAX_SPLIT_DEPTH = 5  # a tile is split at most this many times (4**5 = 1024 part
 
 
 def parse_years(value: Any) -> tuple[int, int] | None:
+    """The catalogue's FROM-TO (``catalog.queries.parse_years``: ``1920-1940``, ``1935``, ``1920-``)
+    or a pair; an open end is the photographic era's (1826) or this year, as PastVu wants both."""
+    from datetime import date
+
+    from catalog.queries import parse_years as catalogue_years
+
     if value in (None, "", []):
         return None
-    if isinstance(value, str):
-        a, sep, b = value.partition("-")
-        try:
-            lo, hi = int(a), int(b if sep else a)
-        except ValueError:
-            raise ValueError(f"years must be FROM-TO, e.g. 1900-1950, got {value!r}") from None
-    else:
-        lo, hi = (int(v) for v in value)
+    lo, hi = catalogue_years(value) if isinstance(value, str) else (int(v) for v in value)
+    lo, hi = (1826 if lo is None else lo), (date.today().year if hi is None else hi)
     if lo > hi:
         raise ValueError(f"years {lo}-{hi}: FROM is after TO")
     return lo, hi

@@ -54,15 +54,19 @@ REGIONS = {"moldova": BBox(26.616475, 45.466549, 30.163753, 48.491593)}
 
 
 def parse_bbox(text: str | list | tuple) -> BBox:
-    """``"W,S,E,N"`` (longitude first, as GeoJSON) or a 4-sequence."""
-    parts = text.split(",") if isinstance(text, str) else list(text)
+    """``"W,S,E,N"`` (longitude first, as GeoJSON; read as the catalogue reads it,
+    ``catalog.queries.parse_bbox``) or a 4-sequence, checked as an area (``BBox``)."""
+    from catalog.queries import parse_bbox as catalogue_bbox
+
+    if isinstance(text, str):
+        return BBox(*catalogue_bbox(text))
+    parts = list(text)
     if len(parts) != 4:
         raise ValueError(f"bbox must be W,S,E,N (4 numbers), got {text!r}")
     try:
-        w, s, e, n = (float(p) for p in parts)
+        return BBox(*(float(p) for p in parts))
     except (TypeError, ValueError):
         raise ValueError(f"bbox must be 4 numbers W,S,E,N, got {text!r}") from None
-    return BBox(w, s, e, n)
 
 
 def region_bbox(name: str) -> BBox:

@@ -143,7 +143,8 @@ def test_a_crawl_with_image_worker_processes_writes_to_s3(clean_db, arhiva_s3_en
     with FakePastvu(generate_photos(12, seed=5)) as server:
         summary = run_crawl("pastvu", {"bbox": ",".join(map(str, CHISINAU)), "api_url": server.api_url,
                                        "tile_size": 0.02},
-                            settings_overrides=LOCAL_PROFILE | {"ARHIVA_IMAGE_WORKERS": 2, "LOG_LEVEL": "WARNING"})
+                            settings_overrides=LOCAL_PROFILE | server.allow | {"ARHIVA_IMAGE_WORKERS": 2,
+                                                                                     "LOG_LEVEL": "WARNING"})
     assert summary["status"] == "succeeded" and summary["images"]["stored"] > 0, summary
     with session_scope(clean_db) as s:
         assets = set(s.execute(select(Asset.sha256)).scalars())

@@ -22,9 +22,9 @@ OUTPUT = {"format": "JPEG", "quality": 95, "subsampling": 0}
 GRID_SIZE = 6
 
 
-def colorization_params(render_size: int) -> dict[str, Any]:
+def colorization_params(render_size: int, vivid: float = 0.5) -> dict[str, Any]:
     """What determines a result; its hash makes (source, model, parameters) unique."""
-    return {"render_size": int(render_size), "output": "jpeg-q95-444", "crop": "record"}
+    return {"render_size": int(render_size), "vivid": float(vivid), "output": "jpeg-q95-444", "crop": "record"}
 
 
 def encode(image) -> bytes:
@@ -78,9 +78,13 @@ def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int,
 @flow(name="colorize", log_prints=True)
 def colorize_flow(collection: str, years: str | None = None, model: str | None = None, limit: int | None = None,
                   batch_size: int = 8, render_size: int = 256, device: str = "auto",
-                  claim_size: int | None = None) -> dict[str, Any]:
+                  claim_size: int | None = None, vivid: float = 0.5) -> dict[str, Any]:
     """Colorize the greyscale originals of ``collection`` whose years overlap ``years`` (FROM-TO)
-    that lack a result from ``model`` (default: the latest version) with these parameters.
+    that lack a result from ``model`` (default: the current version) with these parameters
+    (``vivid``: 0 conservative .. 1 vivid, part of the parameters like the render size).
+
+    A result of the current version becomes the one its records show; one of another version
+    only where a record shows none yet (the others stay in the record's history).
 
     Each task claims ``claim_size`` photos (default 4 × ``batch_size``) and runs them through the
     engine ``batch_size`` at a time."""
@@ -94,16 +98,17 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     from catalog.queries import parse_years
     from catalog.runs import finish_run, start_run
     from catalog.settings import get_settings
-    from catalog.work import latest_model, params_hash, pending_shas
+    from catalog.work import model_for_colorization, params_hash, pending_shas
+    from colorization.chroma import check_vivid
     from flows.artifacts import before_after_grid, image_artifact, summary_table
 
     log = get_run_logger()
     year_from, year_to = parse_years(years) if years else (None, None)
     engine = open_catalog()
-    params = colorization_params(render_size)
+    params = colorization_params(render_size, check_vivid(vivid))
     phash = params_hash(params)
     with session_scope(engine) as s:
-        mv = latest_model(s, model)
+        mv = model_for_colorization(s, model)
         if mv is None:
             raise LookupError(f"no model version {model!r}" if model else "no model version yet: run `arhiva train`")
         cid = s.execute(select(Collection.id).where(Collection.name == collection)).scalar()
@@ -118,7 +123,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
                            collection_id=cid, model_version_id=mv.id)
         mv_id, mv_name, ckpt = mv.id, mv.name, get_store().path(mv.checkpoint_sha256)
     log.info("colorize %s (years %s) with %s: %d photo(s) pending", collection, years or "any", mv_name, pending)
-    colorizer = Colorizer(ckpt, device=device, render_size=render_size, batch_size=batch_size)
+    colorizer = Colorizer(ckpt, device=device, render_size=render_size, batch_size=batch_size, vivid=vivid)
     claim = max(1, claim_size or 4 * batch_size)
     totals = {"photos": 0, "records": 0, "batches": 0, "claim_s": 0.0, "engine_s": 0.0, "write_s": 0.0}
     grid: list = []

@@ -183,10 +183,10 @@ class UNetGenerator(nn.Module):
         return self.classifier(self._quarter(L)[0])
 
     def decode(self, logits: torch.Tensor, size, vivid: float | None = None) -> torch.Tensor:
-        """Logits -> ab/110 (N, 2, *size): annealed mean at ``vivid``'s temperature, upsampled."""
-        from .chroma import DEFAULT_VIVID, annealed_mean, temperature
+        """Logits -> ab/110 (N, 2, *size): annealed mean shrunk where unsure (``vivid``), upsampled."""
+        from .chroma import DEFAULT_VIVID, decode_ab
 
-        ab = annealed_mean(logits, self.ab_centres, temperature(DEFAULT_VIVID if vivid is None else vivid))
+        ab = decode_ab(logits, self.ab_centres, DEFAULT_VIVID if vivid is None else vivid)
         ab = F.interpolate(ab, size=tuple(size), mode="bilinear", align_corners=False)
         return lab.normalize_ab(ab).clamp(-1.0, 1.0)
 

@@ -22,13 +22,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from . import lab
-from .chroma import soft_encode
+from .chroma import rebalancing_weights, soft_encode
 from .data import CropDataset, data_fingerprint
 from .metrics import colourfulness_torch
 from .networks import PatchDiscriminator, UNetGenerator
@@ -57,6 +58,7 @@ class TrainConfig:
     head: str = "classes"  # engine only: "classes" (chroma bins, annealed mean) or "regression"
     bin_step: int = 10  # a*b* bin size of the classes head (Lab units)
     class_gan_weight: float = 0.0  # classes head, stage 2: weight of the adversarial term
+    rebalance: float = 0.0  # classes head: lambda of the class rebalancing (0 = off, Zhang et al.: 0.5)
     augment: bool = True  # engine only: zoom, flips and old-print tone (see colorization.data)
     ndf: int = 64
     pretrained: bool = False
@@ -140,6 +142,7 @@ class _Trainer:
         self.cfg, self.out, self.device = cfg, out_dir, device
         self.engine = cfg.recipe == "engine"
         self.classes = getattr(gen, "head_kind", None) == "classes"
+        self.class_weights: torch.Tensor | None = None
         self.dtype = amp_dtype(device, cfg.amp) if self.engine else None
         self.cl = bool(cfg.channels_last and self.engine)
         fmt = torch.channels_last if self.cl else torch.contiguous_format
@@ -158,7 +161,10 @@ class _Trainer:
         with autocast(self.device, self.dtype):
             logits = self.gen.logits(L)
         target = soft_encode(F.avg_pool2d(lab.denormalize_ab(ab.float()), 4), self.gen.ab_centres)
-        ce = -(target * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
+        ce = -(target * F.log_softmax(logits.float(), dim=1)).sum(1)
+        if self.class_weights is not None:  # rare colours weigh more (by the truth's likeliest bin)
+            ce = ce * self.class_weights[target.argmax(1)]
+        ce = ce.mean()
         gan = stage == 2 and self.cfg.class_gan_weight > 0
         fake = self.gen.decode(logits if gan else logits.detach(), L.shape[-2:])
         out = {"ce": ce.detach(), "l1": F.l1_loss(fake.detach(), ab)}
@@ -234,6 +240,18 @@ class _Trainer:
         return {k: v / max(n, 1) for k, v in tot.items()}, samples[: self.cfg.grid_images]
 
 
+def _class_weights(ds: CropDataset, centres: torch.Tensor, lam: float, max_photos: int = 256) -> torch.Tensor:
+    """Rebalancing weights from the a*b* of (up to ``max_photos``) training photos at 64 px."""
+    step = max(1, len(ds.paths) // max_photos)
+    samples = []
+    for i in range(0, len(ds.paths), step):
+        img = ds._load(i)
+        img.thumbnail((64, 64))
+        rgb = torch.from_numpy(np.asarray(img.convert("RGB"))).permute(2, 0, 1)[None]
+        samples.append(lab.denormalize_ab(lab.uint8_batch_to_lab_normalized(rgb)[1]).flatten(2)[0].t())
+    return rebalancing_weights(torch.cat(samples), centres.cpu(), lam)
+
+
 def _to_u8(x: torch.Tensor):
     return (x.float() * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
@@ -279,6 +297,8 @@ def train(
     ds = CropDataset(train_images, cfg.crop_size, boxes=train_boxes, samples_per_epoch=cfg.samples_per_epoch,
                      seed=cfg.seed, lab_on_cpu=not tr.engine, cache=cfg.cache_images,
                      augment=cfg.augment and tr.engine)
+    if tr.classes and cfg.rebalance > 0:
+        tr.class_weights = _class_weights(ds, tr.gen.ab_centres, cfg.rebalance).to(device)
     val_list = list(val_images)[: cfg.max_val_images]
     vds = CropDataset(val_list, cfg.crop_size, boxes=(val_boxes[: len(val_list)] if val_boxes else None),
                       train=False, lab_on_cpu=not tr.engine, cache=cfg.cache_images) if val_list else None

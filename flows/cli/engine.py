@@ -196,7 +196,7 @@ def evaluate_cmd(
     from colorization.checkpoint import CheckpointError
     from colorization.imageio import list_images
     from colorization.infer import Colorizer
-    from colorization.metrics import LABELS, evaluate, worst_images
+    from colorization.metrics import evaluate, worst_images
 
     try:
         photos = list_images(images)[:limit] if limit else list_images(images)
@@ -211,18 +211,20 @@ def evaluate_cmd(
         task = prog.add_task("evaluating", total=len(photos), info="")
         report = evaluate(col, photos, reference=ref, batch_size=batch_size, keep_outputs=len(photos) if worst else 0,
                           progress=lambda d, n: prog.update(task, completed=d))
-    cols = ("PSNR (dB) ↑", "SSIM ↑", "CIEDE2000 ↓", "false colour ↓", "hue error ↓", "colourfulness", "gap closed")
-    table = Table(title=f"{report['n']} photos, render size {render_size}, vivid {vivid}")
-    for col_name in ("", *cols):
-        table.add_column(col_name, justify="right" if col_name else "left")
+    cols = ("PSNR dB", "SSIM", "CIEDE2000", "false colour", "hue error", "colourful", "gap closed")
+    table = Table(title=f"{report['n']} photos, render size {render_size}, vivid {vivid}",
+                  caption="greyscale: a*b* = 0. Lower is better for CIEDE2000, false colour and hue error.")
+    table.add_column("", no_wrap=True)
+    for col_name in cols:
+        table.add_column(col_name, justify="right")
     for key in report["systems"]:
-        table.add_row(LABELS[key], *_cells(report[key]), f"{100 * report['gap_closed_by'][key]:.0f}%")
+        table.add_row(key, *_cells(report[key]), f"{100 * report['gap_closed_by'][key]:.0f}%")
     console.print(table)
     if per_photo:
         pt = Table(title="per photo (CIEDE2000 / false colour / hue error)")
         pt.add_column("photo")
         for key in report["systems"]:
-            pt.add_column(LABELS[key], justify="right")
+            pt.add_column(key, justify="right")
         for row in report["per_image"]:
             pt.add_row(row["image"], *(f"{row[k]['ciede2000']:.2f} / {100 * row[k]['false_colour']:.1f}% / "
                                        f"{row[k]['hue_error']:.0f}°" for k in report["systems"]))

@@ -317,9 +317,12 @@ def _check_disjoint(photos: list[Photo]) -> None:
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise SystemExit(f"two photos share a name: {sorted(dupes)}")
+    twins = {(pkg, path.rsplit("/", 1)[-1]) for pkg, path in TWINS}
     for p in photos:
         if p.split != "train":
             continue
+        if (p.package, p.path.rsplit("/", 1)[-1]) in twins:
+            raise SystemExit(f"training photo {p.name} is the twin of an evaluation photo (see TWINS)")
         for h in held:
             dist = bin(int(p.dhash, 16) ^ int(h.dhash, 16)).count("1")
             if p.source_sha256 == h.source_sha256 or dist <= 24:

@@ -101,10 +101,13 @@ def main() -> None:
     ap.add_argument("--vivid", default="0,0.5,1", help="engine vividness levels to report (the default is 0.5)")
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default); 1 on a busy shared CPU")
     ap.add_argument("--runs", type=Path, default=None, help="where the runs go (default: OUT/runs)")
     ap.add_argument("--out", type=Path, default=Path("bench/out/quality"))
     args = ap.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     ensure(args.data, Path(".gpudata/pkgs"), offline=args.offline)
     manifest = {p["name"]: p for p in json.loads((args.data / "manifest.json").read_text())}
     train_imgs, held = list_images(args.data / "train"), list_images(args.data / "heldout")

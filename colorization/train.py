@@ -247,7 +247,7 @@ def _class_weights(ds: CropDataset, centres: torch.Tensor, lam: float, max_photo
     for i in range(0, len(ds.paths), step):
         img = ds._load(i)
         img.thumbnail((64, 64))
-        rgb = torch.from_numpy(np.asarray(img.convert("RGB"))).permute(2, 0, 1)[None]
+        rgb = torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1)[None]
         samples.append(lab.denormalize_ab(lab.uint8_batch_to_lab_normalized(rgb)[1]).flatten(2)[0].t())
     return rebalancing_weights(torch.cat(samples), centres.cpu(), lam)
 

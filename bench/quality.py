@@ -18,7 +18,8 @@ the two take turns every S seconds of training (each resumes exactly where it st
 shared machine slows both alike. Then ``colorization.metrics.evaluate`` scores both on the
 held-out photos next to the greyscale baseline, the engine at each ``--vivid`` level.
 
-Prints the tables (averages; the goals; each photo) and writes ``quality.md``, ``quality.json``,
+``--evaluate-only`` judges the runs already in ``--runs`` again without training (after a change
+of decoding or of the default vividness). Prints the tables (averages; the goals; each photo) and writes ``quality.md``, ``quality.json``,
 ``grid.png`` (two photos per category: greyscale | reference | engine | truth), ``worst5.png``
 (the engine's five worst by CIEDE2000) and each recipe's loss curves into ``--out``.
 Needs only torch, torchvision, numpy, Pillow and scikit-image.
@@ -32,13 +33,15 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
 from bench.photos import ensure  # noqa: E402
-from colorization.chroma import DEFAULT_VIVID  # noqa: E402
+from colorization import DEFAULT_VIVID  # noqa: E402
+from colorization.checkpoint import read_metadata  # noqa: E402
 from colorization.imageio import list_images  # noqa: E402
 from colorization.infer import Colorizer  # noqa: E402
 from colorization.metrics import evaluate, metric_cells, worst_images  # noqa: E402
@@ -98,11 +101,13 @@ def main() -> None:
     ap.add_argument("--bin-step", type=int, default=10)
     ap.add_argument("--samples-per-epoch", type=int, default=8192)
     ap.add_argument("--render-size", type=int, default=256)
-    ap.add_argument("--vivid", default="0,0.5,1", help="engine vividness levels to report (the default is 0.5)")
+    ap.add_argument("--vivid", default="0,0.5,1", help="engine vividness levels to report (the default level is always included)")
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default); 1 on a busy shared CPU")
     ap.add_argument("--runs", type=Path, default=None, help="where the runs go (default: OUT/runs)")
+    ap.add_argument("--evaluate-only", action="store_true",
+                    help="judge the runs already in --runs again (e.g. after a change of decoding); no training")
     ap.add_argument("--out", type=Path, default=Path("bench/out/quality"))
     args = ap.parse_args()
 
@@ -113,14 +118,17 @@ def main() -> None:
     train_imgs, held = list_images(args.data / "train"), list_images(args.data / "heldout")
     args.out.mkdir(parents=True, exist_ok=True)
     runs = args.runs or args.out / "runs"
-    if runs.exists():
-        shutil.rmtree(runs)
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.backends.cudnn.benchmark = True
-    t0 = time.perf_counter()
-    # validation during training: four training photos (the held-out ones stay unseen)
-    res = train_interleaved(["engine", "reference"], args, train_imgs, train_imgs[::13][:4], runs, device)
-    wall = time.perf_counter() - t0
+    if args.evaluate_only:
+        res, wall = {r: _saved_run(runs / r) for r in ("engine", "reference")}, None
+    else:
+        if runs.exists():
+            shutil.rmtree(runs)
+        t0 = time.perf_counter()
+        # validation during training: four training photos (the held-out ones stay unseen)
+        res = train_interleaved(["engine", "reference"], args, train_imgs, train_imgs[::13][:4], runs, device)
+        wall = time.perf_counter() - t0
     for recipe in res:
         shutil.copy(runs / recipe / "curves.png", args.out / f"curves_{recipe}.png")
 
@@ -145,20 +153,29 @@ def main() -> None:
     image_grid([[outs[i][k] for k in labels] for i in worst_images(main_rep)], heads, args.out / "worst5.png", cell=192)
 
 
-def tables(args, device, res, reports, main_rep, manifest, n_train: int, wall: float) -> str:
+def _saved_run(folder: Path) -> SimpleNamespace:
+    """What a finished run says about itself (its checkpoint's metadata)."""
+    meta = read_metadata(folder / "model.safetensors")
+    return SimpleNamespace(checkpoint=folder / "model.safetensors", images_seen=meta["images_seen"],
+                           train_seconds=meta["train_seconds"])
+
+
+def tables(args, device, res, reports, main_rep, manifest, n_train: int, wall: float | None) -> str:
     gpu = f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""
     lines = [
         f"Held-out: {main_rep['n']} real photographs (people, streets and buildings, landscapes, interiors; shorter "
         f"side 384, render size {args.render_size}). Training: {n_train} other real colour photos, {args.seconds:.0f} s "
         f"per recipe{f', taking turns every {args.slice:.0f} s' if args.slice else ''}, crops {args.crop}, "
-        f"batch {args.batch_size}, width {args.width}, device {device}{gpu}; {wall:.0f} s wall for both.", "",
+        f"batch {args.batch_size}, width {args.width}, device {device}{gpu}; "
+        + (f"{wall:.0f} s wall for both." if wall is not None else "runs trained earlier, judged again (--evaluate-only).")
+        + (f" {args.threads} torch thread(s)." if args.threads else ""), "",
         "| | PSNR (dB) ↑ | SSIM ↑ | CIEDE2000 ↓ | false colour ↓ | hue error (°) ↓ | colourfulness | gap closed "
         "| crops trained | train s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     e, r = res["engine"], res["reference"]
     for v, rep in reports.items():
-        tag = "engine" + (f" (vivid {v:g}, default)" if v == DEFAULT_VIVID else f" (vivid {v:g})")
+        tag = "engine" + (f" (vivid {v:g}, the default)" if v == DEFAULT_VIVID else f" (vivid {v:g})")
         lines.append(f"| {tag} | {metric_cells(rep['model'], rep['gap_closed_by']['model'])} {e.images_seen} | "
                      f"{e.train_seconds:.0f} |")
     lines.append(f"| reference recipe | {metric_cells(main_rep['reference'], main_rep['gap_closed_by']['reference'])} "
@@ -174,7 +191,7 @@ def tables(args, device, res, reports, main_rep, manifest, n_train: int, wall: f
         ("beats the reference on SSIM", m["ssim"] > rf["ssim"], f"{m['ssim']:.4f} vs {rf['ssim']:.4f}"),
         ("beats the reference on CIEDE2000", m["ciede2000"] < rf["ciede2000"], f"{m['ciede2000']:.2f} vs {rf['ciede2000']:.2f}"),
     ]
-    lines += ["", "| goal (engine at the default vivid 0.5) | met | numbers |", "|---|---|---|"]
+    lines += ["", f"| goal (engine at the default vivid {DEFAULT_VIVID:g}) | met | numbers |", "|---|---|---|"]
     lines += [f"| {name} | {'yes' if ok else '**no**'} | {nums} |" for name, ok, nums in goals]
     lines += ["", "| photo | CIEDE2000 grey / ref / engine | false colour ref / engine | hue error ref / engine | "
               "colourfulness truth / engine |", "|---|---:|---:|---:|---:|"]

@@ -13,10 +13,10 @@ Wiener filter: ``ab = mu * |mu|^2 / (|mu|^2 + k * var)``, where ``mu`` is the an
 keeps its colour; a pixel whose belief covers many hues goes to grey instead of to the average
 colour of the whole gamut.
 
-``vivid`` (0..1, what the user picks) sets both: the temperature goes 1.0 -> 0.2 (geometric;
-0.5 -> 0.45) and the shrinkage ``k = (1 - vivid)^2`` goes 1 -> 0 (0.5 -> 0.25). For generators with
-a plain regression head, ``chroma_gain(vivid)`` scales the predicted chroma instead (0 -> x0.5,
-0.5 -> x1, 1 -> x2).
+``vivid`` (0..1, what the user picks; default ``DEFAULT_VIVID`` = 0, conservative) sets both: the
+temperature goes 1.0 -> 0.2 (geometric; 0.5 -> 0.45) and the shrinkage ``k = (1 - vivid)^2`` goes
+1 -> 0 (0.5 -> 0.25). For generators with a plain regression head, which say nothing about their
+uncertainty, ``chroma_gain(vivid)`` scales the predicted chroma instead (0 -> as trained, 1 -> x2).
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import lab
+from . import DEFAULT_VIVID, lab
 
 __all__ = ["ab_bins", "soft_encode", "annealed_mean", "decode_ab", "rebalancing_weights", "temperature", "shrinkage", "chroma_gain",
            "check_vivid", "DEFAULT_VIVID"]
 
-DEFAULT_VIVID = 0.5
 T_CONSERVATIVE, T_VIVID = 1.0, 0.2
 
 
@@ -49,7 +48,7 @@ def temperature(vivid: float) -> float:
 
 
 def chroma_gain(vivid: float) -> float:
-    return 2.0 ** (2.0 * (check_vivid(vivid) - 0.5))
+    return 1.0 + check_vivid(vivid)
 
 
 @functools.lru_cache(maxsize=8)

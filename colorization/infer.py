@@ -8,8 +8,7 @@ watermark strip); pixels outside it are passed through unchanged.
 
 ``vivid`` (0..1) is how much colour the user wants: for a chroma-classification generator it sets
 the annealed mean's temperature (0: the plain mean, near grey wherever the model is unsure; 1:
-close to the most likely colour), for a regression generator a chroma gain (x0.5 .. x2, 0.5 = as
-predicted). See :mod:`colorization.chroma`.
+close to the most likely colour), for a regression generator a chroma gain (x1 .. x2). See :mod:`colorization.chroma`.
 """
 
 from __future__ import annotations
@@ -23,7 +22,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import lab
-from .chroma import DEFAULT_VIVID, check_vivid, chroma_gain
+from . import DEFAULT_VIVID
+from .chroma import check_vivid, chroma_gain
 from .imageio import Box, ImageSource, LoadedImage, clamp_box, load_image
 from .runtime import amp_dtype, autocast, resolve_device
 
@@ -40,7 +40,7 @@ def working_shape(h: int, w: int, render_size: int, multiple: int = 32) -> tuple
 class Colorizer:
     """Batched colorization with a trained generator.
 
-    ``Colorizer(checkpoint_path, device="auto", render_size=256, batch_size=8, vivid=0.5)``, or
+    ``Colorizer(checkpoint_path, device="auto", render_size=256, batch_size=8, vivid=0)``, or
     ``Colorizer(generator=module)``; then ``colorize(images, crop_boxes=None)`` takes paths or
     PIL images of any mode (grey, RGB, RGBA, palette, 16-bit, EXIF-rotated) and returns PIL
     images of the same size (RGB, or RGBA when the input had transparency).
@@ -110,7 +110,7 @@ class Colorizer:
                         ab = self.generator(x, vivid=self.vivid).float()
                     else:
                         ab = self.generator(x).float()
-                        if self.vivid != DEFAULT_VIVID:
+                        if chroma_gain(self.vivid) != 1.0:
                             ab = (ab * chroma_gain(self.vivid)).clamp_(-1.0, 1.0)
                 for k, i in enumerate(part):
                     hr, wr, _, _ = shapes[i]

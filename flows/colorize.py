@@ -18,11 +18,13 @@ from flows import prefect_env  # noqa: F401  (before prefect)
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE as NO_CACHE
 
+from colorization import DEFAULT_VIVID
+
 OUTPUT = {"format": "JPEG", "quality": 95, "subsampling": 0}
 GRID_SIZE = 6
 
 
-def colorization_params(render_size: int, vivid: float = 0.5) -> dict[str, Any]:
+def colorization_params(render_size: int, vivid: float = DEFAULT_VIVID) -> dict[str, Any]:
     """What determines a result; its hash makes (source, model, parameters) unique."""
     return {"render_size": int(render_size), "vivid": float(vivid), "output": "jpeg-q95-444", "crop": "record"}
 
@@ -78,7 +80,7 @@ def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int,
 @flow(name="colorize", log_prints=True)
 def colorize_flow(collection: str, years: str | None = None, model: str | None = None, limit: int | None = None,
                   batch_size: int = 8, render_size: int = 256, device: str = "auto",
-                  claim_size: int | None = None, vivid: float = 0.5) -> dict[str, Any]:
+                  claim_size: int | None = None, vivid: float = DEFAULT_VIVID) -> dict[str, Any]:
     """Colorize the greyscale originals of ``collection`` whose years overlap ``years`` (FROM-TO)
     that lack a result from ``model`` (default: the current version) with these parameters
     (``vivid``: 0 conservative .. 1 vivid, part of the parameters like the render size).

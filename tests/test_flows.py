@@ -360,7 +360,7 @@ def test_one_current_model_promoted_results_shown_older_kept(trained, tmp_path):
     assert {name for _, name in _shown(engine).values()} == {"moldova-v1"}
     with session_scope(engine) as s:
         params = {tuple(sorted(p.items())) for p in s.execute(select(Colorization.params)).scalars()}
-    assert {dict(p)["vivid"] for p in params} == {0.5, 0.9}
+    assert {dict(p)["vivid"] for p in params} == {0.0, 0.9}  # the default is conservative
 
     for bad in (["models", "rollback", "nope"], ["models", "promote", "nope"]):
         r = run.invoke(app, bad)

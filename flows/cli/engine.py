@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from colorization import DEFAULT_VIVID  # the package itself imports no torch
+
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -147,7 +149,7 @@ def colorize_files(
     crop_box: Optional[str] = typer.Option(None, "--crop-box", help="LEFT,TOP,RIGHT,BOTTOM: colorize only this region."),
     exclude_bottom: int = typer.Option(0, "--exclude-bottom", help="Leave a bottom strip of N pixels (e.g. a watermark) as it is."),
     fmt: str = typer.Option("png", "--format", help="png or jpg."),
-    vivid: float = typer.Option(0.5, "--vivid", help=VIVID_HELP),
+    vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", help=VIVID_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
     """Colorize photos at full resolution (the output has each input's size)."""
@@ -184,7 +186,7 @@ def evaluate_cmd(
     images: Path = typer.Option(..., "--images", help="Folder of colour photos held out from training."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="A second checkpoint to report beside it."),
     render_size: int = typer.Option(256, "--render-size"),
-    vivid: float = typer.Option(0.5, "--vivid", help=VIVID_HELP),
+    vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", help=VIVID_HELP),
     batch_size: int = typer.Option(8, "--batch-size"),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use at most N photos."),
     per_photo: bool = typer.Option(False, "--per-photo", help="Also print each photo's metrics."),

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from colorization import DEFAULT_VIVID  # the package itself imports no torch
+
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -67,7 +69,7 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
         claim_size: Optional[int] = typer.Option(
             None, "--claim-size", min=1, help="Photos claimed per task (default 4 × batch size)."),
-        vivid: float = typer.Option(0.5, "--vivid", min=0.0, max=1.0,
+        vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", min=0.0, max=1.0,
                                     help="0 = conservative (near grey where the model is unsure) .. 1 = vivid."),
     ) -> None:
         """Colorize a collection's greyscale photos by year range; results go back to the catalogue."""

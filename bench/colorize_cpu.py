@@ -56,7 +56,7 @@ def train_rate(recipe: str, batch: int, size: int, steps: int) -> float:
     from colorization import lab
     from colorization.train import TrainConfig, _lab_batch, _Trainer, build_models
 
-    cfg = TrainConfig(recipe=recipe, crop_size=size, batch_size=batch, device="cpu")
+    cfg = TrainConfig(recipe=recipe, crop_size=size, batch_size=batch, device="cpu", head="regression")  # the GAN step
     gen, disc = build_models(cfg)
     tr = _Trainer(cfg, Path(tempfile.gettempdir()), torch.device("cpu"), gen, disc)
     rgb = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)

@@ -43,8 +43,11 @@ def _time(fn, warmup: int, iters: int, sync) -> float:
     return (time.perf_counter() - t0) / iters
 
 
-def train_rate(recipe: str, batch: int, size: int, device: torch.device, iters: int, compile_: bool = False) -> float:
-    cfg = TrainConfig(recipe=recipe, crop_size=size, batch_size=batch, device=str(device), compile=compile_)
+def train_rate(recipe: str, batch: int, size: int, device: torch.device, iters: int, compile_: bool = False,
+               head: str = "regression") -> float:
+    """Stage-2 step rate: the pix2pix GAN step for both (``head="regression"``), or the engine's
+    default chroma-classes step (``head="classes"``: cross-entropy, no discriminator)."""
+    cfg = TrainConfig(recipe=recipe, crop_size=size, batch_size=batch, device=str(device), compile=compile_, head=head)
     gen, disc = build_models(cfg)
     tr = _Trainer(cfg, Path("/tmp"), device, gen, disc)
     rgb = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
@@ -107,11 +110,13 @@ def main() -> None:
     for b in args.batch:
         ref = train_rate("reference", b, args.size, device, args.iters)
         eng = train_rate("engine", b, args.size, device, args.iters)
-        row = {"batch": b, "reference": ref, "engine": eng, "speedup": eng / ref}
+        row = {"batch": b, "reference": ref, "engine": eng, "speedup": eng / ref,
+               "engine_classes": train_rate("engine", b, args.size, device, args.iters, head="classes")}
         if args.compile:
             row["engine_compiled"] = train_rate("engine", b, args.size, device, args.iters, compile_=True)
         res["train"].append(row)
-        print(f"train b={b}: reference {ref:.0f} img/s, engine {eng:.0f} img/s ({eng / ref:.2f}x)", flush=True)
+        print(f"train b={b}: reference {ref:.0f} img/s, engine {eng:.0f} img/s ({eng / ref:.2f}x), engine with the "
+              f"classes head {row['engine_classes']:.0f} img/s", flush=True)
     for e2e in (False, True):
         r = infer_rate(args.infer_batch, args.size, device, args.iters, e2e)
         row = {"what": "uint8 RGB -> RGB (L, network, Lab->RGB)" if e2e else "network only (bf16, channels-last)",
@@ -123,11 +128,13 @@ def main() -> None:
 
     print(f"\nGPU: {name}, torch {torch.__version__}, {args.size}x{args.size}\n")
     comp = " engine + torch.compile |" if args.compile else ""
-    print(f"| stage-2 training, batch | reference (fp32, fastai U-Net) img/s | engine (bf16, channels-last) img/s | speed-up |{comp}")
-    print("|---:|---:|---:|---:|" + ("---:|" if args.compile else ""))
+    print("| stage-2 training, batch | reference (fp32, fastai U-Net) img/s | engine GAN step (bf16, channels-last) "
+          f"img/s | speed-up | engine, classes head (cross-entropy) img/s |{comp}")
+    print("|---:|---:|---:|---:|---:|" + ("---:|" if args.compile else ""))
     for r in res["train"]:
         extra = f" {r['engine_compiled']:.0f} |" if args.compile else ""
-        print(f"| {r['batch']} | {r['reference']:.0f} | {r['engine']:.0f} | {r['speedup']:.2f}x |{extra}")
+        print(f"| {r['batch']} | {r['reference']:.0f} | {r['engine']:.0f} | {r['speedup']:.2f}x | "
+              f"{r['engine_classes']:.0f} |{extra}")
     print(f"\n| inference at {args.size}², batch {args.infer_batch} | images/s |" + (" compiled |" if args.compile else ""))
     print("|---|---:|" + ("---:|" if args.compile else ""))
     for r in res["infer"]:

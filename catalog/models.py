@@ -145,7 +145,10 @@ class Record(Base):
     search: Mapped[Any] = mapped_column(TSVECTOR, Computed(SEARCH_EXPR, persisted=True), nullable=True)
 
     source: Mapped[Source] = relationship()
-    assets: Mapped[list[RecordAsset]] = relationship(back_populates="record", order_by="RecordAsset.id")
+    # originals first, then the colorized version shown (see RecordAsset.shown), then the rest as added
+    assets: Mapped[list[RecordAsset]] = relationship(
+        back_populates="record",
+        order_by=lambda: [RecordAsset.role != "original", RecordAsset.shown.desc(), RecordAsset.id])
 
     __table_args__ = (
         UniqueConstraint("source_id", "source_key", name="uq_records_source_key"),
@@ -207,10 +210,17 @@ class RecordAsset(Base):
     # Region of the image that is the photo itself: [left, top, right, bottom]
     # in pixels (e.g. PastVu's watermark strip left out). NULL = whole image.
     crop_box: Mapped[list[int] | None] = mapped_column(JSONB)
+    # The colorized version a record shows first (record page, IIIF Choice, exports): the result of
+    # the current model version; older results stay as history. At most one per record.
+    shown: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = _now()
     record: Mapped[Record] = relationship(back_populates="assets")
     asset: Mapped[Asset] = relationship()
-    __table_args__ = (UniqueConstraint("record_id", "asset_sha256", "role", name="uq_record_assets_link"),)
+    __table_args__ = (
+        UniqueConstraint("record_id", "asset_sha256", "role", name="uq_record_assets_link"),
+        CheckConstraint("NOT shown OR role = 'colorized'", name="shown_colorized"),
+        Index("uq_record_assets_shown", "record_id", unique=True, postgresql_where=text("shown")),
+    )
 
 
 class Collection(Base):
@@ -238,7 +248,16 @@ class ModelVersion(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     training_run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id"))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    # One current version: the one scheduled and default colorization use. A new version becomes
+    # current only when it beats the current one on the held-out photos (``evaluation``: those
+    # photos, both versions' metrics and greyscale's); ``decision`` says why in words.
+    is_current: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    promoted_at: Mapped[datetime | None]
+    evaluation: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    decision: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("uq_model_versions_current", "is_current", unique=True,
+                            postgresql_where=text("is_current")),)
 
 
 class TrainingExample(Base):

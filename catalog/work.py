@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, exists, not_, or_, select, text
+from sqlalchemy import and_, exists, func, not_, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -106,6 +106,18 @@ def latest_model(session: Session, name: str | None = None) -> ModelVersion | No
     stmt = select(ModelVersion)
     stmt = stmt.where(ModelVersion.name == name) if name else stmt.order_by(ModelVersion.id.desc()).limit(1)
     return session.execute(stmt).scalar()
+
+
+def current_model(session: Session) -> ModelVersion | None:
+    """The current model version (scheduled and default colorization use it)."""
+    return session.execute(select(ModelVersion).where(ModelVersion.is_current)).scalar()
+
+
+def model_for_colorization(session: Session, name: str | None = None) -> ModelVersion | None:
+    """The version asked for by name, else the current one (else, in a catalogue that has none, the newest)."""
+    if name:
+        return latest_model(session, name)
+    return current_model(session) or latest_model(session)
 
 
 def register_model_version(session: Session, *, name: str, checkpoint_sha256: str, architecture: str,
@@ -209,8 +221,74 @@ def record_colorizations(session: Session, results: list[tuple[PhotoRef, str]], 
         constraint="uq_colorizations_job",
         set_={"result_sha256": stmt.excluded.result_sha256, "run_id": stmt.excluded.run_id, "status": "done",
               "error": None}))
-    link_assets(session, [{"record_id": rid, "asset_sha256": sha, "role": "colorized"}
-                          for ref, sha in results for rid in ref.record_ids])
+    links = [{"record_id": rid, "asset_sha256": sha, "role": "colorized"} for ref, sha in results for rid in ref.record_ids]
+    ids = link_assets(session, links)
+    is_current = bool(session.execute(select(ModelVersion.is_current)
+                                      .where(ModelVersion.id == model_version_id)).scalar())
+    mark_shown(session, dict(zip((ln["record_id"] for ln in links), ids)), replace=is_current)
+
+
+def mark_shown(session: Session, links: dict[int, int], *, replace: bool) -> None:
+    """Make these colorized links (record id -> link id) the ones their records show.
+
+    ``replace``: always (a result of the current version); else only for records that show none yet.
+    """
+    if not links:
+        return
+    ids = list(links.values())
+    if replace:
+        session.execute(text("UPDATE record_assets SET shown = false WHERE shown AND record_id = ANY(:rids) "
+                             "AND id <> ALL(:ids)"), {"rids": list(links), "ids": ids})
+        session.execute(text("UPDATE record_assets SET shown = true WHERE id = ANY(:ids) AND NOT shown"), {"ids": ids})
+    else:
+        session.execute(text(
+            "UPDATE record_assets ra SET shown = true WHERE ra.id = ANY(:ids) AND NOT EXISTS "
+            "(SELECT 1 FROM record_assets o WHERE o.record_id = ra.record_id AND o.shown)"), {"ids": ids})
+
+
+def set_current(session: Session, mv: ModelVersion, decision: str) -> int:
+    """Make ``mv`` the current version, say why, and show its results where it has made some.
+
+    Returns how many records now show one of its results (older results stay as history).
+    """
+    session.execute(text("UPDATE model_versions SET is_current = false WHERE is_current AND id <> :id"), {"id": mv.id})
+    session.flush()
+    mv.is_current = True
+    mv.promoted_at = func.now()
+    mv.decision = decision
+    session.flush()
+    rows = session.execute(text(
+        "SELECT DISTINCT ON (ra.record_id) ra.record_id, ra.id FROM record_assets ra "
+        "JOIN colorizations c ON c.result_sha256 = ra.asset_sha256 AND c.model_version_id = :mv AND c.status = 'done' "
+        "WHERE ra.role = 'colorized' ORDER BY ra.record_id, c.id DESC"), {"mv": mv.id}).all()
+    mark_shown(session, {rid: lid for rid, lid in rows}, replace=True)
+    return len(rows)
+
+
+# A candidate must lower the mean CIEDE2000 on the held-out photos and may not paint more false
+# colour than the current version (beyond this tolerance, a share of the pixels).
+FALSE_COLOUR_TOLERANCE = 0.002
+
+
+def promotion_decision(candidate: dict[str, float], current: dict[str, float] | None,
+                       current_name: str | None) -> tuple[bool, str]:
+    """Whether a new version (held-out metrics ``candidate``) should replace the current one, and why."""
+    if current is None:
+        return True, "current: the first model version with held-out metrics" if current_name is None else (
+            f"current: {current_name} has no metrics on these held-out photos")
+
+    def nums(m):
+        return f"CIEDE2000 {m['ciede2000']:.2f}, false colour {100 * m['false_colour']:.2f}%"
+
+    if current.get("ciede2000") is None or current.get("false_colour") is None:
+        return True, f"current: {current_name} has no metrics on these held-out photos"
+    better = candidate["ciede2000"] < current["ciede2000"]
+    clean = candidate["false_colour"] <= current["false_colour"] + FALSE_COLOUR_TOLERANCE
+    versus = f"({nums(candidate)}) vs {current_name} ({nums(current)}) on the held-out photos"
+    if better and clean:
+        return True, f"current: beats {current_name} {versus}"
+    why = "no lower CIEDE2000" if not better else "more false colour"
+    return False, f"not promoted: {why} {versus}"
 
 
 def record_colorization_failures(session: Session, failures: list[tuple[PhotoRef, str]], *, model_version_id: int,

@@ -1,7 +1,8 @@
 """Checkpoints: generator weights in safetensors with JSON metadata in its header; training
 state (optimisers, discriminator, RNG) in a tensors-only file read with ``weights_only=True``.
 
-Nothing here unpickles arbitrary objects. A file that is not an arhiva checkpoint raises
+The ``safetensors`` package is used when installed; otherwise the same format is read and
+written by :mod:`colorization.safetensors_lite`. Nothing here unpickles arbitrary objects. A file that is not an arhiva checkpoint raises
 :class:`CheckpointError` with the reason.
 """
 
@@ -58,6 +59,23 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def _st():
+    """(save_file, load_file, read_metadata) from ``safetensors``, or the plain-torch fallback."""
+    try:
+        from safetensors import safe_open
+        from safetensors.torch import load_file, save_file
+    except ImportError:
+        from .safetensors_lite import load_file, read_header_metadata, save_file
+
+        return save_file, load_file, read_header_metadata
+
+    def read(path: str) -> dict[str, str]:
+        with safe_open(path, framework="pt") as f:
+            return f.metadata() or {}
+
+    return save_file, load_file, read
+
+
 def _atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -67,7 +85,7 @@ def _atomic(path: Path, write) -> None:
 
 def save_checkpoint(path: str | Path, generator: nn.Module, metadata: dict[str, Any]) -> Path:
     """Write the generator's weights and ``metadata`` (JSON-able; ``arch`` is added)."""
-    from safetensors.torch import save_file
+    save_file = _st()[0]
 
     path = Path(path)
     gen = getattr(generator, "_orig_mod", generator)  # unwrap torch.compile
@@ -86,14 +104,11 @@ def _not_ckpt(path: Path, why: str) -> CheckpointError:
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The JSON metadata of a checkpoint, without loading its weights."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist or is not a file")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
+        header = _st()[2](str(path))
     except Exception as exc:
         raise _not_ckpt(path, f"not a readable safetensors file ({exc})") from exc
     if header.get("format") != FORMAT:
@@ -118,8 +133,6 @@ MAX_PARAMETERS = 500_000_000
 def _check_shapes(path: Path, arch: Any) -> None:
     """The architecture built on the meta device (no memory) against the tensors the file's
     header declares: same names, same shapes, a sane size. Nothing is allocated before this."""
-    from safetensors import safe_open
-
     from .networks import build_generator
 
     try:
@@ -131,8 +144,7 @@ def _check_shapes(path: Path, arch: Any) -> None:
     if total > MAX_PARAMETERS:
         raise _not_ckpt(path, f"its architecture has {total:,} parameters, over the limit of {MAX_PARAMETERS:,}")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        stored = _header_shapes(path)
     except Exception as exc:
         raise _not_ckpt(path, f"not a readable safetensors file ({exc})") from exc
     if stored != shapes:
@@ -140,12 +152,24 @@ def _check_shapes(path: Path, arch: Any) -> None:
         raise _not_ckpt(path, f"its weights do not fit the architecture (first mismatch: {odd[0]})")
 
 
+def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name → shape from a safetensors header (8-byte length, JSON), reading nothing else."""
+    import struct
+
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        if n > 100_000_000:
+            raise ValueError("header too large")
+        header = json.loads(f.read(n))
+    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
     """Rebuild the generator (eval mode) and return ``(generator, metadata)``. The header's
     architecture and tensor shapes are checked before any weight is allocated."""
-    from safetensors.torch import load_file
-
     from .networks import build_generator
+
+    load_file = _st()[1]
 
     path = Path(path)
     meta = read_metadata(path)

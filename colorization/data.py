@@ -1,5 +1,10 @@
 """Training data: random crops and flips of photos, as uint8 RGB (colour conversion on the device).
 
+``augment=True`` (the engine's default) adds what suits photographs: a wider zoom range
+(``AUG_SCALE_RANGE``) and, on most crops, the exposure and tone of an old print (gamma,
+lowered contrast, lifted blacks and dulled whites, a brightness shift), applied to R, G and B
+alike so the hues stay true; the target colours are those of the toned crop.
+
 Every random choice is drawn from a generator seeded by (seed, epoch, index), so an epoch is
 the same whatever the number of loader workers and whether training was resumed.
 ``lab_on_cpu=True`` is the plain reference recipe: skimage L*a*b* in the loader, float32.
@@ -20,9 +25,21 @@ from torch.utils.data import Dataset
 
 from .imageio import Box, open_image
 
-__all__ = ["CropDataset", "data_fingerprint", "split_paths", "prepare_photo"]
+__all__ = ["CropDataset", "data_fingerprint", "split_paths", "prepare_photo", "print_tone"]
 
 SCALE_RANGE = (1.0, 1.5)  # shorter side = crop * U(1, 1.5) before the random crop
+AUG_SCALE_RANGE = (1.0, 2.0)
+TONE_P = 0.8  # share of crops given an old print's tone
+
+
+def print_tone(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Exposure and tone changes like an old print's, the same on every channel (uint8 in, out)."""
+    x = arr.astype(np.float32) / 255.0
+    x = np.power(x, np.exp(rng.uniform(np.log(0.8), np.log(1.25))))  # exposure (gamma)
+    x = (x - 0.5) * rng.uniform(0.75, 1.1) + 0.5  # contrast
+    lo, hi = rng.uniform(0.0, 0.08), rng.uniform(0.92, 1.0)  # faded blacks, dull whites
+    x = lo + x * (hi - lo) + rng.uniform(-0.05, 0.05)
+    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def prepare_photo(path: str | Path, box: Box | None, max_short: int) -> Image.Image:
@@ -59,6 +76,7 @@ class CropDataset(Dataset):
         seed: int = 0,
         lab_on_cpu: bool = False,
         cache: bool = True,
+        augment: bool = False,
     ):
         if not paths:
             raise ValueError("no images given")
@@ -72,7 +90,9 @@ class CropDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self.lab_on_cpu = lab_on_cpu
-        self.max_short = int(np.ceil(self.crop * SCALE_RANGE[1]))
+        self.augment = augment
+        self.scale_range = AUG_SCALE_RANGE if augment else SCALE_RANGE
+        self.max_short = int(np.ceil(self.crop * self.scale_range[1]))
         self._cache: list[np.ndarray] | None = None
         if cache:
             self._cache = [np.asarray(self._load(i)) for i in range(len(self.paths))]
@@ -97,7 +117,7 @@ class CropDataset(Dataset):
         if self.train:
             img_idx = int(self._order()[index])
             rng = np.random.default_rng([self.seed, self.epoch, 2, index])
-            short = self.crop * rng.uniform(*SCALE_RANGE)
+            short = self.crop * rng.uniform(*self.scale_range)
         else:
             img_idx, rng, short = index, None, self.crop
         img = self._load(img_idx)
@@ -115,6 +135,8 @@ class CropDataset(Dataset):
         if rng is not None and rng.random() < 0.5:
             arr = arr[:, ::-1]
         arr = np.array(arr, copy=True)  # contiguous and writable
+        if rng is not None and self.augment and rng.random() < TONE_P:
+            arr = print_tone(arr, rng)
         if self.lab_on_cpu:
             lab = rgb2lab(arr).astype(np.float32).transpose(2, 0, 1)
             return torch.from_numpy(lab[:1] / 50.0 - 1.0), torch.from_numpy(lab[1:] / 110.0)

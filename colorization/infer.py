@@ -5,6 +5,10 @@ The network runs at a working size (shorter side = ``render_size``, padded to a 
 own full-resolution L, so the output has the original's size and detail. An optional crop box
 (left, top, right, bottom) limits colorization to that region (e.g. to leave out PastVu's
 watermark strip); pixels outside it are passed through unchanged.
+
+``vivid`` (0..1) is how much colour the user wants: for a chroma-classification generator it sets
+the annealed mean's temperature (0: the plain mean, near grey wherever the model is unsure; 1:
+close to the most likely colour), for a regression generator a chroma gain (x1 .. x2). See :mod:`colorization.chroma`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import lab
+from . import DEFAULT_VIVID
+from .chroma import check_vivid, chroma_gain
 from .imageio import Box, ImageSource, LoadedImage, clamp_box, load_image
 from .runtime import amp_dtype, autocast, resolve_device
 
@@ -34,7 +40,7 @@ def working_shape(h: int, w: int, render_size: int, multiple: int = 32) -> tuple
 class Colorizer:
     """Batched colorization with a trained generator.
 
-    ``Colorizer(checkpoint_path, device="auto", render_size=256, batch_size=8)``, or
+    ``Colorizer(checkpoint_path, device="auto", render_size=256, batch_size=8, vivid=0)``, or
     ``Colorizer(generator=module)``; then ``colorize(images, crop_boxes=None)`` takes paths or
     PIL images of any mode (grey, RGB, RGBA, palette, 16-bit, EXIF-rotated) and returns PIL
     images of the same size (RGB, or RGBA when the input had transparency).
@@ -50,6 +56,7 @@ class Colorizer:
         batch_size: int = 8,
         amp: str = "auto",
         channels_last: bool = True,
+        vivid: float = DEFAULT_VIVID,
     ):
         self.device = resolve_device(device)
         if generator is None:
@@ -63,6 +70,7 @@ class Colorizer:
         if render_size < 32:
             raise ValueError("render_size must be at least 32")
         self.render_size = int(render_size)
+        self.vivid = check_vivid(vivid)
         self.batch_size = max(1, int(batch_size))
         self.dtype = amp_dtype(self.device, amp)
         self.channels_last = channels_last and self.device.type != "mps"
@@ -98,7 +106,12 @@ class Colorizer:
                 if self.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with autocast(self.device, self.dtype):
-                    ab = self.generator(x).float()
+                    if getattr(self.generator, "head_kind", None) == "classes":
+                        ab = self.generator(x, vivid=self.vivid).float()
+                    else:
+                        ab = self.generator(x).float()
+                        if chroma_gain(self.vivid) != 1.0:
+                            ab = (ab * chroma_gain(self.vivid)).clamp_(-1.0, 1.0)
                 for k, i in enumerate(part):
                     hr, wr, _, _ = shapes[i]
                     a = ab[k : k + 1, :, :hr, :wr]

@@ -1,7 +1,9 @@
 """The generator (ResNet-18 U-Net with a lean decoder) and the 70x70 PatchGAN discriminator.
 
 The generator sees L (N, 1, H, W) scaled to [-1, 1] and predicts ab/110 (N, 2, H, W) in
-[-1, 1]; H and W must be multiples of 32. ``build_generator(arch)`` rebuilds any generator
+[-1, 1]; H and W must be multiples of 32. Its head is either a regression (tanh a*b*, the
+pix2pix way) or a chroma classifier (``head="classes"``: a distribution over a*b* bins at a
+quarter of the size, decoded by an annealed mean; see :mod:`colorization.chroma`). ``build_generator(arch)`` rebuilds any generator
 from the architecture dictionary stored in a checkpoint (``generator.arch``).
 """
 
@@ -15,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet18
 from torchvision.models.resnet import BasicBlock
+
+from . import lab
 
 __all__ = [
     "UNetGenerator",
@@ -120,13 +124,20 @@ class UNetGenerator(nn.Module):
         width: int = 64,
         blocks: tuple[int, int, int, int] = (2, 2, 2, 2),
         pretrained: bool = False,
+        head: str = "regression",
+        bin_step: int = 10,
     ):
         super().__init__()
+        if head not in ("regression", "classes"):
+            raise ValueError(f"unknown head {head!r}: use regression or classes")
         self.arch = {
             "name": "unet-resnet18-lean",
             "width": int(width),
             "blocks": [int(b) for b in blocks],
         }
+        if head == "classes":
+            self.arch |= {"head": "classes", "bin_step": int(bin_step)}
+        self.head_kind = head
         if width == 64 and tuple(blocks) == (2, 2, 2, 2):
             enc = load_resnet18_1ch(pretrained)
         else:
@@ -141,6 +152,12 @@ class UNetGenerator(nn.Module):
         self.up4 = _Up(8 * w, 4 * w, 4 * w)
         self.up3 = _Up(4 * w, 2 * w, 2 * w)
         self.up2 = _Up(2 * w, w, w)
+        if head == "classes":
+            from .chroma import ab_bins
+
+            self.register_buffer("ab_centres", ab_bins(bin_step))
+            self.classifier = nn.Conv2d(w, self.ab_centres.shape[0], 1)
+            return
         self.up1 = _Up(w, w, max(w // 2, 4), n_convs=1)
         hc = max(w // 8, 4)
         self.head_reduce = nn.Conv2d(max(w // 2, 4), hc, 1)
@@ -151,7 +168,7 @@ class UNetGenerator(nn.Module):
             nn.Tanh(),
         )
 
-    def forward(self, L: torch.Tensor) -> torch.Tensor:
+    def _quarter(self, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s1 = self.stem(L)
         s2 = self.layer1(self.pool(s1))
         s3 = self.layer2(s2)
@@ -159,7 +176,24 @@ class UNetGenerator(nn.Module):
         x = self.layer4(s4)
         x = self.up4(x, s4)
         x = self.up3(x, s3)
-        x = self.up2(x, s2)
+        return self.up2(x, s2), s1
+
+    def logits(self, L: torch.Tensor) -> torch.Tensor:
+        """Chroma-class logits (N, Q, H/4, W/4) of a ``head="classes"`` generator."""
+        return self.classifier(self._quarter(L)[0])
+
+    def decode(self, logits: torch.Tensor, size, vivid: float | None = None) -> torch.Tensor:
+        """Logits -> ab/110 (N, 2, *size): annealed mean shrunk where unsure (``vivid``), upsampled."""
+        from .chroma import DEFAULT_VIVID, decode_ab
+
+        ab = decode_ab(logits, self.ab_centres, DEFAULT_VIVID if vivid is None else vivid)
+        ab = F.interpolate(ab, size=tuple(size), mode="bilinear", align_corners=False)
+        return lab.normalize_ab(ab).clamp(-1.0, 1.0)
+
+    def forward(self, L: torch.Tensor, vivid: float | None = None) -> torch.Tensor:
+        if self.head_kind == "classes":
+            return self.decode(self.logits(L), L.shape[-2:], vivid)
+        x, s1 = self._quarter(L)
         x = self.up1(x, s1)
         x = F.interpolate(self.head_reduce(x), scale_factor=2.0, mode="bilinear", align_corners=False)
         return self.head(torch.cat((x, L.to(x.dtype)), dim=1))
@@ -202,7 +236,8 @@ def build_generator(arch: dict[str, Any], pretrained: bool = False) -> nn.Module
     """Rebuild a generator from its ``arch`` dictionary (as stored in checkpoints)."""
     name = arch.get("name")
     if name == "unet-resnet18-lean":
-        return UNetGenerator(int(arch["width"]), tuple(arch["blocks"]), pretrained=pretrained)
+        return UNetGenerator(int(arch["width"]), tuple(arch["blocks"]), pretrained=pretrained,
+                             head=arch.get("head", "regression"), bin_step=int(arch.get("bin_step", 10)))
     if name == "fastai-unet-resnet18":
         from .reference import ReferenceUNet
 

@@ -47,7 +47,7 @@ def _panel(draw: ImageDraw.ImageDraw, box, title: str, series: dict[str, list[tu
 def plot_curves(records: Sequence[dict], path: str | Path, x_key: str = "step") -> Path:
     """Training losses (per logged step) and validation metrics (per epoch) as one PNG."""
     train = [r for r in records if r.get("kind") == "train"]
-    val = [r for r in records if r.get("kind") == "val"]
+    val = [r for r in records if r.get("kind") == "val" and "val_l1" in r]  # none without validation photos
     panels = [
         ("L1 (ab/110)", {"train": [(r[x_key], r["l1"]) for r in train], "val": [(r[x_key], r["val_l1"]) for r in val]}),
         ("adversarial", {"G": [(r[x_key], r["g_gan"]) for r in train if "g_gan" in r],

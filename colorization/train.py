@@ -6,8 +6,12 @@ needed to resume exactly), ``log.jsonl`` (losses per logged step, validation per
 ``curves.png`` and ``samples/epoch_NNN.png`` (greyscale | prediction | truth).
 
 ``recipe="engine"``: lean U-Net, colour conversion on the device, bf16 autocast on CUDA,
-channels-last. ``recipe="reference"``: the plain recipe it is compared with (fastai-style
-U-Net, skimage colour conversion in the CPU loader, fp32).
+channels-last, photo augmentation (zoom, flips, old-print tone), and by default the chroma
+classification head (``head="classes"``): stage 1 and stage 2 minimise the cross-entropy against
+soft-encoded a*b* bins; stage 2 adds the adversarial term only when ``class_gan_weight > 0``.
+``head="regression"`` is pix2pix's L1 then GAN + 100 L1. ``recipe="reference"``: the plain recipe
+it is compared with (fastai-style U-Net, skimage colour conversion in the CPU loader, fp32,
+plain crops and flips, L1 then GAN + 100 L1).
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from . import lab
+from .chroma import rebalancing_weights, soft_encode
 from .data import CropDataset, data_fingerprint
 from .metrics import colourfulness_torch
 from .networks import PatchDiscriminator, UNetGenerator
@@ -49,6 +55,11 @@ class TrainConfig:
     lambda_l1: float = 100.0
     width: int = 64
     blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
+    head: str = "classes"  # engine only: "classes" (chroma bins, annealed mean) or "regression"
+    bin_step: int = 10  # a*b* bin size of the classes head (Lab units)
+    class_gan_weight: float = 0.0  # classes head, stage 2: weight of the adversarial term
+    rebalance: float = 0.0  # classes head: lambda of the class rebalancing (0 = off, Zhang et al.: 0.5)
+    augment: bool = True  # engine only: zoom, flips and old-print tone (see colorization.data)
     ndf: int = 64
     pretrained: bool = False
     device: str = "auto"
@@ -104,7 +115,8 @@ class _EpochDataset(torch.utils.data.Dataset):
 def build_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
     torch.manual_seed(config.seed)
     if config.recipe == "engine":
-        gen: nn.Module = UNetGenerator(config.width, tuple(config.blocks), pretrained=config.pretrained)
+        gen: nn.Module = UNetGenerator(config.width, tuple(config.blocks), pretrained=config.pretrained,
+                                       head=config.head, bin_step=config.bin_step)
     elif config.recipe == "reference":
         from .reference import ReferenceUNet
 
@@ -129,6 +141,8 @@ class _Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: Path, device: torch.device, gen: nn.Module, disc: nn.Module):
         self.cfg, self.out, self.device = cfg, out_dir, device
         self.engine = cfg.recipe == "engine"
+        self.classes = getattr(gen, "head_kind", None) == "classes"
+        self.class_weights: torch.Tensor | None = None
         self.dtype = amp_dtype(device, cfg.amp) if self.engine else None
         self.cl = bool(cfg.channels_last and self.engine)
         fmt = torch.channels_last if self.cl else torch.contiguous_format
@@ -142,7 +156,48 @@ class _Trainer:
         self.g_fwd = torch.compile(self.gen) if cfg.compile else self.gen
         self.d_fwd = torch.compile(self.disc) if cfg.compile else self.disc
 
+    def class_step(self, L: torch.Tensor, ab: torch.Tensor, stage: int) -> dict[str, torch.Tensor]:
+        """Cross-entropy against soft-encoded a*b* bins at a quarter of the size (+ GAN if asked)."""
+        with autocast(self.device, self.dtype):
+            logits = self.gen.logits(L)
+        target = soft_encode(F.avg_pool2d(lab.denormalize_ab(ab.float()), 4), self.gen.ab_centres)
+        ce = -(target * F.log_softmax(logits.float(), dim=1)).sum(1)
+        if self.class_weights is not None:  # rare colours weigh more (by the truth's likeliest bin)
+            ce = ce * self.class_weights[target.argmax(1)]
+        ce = ce.mean()
+        gan = stage == 2 and self.cfg.class_gan_weight > 0
+        fake = self.gen.decode(logits if gan else logits.detach(), L.shape[-2:])
+        out = {"ce": ce.detach(), "l1": F.l1_loss(fake.detach(), ab)}
+        loss = ce
+        if gan:
+            g_gan, loss_d = self._adversarial(L, ab, fake)
+            loss = ce + self.cfg.class_gan_weight * g_gan
+            out |= {"g_gan": g_gan.detach(), "d": loss_d.detach()}
+        opt = self.opt1 if stage == 1 else self.opt_g
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return out
+
+    def _adversarial(self, L: torch.Tensor, ab: torch.Tensor, fake: torch.Tensor):
+        """Update the discriminator; return the generator's adversarial loss and D's loss."""
+        bce = F.binary_cross_entropy_with_logits
+        self.disc.requires_grad_(True)
+        with autocast(self.device, self.dtype):
+            d_fake = self.d_fwd(torch.cat((L, fake.detach().to(L.dtype)), 1)).float()
+            d_real = self.d_fwd(torch.cat((L, ab), 1)).float()
+        loss_d = 0.5 * (bce(d_fake, torch.zeros_like(d_fake)) + bce(d_real, torch.ones_like(d_real)))
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        self.disc.requires_grad_(False)
+        with autocast(self.device, self.dtype):
+            d_fake = self.d_fwd(torch.cat((L, fake.to(L.dtype)), 1)).float()
+        return bce(d_fake, torch.ones_like(d_fake)), loss_d
+
     def step(self, L: torch.Tensor, ab: torch.Tensor, stage: int) -> dict[str, torch.Tensor]:
+        if self.classes:
+            return self.class_step(L, ab, stage)
         with autocast(self.device, self.dtype):
             fake = self.g_fwd(L)
         if stage == 1:
@@ -151,19 +206,7 @@ class _Trainer:
             loss.backward()
             self.opt1.step()
             return {"l1": loss.detach()}
-        bce = F.binary_cross_entropy_with_logits
-        self.disc.requires_grad_(True)
-        with autocast(self.device, self.dtype):
-            d_fake = self.d_fwd(torch.cat((L, fake.detach()), 1)).float()
-            d_real = self.d_fwd(torch.cat((L, ab), 1)).float()
-        loss_d = 0.5 * (bce(d_fake, torch.zeros_like(d_fake)) + bce(d_real, torch.ones_like(d_real)))
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
-        self.disc.requires_grad_(False)
-        with autocast(self.device, self.dtype):
-            d_fake = self.d_fwd(torch.cat((L, fake), 1)).float()
-        g_gan = bce(d_fake, torch.ones_like(d_fake))
+        g_gan, loss_d = self._adversarial(L, ab, fake)
         l1 = F.l1_loss(fake.float(), ab)
         loss_g = g_gan + self.cfg.lambda_l1 * l1
         self.opt_g.zero_grad(set_to_none=True)
@@ -195,6 +238,18 @@ class _Trainer:
                     samples.append([_to_u8(x) for x in (g, p, t)])
         self.gen.train()
         return {k: v / max(n, 1) for k, v in tot.items()}, samples[: self.cfg.grid_images]
+
+
+def _class_weights(ds: CropDataset, centres: torch.Tensor, lam: float, max_photos: int = 256) -> torch.Tensor:
+    """Rebalancing weights from the a*b* of (up to ``max_photos``) training photos at 64 px."""
+    step = max(1, len(ds.paths) // max_photos)
+    samples = []
+    for i in range(0, len(ds.paths), step):
+        img = ds._load(i)
+        img.thumbnail((64, 64))
+        rgb = torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1)[None]
+        samples.append(lab.denormalize_ab(lab.uint8_batch_to_lab_normalized(rgb)[1]).flatten(2)[0].t())
+    return rebalancing_weights(torch.cat(samples), centres.cpu(), lam)
 
 
 def _to_u8(x: torch.Tensor):
@@ -240,7 +295,10 @@ def train(
         gen.load_state_dict(loaded.generator.state_dict())
     tr = _Trainer(cfg, out, device, gen, disc)
     ds = CropDataset(train_images, cfg.crop_size, boxes=train_boxes, samples_per_epoch=cfg.samples_per_epoch,
-                     seed=cfg.seed, lab_on_cpu=not tr.engine, cache=cfg.cache_images)
+                     seed=cfg.seed, lab_on_cpu=not tr.engine, cache=cfg.cache_images,
+                     augment=cfg.augment and tr.engine)
+    if tr.classes and cfg.rebalance > 0:
+        tr.class_weights = _class_weights(ds, tr.gen.ab_centres, cfg.rebalance).to(device)
     val_list = list(val_images)[: cfg.max_val_images]
     vds = CropDataset(val_list, cfg.crop_size, boxes=(val_boxes[: len(val_list)] if val_boxes else None),
                       train=False, lab_on_cpu=not tr.engine, cache=cfg.cache_images) if val_list else None

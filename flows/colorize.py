@@ -18,14 +18,16 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE as NO_CACHE
 
+from colorization import DEFAULT_VIVID
+
 OUTPUT = {"format": "JPEG", "quality": 95, "subsampling": 0}
 CLAIM_WAIT_S = 2.0  # a run out of claimable photos looks again this often while others still hold some
 GRID_SIZE = 6
 
 
-def colorization_params(render_size: int) -> dict[str, Any]:
+def colorization_params(render_size: int, vivid: float = DEFAULT_VIVID) -> dict[str, Any]:
     """What determines a result; its hash makes (source, model, parameters) unique."""
-    return {"render_size": int(render_size), "output": "jpeg-q95-444", "crop": "record"}
+    return {"render_size": int(render_size), "vivid": float(vivid), "output": "jpeg-q95-444", "crop": "record"}
 
 
 def photo_sources(store, shas: list[str]) -> list:
@@ -135,10 +137,15 @@ def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int,
 @flow(name="colorize", log_prints=True)
 def colorize_flow(collection: str, years: str | None = None, model: str | None = None, limit: int | None = None,
                   batch_size: int = 8, render_size: int = 256, device: str = "auto",
-                  claim_size: int | None = None, retry_failed: bool = False) -> dict[str, Any]:
+                  claim_size: int | None = None, retry_failed: bool = False,
+                  vivid: float = DEFAULT_VIVID) -> dict[str, Any]:
     """Colorize the greyscale originals of ``collection`` whose years overlap ``years`` (FROM-TO)
-    that lack a result from ``model`` (default: the latest version) with these parameters.
+    that lack a result from ``model`` (default: the current version) with these parameters
+    (``vivid``: 0 conservative .. 1 vivid, part of the parameters like the render size).
     Photos recorded as failed by an earlier run are skipped unless ``retry_failed``.
+
+    A result of the current version becomes the one its records show; one of another version
+    only where a record shows none yet (the others stay in the record's history).
 
     Each task claims ``claim_size`` photos (default 4 × ``batch_size``) and runs them through the
     engine ``batch_size`` at a time."""
@@ -151,7 +158,8 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     from catalog.queries import parse_years
     from catalog.runs import activity
     from catalog.settings import get_settings
-    from catalog.work import latest_model, params_hash, pending_shas
+    from catalog.work import model_for_colorization, params_hash, pending_shas
+    from colorization.chroma import check_vivid
     from colorization.infer import Colorizer
     from flows.artifacts import before_after_grid, image_artifact, summary_table
     from flows.outcome import nothing_to_do
@@ -160,10 +168,10 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     use_pixel_limit(get_settings().max_image_pixels)  # photos open under the one pixel limit
     year_from, year_to = parse_years(years) if years else (None, None)
     engine = open_catalog()
-    params = colorization_params(render_size)
+    params = colorization_params(render_size, check_vivid(vivid))
     phash = params_hash(params)
     with session_scope(engine) as s:
-        mv = latest_model(s, model)
+        mv = model_for_colorization(s, model)
         if mv is None and model:
             raise LookupError(f"no model version {model!r}")
         cid = s.execute(select(Collection.id).where(Collection.name == collection)).scalar()
@@ -174,7 +182,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
         mv_id, mv_name = (mv.id, mv.name) if mv else (None, None)
         ckpt = get_store().local_path(mv.checkpoint_sha256) if mv else None  # remote: fetched once
     parameters = {"collection": collection, "years": years, "model": mv_name, "limit": limit,
-                  "batch_size": batch_size, "claim_size": claim_size, "device": device, "retry_failed": retry_failed,
+                  "batch_size": batch_size, "claim_size": claim_size, "device": device, "retry_failed": retry_failed, "vivid": vivid,
                   "worker": f"{socket.gethostname()}:{os.getpid()}", "params": params}
     totals = {"photos": 0, "failed": 0, "records": 0, "batches": 0, "claim_s": 0.0, "engine_s": 0.0,
               "write_s": 0.0, "failures": [], "pending_before": pending, "model_version": mv_name}
@@ -199,7 +207,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
             return nothing_to_do(reason, final())
         log.info("colorize %s (years %s) with %s: %d photo(s) pending", collection, years or "any", mv_name,
                  pending)
-        colorizer = Colorizer(ckpt, device=device, render_size=render_size, batch_size=batch_size)
+        colorizer = Colorizer(ckpt, device=device, render_size=render_size, batch_size=batch_size, vivid=vivid)
         claim = max(1, claim_size or 4 * batch_size)
         tried: set[str] = set()  # photos this run claimed (a photo failing again is not retried in a loop)
         waiting = False

@@ -3,8 +3,15 @@
 Selects the colour originals (colour statistics from the catalogue; the
 watermark strip left out through each link's crop box) that no earlier model
 version used, splits them by content hash, trains — or fine-tunes the latest
-version — and registers a new model version with its metrics, configuration,
-parent and the exact training and validation assets (lineage).
+version — with the engine's photo augmentation, and registers a new model
+version with its metrics, configuration, parent and the exact training and
+validation assets (lineage).
+
+Then the new version is judged on the fixed held-out photos (those the current
+version was judged on; the first version's own validation photos start the
+set), next to the current version: it becomes current only when it beats it
+(``catalog.work.promotion_decision``). The metrics and the decision are kept on
+the version (``evaluation``, ``decision``).
 """
 from __future__ import annotations
 
@@ -33,12 +40,105 @@ def train_model(config, train_paths, val_paths, out_dir, train_boxes, val_boxes,
                  init_checkpoint=init_checkpoint, progress=progress)
 
 
+@task(name="evaluate-held-out", cache_policy=NO_CACHE)
+def evaluate_heldout(candidate, current, paths, boxes, render_size: int, device: str) -> dict[str, Any]:
+    """The candidate (and the current version, when given) on the held-out photos, next to greyscale."""
+    from colorization.metrics import evaluate
+
+    rep = evaluate(candidate, paths, reference=current, crop_boxes=boxes, render_size=render_size, device=device)
+    per = [{"image": r["image"], **{k: r[k] for k in rep["systems"]}} for r in rep["per_image"]]
+    return _json_safe({"candidate": rep["model"], "current": rep.get("reference"), "greyscale": rep["greyscale"],
+                       "gap_closed": rep["gap_closed_by"], "per_photo": per})
+
+
+def _json_safe(value):
+    """NaN and infinities (e.g. the hue error of a photo with no strong colour) as null: JSONB has no NaN."""
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def heldout_photos(current, val_refs) -> list[dict[str, Any]]:
+    """The fixed held-out set: the one the current version was judged on, else these validation photos."""
+    recorded = (current.evaluation or {}).get("heldout") if current is not None else None
+    if recorded:
+        return recorded
+    return [{"sha256": r.sha256, "crop_box": r.crop_box} for r in val_refs]
+
+
+def _fingerprint(photos: list[dict[str, Any]], render_size: int, vivid: float) -> str:
+    import hashlib
+    import json
+
+    key = json.dumps([sorted(p["sha256"] for p in photos), render_size, vivid])
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def judge(engine, store, mv_id: int, ckpt, heldout: list[dict[str, Any]], render_size: int,
+          device: str) -> dict[str, Any]:
+    """Evaluate model version ``mv_id`` against the current one on ``heldout``; promote it if it wins."""
+    from colorization.chroma import DEFAULT_VIVID
+    from sqlalchemy import select
+
+    from catalog.db import session_scope
+    from catalog.models import Asset, ModelVersion
+    from catalog.work import current_model, promotion_decision, set_current
+
+    log = get_run_logger()
+    with session_scope(engine) as s:
+        have = set(s.execute(select(Asset.sha256).where(Asset.sha256.in_([p["sha256"] for p in heldout]))).scalars())
+        heldout = [p for p in heldout if p["sha256"] in have]
+        cur = current_model(s)
+        cur_info = (cur.id, cur.name, store.local_path(cur.checkpoint_sha256), dict(cur.evaluation or {})) if cur else None
+    fp = _fingerprint(heldout, render_size, DEFAULT_VIVID)
+    evaluation: dict[str, Any] = {"heldout": heldout, "fingerprint": fp, "render_size": render_size,
+                                  "vivid": DEFAULT_VIVID}
+    cur_metrics = None
+    if heldout:
+        reuse = cur_info is not None and cur_info[3].get("fingerprint") == fp and cur_info[3].get("metrics")
+        paths = [store.local_path(p["sha256"]) for p in heldout]
+        boxes = [p.get("crop_box") for p in heldout]
+        rep = evaluate_heldout(ckpt, None if (cur_info is None or reuse) else cur_info[2], paths, boxes,
+                               render_size, device)
+        cur_metrics = cur_info[3]["metrics"] if reuse else rep["current"]
+        evaluation |= {"metrics": rep["candidate"], "greyscale": rep["greyscale"], "per_photo": rep["per_photo"]}
+        if cur_info is not None:
+            evaluation["compared_with"] = {"name": cur_info[1], "metrics": cur_metrics}
+        promote, why = promotion_decision(rep["candidate"], cur_metrics, cur_info[1] if cur_info else None)
+    elif cur_info is None:
+        promote, why = True, "current: the first model version (no held-out photos to judge it on)"
+    else:
+        promote, why = False, f"not promoted: no held-out photos to compare it with {cur_info[1]} on"
+    with session_scope(engine) as s:
+        mv = s.get(ModelVersion, mv_id)
+        mv.evaluation = evaluation
+        if cur_info is not None and cur_metrics is not None and not cur_info[3].get("metrics"):
+            old = s.get(ModelVersion, cur_info[0])  # judged for the first time: keep its numbers too
+            old.evaluation = {k: v for k, v in evaluation.items() if k not in ("metrics", "per_photo", "compared_with")} | {
+                "metrics": cur_metrics}
+        if promote:
+            set_current(s, mv, why)
+        else:
+            mv.decision = why
+    log.info("%s: %s", "promoted" if promote else "kept the current version", why)
+    return {"promoted": promote, "decision": why, "heldout_photos": len(heldout),
+            **({f"heldout_{k}": round(v, 4) for k, v in evaluation.get("metrics", {}).items() if v is not None})}
+
+
 @flow(name="train", log_prints=True)
 def train_flow(collection: str, name: str | None = None, base: str | None = "latest", stage1_epochs: int = 2,
                stage2_epochs: int = 8, crop_size: int = 256, batch_size: int = 16, width: int = 64,
                device: str = "auto", val_fraction: float = 0.1, min_photos: int = 4,
-               samples_per_epoch: int | None = None, num_workers: int = 2) -> dict[str, Any]:
-    """Train a new model version on the collection's unused colour photos.
+               samples_per_epoch: int | None = None, num_workers: int = 2,
+               eval_render_size: int = 256) -> dict[str, Any]:
+    """Train a new model version on the collection's unused colour photos; promote it to current
+    if it beats the current version on the held-out photos (judged at ``eval_render_size``).
 
     ``base``: ``latest`` fine-tunes the newest model version (its architecture is kept),
     ``none`` trains from scratch, any other value names the version to start from.
@@ -52,7 +152,8 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
     from catalog.models import Collection, ModelVersion
     from catalog.runs import activity
     from catalog.settings import get_settings
-    from catalog.work import latest_model, register_model_version, stable_split, training_candidates
+    from catalog.work import (current_model, latest_model, register_model_version, stable_split,
+                              training_candidates)
     from colorization.train import TrainConfig
     from flows.artifacts import image_artifact, summary_table
     from flows.outcome import nothing_to_do
@@ -73,13 +174,15 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
         if base not in (None, "none", "latest") and parent is None:
             raise LookupError(f"no model version named {base!r}")
         parent_info = (parent.id, parent.name, store.local_path(parent.checkpoint_sha256), parent.config) if parent else None
+        heldout = heldout_photos(current_model(s), val_refs)
         count = s.execute(select(func.count()).select_from(ModelVersion)).scalar_one()
     cfg_kwargs = dict(crop_size=crop_size, batch_size=batch_size, width=width, stage1_epochs=stage1_epochs,
                       stage2_epochs=stage2_epochs, device=device, samples_per_epoch=samples_per_epoch,
                       num_workers=num_workers)
     if parent_info:  # fine-tuning keeps the parent's architecture
         pc = parent_info[3].get("config", parent_info[3])
-        cfg_kwargs.update({k: pc[k] for k in ("width", "blocks", "recipe") if k in pc})
+        cfg_kwargs.update({k: pc[k] for k in ("width", "blocks", "recipe", "head", "bin_step") if k in pc})
+        cfg_kwargs.setdefault("head", "regression")  # versions from before the classes head
         if "blocks" in cfg_kwargs:
             cfg_kwargs["blocks"] = tuple(cfg_kwargs["blocks"])
     parameters = {"collection": collection, "base": base, "parent": parent_info[1] if parent_info else None,
@@ -117,6 +220,8 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
                             "val_photos": len(val_refs), "epochs": result.epochs, "steps": result.steps,
                             "seconds": round(time.perf_counter() - started, 2), "checkpoint_sha256": asset.sha256,
                             **{k: round(v, 4) for k, v in result.metrics.items()}})
+        summary |= judge(engine, store, summary["model_version_id"], result.checkpoint, heldout, eval_render_size,
+                         device)
     summary_table(f"train-{run_id}", summary, f"Training run {run_id}: {version_name}")
     grids = sorted((out_dir / "samples").glob("epoch_*.png"))
     if grids:

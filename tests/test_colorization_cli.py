@@ -58,7 +58,18 @@ def test_train_colorize_evaluate_export(app, tmp_path):
     assert r.exit_code == 0, r.output
     assert "greyscale" in r.output and "PSNR" in r.output
     rep = json.loads((tmp_path / "eval.json").read_text())
-    assert rep["n"] == 6 and "psnr" in rep["model"]
+    assert rep["n"] == 6 and "psnr" in rep["model"] and "false_colour" in rep["model"]
+
+    r = run.invoke(app, ["evaluate", "--model", str(model), "--reference", str(model), "--images", str(photos),
+                         "--render-size", "32", "--device", "cpu", "--vivid", "0", "--per-photo",
+                         "--worst", str(tmp_path / "worst.png")])
+    assert r.exit_code == 0, r.output
+    assert "reference" in r.output and "false colour" in r.output and "p5" in r.output
+    assert Image.open(tmp_path / "worst.png").size[1] > 5 * 100  # five rows
+
+    r = run.invoke(app, ["colorize-files", str(photos / "p1.png"), "--model", str(model), "--out",
+                         str(tmp_path / "vivid"), "--vivid", "1.5", "--device", "cpu"])
+    assert r.exit_code == 2 and "vivid must be between 0" in r.output
 
     r = run.invoke(app, ["export-model", "--model", str(model), "--onnx", str(tmp_path / "g.onnx")])
     assert r.exit_code == 0, r.output

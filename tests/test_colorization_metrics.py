@@ -96,6 +96,6 @@ def test_evaluate_reports_model_next_to_greyscale(tmp_path):
     assert oracle["model"]["psnr"] > zero["model"]["psnr"] + 5
     assert oracle["model"]["ciede2000"] < zero["model"]["ciede2000"] / 3
     assert oracle["gap_closed"] > 0.9
-    assert len(oracle["outputs"]) == 1 and oracle["outputs"][0][1].shape == img.shape
+    assert len(oracle["outputs"]) == 1 and oracle["outputs"][0]["model"].shape == img.shape
     text = format_report(oracle)
     assert "| greyscale (a*b* = 0) |" in text and "PSNR" in text

@@ -172,6 +172,12 @@ def test_crawl_then_train_registers_a_model_version_with_lineage(trained):
         assert {e.asset_sha256 for e in examples} == colour  # exactly the colour photos, all of them
         assert {e.split for e in examples} == {"train", "val"}
         assert mv.metrics and "val_psnr" in mv.metrics
+        # the first version becomes current, judged on its validation photos (the held-out set from now on)
+        assert summary["promoted"] is True and mv.is_current and mv.decision.startswith("current")
+        held = {p["sha256"] for p in mv.evaluation["heldout"]}
+        assert held and held <= {e.asset_sha256 for e in examples if e.split == "val"}
+        assert {"ciede2000", "false_colour", "hue_error"} <= set(mv.evaluation["metrics"])
+        assert mv.evaluation["greyscale"]["false_colour"] == 0.0
         ckpt = s.get(Asset, mv.checkpoint_sha256)
         assert ckpt.media_type.startswith("application/") and get_store().path(ckpt.sha256).is_file()
     # a second training finds no unused colour photo: nothing to train
@@ -384,3 +390,92 @@ def test_another_machine_colorizes_from_s3_after_migrate(trained, s3_url, tmp_pa
     finally:
         monkeypatch.undo()
         reset_settings_cache()
+
+
+def _version_with_other_weights(engine, tmp_path, name: str) -> str:
+    """Register a second model version: the first one's network, made to paint orange."""
+    import torch
+
+    from catalog.assets import register_file
+    from catalog.work import register_model_version
+    from colorization.checkpoint import load_checkpoint, save_checkpoint
+    from flows.train import CHECKPOINT_MEDIA_TYPE
+
+    store = get_store()
+    with session_scope(engine) as s:
+        v1 = s.execute(select(ModelVersion).where(ModelVersion.name == "moldova-v1")).scalar_one()
+        gen, meta = load_checkpoint(store.path(v1.checkpoint_sha256))
+        with torch.no_grad():
+            gen.classifier.weight.zero_()
+            gen.classifier.bias.fill_(-10.0)
+            gen.classifier.bias[int(((gen.ab_centres - torch.tensor([40.0, 60.0])) ** 2).sum(1).argmin())] = 10.0
+        path = save_checkpoint(tmp_path / "v2.safetensors", gen, meta)
+        asset = register_file(s, store, path.read_bytes(), CHECKPOINT_MEDIA_TYPE, {"model_version": name})
+        register_model_version(s, name=name, checkpoint_sha256=asset.sha256, architecture=v1.architecture,
+                               config=v1.config, metrics={}, training_run_id=None, parent_id=v1.id, train=[], val=[])
+    return name
+
+
+def _shown(engine) -> dict[int, tuple[str, str]]:
+    """record id -> (shown colorized sha256, the model version that made it)."""
+    with session_scope(engine) as s:
+        rows = s.execute(select(RecordAsset.record_id, RecordAsset.asset_sha256, ModelVersion.name)
+                         .join(Colorization, Colorization.result_sha256 == RecordAsset.asset_sha256)
+                         .join(ModelVersion, ModelVersion.id == Colorization.model_version_id)
+                         .where(RecordAsset.shown)).all()
+    return {rid: (sha, name) for rid, sha, name in rows}
+
+
+def test_one_current_model_promoted_results_shown_older_kept(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from catalog.exports import csv_row
+    from catalog.web.iiif import build_manifest
+    from flows.cli import app
+
+    engine = trained["engine"]
+    _reset_colorizations(engine)
+    expected = _expected(engine)
+    _colorize()
+    assert {name for _, name in _shown(engine).values()} == {"moldova-v1"} and set(_shown(engine)) == expected
+    _version_with_other_weights(engine, tmp_path, "moldova-v2")
+    assert _colorize()["photos"] == 0  # a new version that is not current colorizes nothing by default
+
+    run = CliRunner()
+    r = run.invoke(app, ["models", "promote", "moldova-v2"])
+    assert r.exit_code == 0, r.output
+    again = _colorize()  # the current version now: everything again, and its results are the ones shown
+    assert again["photos"] == len(expected) and again["model_version"] == "moldova-v2"
+    shown = _shown(engine)
+    assert set(shown) == expected and {name for _, name in shown.values()} == {"moldova-v2"}
+    assert all(len(v) == 2 for v in _colorized(engine).values())  # v1's results kept as history
+    with session_scope(engine) as s:
+        rid = next(iter(expected))
+        rec = s.get(Record, rid)
+        manifest = build_manifest(rec, "http://x/")
+        choice = manifest["items"][0]["items"][0]["items"][0]["body"]["items"]
+        assert choice[0]["label"]["en"] == ["Original"]
+        assert shown[rid][0] in choice[1]["id"]
+        assert csv_row(rec)["colorized_sha256"].split()[0] == shown[rid][0]
+
+    r = run.invoke(app, ["models", "rollback", "moldova-v1"])
+    assert r.exit_code == 0, r.output
+    assert {name for _, name in _shown(engine).values()} == {"moldova-v1"}  # its results shown again
+    r = run.invoke(app, ["models"])
+    assert r.exit_code == 0 and "rolled back to by hand" in r.output and "current: moldova-v1" in r.output
+    r = run.invoke(app, ["models", "--json"])
+    rows = {m["name"]: m for m in __import__("json").loads(r.output)}
+    assert rows["moldova-v1"]["current"] and not rows["moldova-v2"]["current"]
+    assert rows["moldova-v1"]["heldout"]["metrics"]["ciede2000"] > 0
+
+    # another version's results (asked for by name) never replace what a record shows
+    other = _colorize(model="moldova-v2", vivid=0.9)
+    assert other["photos"] == len(expected)
+    assert {name for _, name in _shown(engine).values()} == {"moldova-v1"}
+    with session_scope(engine) as s:
+        params = {tuple(sorted(p.items())) for p in s.execute(select(Colorization.params)).scalars()}
+    assert {dict(p)["vivid"] for p in params} == {0.0, 0.9}  # the default is conservative
+
+    for bad in (["models", "rollback", "nope"], ["models", "promote", "nope"]):
+        r = run.invoke(app, bad)
+        assert r.exit_code == 2 and "no model version named 'nope'" in r.output

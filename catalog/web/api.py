@@ -159,7 +159,8 @@ def _model_out(session: Session, mv: ModelVersion) -> dict[str, Any]:
     return model_ref(mv) | {"checkpoint_sha256": mv.checkpoint_sha256, "config": mv.config or {},
                             "metrics": mv.metrics or {}, "training_run_id": mv.training_run_id,
                             "parent_id": mv.parent_id, "created_at": mv.created_at,
-                            "training_examples": examples, "colorizations": made}
+                            "training_examples": examples, "colorizations": made, "current": mv.is_current,
+                            "decision": mv.decision, "evaluation": mv.evaluation or {}}
 
 
 @router.get("/model-versions", response_model=schemas.ModelVersionPage, tags=["provenance"])

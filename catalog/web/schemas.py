@@ -121,6 +121,9 @@ class ModelVersionOut(ModelVersionRef):
     created_at: datetime
     training_examples: int = 0
     colorizations: int = 0
+    current: bool = Field(False, description="The version default and scheduled colorization use.")
+    decision: str | None = Field(None, description="Why it is (or is not) the current version.")
+    evaluation: dict[str, Any] = Field({}, description="Held-out photos and metrics it was judged on.")
 
 
 class ModelVersionPage(BaseModel):

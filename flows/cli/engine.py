@@ -14,9 +14,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from colorization import DEFAULT_VIVID  # the package itself imports no torch
 from flows.cli.ui import console, err, fail
 
 DEVICE_HELP = "auto, cpu, cuda or mps."
+VIVID_HELP = "0 = conservative (near grey where the model is unsure) .. 1 = vivid."
 
 
 def _use_pixel_limit() -> None:
@@ -76,6 +78,7 @@ def train_files(
     batch_size: int = typer.Option(16, "--batch-size"),
     crop_size: int = typer.Option(256, "--crop-size", help="Training crop (multiple of 32)."),
     width: int = typer.Option(64, "--width", help="Encoder width (64 = ResNet-18)."),
+    head: str = typer.Option("classes", "--head", help="classes (chroma bins, annealed mean) or regression (pix2pix L1)."),
     pretrained: bool = typer.Option(False, "--pretrained", help="Start from torchvision's ImageNet ResNet-18."),
     init_checkpoint: Optional[Path] = typer.Option(None, "--init", help="Fine-tune from this checkpoint."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
@@ -92,6 +95,8 @@ def train_files(
 
     if crop_size % 32:
         fail("--crop-size must be a multiple of 32")
+    if head not in ("classes", "regression"):
+        fail(f"--head must be classes or regression, got {head!r}")
     try:
         images = list_images(*dirs)
     except FileNotFoundError as exc:
@@ -106,7 +111,7 @@ def train_files(
         crop_size=crop_size, batch_size=batch_size, stage1_epochs=stage1_epochs, stage2_epochs=stage2_epochs,
         stage1_seconds=stage1_minutes * 60 if stage1_minutes else None,
         stage2_seconds=stage2_minutes * 60 if stage2_minutes else None, samples_per_epoch=samples_per_epoch,
-        width=width, ndf=min(64, max(8, width)),
+        width=width, ndf=min(64, max(8, width)), head=head,
         pretrained=pretrained, device=device, num_workers=workers, seed=seed,
     )
     console.print(f"{len(train_imgs)} training photos, {len(val_imgs)} validation photos -> {out}")
@@ -145,6 +150,7 @@ def colorize_files(
     crop_box: Optional[str] = typer.Option(None, "--crop-box", help="LEFT,TOP,RIGHT,BOTTOM: colorize only this region."),
     exclude_bottom: int = typer.Option(0, "--exclude-bottom", help="Leave a bottom strip of N pixels (e.g. a watermark) as it is."),
     fmt: str = typer.Option("png", "--format", help="png or jpg."),
+    vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", help=VIVID_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
     """Colorize photos at full resolution (the output has each input's size)."""
@@ -156,7 +162,7 @@ def colorize_files(
     box = _parse_box(crop_box)
     try:
         images = list_images(*inputs)
-        col = Colorizer(model, device=device, render_size=render_size, batch_size=batch_size)
+        col = Colorizer(model, device=device, render_size=render_size, batch_size=batch_size, vivid=vivid)
     except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
         fail(str(exc))
     out.mkdir(parents=True, exist_ok=True)
@@ -180,42 +186,72 @@ def colorize_files(
 def evaluate_cmd(
     model: Path = typer.Option(..., "--model", "-m", help="Checkpoint (.safetensors)."),
     images: Path = typer.Option(..., "--images", help="Folder of colour photos held out from training."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="A second checkpoint to report beside it."),
     render_size: int = typer.Option(256, "--render-size"),
+    vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", help=VIVID_HELP),
     batch_size: int = typer.Option(8, "--batch-size"),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use at most N photos."),
+    per_photo: bool = typer.Option(False, "--per-photo", help="Also print each photo's metrics."),
+    worst: Optional[Path] = typer.Option(None, "--worst", help="Write a PNG grid of the five worst photos (CIEDE2000)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
-    """PSNR, SSIM, CIEDE2000 and colourfulness of the model next to the greyscale baseline."""
+    """PSNR, SSIM, CIEDE2000, false colour, hue error and colourfulness, next to greyscale."""
     _use_pixel_limit()
     from colorization.checkpoint import CheckpointError
     from colorization.imageio import list_images
     from colorization.infer import Colorizer
-    from colorization.metrics import evaluate
+    from colorization.metrics import evaluate, worst_images
 
     try:
         photos = list_images(images)[:limit] if limit else list_images(images)
-        col = Colorizer(model, device=device, render_size=render_size, batch_size=batch_size)
+        col = Colorizer(model, device=device, render_size=render_size, batch_size=batch_size, vivid=vivid)
+        ref = Colorizer(reference, device=device, render_size=render_size, batch_size=batch_size,
+                        vivid=vivid) if reference else None
     except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
         fail(str(exc))
     if not photos:
         fail(f"no photos in {images}")
     with _progress() as prog:
         task = prog.add_task("evaluating", total=len(photos), info="")
-        report = evaluate(col, photos, batch_size=batch_size, progress=lambda d, n: prog.update(task, completed=d))
-    table = Table(title=f"{report['n']} photos, render size {render_size}")
-    for col_name in ("", "PSNR (dB) ↑", "SSIM ↑", "CIEDE2000 ↓", "colourfulness", "gap to truth"):
-        table.add_column(col_name, justify="right" if col_name else "left")
-    for label, key in (("model", "model"), ("greyscale (a*b* = 0)", "greyscale")):
-        s = report[key]
-        table.add_row(label, f"{s['psnr']:.2f}", f"{s['ssim']:.4f}", f"{s['ciede2000']:.2f}",
-                      f"{s['colourfulness']:.1f}", f"{report['colourfulness_gap'][key]:+.1f}")
+        report = evaluate(col, photos, reference=ref, batch_size=batch_size, keep_outputs=len(photos) if worst else 0,
+                          progress=lambda d, n: prog.update(task, completed=d))
+    cols = ("PSNR dB", "SSIM", "CIEDE2000", "false colour", "hue error", "colourful", "gap closed")
+    table = Table(title=f"{report['n']} photos, render size {render_size}, vivid {vivid}",
+                  caption="greyscale: a*b* = 0. Lower is better for CIEDE2000, false colour and hue error.")
+    table.add_column("", no_wrap=True)
+    for col_name in cols:
+        table.add_column(col_name, justify="right")
+    for key in report["systems"]:
+        table.add_row(key, *_cells(report[key]), f"{100 * report['gap_closed_by'][key]:.0f}%")
     console.print(table)
-    console.print(f"ground-truth colourfulness {report['truth_colourfulness']:.1f}; "
-                  f"the model closes {100 * report['gap_closed']:.0f}% of the greyscale gap")
+    if per_photo:
+        pt = Table(title="per photo (CIEDE2000 / false colour / hue error)")
+        pt.add_column("photo")
+        for key in report["systems"]:
+            pt.add_column(key, justify="right")
+        for row in report["per_image"]:
+            pt.add_row(row["image"], *(f"{row[k]['ciede2000']:.2f} / {100 * row[k]['false_colour']:.1f}% / "
+                                       f"{row[k]['hue_error']:.0f}°" for k in report["systems"]))
+        console.print(pt)
+    console.print(f"ground-truth colourfulness {report['truth_colourfulness']:.1f}; false colour = share of pixels "
+                  "painted (C*ab > 20) where the truth is grey (C*ab < 8); hue error on the truth's strongly "
+                  "coloured pixels (no hue = 90°)")
+    if worst:
+        from colorization.plots import image_grid
+
+        rows = [report["outputs"][i] for i in worst_images(report)]
+        labels = ["greyscale", *(["reference"] if ref else []), "model", "truth"]
+        image_grid([[r[k] for k in labels] for r in rows], labels, worst)
+        console.print(f"five worst photos: {worst}")
     if json_out:
         slim = {k: v for k, v in report.items() if k != "outputs"}
         json_out.write_text(json.dumps(slim, indent=2))
+
+
+def _cells(s: dict) -> list[str]:
+    return [f"{s['psnr']:.2f}", f"{s['ssim']:.4f}", f"{s['ciede2000']:.2f}", f"{100 * s['false_colour']:.2f}%",
+            f"{s['hue_error']:.1f}°", f"{s['colourfulness']:.1f}"]
 
 
 def export_model(

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from colorization import DEFAULT_VIVID  # the package itself imports no torch
 from flows.cli.ui import console, err, fail, say, warn
 
 
@@ -88,7 +89,7 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
     def colorize(
         collection: str = typer.Option(..., "--collection", "-c"),
         years: Optional[str] = typer.Option(None, "--years", "-y", help="FROM-TO: records whose years overlap."),
-        model: Optional[str] = typer.Option(None, "--model", help="Model version name (default: the latest)."),
+        model: Optional[str] = typer.Option(None, "--model", help="Model version name (default: the current one)."),
         limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most N photos this run."),
         batch_size: int = typer.Option(8, "--batch-size", min=1),
         render_size: int = typer.Option(256, "--render-size", help="Working size of the network."),
@@ -101,6 +102,8 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
             None, "--runs", min=1, help="Fan out: N flow runs on the workers of the work pool (`arhiva deploy`), "
                                         "sharing the photos; prints their ids and returns."),
         wait: bool = typer.Option(False, "--wait", help="With --runs: wait for every flow run to end."),
+        vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", min=0.0, max=1.0,
+                                    help="0 = conservative (near grey where the model is unsure) .. 1 = vivid."),
     ) -> None:
         """Colorize a collection's greyscale photos by year range; results go back to the catalogue.
 
@@ -118,7 +121,7 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         if runs:
             _submit("colorize", dict(collection=collection, years=years, model=model, limit=limit,
                                      batch_size=batch_size, render_size=render_size, device=device,
-                                     claim_size=claim_size, retry_failed=retry_failed), runs, wait)
+                                     claim_size=claim_size, retry_failed=retry_failed, vivid=vivid), runs, wait)
             return
 
         def describe(p: dict) -> str:
@@ -130,7 +133,7 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
 
             summary = colorize_flow(collection=collection, years=years, model=model, limit=limit,
                                     batch_size=batch_size, render_size=render_size, device=device,
-                                    claim_size=claim_size, retry_failed=retry_failed)
+                                    claim_size=claim_size, retry_failed=retry_failed, vivid=vivid)
         if summary.get("status") == "skipped":
             say(f"nothing to do: {summary.get('reason')} (colorization run {summary.get('run_id')})", "yellow")
             return
@@ -143,44 +146,44 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         if summary.get("failed"):
             raise typer.Exit(1)
 
-    @app.command("models")
-    def models(as_json: bool = typer.Option(False, "--json")) -> None:
-        """Model versions with their metrics and lineage (parent, training run, examples)."""
-        from sqlalchemy import func, select
+    models_app = typer.Typer(help="Model versions: which is current and why; promote or roll back.")
+    app.add_typer(models_app, name="models")
 
-        from catalog.db import open_catalog, session_scope
-        from catalog.models import ModelVersion, TrainingExample, TrainingRun
+    @models_app.callback(invoke_without_command=True)
+    def models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+        """Model versions with their held-out metrics, lineage, and which one is current and why."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from flows.cli.models_view import list_models, print_models
 
-        with session_scope(open_catalog()) as s:
-            counts = {(mv, split): n for mv, split, n in s.execute(
-                select(TrainingExample.model_version_id, TrainingExample.split, func.count())
-                .group_by(TrainingExample.model_version_id, TrainingExample.split)).all()}
-            names = dict(s.execute(select(ModelVersion.id, ModelVersion.name)).all())
-            rows = []
-            for mv in s.execute(select(ModelVersion).order_by(ModelVersion.id)).scalars():
-                run = s.get(TrainingRun, mv.training_run_id) if mv.training_run_id else None
-                rows.append({"id": mv.id, "name": mv.name, "architecture": mv.architecture,
-                             "parent": names.get(mv.parent_id), "training_run": mv.training_run_id,
-                             "collection": (run.parameters or {}).get("collection") if run else None,
-                             "train_photos": counts.get((mv.id, "train"), 0),
-                             "val_photos": counts.get((mv.id, "val"), 0), "metrics": mv.metrics,
-                             "checkpoint_sha256": mv.checkpoint_sha256,
-                             "created_at": mv.created_at.isoformat(timespec="seconds")})
+        rows = list_models()
         if as_json:
             console.print_json(json.dumps(rows))
             return
-        t = Table("id", "name", "parent", "collection", "train/val", "val L1", "val PSNR", "colourfulness",
-                  "created")
-        for r in rows:
-            m = r["metrics"] or {}
-            fmt = lambda k: f"{m[k]:.3f}" if isinstance(m.get(k), (int, float)) else "—"  # noqa: E731
-            colour = (f"{m['val_colourfulness']:.1f} / {m['val_colourfulness_truth']:.1f}"
-                      if isinstance(m.get("val_colourfulness"), (int, float))
-                      and isinstance(m.get("val_colourfulness_truth"), (int, float)) else "—")
-            t.add_row(str(r["id"]), r["name"], r["parent"] or "—", r["collection"] or "—",
-                      f"{r['train_photos']}/{r['val_photos']}", fmt("val_l1"), fmt("val_psnr"), colour,
-                      r["created_at"])
-        console.print(t)
+        print_models(console, rows)
+
+    @models_app.command("promote")
+    def promote(name: str = typer.Argument(..., help="The model version to make current.")) -> None:
+        """Make a version current by hand: default and scheduled colorization use it from now on."""
+        from flows.cli.models_view import make_current
+
+        _set_current(make_current, name, rollback=False)
+
+    @models_app.command("rollback")
+    def rollback(name: str = typer.Argument(..., help="A version that was current before.")) -> None:
+        """Go back to a version that was current before; its results become the ones shown again."""
+        from flows.cli.models_view import make_current
+
+        _set_current(make_current, name, rollback=True)
+
+    def _set_current(make_current, name: str, rollback: bool) -> None:
+        try:
+            info = make_current(name, rollback=rollback)
+        except LookupError as exc:
+            fail(exc.args[0])
+        console.print(f"{info['name']} is the current model version"
+                      + (f" (was {info['previous']})" if info["previous"] else "")
+                      + f"; {info['shown']} record(s) now show its results.")
 
     @app.command("serve")
     def serve(config: Path = typer.Option(None, "--config", help="Schedule file (default $ARHIVA_HOME/schedules.toml)."),

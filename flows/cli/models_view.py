@@ -1,0 +1,76 @@
+"""``arhiva models``: list the model versions (which is current and why), promote, roll back.
+
+Catalogue-only (no torch, no Prefect): the listing reads the versions' recorded metrics.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def list_models() -> list[dict[str, Any]]:
+    from sqlalchemy import func, select
+
+    from catalog.db import open_catalog, session_scope
+    from catalog.models import ModelVersion, TrainingExample, TrainingRun
+
+    with session_scope(open_catalog()) as s:
+        counts = {(mv, split): n for mv, split, n in s.execute(
+            select(TrainingExample.model_version_id, TrainingExample.split, func.count())
+            .group_by(TrainingExample.model_version_id, TrainingExample.split)).all()}
+        names = dict(s.execute(select(ModelVersion.id, ModelVersion.name)).all())
+        rows = []
+        for mv in s.execute(select(ModelVersion).order_by(ModelVersion.id)).scalars():
+            run = s.get(TrainingRun, mv.training_run_id) if mv.training_run_id else None
+            ev = mv.evaluation or {}
+            rows.append({"id": mv.id, "name": mv.name, "architecture": mv.architecture, "current": mv.is_current,
+                         "decision": mv.decision,
+                         "promoted_at": mv.promoted_at.isoformat(timespec="seconds") if mv.promoted_at else None,
+                         "parent": names.get(mv.parent_id), "training_run": mv.training_run_id,
+                         "collection": (run.parameters or {}).get("collection") if run else None,
+                         "train_photos": counts.get((mv.id, "train"), 0),
+                         "val_photos": counts.get((mv.id, "val"), 0), "metrics": mv.metrics,
+                         "heldout": {"photos": len(ev.get("heldout") or []), "metrics": ev.get("metrics"),
+                                     "greyscale": ev.get("greyscale"), "compared_with": ev.get("compared_with")},
+                         "checkpoint_sha256": mv.checkpoint_sha256,
+                         "created_at": mv.created_at.isoformat(timespec="seconds")})
+    return rows
+
+
+def print_models(console: Console, rows: list[dict[str, Any]]) -> None:
+    t = Table("id", "name", "current", "parent", "collection", "train/val", "held-out CIEDE2000",
+              "false colour", "why", "created")
+    for r in rows:
+        m = r["heldout"]["metrics"] or {}
+        num = lambda k, f: f.format(m[k]) if isinstance(m.get(k), (int, float)) else "—"  # noqa: E731
+        t.add_row(str(r["id"]), r["name"], "●" if r["current"] else "", r["parent"] or "—", r["collection"] or "—",
+                  f"{r['train_photos']}/{r['val_photos']}",
+                  num("ciede2000", "{:.2f}") + (f" ({r['heldout']['photos']} photos)" if m else ""),
+                  num("false_colour", "{:.2%}"), r["decision"] or "—", r["created_at"])
+    console.print(t)
+    current = next((r for r in rows if r["current"]), None)
+    console.print(f"current: {current['name']} — {current['decision']}" if current else "no current model version yet")
+
+
+def make_current(name: str, *, rollback: bool) -> dict[str, Any]:
+    """Make version ``name`` current (``rollback``: it must have been current before)."""
+    from sqlalchemy import select
+
+    from catalog.db import open_catalog, session_scope
+    from catalog.models import ModelVersion
+    from catalog.work import current_model, set_current
+
+    with session_scope(open_catalog()) as s:
+        mv = s.execute(select(ModelVersion).where(ModelVersion.name == name)).scalar()
+        if mv is None:
+            raise LookupError(f"no model version named {name!r}")
+        if rollback and mv.promoted_at is None:
+            raise LookupError(f"{name} was never the current version: use `arhiva models promote {name}`")
+        previous = current_model(s)
+        prev_name = previous.name if previous is not None and previous.id != mv.id else None
+        how = "rolled back to by hand" if rollback else "promoted by hand"
+        shown = set_current(s, mv, f"current: {how} (arhiva models {'rollback' if rollback else 'promote'})"
+                                   + (f", replacing {prev_name}" if prev_name else ""))
+        return {"name": mv.name, "previous": prev_name, "shown": shown}

@@ -53,7 +53,8 @@ def chroma_gain(vivid: float) -> float:
 
 @functools.lru_cache(maxsize=8)
 def _bins(step: int) -> tuple[tuple[float, float], ...]:
-    levels = torch.arange(0, 256, 5, dtype=torch.float32) / 255.0
+    # real numbers on the CPU, whatever the default device (a model built on "meta" to check shapes)
+    levels = torch.arange(0, 256, 5, dtype=torch.float32, device="cpu") / 255.0
     r, g, b = torch.meshgrid(levels, levels, levels, indexing="ij")
     rgb = torch.stack((r.flatten(), g.flatten(), b.flatten()))[:, :, None]  # (3, N, 1)
     ab = lab.rgb_to_lab(rgb)[1:, :, 0]  # (2, N)

@@ -12,8 +12,9 @@ SERVER = os.environ.get("ARHIVA_BENCH_PG", "postgresql://postgres@127.0.0.1:5432
 
 
 @contextmanager
-def scratch_database(prefix: str = "arhiva_bench", keep: bool = False):
-    """A fresh, migrated database; dropped afterwards unless keep."""
+def scratch_database(prefix: str = "arhiva_bench", keep: bool = False, migrated: bool = True):
+    """A fresh database, migrated to arhiva's schema unless not ``migrated`` (e.g. for Prefect's
+    server); dropped afterwards unless keep."""
     from catalog import migrate
 
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
@@ -21,7 +22,8 @@ def scratch_database(prefix: str = "arhiva_bench", keep: bool = False):
         conn.execute(f'CREATE DATABASE "{name}"')
     engine = create_engine(SERVER.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}")
     try:
-        migrate.upgrade(engine)
+        if migrated:
+            migrate.upgrade(engine)
         yield engine
     finally:
         engine.dispose()

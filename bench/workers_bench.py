@@ -54,7 +54,7 @@ def main() -> None:
     blobs = "s3://bench/photos" if s3 is not None else str(tmp / "shared-blobs")
     try:
         with scratch_database("arhiva_workersbench") as engine, \
-                scratch_database("arhiva_workersbench_prefect") as prefect_db:
+                scratch_database("arhiva_workersbench_prefect", migrated=False) as prefect_db:
             prefect_url = f"{SERVER}/{prefect_db.url.database}"
             (tmp / "prefect").mkdir()
             with PrefectServer.start(prefect_url, tmp / "prefect") as api:

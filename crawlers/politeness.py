@@ -47,11 +47,11 @@ class SharedPolitenessMiddleware:
             raise NotConfigured("ARHIVA_SHARED_POLITENESS is off")
         if not s.getint("ARHIVA_RUN_ID", 0):
             raise NotConfigured("not a catalogue crawl (no ARHIVA_RUN_ID)")
+        from scrapy import signals
+        from twisted.internet import reactor
+
         from catalog.db import get_engine
         from catalog.hostslots import HostGate
-        from scrapy import signals
-
-        from twisted.internet import reactor
 
         mw = cls(crawler, HostGate(get_engine()))
         crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)

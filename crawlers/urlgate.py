@@ -233,9 +233,8 @@ class UrlGateMiddleware:
 
 async def _resolve(host: str) -> str:
     """The address the crawl will connect to: the installed resolver (Scrapy's DNS cache)."""
-    from twisted.internet import reactor
-
     from scrapy.utils.defer import maybe_deferred_to_future
+    from twisted.internet import reactor
 
     return await maybe_deferred_to_future(reactor.resolve(host))
 

@@ -26,7 +26,15 @@ from crawlers.items import RecordItem, SeenItem
 from crawlers.middlewares import backoff_delay
 from crawlers.pastvu import api
 from crawlers.pastvu.mapping import (
-    PUBLIC, SIZES, STRIP_KEY, image_url, latlon, listing_entry, same_listing, strip_crop, to_record,
+    PUBLIC,
+    SIZES,
+    STRIP_KEY,
+    image_url,
+    latlon,
+    listing_entry,
+    same_listing,
+    strip_crop,
+    to_record,
 )
 from crawlers.pastvu.tiles import BBox, grid, parse_bbox, polygon, region_bbox, split
 

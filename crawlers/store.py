@@ -39,7 +39,7 @@ class CrawlStore:
         store = getattr(crawler, "_arhiva_store", None)
         if store is None:
             s = crawler.settings
-            run_id, source_id = s.getint("ARHIVA_RUN_ID", 0), s.getint("ARHIVA_SOURCE_ID", 0)
+            run_id, source_id = s.getint("ARHIVA_RUN_ID"), s.getint("ARHIVA_SOURCE_ID")
             if not run_id or not source_id:
                 # not NotConfigured: Scrapy would quietly switch off the pipeline that stores everything
                 raise RuntimeError("ARHIVA_RUN_ID and ARHIVA_SOURCE_ID are not set (start crawls with crawlers.runner)")

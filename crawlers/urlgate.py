@@ -204,7 +204,7 @@ class UrlGateMiddleware:
 
     def __init__(self, crawler):
         self.crawler = crawler
-        self.mapped = {h.lower() for h in (crawler.settings.getdict("ARHIVA_HOST_MAP") or {})}
+        self.mapped = {h.lower() for h in crawler.settings.getdict("ARHIVA_HOST_MAP")}
 
     @classmethod
     def from_crawler(cls, crawler):

@@ -256,8 +256,8 @@ class PastvuSpider(ArhivaSpider):
         if again is not None:
             s = self.crawler.settings
             again.meta["arhiva_delay"] = backoff_delay(again.meta.get("retry_times", 1),
-                                                       s.getfloat("RETRY_BACKOFF_BASE", 2.0),
-                                                       s.getfloat("RETRY_BACKOFF_MAX", 120.0))
+                                                       s.getfloat("RETRY_BACKOFF_BASE"),
+                                                       s.getfloat("RETRY_BACKOFF_MAX"))
         return again
 
     def _limit_reached(self) -> bool:

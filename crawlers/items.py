@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from catalog.ingest import RecordIn
+from catalog.records_in import RecordIn
 
 CropRule = Callable[[int, int], "list[int] | None"]
 

@@ -15,7 +15,7 @@ from scrapy.utils.asyncio import run_in_thread
 
 from catalog.assets import ImageRejected
 from catalog.harvest import prepare_image
-from catalog.ingest import validate
+from catalog.records_in import validate
 from catalog.settings import get_settings
 from crawlers.items import RecordItem
 from crawlers.runlog import RunLog

@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from catalog.dates import year_range
-from catalog.ingest import RecordIn
+from catalog.records_in import RecordIn
 
 PUBLIC = 5
 SIZES = {"standard": "d", "original": "a"}

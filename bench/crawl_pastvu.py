@@ -62,7 +62,7 @@ def plain_loop(server: FakePastvu, tile: float) -> dict:
     from catalog.db import get_engine, session_scope
     from catalog.ingest import get_or_create_source, upsert_records
     from crawlers.pastvu import api
-    from crawlers.pastvu.mapping import image_url, listing_entry, strip_crop, to_record
+    from crawlers.pastvu.mapping import crop_box_rule, image_url, listing_entry, to_record
     from crawlers.pastvu.tiles import BBox, grid, polygon
     from crawlers.settings import user_agent
 
@@ -90,7 +90,7 @@ def plain_loop(server: FakePastvu, tile: float) -> dict:
                 rid = upsert_records(s, source_id, [rec]).ids[rec.source_key]
                 asset = register_image(s, store, img)
                 link_asset(s, rid, asset.sha256, source_url=url,
-                           crop_box=strip_crop(result["photo"].get("waterhs"))(asset.width, asset.height))
+                           crop_box=crop_box_rule(result["photo"].get("waterhs"))(asset.width, asset.height))
             n += 1
     return {"seconds": time.perf_counter() - t0, "records": n, "requests": server.counts["total"]}
 

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from scrapy.exceptions import IgnoreRequest
 
-from crawlers.archive.middlewares import INTERNAL  # a request HostMapMiddleware sends to its local server
+from crawlers.archive.middlewares import HOST_MAPPED  # a request HostMapMiddleware sends to its local server
 from crawlers.runlog import RunLog
 
 logger = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ class UrlGateMiddleware:
         return cls(crawler)
 
     async def process_request(self, request):
-        if request.meta.get(INTERNAL):  # HostMapMiddleware's request to the mapped local server
+        if request.meta.get(HOST_MAPPED):  # HostMapMiddleware's request to the mapped local server
             return None
         if request.url.startswith(f"{INTERNAL_SCHEME}:") and request.meta.get("arhiva_internal"):
             return None

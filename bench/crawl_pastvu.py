@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._common import print_table, scratch_database  # noqa: E402
+from crawlers.pastvu.tiles import TILE_SIZE  # noqa: E402
 from tests.pastvu_server import FakePastvu, generate_photos, jpeg_with_strip, with_comment  # noqa: E402
 
 AREA = (28.0, 46.5, 29.0, 47.5)
@@ -101,7 +102,7 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.0, help="seconds the server waits per request")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2, help="image-measuring processes (ARHIVA_IMAGE_WORKERS)")
-    ap.add_argument("--tile", type=float, default=0.25, help="tile side in degrees (the crawl default)")
+    ap.add_argument("--tile", type=float, default=TILE_SIZE, help="tile side in degrees (the crawl default)")
     args = ap.parse_args()
 
     from catalog.settings import reset_settings_cache
@@ -109,7 +110,7 @@ def main() -> None:
     server = make_server(args.photos, args.latency).start()
     rows = []
     try:
-        for name, fn in (("scrapy", None), ("loop", None)):
+        for name in ("scrapy", "loop"):
             with scratch_database() as engine, tempfile.TemporaryDirectory() as home:
                 os.environ["ARHIVA_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
                 os.environ["ARHIVA_HOME"] = home

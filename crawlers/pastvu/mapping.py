@@ -21,7 +21,7 @@ from catalog.dates import year_range
 from catalog.records_in import RecordIn
 from crawlers.items import CropBoxRule
 
-PUBLIC = 5
+PUBLIC = 5  # PastVu's photo status (``s``) of a public photo
 SIZES = {"standard": "d", "original": "a"}
 STRIP_HEIGHT_KEY = {"d": "waterhs", "a": "waterh"}  # the photo's field with the strip height of a served size
 # The strip rule: a band STRIP_BASE_PX high below a photo up to STRIP_BASE_PHOTO_HEIGHT px tall, scaled

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._common import print_table, scratch_database  # noqa: E402
+from crawlers.pastvu.tiles import TILE_SIZE  # noqa: E402
 from tests.pastvu_server import FakePastvu, generate_photos, jpeg_with_strip, with_comment  # noqa: E402
 
 AREA = (28.0, 46.5, 29.0, 47.5)
@@ -62,7 +63,7 @@ def plain_loop(server: FakePastvu, tile: float) -> dict:
     from catalog.db import get_engine, session_scope
     from catalog.ingest import get_or_create_source, upsert_records
     from crawlers.pastvu import api
-    from crawlers.pastvu.mapping import image_url, listing_entry, strip_crop, to_record
+    from crawlers.pastvu.mapping import crop_box_rule, image_url, listing_entry, to_record
     from crawlers.pastvu.tiles import BBox, grid, polygon
     from crawlers.settings import user_agent
 
@@ -90,7 +91,7 @@ def plain_loop(server: FakePastvu, tile: float) -> dict:
                 rid = upsert_records(s, source_id, [rec]).ids[rec.source_key]
                 asset = register_image(s, store, img)
                 link_asset(s, rid, asset.sha256, source_url=url,
-                           crop_box=strip_crop(result["photo"].get("waterhs"))(asset.width, asset.height))
+                           crop_box=crop_box_rule(result["photo"].get("waterhs"))(asset.width, asset.height))
             n += 1
     return {"seconds": time.perf_counter() - t0, "records": n, "requests": server.counts["total"]}
 
@@ -101,7 +102,7 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.0, help="seconds the server waits per request")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2, help="image-measuring processes (ARHIVA_IMAGE_WORKERS)")
-    ap.add_argument("--tile", type=float, default=0.25, help="tile side in degrees (the crawl default)")
+    ap.add_argument("--tile", type=float, default=TILE_SIZE, help="tile side in degrees (the crawl default)")
     args = ap.parse_args()
 
     from catalog.settings import reset_settings_cache
@@ -109,7 +110,7 @@ def main() -> None:
     server = make_server(args.photos, args.latency).start()
     rows = []
     try:
-        for name, fn in (("scrapy", None), ("loop", None)):
+        for name in ("scrapy", "loop"):
             with scratch_database() as engine, tempfile.TemporaryDirectory() as home:
                 os.environ["ARHIVA_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
                 os.environ["ARHIVA_HOME"] = home

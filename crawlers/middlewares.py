@@ -59,9 +59,9 @@ def backoff_delay(attempt: int, base: float, cap: float, jitter: float = 0.25) -
 class BackoffRetryMiddleware(RetryMiddleware):
     def __init__(self, settings):
         super().__init__(settings)
-        self.backoff_base = settings.getfloat("RETRY_BACKOFF_BASE", 2.0)
-        self.backoff_max = settings.getfloat("RETRY_BACKOFF_MAX", 120.0)
-        self.retry_after_max = settings.getfloat("RETRY_AFTER_MAX", 600.0)
+        self.backoff_base = settings.getfloat("RETRY_BACKOFF_BASE")
+        self.backoff_max = settings.getfloat("RETRY_BACKOFF_MAX")
+        self.retry_after_max = settings.getfloat("RETRY_AFTER_MAX")
         self._paused_until: dict[str, float] = {}
 
     def _slot_key(self, request) -> str:

@@ -58,7 +58,7 @@ class NetworkWatch:
 
     @classmethod
     def from_crawler(cls, crawler):
-        give_up = crawler.settings.getfloat("ARHIVA_NETWORK_GIVE_UP", 45.0)
+        give_up = crawler.settings.getfloat("ARHIVA_NETWORK_GIVE_UP")
         if give_up < 0:
             raise NotConfigured
         watch = cls(crawler, give_up)

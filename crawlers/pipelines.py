@@ -15,7 +15,7 @@ from scrapy.utils.asyncio import run_in_thread
 
 from catalog.assets import ImageRejected
 from catalog.harvest import prepare_image
-from catalog.ingest import validate
+from catalog.records_in import validate
 from catalog.settings import get_settings
 from crawlers.items import RecordItem
 from crawlers.runlog import RunLog
@@ -71,12 +71,12 @@ class ImageDownloadPipeline:
 
     def __init__(self, crawler):
         s = crawler.settings
-        if not s.getbool("ARHIVA_IMAGES", True):
+        if not s.getbool("ARHIVA_IMAGES"):
             raise NotConfigured
         self.crawler = crawler
         self.runlog = RunLog.from_crawler(crawler)
-        self.accept = s.get("ARHIVA_IMAGE_ACCEPT", "image/jpeg,*/*;q=0.5")
-        self.max_bytes = s.getint("ARHIVA_MAX_IMAGE_BYTES", 0) or get_settings().max_image_bytes
+        self.accept = s.get("ARHIVA_IMAGE_ACCEPT")
+        self.max_bytes = s.getint("ARHIVA_MAX_IMAGE_BYTES") or get_settings().max_image_bytes
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -129,10 +129,10 @@ class CatalogPipeline:
     def __init__(self, crawler):
         self.store = CrawlStore.from_crawler(crawler)
         self.runlog = RunLog.from_crawler(crawler)
-        self.workers = crawler.settings.getint("ARHIVA_IMAGE_WORKERS", 0)
+        self.workers = crawler.settings.getint("ARHIVA_IMAGE_WORKERS")
         self.pool = None
-        self.batch_size = max(1, crawler.settings.getint("ARHIVA_BATCH_SIZE", 200))
-        self.batch_seconds = crawler.settings.getfloat("ARHIVA_BATCH_SECONDS", 5.0)
+        self.batch_size = max(1, crawler.settings.getint("ARHIVA_BATCH_SIZE"))
+        self.batch_seconds = crawler.settings.getfloat("ARHIVA_BATCH_SECONDS")
         self.buffer: list[RecordItem] = []
         self._flushed = time.monotonic()
         self._pending = None  # the flush in progress (an awaitable)

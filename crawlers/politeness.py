@@ -31,11 +31,11 @@ class SharedPolitenessMiddleware:
     def __init__(self, crawler, gate):
         self.crawler = crawler
         self.gate = gate
-        self.concurrency = max(1, crawler.settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 1))
-        self.default_delay = crawler.settings.getfloat("DOWNLOAD_DELAY", 0.0)
+        self.concurrency = max(1, crawler.settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN"))
+        self.default_delay = crawler.settings.getfloat("DOWNLOAD_DELAY")
         self.local: dict[str, DeferredSemaphore] = {}  # this process's turn at a host: only they ask the database
         # the gate's own threads: in the reactor's pool its calls would queue behind image decoding and writes
-        self.threads = ThreadPool(1, max(2, min(32, crawler.settings.getint("CONCURRENT_REQUESTS", 8) * 2)),
+        self.threads = ThreadPool(1, max(2, min(32, crawler.settings.getint("CONCURRENT_REQUESTS") * 2)),
                                   "arhiva-politeness")
         self.threads.start()
         self.enabled = True
@@ -43,15 +43,15 @@ class SharedPolitenessMiddleware:
     @classmethod
     def from_crawler(cls, crawler):
         s = crawler.settings
-        if not s.getbool("ARHIVA_SHARED_POLITENESS", True):
+        if not s.getbool("ARHIVA_SHARED_POLITENESS"):
             raise NotConfigured("ARHIVA_SHARED_POLITENESS is off")
-        if not s.getint("ARHIVA_RUN_ID", 0):
+        if not s.getint("ARHIVA_RUN_ID"):
             raise NotConfigured("not a catalogue crawl (no ARHIVA_RUN_ID)")
+        from scrapy import signals
+        from twisted.internet import reactor
+
         from catalog.db import get_engine
         from catalog.hostslots import HostGate
-        from scrapy import signals
-
-        from twisted.internet import reactor
 
         mw = cls(crawler, HostGate(get_engine()))
         crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)

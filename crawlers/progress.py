@@ -43,13 +43,13 @@ class ProgressReporter:
 
     @classmethod
     def from_crawler(cls, crawler):
-        name = crawler.settings.get("ARHIVA_PROGRESS_STREAM", "")
+        name = crawler.settings.get("ARHIVA_PROGRESS_STREAM")
         if not name:
             raise NotConfigured
         stream = sys.stdout if name == "stdout" else sys.stderr if name == "stderr" else None
         if stream is None:
             raise NotConfigured(f"unknown ARHIVA_PROGRESS_STREAM {name!r}")
-        ext = cls(crawler, stream, crawler.settings.getfloat("ARHIVA_PROGRESS_INTERVAL", 1.0))
+        ext = cls(crawler, stream, crawler.settings.getfloat("ARHIVA_PROGRESS_INTERVAL"))
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext

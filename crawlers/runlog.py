@@ -25,7 +25,7 @@ class RunLog:
     def from_crawler(cls, crawler) -> RunLog:
         log = getattr(crawler, "_arhiva_runlog", None)
         if log is None:
-            log = cls(crawler.stats, crawler.settings.getint("ARHIVA_MAX_ERRORS_KEPT", 200))
+            log = cls(crawler.stats, crawler.settings.getint("ARHIVA_MAX_ERRORS_KEPT"))
             crawler._arhiva_runlog = log
         return log
 

@@ -78,6 +78,17 @@ ARHIVA_IMAGES = True              # ImageDownloadPipeline on/off
 ARHIVA_IMAGE_ACCEPT = "image/jpeg,*/*;q=0.5"
 ARHIVA_PROGRESS_INTERVAL = 1.0    # seconds between progress lines to the parent process
 ARHIVA_MAX_ERRORS_KEPT = 200      # error examples stored on the run (all are counted)
+ARHIVA_MAX_IMAGE_BYTES = 0        # largest image body downloaded (0: the installation's max_image_bytes)
+ARHIVA_MERGE_BUFFER = 2000        # archive spider: photographs held for merging before the complete ones go out
+
+# Set by crawlers.run for each catalogue crawl (left as they are, the crawl refuses to start).
+ARHIVA_RUN_ID = 0
+ARHIVA_SOURCE_ID = 0
+ARHIVA_COLLECTION: str | None = None
+ARHIVA_PROGRESS_STREAM = ""       # "stdout" or "stderr": progress lines for the parent process ("": none)
+# Tests and benchmarks: {"host": "http://127.0.0.1:PORT"} sends a host's requests to a local server
+# (crawlers.archive.middlewares.HostMapMiddleware; the URL gate lets mapped hosts through unresolved).
+ARHIVA_HOST_MAP: dict[str, str] = {}
 
 LOG_LEVEL = "INFO"
 LOG_FORMATTER = "scrapy.logformatter.LogFormatter"

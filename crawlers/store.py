@@ -39,7 +39,7 @@ class CrawlStore:
         store = getattr(crawler, "_arhiva_store", None)
         if store is None:
             s = crawler.settings
-            run_id, source_id = s.getint("ARHIVA_RUN_ID", 0), s.getint("ARHIVA_SOURCE_ID", 0)
+            run_id, source_id = s.getint("ARHIVA_RUN_ID"), s.getint("ARHIVA_SOURCE_ID")
             if not run_id or not source_id:
                 # not NotConfigured: Scrapy would quietly switch off the pipeline that stores everything
                 raise RuntimeError("ARHIVA_RUN_ID and ARHIVA_SOURCE_ID are not set (start crawls with crawlers.runner)")
@@ -116,7 +116,7 @@ class CrawlStore:
             harvest.register_prepared(s, it.image)
             link_asset(s, rid, it.image.sha256, it.image_role, source_url=it.image_url, run_id=self.run_id,
                        etag=it.image_etag, last_modified=it.image_last_modified,
-                       crop_box=it.crop_box(it.image.info.width, it.image.info.height))
+                       crop_box=it.crop_box_for(it.image.info.width, it.image.info.height))
             stored += 1
         return {"records/new": report.new, "records/changed": report.changed,
                 "records/unchanged": report.unchanged, "records/rejected": len(report.rejected),

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from scrapy.exceptions import IgnoreRequest
 
-from crawlers.archive.middlewares import INTERNAL  # a request HostMapMiddleware sends to its local server
+from crawlers.archive.middlewares import HOST_MAPPED  # a request HostMapMiddleware sends to its local server
 from crawlers.runlog import RunLog
 
 logger = logging.getLogger(__name__)
@@ -204,14 +204,14 @@ class UrlGateMiddleware:
 
     def __init__(self, crawler):
         self.crawler = crawler
-        self.mapped = {h.lower() for h in (crawler.settings.getdict("ARHIVA_HOST_MAP") or {})}
+        self.mapped = {h.lower() for h in crawler.settings.getdict("ARHIVA_HOST_MAP")}
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
 
     async def process_request(self, request):
-        if request.meta.get(INTERNAL):  # HostMapMiddleware's request to the mapped local server
+        if request.meta.get(HOST_MAPPED):  # HostMapMiddleware's request to the mapped local server
             return None
         if request.url.startswith(f"{INTERNAL_SCHEME}:") and request.meta.get("arhiva_internal"):
             return None
@@ -233,9 +233,8 @@ class UrlGateMiddleware:
 
 async def _resolve(host: str) -> str:
     """The address the crawl will connect to: the installed resolver (Scrapy's DNS cache)."""
-    from twisted.internet import reactor
-
     from scrapy.utils.defer import maybe_deferred_to_future
+    from twisted.internet import reactor
 
     return await maybe_deferred_to_future(reactor.resolve(host))
 

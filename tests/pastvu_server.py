@@ -1,4 +1,4 @@
-"""A local server that answers like PastVu's ``/api2`` (see ../shared/pastvu/API.md).
+"""A local server that answers like PastVu's ``/api2`` (its answers: ``tests/fixtures/pastvu/README.md``).
 
 Built from the shared fixtures plus generated photos. It follows the traps of
 the real API: errors with HTTP 200 and no ``result``, a 400 bare string for

@@ -90,3 +90,38 @@ def test_installation_crawl_settings_sit_between_defaults_and_the_command_line(m
     s = crawler_settings({"RETRY_TIMES": 2}, app_settings=Settings())
     assert s.getfloat("DOWNLOAD_DELAY") == 0 and s.getint("RETRY_TIMES") == 2
     assert crawler_settings(app_settings=Settings()).getint("RETRY_TIMES") == 9
+
+
+def _setting_reads():
+    """``(file:line, NAME, has_inline_default)`` for every Scrapy setting read in crawlers/."""
+    import ast
+    from pathlib import Path
+
+    getters = {"get", "getint", "getfloat", "getbool", "getlist", "getdict", "getdictorlist", "getwithbase"}
+    root = Path(__file__).resolve().parent.parent / "crawlers"
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in getters and node.args and isinstance(node.args[0], ast.Constant)
+                    and isinstance(node.args[0].value, str) and node.args[0].value.isupper()):
+                continue
+            if ast.unparse(node.func.value) == "os.environ":  # environment variables are not settings
+                continue
+            yield (f"{path.relative_to(root.parent)}:{node.lineno}", node.args[0].value,
+                   len(node.args) > 1 or any(k.arg == "default" for k in node.keywords))
+
+
+def test_every_setting_the_crawlers_read_is_declared_once_without_inline_defaults():
+    from scrapy.settings import default_settings
+
+    from crawlers.settings import defaults
+
+    ours = defaults()
+    reads = list(_setting_reads())
+    names = {name for _, name, _ in reads}
+    assert {"ARHIVA_MERGE_BUFFER", "ARHIVA_HOST_MAP", "ARHIVA_PROGRESS_STREAM", "RETRY_BACKOFF_BASE"} <= names
+    undeclared = [(where, name) for where, name, _ in reads
+                  if name not in ours and (name.startswith("ARHIVA_") or not hasattr(default_settings, name))]
+    assert not undeclared, f"declare these in crawlers/settings.py: {undeclared}"
+    inline = [(where, name) for where, name, has_default in reads if has_default]
+    assert not inline, f"read these without an inline default (it lives in crawlers/settings.py): {inline}"

@@ -11,12 +11,14 @@ from catalog.ingest import get_or_create_source, upsert_records, validate
 from catalog.models import RecordRevision
 from crawlers.pastvu.mapping import (
     LICENCE,
+    STRIP_BASE_PHOTO_HEIGHT,
+    STRIP_BASE_PX,
+    crop_box_rule,
     image_url,
     latlon,
     listing_entry,
-    rule_strip_height,
     same_listing,
-    strip_crop,
+    strip_height_by_rule,
     strip_html,
     to_record,
 )
@@ -108,14 +110,14 @@ def test_image_url_keeps_cache_buster():
                                            (2011, 47)])
 def test_strip_rule_matches_the_spec_and_fixtures(photo_h, strip):
     expected = 14 if photo_h <= 600 else round(14 * photo_h / 600)
-    assert expected == strip
-    assert rule_strip_height(photo_h + strip) == strip
+    assert expected == strip and (STRIP_BASE_PX, STRIP_BASE_PHOTO_HEIGHT) == (14, 600)
+    assert strip_height_by_rule(photo_h + strip) == strip
 
 
-def test_strip_crop_uses_known_height_then_rule():
-    assert strip_crop(16)(1050, 684) == [0, 0, 1050, 668]
-    assert strip_crop(None)(1050, 684) == [0, 0, 1050, 668]
-    assert strip_crop(999)(200, 114) == [0, 0, 200, 100]  # implausible: the rule
+def test_crop_box_uses_the_known_strip_height_then_the_rule():
+    assert crop_box_rule(16)(1050, 684) == [0, 0, 1050, 668]
+    assert crop_box_rule(None)(1050, 684) == [0, 0, 1050, 668]
+    assert crop_box_rule(999)(200, 114) == [0, 0, 200, 100]  # implausible: the rule
 
 
 def test_years_go_through_the_date_rules():

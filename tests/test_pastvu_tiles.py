@@ -1,7 +1,12 @@
 """Tiles and rings for photo.getByBounds: longitude first, counter-clockwise."""
 import pytest
 
-from crawlers.pastvu.tiles import REGIONS, BBox, grid, parse_bbox, polygon, region_bbox, ring, signed_area, split
+from crawlers.pastvu.tiles import REGIONS, BBox, grid, parse_bbox, polygon, region_bbox, ring, split
+
+
+def signed_area(points: list[list[float]]) -> float:
+    """Shoelace area of a closed ``[x, y]`` ring: positive when counter-clockwise."""
+    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(points, points[1:])) / 2
 
 
 def test_ring_is_counter_clockwise_lng_lat_and_closed():

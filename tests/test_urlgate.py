@@ -155,9 +155,9 @@ def test_a_hostile_manifest_reads_no_local_file_and_reaches_no_local_server(arhi
 
 
 def test_a_crawl_of_a_loopback_server_needs_the_explicit_allowance(arhiva_env, clean_db):
-    from tests.test_pastvu_crawl import FAST
     from crawlers.runner import run_crawl
     from tests.pastvu_server import CHISINAU, FakePastvu, fixture_photos
+    from tests.test_pastvu_crawl import FAST
 
     with FakePastvu(fixture_photos()) as server:
         params = {"bbox": ",".join(map(str, CHISINAU)), "api_url": server.api_url, "tile_size": 0.03}

@@ -88,6 +88,12 @@ def is_commons_api(doc: Any) -> bool:
     return isinstance(pages, list) and any(isinstance(p, dict) and p.get("imageinfo") for p in pages)
 
 
+def _ext_value(ext: dict, name: str) -> str | None:
+    """The ``value`` of one ``extmetadata`` field (``{"value": …, "source": …}``), or None."""
+    v = ext.get(name)
+    return v.get("value") if isinstance(v, dict) else None
+
+
 def parse_api(doc: dict, fetched_url: str) -> list[Found]:
     pages = doc["query"]["pages"]
     pages = list(pages.values()) if isinstance(pages, dict) else pages
@@ -97,25 +103,20 @@ def parse_api(doc: dict, fetched_url: str) -> list[Found]:
         if not info or not info.get("url"):
             continue
         ext = info.get("extmetadata") or {}
-
-        def meta(name: str) -> str | None:
-            v = ext.get(name)
-            return v.get("value") if isinstance(v, dict) else None
-
         view = Found(kind="commons", fetched_url=fetched_url,
                      source_url=canonical_url(info.get("descriptionurl")))
         view.title = title_from_file(page.get("title") or "")
-        desc = meta("ImageDescription")
+        desc = _ext_value(ext, "ImageDescription")
         view.description = _descriptions(Selector(text=f"<div>{desc}</div>")) if desc else None
         for name, attr in (("DateTimeOriginal", "date_text"), ("Artist", "author"), ("Credit", "attribution")):
-            value = meta(name)
+            value = _ext_value(ext, name)
             if value:
                 setattr(view, attr, _visible(Selector(text=f"<div>{value}</div>")))
-        lic = meta("LicenseUrl") or meta("LicenseShortName") or meta("UsageTerms")
+        lic = _ext_value(ext, "LicenseUrl") or _ext_value(ext, "LicenseShortName") or _ext_value(ext, "UsageTerms")
         if lic:
             view.licences_raw.append(clean(lic))
         try:
-            lat, lon = meta("GPSLatitude"), meta("GPSLongitude")
+            lat, lon = _ext_value(ext, "GPSLatitude"), _ext_value(ext, "GPSLongitude")
             if lat and lon:
                 view.lat, view.lon = float(lat), float(lon)
         except ValueError:

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from catalog.dates import DateRange, parse_date, year_from_title
-from catalog.ingest import RecordIn
+from catalog.dates import parse_date, year_from_title
 from catalog.licences import pick_licences
+from catalog.records_in import RecordIn
 from crawlers.urlgate import UrlGate, safe_url
 
 # Descriptive precedence of a view (higher wins).
@@ -87,10 +87,6 @@ class Merged:
     oai_identifiers: list[str]
 
 
-def date_of(text: str | None) -> DateRange | None:
-    return parse_date(text) if text else None
-
-
 def merge(views: list[Found], gate: UrlGate | None = None) -> Merged:
     """Join the views of one photograph (see the module docstring). Harvested URLs that the
     URL gate refuses (not http/https, credentials, a literal private address) are left out."""
@@ -117,7 +113,7 @@ def merge(views: list[Found], gate: UrlGate | None = None) -> Merged:
     date_text, rng = None, None
     for v in ordered:
         if v.date_text and not v.date_from_title:
-            r = date_of(v.date_text)
+            r = parse_date(v.date_text)
             if r is not None:
                 date_text, rng = v.date_text, r
                 break

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from scrapy.exceptions import NotConfigured
 
-INTERNAL = "arhiva_hostmapped"
+HOST_MAPPED = "arhiva_hostmapped"  # meta key of the request sent on to the local server
 
 
 class HostMapMiddleware:
@@ -31,14 +31,14 @@ class HostMapMiddleware:
         return cls(crawler, mapping)
 
     async def process_request(self, request):
-        if request.meta.get(INTERNAL):
+        if request.meta.get(HOST_MAPPED):
             return None
         parts = urlsplit(request.url)
         target = self.mapping.get((parts.hostname or "").lower())
         if not target:
             return None
         local_url = f"{target}/{parts.hostname}{parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
-        meta = {**request.meta, INTERNAL: True, "dont_redirect": True, "dont_retry": True,
+        meta = {**request.meta, HOST_MAPPED: True, "dont_redirect": True, "dont_retry": True,
                 "handle_httpstatus_all": True}
         local = request.replace(url=local_url, meta=meta, dont_filter=True)
         response = await self.crawler.engine.download_async(local)

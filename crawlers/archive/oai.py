@@ -76,7 +76,7 @@ def parse_oai(body: bytes, fetched_url: str) -> OaiPage:
         page.error_code = err.get("code")
         page.error_message = clean(err.text)
         return page
-    verbs = [el for el in root if el.tag.startswith("{%s}" % NS["oai"])
+    verbs = [el for el in root if el.tag.startswith(f"{{{NS['oai']}}}")
              and el.tag.split("}")[1] not in ("responseDate", "request", "error")]
     page.verb = verbs[0].tag.split("}")[1] if verbs else None
     lr = root.find("oai:ListRecords", NS)

@@ -363,7 +363,7 @@ class ArchiveSpider(ArhivaSpider):
 
     # -- merging and emitting ------------------------------------------------------------------
     def _maybe_flush(self):
-        limit = self.crawler.settings.getint("ARHIVA_MERGE_BUFFER", 2000)
+        limit = self.crawler.settings.getint("ARHIVA_MERGE_BUFFER")
         if len(self.grouper) < limit:
             return []
         return self._emit(ready_only=True)

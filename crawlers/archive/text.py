@@ -87,7 +87,3 @@ def is_image_url(url: str | None) -> bool:
         return False
     path = urlsplit(url).path
     return bool(IMAGE_EXT.search(path)) or bool(re.search(r"/bitstreams?/", path)) and not NON_IMAGE_EXT.search(path)
-
-
-def host_of(url: str | None) -> str:
-    return (urlsplit(url).hostname or "").lower() if url else ""

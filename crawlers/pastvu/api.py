@@ -1,4 +1,5 @@
-"""PastVu ``/api2`` calls: building URLs and reading answers (PastVu's API notes, ../shared/pastvu/API.md §1).
+"""PastVu ``/api2`` calls: building URLs and reading answers (the answers, traps included, are
+recorded in ``tests/fixtures/pastvu/README.md``; PastVu's own code: ``controllers/api.js``).
 
 A method error comes back with HTTP **200** as a bare object
 ``{"type","code","message"}`` (no ``result``); an unknown method is a 400

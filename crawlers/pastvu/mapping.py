@@ -4,9 +4,11 @@
   giveForPage); ``clusters[].p.geo`` is ``[lng, lat]`` and is not used here.
 - ``desc``, ``source`` and ``author`` are HTML; the record gets plain text and
   the raw payload keeps the HTML.
-- Served ``a``/``d`` images carry a watermark strip appended below the photo;
-  its height is ``waterh``/``waterhs`` or, failing those, 14 px up to 600 px
-  of photo height, else ``round(14·H/600)`` (PastVu's API notes, ../shared/pastvu/API.md §3).
+- Served ``a``/``d`` images carry a watermark *strip* spliced below the photo; its height is
+  ``waterh``/``waterhs`` or, failing those, the strip rule: ``STRIP_BASE_PX`` (14) px up to
+  ``STRIP_BASE_PHOTO_HEIGHT`` (600) px of photo height, else ``round(14·H/600)`` (PastVu's
+  ``controllers/photoConverter.js``, ``waterMarkGen``). The record–asset link keeps the
+  *crop box*: the served image without the strip (``crop_box_rule``).
 """
 from __future__ import annotations
 
@@ -16,11 +18,17 @@ from html.parser import HTMLParser
 from typing import Any
 
 from catalog.dates import year_range
-from catalog.ingest import RecordIn
+from catalog.records_in import RecordIn
+from crawlers.items import CropBoxRule
 
-PUBLIC = 5
+PUBLIC = 5  # PastVu's photo status (``s``) of a public photo
 SIZES = {"standard": "d", "original": "a"}
-STRIP_KEY = {"d": "waterhs", "a": "waterh"}
+STRIP_HEIGHT_KEY = {"d": "waterhs", "a": "waterh"}  # the photo's field with the strip height of a served size
+# The strip rule: a band STRIP_BASE_PX high below a photo up to STRIP_BASE_PHOTO_HEIGHT px tall, scaled
+# with taller photos; so a served file up to STRIP_FIXED_FILE_HEIGHT (614) px tall has a 14 px strip.
+STRIP_BASE_PX = 14
+STRIP_BASE_PHOTO_HEIGHT = 600
+STRIP_FIXED_FILE_HEIGHT = STRIP_BASE_PHOTO_HEIGHT + STRIP_BASE_PX
 LISTING_KEYS = ("cid", "geo", "file", "dir", "title", "year", "year2")
 # Counters PastVu bumps on every view or comment (``giveForPage`` itself counts a view): kept in
 # the raw payload, left out of the change test so a re-harvest writes no empty revision.
@@ -106,28 +114,29 @@ def image_url(base_url: str, size: str, file: str) -> str:
 
 
 
-def rule_strip_height(file_height: int) -> int:
-    """The strip PastVu appends, from the served file's height alone (PastVu's API notes, ../shared/pastvu/API.md §3)."""
-    if file_height <= 600 + 14:
-        return 14
-    for photo_h in range(int(file_height * 600 / 614) - 2, int(file_height * 600 / 614) + 3):
-        strip = round(14 * photo_h / 600)
-        if photo_h + strip == file_height:
-            return strip
-    return round(14 * file_height / 614)
+def strip_height_by_rule(file_height: int) -> int:
+    """The height of the strip PastVu spliced below a photo, from the served file's height alone."""
+    if file_height <= STRIP_FIXED_FILE_HEIGHT:
+        return STRIP_BASE_PX
+    guess = int(file_height * STRIP_BASE_PHOTO_HEIGHT / STRIP_FIXED_FILE_HEIGHT)
+    for photo_h in range(guess - 2, guess + 3):
+        strip_height = round(STRIP_BASE_PX * photo_h / STRIP_BASE_PHOTO_HEIGHT)
+        if photo_h + strip_height == file_height:
+            return strip_height
+    return round(STRIP_BASE_PX * file_height / STRIP_FIXED_FILE_HEIGHT)
 
 
-def strip_crop(known_strip: Any = None):
-    """A crop rule ``(width, height) -> [0, 0, width, height - strip]`` for the served image."""
-    def crop(width: int, height: int) -> list[int] | None:
-        strip = known_strip if isinstance(known_strip, int) and not isinstance(known_strip, bool) else None
-        if strip is None or not 0 < strip < height:
-            strip = rule_strip_height(height)
+def crop_box_rule(strip_height: Any = None) -> CropBoxRule:
+    """The crop box of a served image, ``(width, height) -> [0, 0, width, height - strip height]``: the
+    strip height PastVu gave (``waterhs``/``waterh``), or the strip rule when it is missing or implausible."""
+    known = strip_height if isinstance(strip_height, int) and not isinstance(strip_height, bool) else None
+
+    def crop_box(width: int, height: int) -> list[int] | None:
+        strip = known if known is not None and 0 < known < height else strip_height_by_rule(height)
         if not 0 < strip < height:
             return None
         return [0, 0, int(width), int(height - strip)]
-    crop.strip = known_strip  # for logs and tests
-    return crop
+    return crop_box
 
 
 def photo_url(base_url: str, cid: int | str) -> str:
@@ -172,7 +181,7 @@ def to_record(result: dict[str, Any], listing: dict[str, Any] | None, *, base_ur
               f"Uploaded to PastVu by {uploader}" + (f" ({user['login']})" if user.get("login") and
                                                      user.get("login") != uploader else "") if uploader else None,
               url]
-    strip_key = STRIP_KEY.get(size or "", "waterhs")
+    strip_key = STRIP_HEIGHT_KEY.get(size or "", "waterhs")
     extra = {
         "cid": cid,
         "type": photo.get("type"),

@@ -20,15 +20,24 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import DownloadTimeoutError
 from twisted.internet import defer, error
 
+from catalog.dates import PHOTO_MIN_YEAR
 from catalog.settings import get_settings
 from crawlers.base import ArhivaSpider
 from crawlers.items import RecordItem, SeenItem
 from crawlers.middlewares import backoff_delay
 from crawlers.pastvu import api
 from crawlers.pastvu.mapping import (
-    PUBLIC, SIZES, STRIP_KEY, image_url, latlon, listing_entry, same_listing, strip_crop, to_record,
+    PUBLIC,
+    SIZES,
+    STRIP_HEIGHT_KEY,
+    crop_box_rule,
+    image_url,
+    latlon,
+    listing_entry,
+    same_listing,
+    to_record,
 )
-from crawlers.pastvu.tiles import BBox, grid, parse_bbox, polygon, region_bbox, split
+from crawlers.pastvu.tiles import MIN_TILE_SIZE, TILE_SIZE, BBox, grid, parse_bbox, polygon, region_bbox, split
 
 IMAGES = ("none", "standard", "original")
 # Answers that will not change if asked again (not found, not public, not allowed, our own bad
@@ -40,7 +49,8 @@ MAX_SPLIT_DEPTH = 5  # a tile is split at most this many times (4**5 = 1024 part
 
 def parse_years(value: Any) -> tuple[int, int] | None:
     """The catalogue's FROM-TO (``catalog.queries.parse_years``: ``1920-1940``, ``1935``, ``1920-``)
-    or a pair; an open end is the photographic era's (1826) or this year, as PastVu wants both."""
+    or a pair; an open end is the photographic era's first year (``catalog.dates.PHOTO_MIN_YEAR``)
+    or this year, as PastVu wants both."""
     from datetime import date
 
     from catalog.queries import parse_years as catalogue_years
@@ -48,7 +58,7 @@ def parse_years(value: Any) -> tuple[int, int] | None:
     if value in (None, "", []):
         return None
     lo, hi = catalogue_years(value) if isinstance(value, str) else (int(v) for v in value)
-    lo, hi = (1826 if lo is None else lo), (date.today().year if hi is None else hi)
+    lo, hi = (PHOTO_MIN_YEAR if lo is None else lo), (date.today().year if hi is None else hi)
     if lo > hi:
         raise ValueError(f"years {lo}-{hi}: FROM is after TO")
     return lo, hi
@@ -84,8 +94,8 @@ class PastvuSpider(ArhivaSpider):
         app = get_settings()
         p["api_url"] = (p.get("api_url") or app.pastvu_api_url).rstrip("/")
         p["base_url"] = (p.get("base_url") or _site_of(p["api_url"], app)).rstrip("/")
-        p["tile_size"] = float(p.get("tile_size") or 0.25)
-        p["min_tile_size"] = float(p.get("min_tile_size") or 0.005)
+        p["tile_size"] = float(p.get("tile_size") or TILE_SIZE)
+        p["min_tile_size"] = float(p.get("min_tile_size") or MIN_TILE_SIZE)
         return {k: v for k, v in p.items() if v is not None}
 
     @classmethod
@@ -112,7 +122,7 @@ class PastvuSpider(ArhivaSpider):
         self.tile_size, self.min_tile_size = params["tile_size"], params["min_tile_size"]
         self.markers = {"listing": ["listing"]}
         if self.size:
-            self.markers["strip"] = ["giveForPage", "photo", STRIP_KEY[self.size]]
+            self.markers["strip_height"] = ["giveForPage", "photo", STRIP_HEIGHT_KEY[self.size]]
         self.seen: set[int] = set()       # cids already handled in this crawl
         self.listed: set[str] = set()      # keys present in some listing
         self.tiles_ok: list[BBox] = []
@@ -199,7 +209,7 @@ class PastvuSpider(ArhivaSpider):
                 if not self._limit_reached():  # the record is current, its image is missing
                     self.fetches += 1
                     yield RecordItem(key, None, fetched_url=url, image_url=url,
-                                     crop=strip_crop(k.markers.get("strip")))
+                                     crop_box=crop_box_rule(k.markers.get("strip_height")))
                 continue
             if self._limit_reached():
                 continue
@@ -237,7 +247,7 @@ class PastvuSpider(ArhivaSpider):
         file = photo.get("file") or entry.get("file")
         url = image_url(self.base_url, self.size, file) if self.size and file else None
         yield RecordItem(key, record, fetched_url=response.url, image_url=url,
-                         crop=strip_crop(photo.get(STRIP_KEY[self.size])) if self.size else None,
+                         crop_box=crop_box_rule(photo.get(STRIP_HEIGHT_KEY[self.size])) if self.size else None,
                          image_current=url in response.meta.get("asset_urls", ()))
 
     def _retry(self, response, exc: api.PastvuError) -> Request | None:
@@ -248,8 +258,8 @@ class PastvuSpider(ArhivaSpider):
         if again is not None:
             s = self.crawler.settings
             again.meta["arhiva_delay"] = backoff_delay(again.meta.get("retry_times", 1),
-                                                       s.getfloat("RETRY_BACKOFF_BASE", 2.0),
-                                                       s.getfloat("RETRY_BACKOFF_MAX", 120.0))
+                                                       s.getfloat("RETRY_BACKOFF_BASE"),
+                                                       s.getfloat("RETRY_BACKOFF_MAX"))
         return again
 
     def _limit_reached(self) -> bool:

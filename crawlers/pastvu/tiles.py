@@ -2,7 +2,7 @@
 
 Boxes are ``(west, south, east, north)`` in degrees. GeoJSON sent to PastVu
 is ``[lng, lat]`` and a polygon's ring must run counter-clockwise (RFC 7946):
-a clockwise ring selects the complement of the area (PastVu's API notes, ../shared/pastvu/API.md §2.1).
+a clockwise ring selects the complement of the area (``tests/pastvu_server.py`` answers so too).
 """
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 
 PRECISION = 6
+TILE_SIZE = 0.25        # degrees: the side of the tiles an area is cut into (``--tile-size``)
+MIN_TILE_SIZE = 0.005   # degrees: a tile too slow to answer is split down to this side, no further
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,3 @@ def ring(tile: BBox) -> list[list[float]]:
 
 def polygon(tile: BBox) -> dict:
     return {"type": "Polygon", "coordinates": [ring(tile)]}
-
-
-def signed_area(points: list[list[float]]) -> float:
-    """Shoelace area of a closed ``[x, y]`` ring: positive when counter-clockwise."""
-    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(points, points[1:])) / 2

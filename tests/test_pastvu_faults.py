@@ -165,3 +165,19 @@ def test_permanent_answers_are_not_asked_again(env):
         first = crawl(server)
         asked = [r for r in server.log if r.get("method") == "photo.giveForPage" and r.get("cid") == cid]
         assert len(asked) == 1 and first["errors"]["by_kind"] == {"giveForPage": 1}
+
+
+def test_what_the_source_never_gave_makes_the_crawl_partial(env):
+    """A tile that answers 503 every time, a photo whose page is an error every time: partial, not succeeded."""
+    photos = fixture_photos()
+    with FakePastvu(photos) as server:
+        cid = sorted(server.public_in(CHISINAU))[0]
+        server.faults += [Fault(is_call("photo.giveForPage", cid), ("fixture", "error_unhandled.json", 200), None),
+                          Fault(tile_at(28.82, 47.0), ("status", 503, b"Service Unavailable", {}), None)]
+        summary = crawl(server)
+        assert summary["status"] == "partial", summary
+        assert str(cid) not in records(env)
+        assert summary["records"]["withdrawn"] == 0  # nothing is withdrawn on the word of a partial listing
+    with FakePastvu(photos) as server:
+        again = crawl(server)  # the next crawl, the source answering again, gets the rest
+        assert again["status"] == "succeeded" and str(cid) in records(env)

@@ -9,6 +9,9 @@
    image once (``Accept: image/jpeg``).
 3. At the end, active records inside the tiles that answered, but absent
    from every listing, are withdrawn (not with ``limit``).
+4. A tile's listing or a photo's page that the source did not give, after the
+   retries, counts as ``arhiva/incomplete``: the crawl ends ``partial``, never
+   plain succeeded (answers that will not change — not found, not public — do not count).
 """
 from __future__ import annotations
 
@@ -166,6 +169,7 @@ class PastvuSpider(ArhivaSpider):
                 yield again
             else:
                 self.tiles_failed.append(tile)
+                self.runlog.count("incomplete")  # a listing the source did not give: not all was harvested
                 self.runlog.error("getByBounds", f"tile {tile.as_list()}: {exc}", url=response.url)
             return
         self.tiles_ok.append(tile)
@@ -186,6 +190,13 @@ class PastvuSpider(ArhivaSpider):
             self.seen.add(entry["cid"])
             entries.append(entry)
         yield from self._triage(entries)
+
+    def request_failed(self, failure):
+        """A request that got no answer after its retries (network, HTTP 5xx): the crawl is incomplete."""
+        super().request_failed(failure)
+        request = getattr(failure, "request", None)
+        if request is None or not request.meta.get("arhiva_stopping"):
+            self.runlog.count("incomplete")
 
     def bounds_failed(self, failure):
         request = failure.request
@@ -233,10 +244,13 @@ class PastvuSpider(ArhivaSpider):
                 return
             if exc.code == "NO_SUCH_PHOTO":
                 self.gone.add(key)
+            if exc.code not in PERMANENT:  # still an error after the retries: this photo was not harvested
+                self.runlog.count("incomplete")
             self.runlog.error("giveForPage", str(exc), url=response.url, key=key)
             return
         photo = result.get("photo") if isinstance(result, dict) else None
         if not isinstance(photo, dict):
+            self.runlog.count("incomplete")
             self.runlog.error("giveForPage", "answer has no photo", url=response.url, key=key)
             return
         if photo.get("s") != PUBLIC:

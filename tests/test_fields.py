@@ -10,12 +10,12 @@ import xml.etree.ElementTree as ET
 
 from catalog.exports import CSV_COLUMNS, write_csv, write_dc, write_jsonl
 from catalog.fields import FIELDS, MAPPED, TEXT_FIELDS
-from catalog.folder_import import COLUMNS as SIDECAR_COLUMNS
 from catalog.ingest import _TEMP_DDL
 from catalog.models import Record, Source
 from catalog.queries import record_dict
 from catalog.records_in import COPY_COLUMNS, MAX_SHORT_TEXT_CHARS, MAX_TEXT_CHARS, RecordIn
 from catalog.web.schemas import RecordDetail, RecordOut
+from importers.folder import COLUMNS as SIDECAR_COLUMNS
 
 DC = "http://purl.org/dc/elements/1.1/"
 DCTERMS = "http://purl.org/dc/terms/"

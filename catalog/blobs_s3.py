@@ -33,7 +33,17 @@ import obstore as obs
 from obstore.exceptions import AlreadyExistsError, BaseError, NotSupportedError, PreconditionError
 from obstore.store import S3Store
 
-from catalog.blobs import CHUNK, BlobCorrupt, BlobMissing, BlobStore, BlobStoreError, LocalBlobStore, _SHA, blob_key, sha256_bytes
+from catalog.blobs import (
+    _SHA,
+    CHUNK,
+    BlobCorrupt,
+    BlobMissing,
+    BlobStore,
+    BlobStoreError,
+    LocalBlobStore,
+    blob_key,
+    sha256_bytes,
+)
 
 SINGLE_PUT_MAX = 16 << 20   # larger blobs go up as multipart uploads streamed from their file
 PART_SIZE = 8 << 20

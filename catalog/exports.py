@@ -3,21 +3,23 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable
 from typing import TextIO
 from xml.sax.saxutils import escape
 
-import re
-
+from catalog.fields import FIELDS, MAPPED
 from catalog.models import Record
-
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 from catalog.queries import record_dict
 
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
 FORMATS = ("csv", "jsonl", "dc")
-CSV_COLUMNS = ("id", "source", "source_key", "title", "description", "date_text", "year_lo", "year_hi", "place",
-               "lat", "lon", "direction", "author", "licence", "rights", "attribution", "url", "status",
-               "original_sha256", "colorized_sha256")
+CSV_COLUMNS = ("id", "source", "source_key", *MAPPED, "status", "original_sha256", "colorized_sha256")
+# Dublin Core: each field with an element of its own (catalog.fields), identifiers first; the
+# catalogue's own identifier follows them. The years go into dc:date when the source wrote no
+# date, lat and lon into dcterms:spatial.
+DC_FIELDS = tuple(sorted(((f.dc, f.name) for f in FIELDS if f.dc), key=lambda e: e[0] != "dc:identifier"))
 
 
 def csv_row(rec: Record) -> dict:
@@ -62,13 +64,10 @@ def write_dc(records: Iterable[Record], out: TextIO) -> int:
               'xmlns:dcterms="http://purl.org/dc/terms/">\n')
     n = 0
     for rec in records:
-        fields = [
-            ("dc:identifier", rec.url), ("dc:identifier", f"arhiva:{rec.source.slug}:{rec.source_key}"),
-            ("dc:title", rec.title), ("dc:description", rec.description), ("dc:date", _dc_date(rec)),
-            ("dc:coverage", rec.place), ("dc:creator", rec.author), ("dc:rights", rec.licence),
-            ("dc:rights", rec.rights), ("dcterms:bibliographicCitation", rec.attribution),
-            ("dc:source", rec.source.slug), ("dc:type", "StillImage"),
-        ]
+        fields = [(tag, _dc_date(rec) if name == "date_text" else getattr(rec, name)) for tag, name in DC_FIELDS]
+        ids = sum(tag == "dc:identifier" for tag, _ in fields)
+        fields[ids:ids] = [("dc:identifier", f"arhiva:{rec.source.slug}:{rec.source_key}")]
+        fields += [("dc:source", rec.source.slug), ("dc:type", "StillImage")]
         if rec.lat is not None and rec.lon is not None:
             fields.append(("dcterms:spatial", f"{rec.lat:.6f},{rec.lon:.6f}"))
         for ra in rec.assets:

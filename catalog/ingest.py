@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -43,7 +44,6 @@ from catalog.records_in import (  # RecordIn, Rejection and validate are used fr
     copy_chunk,
     validate,
 )
-
 
 
 @dataclass
@@ -246,11 +246,11 @@ def _store_prepared(session: Session, source_id: int, prepared: Iterable[CopyChu
     return report
 
 
+# The staging table: the COPY columns, typed as in ``records``.
 _TEMP_DDL = (
-    "CREATE TEMP TABLE IF NOT EXISTS arhiva_incoming (source_key text COLLATE \"C\", title text, description text, "
-    "date_text text, year_lo int, year_hi int, place text, lat float8, lon float8, direction text, author text, "
-    "licence text, rights text, attribution text, url text, extra jsonb, raw jsonb, "
-    "payload_hash text) ON COMMIT DELETE ROWS"
+    "CREATE TEMP TABLE IF NOT EXISTS arhiva_incoming ("
+    + ", ".join(f"{c} {Record.__table__.c[c].type.compile(dialect=postgresql.dialect())}" for c in COPY_COLUMNS)
+    + ") ON COMMIT DELETE ROWS"
 )
 _UPSERT_COLS = (*MAPPED, "extra", "raw", "payload_hash")
 # The statements below run on psycopg's own cursor (tuples back, no ORM rows), hence %(name)s.

@@ -8,6 +8,7 @@ filter unless ``include_undated`` is set.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from sqlalchemy import Select, and_, cast, exists, func, literal_column, not_, o
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import Session, selectinload
 
+from catalog.fields import MAPPED
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
 
 MAX_WORDS = 12
@@ -219,13 +221,13 @@ def iter_records(session: Session, q: RecordQuery, chunk: int = 500) -> Iterator
         session.expunge_all()
 
 
+_mapped = operator.attrgetter(*MAPPED)
+
+
 def record_dict(rec: Record) -> dict[str, Any]:
     """The public JSON shape of a record (CLI, exports, web API)."""
     return {
-        "id": rec.id, "source": rec.source.slug, "source_key": rec.source_key, "title": rec.title,
-        "description": rec.description, "date_text": rec.date_text, "year_lo": rec.year_lo, "year_hi": rec.year_hi,
-        "place": rec.place, "lat": rec.lat, "lon": rec.lon, "direction": rec.direction, "author": rec.author,
-        "licence": rec.licence, "rights": rec.rights, "attribution": rec.attribution, "url": rec.url,
+        "id": rec.id, "source": rec.source.slug, "source_key": rec.source_key, **dict(zip(MAPPED, _mapped(rec))),
         "status": rec.status, "extra": rec.extra,
         "first_seen_at": rec.first_seen_at.isoformat() if rec.first_seen_at else None,
         "last_seen_at": rec.last_seen_at.isoformat() if rec.last_seen_at else None,

@@ -11,23 +11,21 @@ import hashlib
 import math
 import operator
 import re
-from dataclasses import dataclass, field, fields
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
 
-MAPPED = (
-    "title", "description", "date_text", "year_lo", "year_hi", "place", "lat", "lon", "direction",
-    "author", "licence", "rights", "attribution", "url",
-)
+from catalog.fields import FIELDS, MAPPED, SHORT_TEXT_CHARS, TEXT_FIELDS, YEAR_FIELDS
+
 _MAPPED_AND_EXTRA = (*MAPPED, "extra")
 _get_mapped_and_extra = operator.attrgetter(*_MAPPED_AND_EXTRA)
 
 
 @dataclass
 class RecordIn:
-    """One record as a harvester found it: mapped fields plus the raw payload."""
+    """One record as a harvester found it: mapped fields (``catalog.fields``, in its order) plus the raw payload."""
 
     source_key: str
     title: str | None = None
@@ -90,8 +88,8 @@ def validate(rec: RecordIn) -> Rejection | None:
 # most SEARCH_TEXT_CHARS characters of the record's text, in the database: migration 0005; the
 # full text is stored.)
 MAX_KEY_BYTES = 2_000
-MAX_TEXT_CHARS = {"description": 4_000_000, "rights": 100_000, "attribution": 100_000}
-MAX_SHORT_TEXT_CHARS = 10_000       # title, date_text, place, author, licence, url
+MAX_SHORT_TEXT_CHARS = SHORT_TEXT_CHARS  # title, date_text, place, author, licence, url
+MAX_TEXT_CHARS = {f.name: f.max_chars for f in FIELDS if f.type is str and f.max_chars != SHORT_TEXT_CHARS}
 MAX_PAYLOAD_BYTES = 32_000_000      # raw payload or extra, as JSON
 SEARCH_TEXT_CHARS = 100_000
 
@@ -106,7 +104,7 @@ def check_fields(rec: RecordIn) -> Rejection | None:
     if len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         return Rejection(key[:200] + "…", "source_key",
                          f"{len(key.encode('utf-8', 'surrogatepass')):,} bytes, over the limit of {MAX_KEY_BYTES:,}")
-    for name in ("year_lo", "year_hi"):
+    for name in YEAR_FIELDS:
         v = getattr(rec, name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
             return Rejection(key, name, f"must be an integer year, got {v!r}")
@@ -142,8 +140,7 @@ def check_fields(rec: RecordIn) -> Rejection | None:
     return None
 
 
-_TEXT_FIELDS = ("title", "description", "date_text", "place", "direction", "author", "licence", "rights",
-                "attribution", "url")
+_TEXT_FIELDS = TEXT_FIELDS
 
 
 @dataclass
@@ -245,7 +242,7 @@ def _serialise(rec: RecordIn) -> tuple[str, str, str, str]:
             raise _NotStorable(Rejection(rec.source_key, name, f"{len(out[name].encode('utf-8')):,} bytes of JSON, "
                                                                f"over the limit of {MAX_PAYLOAD_BYTES:,}"))
     hashed_raw = _json(_without(rec.raw, rec.volatile)) if rec.volatile else out["raw"]
-    digest = hashlib.sha256(f"{hashed_raw}\n{out['fields']}".encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(f"{hashed_raw}\n{out['fields']}".encode()).hexdigest()
     return out["raw"], out["fields"], digest, out["extra"]
 
 

@@ -96,8 +96,8 @@ def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int,
     from PIL import Image
 
     from catalog.assets import get_store, prepare_made_image, register_prepared
+    from catalog.claims import claim_colorization_batch, record_colorization_failures, record_colorizations
     from catalog.db import session_scope
-    from catalog.work import claim_colorization_batch, record_colorization_failures, record_colorizations
 
     store = get_store()
     t0 = time.perf_counter()
@@ -124,8 +124,8 @@ def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int,
         t3 = time.perf_counter()
         register_prepared(s, *(image for _, image in results))
         record_colorizations(s, [(ref, image.sha256) for ref, image in results], model_version_id=model_version_id,
-                             phash=phash, params=params, run_id=run_id)
-        record_colorization_failures(s, failures, model_version_id=model_version_id, phash=phash, params=params,
+                             params_hash=phash, params=params, run_id=run_id)
+        record_colorization_failures(s, failures, model_version_id=model_version_id, params_hash=phash, params=params,
                                      run_id=run_id)
     write_s += time.perf_counter() - t3
     return {"photos": len(refs), "claimed": [r.sha256 for r in refs],
@@ -152,13 +152,14 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     from sqlalchemy import select
 
     from catalog.assets import get_store
+    from catalog.claims import params_hash, pending_shas
     from catalog.db import open_catalog, session_scope
     from catalog.imaging import use_pixel_limit
+    from catalog.model_versions import model_for_colorization
     from catalog.models import Collection
     from catalog.queries import parse_years
     from catalog.runs import activity
     from catalog.settings import get_settings
-    from catalog.work import model_for_colorization, params_hash, pending_shas
     from colorization.chroma import check_vivid
     from colorization.infer import Colorizer
     from flows.artifacts import before_after_grid, image_artifact, summary_table

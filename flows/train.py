@@ -10,7 +10,7 @@ validation assets (lineage).
 Then the new version is judged on the fixed held-out photos (those the current
 version was judged on; the first version's own validation photos start the
 set), next to the current version: it becomes current only when it beats it
-(``catalog.work.promotion_decision``). The metrics and the decision are kept on
+(``catalog.model_versions.promotion_decision``). The metrics and the decision are kept on
 the version (``evaluation``, ``decision``).
 """
 from __future__ import annotations
@@ -88,7 +88,7 @@ def judge(engine, store, mv_id: int, ckpt, heldout: list[dict[str, Any]], render
 
     from catalog.db import session_scope
     from catalog.models import Asset, ModelVersion
-    from catalog.work import current_model, promotion_decision, set_current
+    from catalog.model_versions import current_model, promotion_decision, set_current
 
     log = get_run_logger()
     with session_scope(engine) as s:
@@ -152,8 +152,8 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
     from catalog.models import Collection, ModelVersion
     from catalog.runs import activity
     from catalog.settings import get_settings
-    from catalog.work import (current_model, latest_model, register_model_version, stable_split,
-                              training_candidates)
+    from catalog.model_versions import (current_model, latest_model, register_model_version, stable_split,
+                                        training_candidates)
     from colorization.train import TrainConfig
     from flows.artifacts import image_artifact, summary_table
     from flows.outcome import nothing_to_do

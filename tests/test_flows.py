@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from catalog.assets import get_store
 from catalog.db import session_scope
 from catalog.models import Asset, Colorization, ColorizationRun, ModelVersion, Record, RecordAsset, TrainingExample
-from catalog.work import provenance
+from catalog.provenance import lineage
 from crawlers.settings import LOCAL_PROFILE
 from tests.pastvu_server import CHISINAU, FakePastvu, generate_photos, strip_height
 
@@ -215,7 +215,7 @@ def test_every_result_walks_back_to_the_crawls(trained):
     assert done
     with session_scope(engine) as s:
         for rid in done:
-            chain = provenance(s, rid)
+            chain = lineage(s, rid)
             assert chain["record"]["first_seen_run_id"] is not None
             assert chain["originals"] and chain["originals"][0]["first_seen_run_id"] is not None
             (c,) = chain["colorizations"]
@@ -397,7 +397,7 @@ def _version_with_other_weights(engine, tmp_path, name: str) -> str:
     import torch
 
     from catalog.assets import register_file
-    from catalog.work import register_model_version
+    from catalog.model_versions import register_model_version
     from colorization.checkpoint import load_checkpoint, save_checkpoint
     from flows.train import CHECKPOINT_MEDIA_TYPE
 

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from catalog.folder_import import import_folder
 from catalog.settings import reset_settings_cache
+from importers.folder import import_folder
 from tests.helpers import image, jpeg_bytes
 
 

@@ -7,7 +7,7 @@ import tracemalloc
 
 from sqlalchemy import text
 
-from catalog.folder_import import import_folder
+from importers.folder import import_folder
 from tests.helpers import jpeg_bytes
 
 

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from catalog.db import session_scope
-from catalog.loader import NotUTF8, load_jsonl
 from catalog.models import CrawlRun, Record
 from flows.cli import app
+from importers.jsonl import NotUTF8, load_jsonl
 
 runner = CliRunner()
 

@@ -1,6 +1,6 @@
-"""catalog.work.promotion_decision: when a new model version replaces the current one."""
+"""catalog.model_versions.promotion_decision: when a new model version replaces the current one."""
 
-from catalog.work import promotion_decision
+from catalog.model_versions import promotion_decision
 
 
 def m(ciede, false_colour):

@@ -24,6 +24,7 @@ from catalog.models import (
     Source,
     TrainingExample,
 )
+from catalog.provenance import RUN_MODELS, model_ref, produced_by, record_provenance, run_out
 from catalog.queries import search_records
 from catalog.web import schemas
 from catalog.web.deps import (
@@ -39,7 +40,6 @@ from catalog.web.deps import (
     require_token,
     settings_of,
 )
-from catalog.web.provenance import RUN_MODELS, model_ref, produced_by, record_provenance, run_out
 
 router = APIRouter(prefix="/api")
 DB = Annotated[Session, Depends(read_session)]

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from catalog.blobs import BlobKeyError, LocalBlobStore, sha_of_key
 from catalog.models import Asset, Colorization, ModelVersion
-from catalog.web.blobfiles import blob_response
 from catalog.web.api import DB, NOT_FOUND, RecordId, Sha256, load_record
+from catalog.web.blobfiles import blob_response
 from catalog.web.deps import base_url
 from catalog.web.iiif import MEDIA_TYPE, build_manifest
 from catalog.web.thumbs import THUMB_SIZES, ThumbnailError, thumbnail

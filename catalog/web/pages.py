@@ -11,10 +11,10 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from catalog.licences import is_licence_uri
+from catalog.provenance import record_provenance
 from catalog.queries import QueryError, search_records
 from catalog.web.api import DB, RecordId, list_collections, list_sources, load_record
 from catalog.web.deps import base_url, query_from_form, record_out, settings_of
-from catalog.web.provenance import record_provenance
 from catalog.web.thumbs import THUMB_SIZES
 
 PAGE_SIZE = 24

@@ -4,7 +4,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from catalog.fields import FIELDS
 
 RunKind = Literal["crawl", "training", "colorization"]
 
@@ -28,31 +30,23 @@ class AssetLink(BaseModel):
     thumbnail_url: str
 
 
-class RecordOut(BaseModel):
-    id: int
-    source: str
-    source_key: str
-    title: str | None = None
-    description: str | None = None
-    date_text: str | None = Field(None, description="The date as the source wrote it.")
-    year_lo: int | None = Field(None, description="Earliest year (inclusive); null: open or undated.")
-    year_hi: int | None = Field(None, description="Latest year (inclusive); null: open or undated.")
-    place: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    direction: str | None = None
-    author: str | None = None
-    licence: str | None = None
-    rights: str | None = None
-    attribution: str | None = None
-    url: str | None = Field(None, description="The record at its source.")
-    status: str
-    extra: dict[str, Any] = {}
-    first_seen_at: str | None = None
-    last_seen_at: str | None = None
-    assets: list[AssetLink] = []
-    colorized: bool = False
-    links: dict[str, str] = Field(default_factory=dict, description="self, page, and manifest when the record has an image")
+# The record's mapped fields come from their one definition (catalog.fields), in its order.
+RecordOut = create_model(
+    "RecordOut",
+    __doc__="A record: its catalogue identity, the mapped fields, its assets and links.",
+    id=int,
+    source=str,
+    source_key=str,
+    **{f.name: (f.type | None, Field(None, description=f.description)) for f in FIELDS},
+    status=str,
+    extra=(dict[str, Any], {}),
+    first_seen_at=(str | None, None),
+    last_seen_at=(str | None, None),
+    assets=(list[AssetLink], []),
+    colorized=(bool, False),
+    links=(dict[str, str], Field(default_factory=dict,
+                                 description="self, page, and manifest when the record has an image")),
+)
 
 
 class RecordPage(BaseModel):
@@ -151,7 +145,7 @@ class TimelineEvent(BaseModel):
     run: RunRef | None = None
 
 
-class RecordDetail(RecordOut):
+class RecordDetail(RecordOut):  # type: ignore[misc, valid-type]
     collections: list[str] = []
     revisions: list[RevisionOut] = []
     colorizations: list[ColorizationOut] = []

@@ -46,11 +46,11 @@ def _query(collection, source, years, include_undated, bbox, text, colorized, st
 
 def _print_provenance(record_id: int, fmt: OutputFormat) -> None:
     from catalog.db import open_catalog, session_scope
-    from catalog.work import provenance
+    from catalog.provenance import lineage
 
     with session_scope(open_catalog()) as s:
         try:
-            chain = provenance(s, record_id)
+            chain = lineage(s, record_id)
         except LookupError as exc:
             fail(str(exc).strip("'\""))
     if fmt is OutputFormat.json:

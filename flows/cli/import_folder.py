@@ -1,5 +1,5 @@
-"""``arhiva import FOLDER`` (a user's own scans, see ``catalog.folder_import``) and ``arhiva load FILE``
-(records from a JSON Lines file, see ``catalog.loader``)."""
+"""``arhiva import FOLDER`` (a user's own scans, see ``importers.folder``) and ``arhiva load FILE``
+(records from a JSON Lines file, see ``importers.jsonl``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,7 +28,7 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from catalog.folder_import import import_folder
+        from importers.folder import import_folder
 
         if not folder.is_dir():
             err.print(f"[red]error:[/red] {folder} is not a folder")
@@ -69,7 +69,7 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         from rich.markup import escape
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        from catalog.loader import load_jsonl
+        from importers.jsonl import load_jsonl
 
         if file != "-" and not Path(file).is_file():
             err.print(f"[red]error:[/red] {escape(file)} is not a file")

@@ -59,8 +59,8 @@ def make_current(name: str, *, rollback: bool) -> dict[str, Any]:
     from sqlalchemy import select
 
     from catalog.db import open_catalog, session_scope
+    from catalog.model_versions import current_model, set_current
     from catalog.models import ModelVersion
-    from catalog.work import current_model, set_current
 
     with session_scope(open_catalog()) as s:
         mv = s.execute(select(ModelVersion).where(ModelVersion.name == name)).scalar()

@@ -44,10 +44,11 @@ from sqlalchemy.orm import Session
 from catalog.assets import ImageRejected, PreparedImage, get_store, link_assets, prepare_image, register_prepared
 from catalog.dates import parse_date
 from catalog.db import open_catalog, session_scope
-from catalog.ingest import RecordIn, get_or_create_source, upsert_records, validate, withdraw_records
-from catalog.licences import normalise_licence
+from catalog.fields import MAPPED, YEAR_FIELDS
 from catalog.harvest import touch_records
 from catalog.imaging import use_pixel_limit
+from catalog.ingest import RecordIn, get_or_create_source, upsert_records, validate, withdraw_records
+from catalog.licences import normalise_licence
 from catalog.models import Record, RecordAsset
 from catalog.runs import activity
 from catalog.settings import Settings, get_settings
@@ -56,8 +57,9 @@ __all__ = ["ImportReport", "import_folder", "IMAGE_SUFFIXES", "SIDECAR_NAMES", "
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".gif", ".bmp"}
 SIDECAR_NAMES = ("metadata.csv", "metadata.json", "arhiva.csv", "arhiva.json")
-COLUMNS = ("file", "title", "description", "date", "place", "lat", "lon", "direction", "author", "licence",
-           "rights", "attribution", "url")
+# The sidecar's columns: the file, then the record's fields, with one ``date`` (parsed into the years) in
+# place of date_text, year_lo and year_hi.
+COLUMNS = ("file", *("date" if name == "date_text" else name for name in MAPPED if name not in YEAR_FIELDS))
 ALIASES = {"license": "licence", "filename": "file", "path": "file", "creator": "author", "year": "date",
            "latitude": "lat", "longitude": "lon", "source": "attribution"}
 BATCH = 50

@@ -3,7 +3,7 @@
 For metadata that arrives as a file rather than through a harvester: an archive's own dump,
 records prepared by a script, or ``arhiva export --format jsonl`` from another arhiva. Each
 line is one JSON object with at least ``source_key`` and any of the record fields
-(``title``, ``description``, ``date_text``, ``year_lo``, ``year_hi``, ``place``, ``lat``,
+(``catalog.fields``: ``title``, ``description``, ``date_text``, ``year_lo``, ``year_hi``, ``place``, ``lat``,
 ``lon``, ``direction``, ``author``, ``licence``, ``rights``, ``attribution``, ``url``,
 ``extra``) and, optionally, ``raw``: the payload as the source gave it. Without ``raw``
 the line itself is kept as the raw payload (less what an arhiva export adds about its own

@@ -1,13 +1,19 @@
-"""Where a record came from: revisions with what changed, colorizations, a timeline.
+"""Where a record came from: the one place that asks the catalogue about provenance.
 
-Plain dicts shaped like the API's models (``schemas``), shared by the JSON
-API and the record page.
+Two readings of the same rows, both plain dicts (JSON-ready):
+
+* ``record_provenance``: revisions with what changed, colorizations, collections and a
+  timeline, shaped like the web API's models (``catalog.web.schemas``); the JSON API and the
+  record page render it.
+* ``lineage``: the chain behind a record and each of its colorized images, back to the model
+  version, its training run and the crawled photos it learned from; ``arhiva records --id N
+  --provenance`` renders it (a tree, or JSON).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from catalog.models import (
@@ -18,7 +24,10 @@ from catalog.models import (
     CrawlRun,
     ModelVersion,
     Record,
+    RecordAsset,
     RecordRevision,
+    Source,
+    TrainingExample,
     TrainingRun,
 )
 
@@ -84,13 +93,16 @@ def produced_by(session: Session, result_sha256: str) -> dict[str, Any] | None:
     return (colorization_dicts(session, rows) or [None])[0]
 
 
+def _by_id(session: Session, model: Any, ids: set[int | None]) -> dict[int, Any]:
+    ids = {i for i in ids if i is not None}
+    if not ids:
+        return {}
+    return {row.id: row for row in session.execute(select(model).where(model.id.in_(ids))).scalars()}
+
+
 def colorization_dicts(session: Session, rows: list[Colorization]) -> list[dict[str, Any]]:
-    mv_ids = {c.model_version_id for c in rows}
-    run_ids = {c.run_id for c in rows if c.run_id}
-    mvs = {m.id: m for m in session.execute(select(ModelVersion).where(ModelVersion.id.in_(mv_ids))).scalars()} \
-        if mv_ids else {}
-    runs = {r.id: r for r in session.execute(select(ColorizationRun).where(ColorizationRun.id.in_(run_ids))
-                                             ).scalars()} if run_ids else {}
+    mvs = _by_id(session, ModelVersion, {c.model_version_id for c in rows})
+    runs = _by_id(session, ColorizationRun, {c.run_id for c in rows})
     return [{"id": c.id, "source_sha256": c.source_sha256, "result_sha256": c.result_sha256, "status": c.status,
              "params": c.params or {}, "created_at": c.created_at,
              "model_version": model_ref(mvs.get(c.model_version_id)),
@@ -103,18 +115,11 @@ def collections_of(session: Session, record_id: int) -> list[str]:
         .where(CollectionMember.record_id == record_id).order_by(Collection.name)).scalars())
 
 
-def _crawl_runs(session: Session, ids: set[int]) -> dict[int, CrawlRun]:
-    ids.discard(None)
-    if not ids:
-        return {}
-    return {r.id: r for r in session.execute(select(CrawlRun).where(CrawlRun.id.in_(ids))).scalars()}
-
-
 def timeline(session: Session, rec: Record, revs: list[dict[str, Any]], cols: list[dict[str, Any]]
              ) -> list[dict[str, Any]]:
     """Every event in the record's life, oldest first."""
-    runs = _crawl_runs(session, {r["run_id"] for r in revs} | {rec.last_seen_run_id}
-                       | {ra.first_seen_run_id for ra in rec.assets})
+    runs = _by_id(session, CrawlRun, {r["run_id"] for r in revs} | {rec.last_seen_run_id}
+                  | {ra.first_seen_run_id for ra in rec.assets})
     events: list[dict[str, Any]] = []
     for r in revs:
         run = run_ref("crawl", runs.get(r["run_id"]))
@@ -153,3 +158,60 @@ def record_provenance(session: Session, rec: Record) -> dict[str, Any]:
     cols = colorizations(session, rec)
     return {"collections": collections_of(session, rec.id), "revisions": revs, "colorizations": cols,
             "timeline": timeline(session, rec, revs, cols)}
+
+
+def lineage(session: Session, record_id: int) -> dict[str, Any]:
+    """The chain behind a record and each of its colorized images: record, revisions, originals,
+    and for each colorized image its colorization run, model version, training run and the
+    training examples with the records and crawl runs they came from."""
+    rec = session.get(Record, record_id)
+    if rec is None:
+        raise LookupError(f"no record with id {record_id}")
+    revs = session.execute(select(RecordRevision.revision, RecordRevision.run_id, RecordRevision.seen_at)
+                           .where(RecordRevision.record_id == record_id).order_by(RecordRevision.revision))
+    results = [ra.asset_sha256 for ra in rec.assets if ra.role == "colorized"]
+    cols = session.execute(select(Colorization).where(Colorization.result_sha256.in_(results))
+                           .order_by(Colorization.id)).scalars().all() if results else []
+    mvs = _by_id(session, ModelVersion, {c.model_version_id for c in cols})
+    runs = _by_id(session, ColorizationRun, {c.run_id for c in cols})
+    trainings = _by_id(session, TrainingRun, {mv.training_run_id for mv in mvs.values()})
+    examples = {mv_id: training_examples(session, mv_id) for mv_id in mvs}
+    chain = []
+    for c in cols:
+        mv, run = mvs[c.model_version_id], runs.get(c.run_id)
+        tr = trainings.get(mv.training_run_id)
+        chain.append({
+            "result_sha256": c.result_sha256, "source_sha256": c.source_sha256, "params": c.params,
+            "colorization_run_id": c.run_id, "colorized_at": run.started_at if run else None,
+            "model_version_id": mv.id, "model_version": mv.name, "architecture": mv.architecture,
+            "parent_model_version_id": mv.parent_id, "checkpoint_sha256": mv.checkpoint_sha256,
+            "training_run_id": mv.training_run_id, "trained_at": tr.started_at if tr else None,
+            "training_code_version": tr.code_version if tr else None,
+            "training_examples": examples[mv.id]})
+    return {
+        "record": {"id": rec.id, "source": rec.source.slug, "source_key": rec.source_key, "title": rec.title,
+                   "first_seen_run_id": rec.first_seen_run_id, "last_seen_run_id": rec.last_seen_run_id},
+        "revisions": [dict(r) for r in revs.mappings()],
+        "originals": [{"asset_sha256": ra.asset_sha256, "source_url": ra.source_url,
+                       "first_seen_run_id": ra.first_seen_run_id, "last_seen_run_id": ra.last_seen_run_id,
+                       "crop_box": ra.crop_box} for ra in sorted(rec.assets, key=lambda ra: ra.id)
+                      if ra.role == "original"],
+        "colorizations": chain,
+    }
+
+
+def training_examples(session: Session, model_version_id: int) -> list[dict[str, Any]]:
+    """The assets that trained and validated a model version, each with its record, source and the
+    crawl run that first brought the asset (or, failing that, the record)."""
+    first_crawl = (select(func.min(RecordAsset.first_seen_run_id))
+                   .where(RecordAsset.record_id == TrainingExample.record_id,
+                          RecordAsset.asset_sha256 == TrainingExample.asset_sha256).scalar_subquery())
+    rows = session.execute(
+        select(TrainingExample.asset_sha256, TrainingExample.split, TrainingExample.record_id, Record.source_key,
+               Source.slug.label("source"), Record.first_seen_run_id.label("record_first_crawl_run_id"),
+               first_crawl.label("asset_first_crawl_run_id"))
+        .outerjoin(Record, Record.id == TrainingExample.record_id)
+        .outerjoin(Source, Source.id == Record.source_id)
+        .where(TrainingExample.model_version_id == model_version_id)
+        .order_by(TrainingExample.split, TrainingExample.asset_sha256))
+    return [dict(r) for r in rows.mappings()]

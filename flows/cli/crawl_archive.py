@@ -24,7 +24,7 @@ def crawl_archive(
     start_urls: list[str] = typer.Argument(..., metavar="START_URL…",
                                            help="Item or listing pages, IIIF manifests/collections, "
                                                 "OAI-PMH endpoints or ListRecords URLs."),
-    collection: str = typer.Option(..., "--collection", help="Collection the records join."),
+    collection: str = typer.Option(..., "--collection", "-c", help="Collection the records join."),
     allow_domain: list[str] = typer.Option([], "--allow-domain",
                                            help="Domain that may be fetched (repeatable; subdomains "
                                                 "included). Default: the start URLs' hosts."),
@@ -35,7 +35,7 @@ def crawl_archive(
                                    "tokens, manifests of a record are free)."),
     oai_set: Optional[str] = typer.Option(None, "--oai-set", help="OAI-PMH set (setSpec)."),
     oai_from: Optional[str] = typer.Option(None, "--from", help="OAI-PMH: records changed since YYYY-MM-DD."),
-    source: Optional[str] = typer.Option(None, "--source",
+    source: Optional[str] = typer.Option(None, "--source", "-s",
                                          help="Catalogue source slug (default: archive:<first start host>)."),
     no_images: bool = typer.Option(False, "--no-images", help="Store records without fetching images."),
     setting: list[str] = typer.Option([], "--setting", help="Scrapy setting NAME=VALUE (repeatable), "

@@ -31,14 +31,14 @@ def describe(p: dict[str, Any]) -> str:
 def crawl_pastvu(
     bbox: Optional[str] = typer.Option(None, "--bbox", help="Area W,S,E,N in degrees (longitude first)."),
     region: Optional[str] = typer.Option(None, "--region", help="A built-in area: moldova."),
-    years: Optional[str] = typer.Option(None, "--years", help="FROM-TO: photos whose year is in range."),
-    collection: str = typer.Option("pastvu", "--collection", help="Collection the records join."),
+    years: Optional[str] = typer.Option(None, "--years", "-y", help="FROM-TO: photos whose year is in range."),
+    collection: str = typer.Option("pastvu", "--collection", "-c", help="Collection the records join."),
     api_url: Optional[str] = typer.Option(None, "--api-url",
                                           help="API endpoint, for mirrors and tests (default: ARHIVA_PASTVU_API_URL, "
                                                "else https://pastvu.com/api2)."),
     images: Images = typer.Option(Images.standard, "--images",
                                   help="none, standard (the 'd' size, ≤1050×700) or original ('a')."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1,
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1,
                                         help="Fetch at most N new or changed photos (no withdrawals then)."),
     tile_size: float = typer.Option(TILE_SIZE, "--tile-size", help="Tile side in degrees (split when too big)."),
     setting: list[str] = typer.Option([], "--setting", help="Scrapy setting NAME=VALUE (repeatable), "

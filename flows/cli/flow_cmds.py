@@ -90,7 +90,7 @@ def train(
 def colorize(
     collection: str = typer.Option(..., "--collection", "-c"),
     years: Optional[str] = typer.Option(None, "--years", "-y", help="FROM-TO: records whose years overlap."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model version name (default: the current one)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model version name (default: the current one)."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most N photos this run."),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     render_size: int = typer.Option(256, "--render-size", help="Working size of the network."),

@@ -16,8 +16,8 @@ app = typer.Typer()
 @app.command("import")
 def import_cmd(
     folder: Path = typer.Argument(..., help="Folder of scans (searched recursively)."),
-    collection: str = typer.Option(..., "--collection", help="Collection the records join."),
-    source: Optional[str] = typer.Option(None, "--source",
+    collection: str = typer.Option(..., "--collection", "-c", help="Collection the records join."),
+    source: Optional[str] = typer.Option(None, "--source", "-s",
                                          help="Catalogue source slug (default: folder:<name>-<hash of path>)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -54,8 +54,8 @@ def import_cmd(
 @app.command("load")
 def load_cmd(
     file: str = typer.Argument(..., help="JSON Lines file of records ('-' for standard input)."),
-    source: str = typer.Option(..., "--source", help="Catalogue source slug the records belong to."),
-    collection: Optional[str] = typer.Option(None, "--collection", help="Collection the records join."),
+    source: str = typer.Option(..., "--source", "-s", help="Catalogue source slug the records belong to."),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Collection the records join."),
     workers: int = typer.Option(2, "--workers", min=1, max=16, help="Database connections working at once."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:

@@ -165,7 +165,7 @@ def colorize_files(
     batch_size: int = typer.Option(8, "--batch-size"),
     crop_box: Optional[str] = typer.Option(None, "--crop-box", help="LEFT,TOP,RIGHT,BOTTOM: colorize only this region."),
     exclude_bottom: int = typer.Option(0, "--exclude-bottom", help="Leave a bottom strip of N pixels (e.g. a watermark) as it is."),
-    fmt: ImageFormat = typer.Option(ImageFormat.png, "--format", case_sensitive=False, help="png or jpg."),
+    fmt: ImageFormat = typer.Option(ImageFormat.png, "--format", "-f", case_sensitive=False, help="png or jpg."),
     vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", help=VIVID_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
@@ -207,7 +207,7 @@ def evaluate_cmd(
     render_size: int = typer.Option(256, "--render-size"),
     vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", help=VIVID_HELP),
     batch_size: int = typer.Option(8, "--batch-size"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use at most N photos."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Use at most N photos."),
     per_photo: bool = typer.Option(False, "--per-photo", help="Also print each photo's metrics."),
     worst: Optional[Path] = typer.Option(None, "--worst", help="Write a PNG grid of the five worst photos (CIEDE2000)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),

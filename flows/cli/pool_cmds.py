@@ -27,7 +27,7 @@ def deploy(pool: str = typer.Option("arhiva", "--pool", help=POOL_HELP)) -> None
 @app.command("worker")
 def worker(pool: str = typer.Option("arhiva", "--pool", help=POOL_HELP),
            name: str = typer.Option(None, "--name", help="Worker name (default: Prefect's)."),
-           limit: int = typer.Option(None, "--limit", min=1, help="Flow runs at once on this machine.")) -> None:
+           limit: int = typer.Option(None, "--limit", "-n", min=1, help="Flow runs at once on this machine.")) -> None:
     """Run flow runs of the pool on this machine until stopped (Ctrl-C or SIGTERM).
 
     Its environment is the machine's: its own ARHIVA_HOME (a cache), and the shared

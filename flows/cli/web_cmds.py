@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import typer
 
+from flows.cli.ui import console
+
 app = typer.Typer()
 
 
@@ -25,7 +27,8 @@ def web(
     settings = get_settings()
     open_catalog(settings)  # fail here, in one line, when the catalogue cannot be reached
     mode = "token-protected writing enabled" if settings.web_token else "read-only"
-    typer.echo(f"arhiva web on http://{host}:{port}/ ({mode}); API docs at /docs")
+    console.print(f"arhiva web on http://{host}:{port}/ ({mode}); API docs at /docs", markup=False, highlight=False,
+                  soft_wrap=True)
     if workers > 1:
         uvicorn.run("catalog.web.app:create_app", factory=True, host=host, port=port, workers=workers,
                     log_level="info")

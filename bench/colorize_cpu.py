@@ -63,7 +63,7 @@ def train_rate(recipe: str, batch: int, size: int, steps: int) -> float:
     data = rgb if tr.engine else lab.uint8_batch_to_lab_normalized(rgb)
 
     def step():
-        L, ab = _lab_batch(data, torch.device("cpu"), tr.engine, tr.cl)
+        L, ab = _lab_batch(data, torch.device("cpu"), tr.engine, tr.channels_last)
         tr.step(L, ab, 2)
 
     step()

@@ -53,7 +53,7 @@ def train_rate(recipe: str, batch: int, size: int, device: torch.device, iters: 
     rgb = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
     if tr.engine:
         def step():
-            L, ab = _lab_batch(rgb, device, True, tr.cl)
+            L, ab = _lab_batch(rgb, device, True, tr.channels_last)
             tr.step(L, ab, 2)
     else:
         L0, ab0 = lab.uint8_batch_to_lab_normalized(rgb)
@@ -63,7 +63,7 @@ def train_rate(recipe: str, batch: int, size: int, device: torch.device, iters: 
             L, ab = _lab_batch(batch_lab, device, False, False)
             tr.step(L, ab, 2)
     dt = _time(step, 5 if not compile_ else 8, iters, lambda: _sync(device))
-    del tr, gen, disc
+    tr = gen = disc = step = None  # the closure holds the trainer: free the device memory now
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return batch / dt

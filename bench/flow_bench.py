@@ -85,8 +85,9 @@ def main() -> None:
         print(f"catalogued {args.photos} photos ({w}×{h}) in {setup:.1f} s", file=sys.stderr)
 
         # The temporary Prefect server is started first (and timed) so that both paths run with it up.
-        from flows import prefect_env  # noqa: F401
         from prefect import flow
+
+        from flows import prefect_env  # noqa: F401
 
         @flow
         def warm() -> int:

@@ -13,16 +13,15 @@ close to the most likely colour), for a regression generator a chroma gain (x1 .
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import lab
-from . import DEFAULT_VIVID
+from . import DEFAULT_VIVID, lab
 from .chroma import check_vivid, chroma_gain
 from .imageio import Box, ImageSource, LoadedImage, clamp_box, load_image
 from .runtime import amp_dtype, autocast, resolve_device

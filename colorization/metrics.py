@@ -18,8 +18,9 @@ how much of the greyscale baseline's colourfulness gap each closes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch

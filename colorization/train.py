@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,48 +31,13 @@ from torch.utils.data import DataLoader, Sampler
 
 from . import lab
 from .chroma import rebalancing_weights, soft_encode
+from .config import TrainConfig
 from .data import CropDataset, data_fingerprint
 from .metrics import colourfulness_torch
 from .networks import PatchDiscriminator, UNetGenerator
 from .runtime import amp_dtype, autocast, resolve_device
 
 __all__ = ["TrainConfig", "TrainResult", "train", "build_models"]
-
-
-@dataclass
-class TrainConfig:
-    recipe: str = "engine"  # "engine" or "reference"
-    crop_size: int = 256
-    batch_size: int = 16
-    stage1_epochs: int | None = 2  # None: no limit (use stage1_seconds)
-    stage2_epochs: int | None = 10
-    stage1_seconds: float | None = None  # training-time limit per stage (None: no limit)
-    stage2_seconds: float | None = None
-    samples_per_epoch: int | None = None  # crops per epoch (default: one per photo)
-    lr_stage1: float = 1e-4
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    lambda_l1: float = 100.0
-    width: int = 64
-    blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
-    head: str = "classes"  # engine only: "classes" (chroma bins, annealed mean) or "regression"
-    bin_step: int = 10  # a*b* bin size of the classes head (Lab units)
-    class_gan_weight: float = 0.0  # classes head, stage 2: weight of the adversarial term
-    rebalance: float = 0.0  # classes head: lambda of the class rebalancing (0 = off, Zhang et al.: 0.5)
-    augment: bool = True  # engine only: zoom, flips and old-print tone (see colorization.data)
-    ndf: int = 64
-    pretrained: bool = False
-    device: str = "auto"
-    amp: str = "auto"  # auto: bf16 on CUDA (engine only), off elsewhere
-    channels_last: bool = True  # engine only
-    compile: bool = False
-    num_workers: int = 2
-    cache_images: bool = True
-    seed: int = 0
-    log_every: int = 10
-    max_val_images: int = 64
-    grid_images: int = 8
 
 
 @dataclass
@@ -144,8 +110,8 @@ class _Trainer:
         self.classes = getattr(gen, "head_kind", None) == "classes"
         self.class_weights: torch.Tensor | None = None
         self.dtype = amp_dtype(device, cfg.amp) if self.engine else None
-        self.cl = bool(cfg.channels_last and self.engine)
-        fmt = torch.channels_last if self.cl else torch.contiguous_format
+        self.channels_last = bool(cfg.channels_last and self.engine)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.gen = gen.to(device, memory_format=fmt)
         self.disc = disc.to(device, memory_format=fmt)
         # The engine uses the fused (single-kernel) Adam on CUDA; the reference keeps the default.
@@ -220,7 +186,7 @@ class _Trainer:
         tot = {"val_l1": 0.0, "val_psnr": 0.0, "val_colourfulness": 0.0, "val_colourfulness_truth": 0.0}
         n, samples = 0, []
         for batch in loader:
-            L, ab = _lab_batch(batch, self.device, self.engine, self.cl)
+            L, ab = _lab_batch(batch, self.device, self.engine, self.channels_last)
             with autocast(self.device, self.dtype):
                 fake = self.g_fwd(L).float()
             pred = lab.lab_normalized_to_rgb(L, fake)
@@ -353,7 +319,7 @@ def train(
             acc: dict[str, torch.Tensor] = {}
             n_acc = 0
             for batch in loader:
-                L, ab = _lab_batch(batch, device, tr.engine, tr.cl)
+                L, ab = _lab_batch(batch, device, tr.engine, tr.channels_last)
                 losses = tr.step(L, ab, stage)
                 step += 1
                 seen += L.shape[0]

@@ -6,7 +6,7 @@ back-off that honour ``Retry-After``, cookies kept, no telnet console.
 Safe by default: every request passes the URL gate (``crawlers.urlgate``),
 only http/https handlers exist, pages are at most 16 MB.
 Every value can be overridden (``crawler_settings(overrides)``, the CLI's
-``--set NAME=VALUE``, or a spider's ``custom_settings``).
+``--setting NAME=VALUE``, or a spider's ``custom_settings``).
 """
 from __future__ import annotations
 

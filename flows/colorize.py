@@ -6,6 +6,12 @@ several workers can share a collection, nothing is done twice, and a run
 killed midway leaves no half-written file or row. A run that finds nothing left
 to claim while other runs still hold photos waits for them: if one of them dies,
 its claim rolls back and the runs still alive finish its photos.
+
+The ``colorize_batch`` task takes data and returns data: a ``BatchJob`` (which photos to claim,
+with which model version and parameters) in, a ``BatchResult`` (counts, timings, failures and a
+few small before/after copies for the grid) out. It opens the catalogue and loads the model the
+job names itself (``load_colorizer``: loaded once per process and kept for the next batches).
+Progress is stored on the run's row as the flow goes (``arhiva colorize`` shows it from there).
 """
 from __future__ import annotations
 
@@ -13,6 +19,9 @@ import io
 import os
 import socket
 import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -60,14 +69,14 @@ def _small(image, side: int = 384):
 
 def _photo_errors() -> tuple[type[BaseException], ...]:
     """What one unreadable photo raises (a missing blob, an undecodable or oversized file, a
-    crop box that does not fit); anything else (the engine, the device) stops the run."""
+    crop box that does not fit); anything else (the model, the device, the database) stops the run."""
     from PIL import Image
 
     return OSError, ValueError, LookupError, SyntaxError, Image.DecompressionBombError
 
 
 def _colorize(colorizer, store, part) -> tuple[list, list[tuple[Any, str]]]:
-    """(photo, source, output) for each photo of ``part`` the engine colorized, and (photo, reason)
+    """(photo, source, output) for each photo of ``part`` the model colorized, and (photo, reason)
     for each it could not read: a batch that fails is tried again photo by photo."""
     errors = _photo_errors()
     try:
@@ -86,28 +95,84 @@ def _colorize(colorizer, store, part) -> tuple[list, list[tuple[Any, str]]]:
     return done, failed
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to load, and how it runs (what ``Colorizer`` is made from)."""
+
+    checkpoint: Path
+    device: str = "auto"
+    render_size: int = 256
+    batch_size: int = 8
+    vivid: float = DEFAULT_VIVID
+
+
+@lru_cache(maxsize=1)
+def load_colorizer(spec: ModelSpec):
+    """The model of ``spec``, loaded once: the batches of a run (and the next run with the same
+    model) reuse it. A ``Colorizer`` holds no state between calls, so threads may share it."""
+    from colorization.infer import Colorizer
+
+    return Colorizer(spec.checkpoint, device=spec.device, render_size=spec.render_size, batch_size=spec.batch_size,
+                     vivid=spec.vivid)
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One task's work: claim up to ``limit`` photos of ``collection`` (among ``candidates``) that
+    lack a result of this model version with these parameters, colorize and record them."""
+
+    model: ModelSpec
+    collection: str
+    model_version_id: int
+    params: dict[str, Any]
+    params_hash: str
+    year_from: int | None
+    year_to: int | None
+    limit: int
+    run_id: int
+    candidates: tuple[str, ...]
+    retry_failed: bool = False
+    samples: int = 0  # how many small before/after copies to send back for the grid
+
+
+@dataclass
+class BatchResult:
+    """What a task did: ``photos`` claimed (0: none was left to claim), their ``records``, the
+    ``failed`` ones with why (also recorded as rows), timings, and small before/after ``samples``."""
+
+    photos: int = 0
+    claimed: list[str] = field(default_factory=list)
+    records: int = 0
+    failed: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    claim_s: float = 0.0
+    engine_s: float = 0.0
+    write_s: float = 0.0
+    samples: list[tuple[Any, Any]] = field(default_factory=list)
+
+
 @task(name="colorize-batch", cache_policy=NO_CACHE)
-def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int, phash: str,
-                   params: dict[str, Any], year_from: int | None, year_to: int | None, limit: int,
-                   run_id: int, grid: list, candidates: list[str], retry_failed: bool = False) -> dict[str, Any]:
-    """Claim up to ``limit`` photos, colorize them in engine batches, write the results; the rows
+def colorize_batch(job: BatchJob) -> BatchResult:
+    """Claim up to ``job.limit`` photos, colorize them in model batches, write the results; the rows
     all in the claim's transaction (blobs first: a result row never points at a missing file).
     A photo that cannot be read is recorded as failed, with the reason, and the others go on."""
     from PIL import Image
 
     from catalog.assets import get_store, prepare_made_image, register_prepared
     from catalog.claims import claim_colorization_batch, record_colorization_failures, record_colorizations
-    from catalog.db import session_scope
+    from catalog.db import get_engine, session_scope
 
     store = get_store()
+    colorizer = load_colorizer(job.model)
     t0 = time.perf_counter()
-    engine_s = write_s = 0.0
-    with session_scope(engine) as s:
-        refs = claim_colorization_batch(s, collection, model_version_id, phash, year_from, year_to, limit,
-                                        candidates=candidates, retry_failed=retry_failed)
+    done_by = BatchResult()
+    with session_scope(get_engine(check=False)) as s:
+        refs = claim_colorization_batch(s, job.collection, job.model_version_id, job.params_hash, job.year_from,
+                                        job.year_to, job.limit, candidates=list(job.candidates),
+                                        retry_failed=job.retry_failed)
         if not refs:
-            return {"photos": 0}
-        claim_s = time.perf_counter() - t0
+            return done_by
+        done_by.claim_s = time.perf_counter() - t0
         results, failures = [], []
         for start in range(0, len(refs), colorizer.batch_size):
             part = refs[start:start + colorizer.batch_size]
@@ -117,21 +182,25 @@ def colorize_batch(engine, colorizer, *, collection: str, model_version_id: int,
             t2 = time.perf_counter()
             for ref, src, out in done:
                 results.append((ref, prepare_made_image(store, out, encode(out), OUTPUT["format"])))
-                if len(grid) < GRID_SIZE:  # small copies: the grid never holds full-size photos
-                    grid.append((_small(src if isinstance(src, Image.Image) else Image.open(src)), _small(out)))
-            engine_s += t2 - t1
-            write_s += time.perf_counter() - t2
+                if len(done_by.samples) < job.samples:  # small copies: the grid never holds full-size photos
+                    done_by.samples.append((_small(src if isinstance(src, Image.Image) else Image.open(src)),
+                                            _small(out)))
+            done_by.engine_s += t2 - t1
+            done_by.write_s += time.perf_counter() - t2
         t3 = time.perf_counter()
         register_prepared(s, *(image for _, image in results))
-        record_colorizations(s, [(ref, image.sha256) for ref, image in results], model_version_id=model_version_id,
-                             params_hash=phash, params=params, run_id=run_id)
-        record_colorization_failures(s, failures, model_version_id=model_version_id, params_hash=phash, params=params,
-                                     run_id=run_id)
-    write_s += time.perf_counter() - t3
-    return {"photos": len(refs), "claimed": [r.sha256 for r in refs],
-            "records": sum(len(r.record_ids) for r, _ in results), "claim_s": claim_s,
-            "engine_s": engine_s, "write_s": write_s, "failed": len(failures),
-            "failures": [{"sha256": r.sha256, "records": r.record_ids, "error": why} for r, why in failures]}
+        record_colorizations(s, [(ref, image.sha256) for ref, image in results],
+                             model_version_id=job.model_version_id, params_hash=job.params_hash, params=job.params,
+                             run_id=job.run_id)
+        record_colorization_failures(s, failures, model_version_id=job.model_version_id, params_hash=job.params_hash,
+                                     params=job.params, run_id=job.run_id)
+    done_by.write_s += time.perf_counter() - t3
+    done_by.photos = len(refs)
+    done_by.claimed = [r.sha256 for r in refs]
+    done_by.records = sum(len(r.record_ids) for r, _ in results)
+    done_by.failed = len(failures)
+    done_by.failures = [{"sha256": r.sha256, "records": r.record_ids, "error": why} for r, why in failures]
+    return done_by
 
 
 @flow(name="colorize", log_prints=True)
@@ -148,11 +217,12 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     only where a record shows none yet (the others stay in the record's history).
 
     Each task claims ``claim_size`` photos (default 4 × ``batch_size``) and runs them through the
-    engine ``batch_size`` at a time."""
+    model ``batch_size`` at a time."""
     from sqlalchemy import select
 
     from catalog.assets import get_store
-    from catalog.claims import params_hash, pending_shas
+    from catalog.claims import params_hash as hash_of
+    from catalog.claims import pending_shas
     from catalog.db import open_catalog, session_scope
     from catalog.imaging import use_pixel_limit
     from catalog.model_versions import model_for_colorization
@@ -161,7 +231,6 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     from catalog.runs import activity
     from catalog.settings import get_settings
     from colorization.chroma import check_vivid
-    from colorization.infer import Colorizer
     from flows.artifacts import before_after_grid, image_artifact, summary_table
     from flows.outcome import nothing_to_do
 
@@ -170,7 +239,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     year_from, year_to = parse_years(years) if years else (None, None)
     engine = open_catalog()
     params = colorization_params(render_size, check_vivid(vivid))
-    phash = params_hash(params)
+    params_hash = hash_of(params)
     with session_scope(engine) as s:
         mv = model_for_colorization(s, model)
         if mv is None and model:
@@ -178,7 +247,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
         cid = s.execute(select(Collection.id).where(Collection.name == collection)).scalar()
         if cid is None:
             raise LookupError(f"no collection named {collection!r}")
-        candidates = pending_shas(s, collection, mv.id, phash, year_from, year_to, retry_failed) if mv else []
+        candidates = pending_shas(s, collection, mv.id, params_hash, year_from, year_to, retry_failed) if mv else []
         pending = len(candidates)
         mv_id, mv_name = (mv.id, mv.name) if mv else (None, None)
         ckpt = get_store().local_path(mv.checkpoint_sha256) if mv else None  # remote: fetched once
@@ -208,21 +277,22 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
             return nothing_to_do(reason, final())
         log.info("colorize %s (years %s) with %s: %d photo(s) pending", collection, years or "any", mv_name,
                  pending)
-        colorizer = Colorizer(ckpt, device=device, render_size=render_size, batch_size=batch_size, vivid=vivid)
+        spec = ModelSpec(Path(ckpt), device=device, render_size=render_size, batch_size=batch_size, vivid=vivid)
+        load_colorizer(spec)  # a checkpoint or device that does not work stops the run before any claim
         claim = max(1, claim_size or 4 * batch_size)
         tried: set[str] = set()  # photos this run claimed (a photo failing again is not retried in a loop)
         waiting = False
         while limit is None or totals["photos"] < limit:
             n = claim if limit is None else min(claim, limit - totals["photos"])
-            got = colorize_batch(engine, colorizer, collection=collection, model_version_id=mv_id, phash=phash,
-                                 params=params, year_from=year_from, year_to=year_to, limit=n, run_id=run_id,
-                                 grid=grid, candidates=candidates, retry_failed=retry_failed)
-            if not got["photos"]:
+            got = colorize_batch(BatchJob(spec, collection, mv_id, params, params_hash, year_from, year_to, n, run_id,
+                                          tuple(candidates), retry_failed, samples=GRID_SIZE - len(grid)))
+            grid += got.samples
+            if not got.photos:
                 # What is still without a result is being done by other runs, or was let go by one that
                 # died (its claim rolled back): wait for those, and take what comes free.
                 with session_scope(engine) as s:
-                    candidates[:] = [c for c in pending_shas(s, collection, mv_id, phash, year_from, year_to,
-                                                             retry_failed) if c not in tried]
+                    candidates = [c for c in pending_shas(s, collection, mv_id, params_hash, year_from, year_to,
+                                                          retry_failed) if c not in tried]
                 if not candidates:
                     break
                 if not waiting:
@@ -232,12 +302,12 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
                 time.sleep(CLAIM_WAIT_S)
                 continue
             waiting = False
-            tried.update(got["claimed"])
+            tried.update(got.claimed)
             totals["batches"] += 1
             for k in ("photos", "failed", "records", "claim_s", "engine_s", "write_s"):
-                totals[k] += got[k]
-            totals["failures"] = (totals["failures"] + got["failures"])[:100]  # all are rows of their own
-            for f in got["failures"]:
+                totals[k] += getattr(got, k)
+            totals["failures"] = (totals["failures"] + got.failures)[:100]  # all are rows of their own
+            for f in got.failures:
                 log.warning("photo %s (records %s) not colorized: %s", f["sha256"], f["records"], f["error"])
             log.info("colorized %d / %d photo(s)", totals["photos"], pending if limit is None else min(pending, limit))
             run.stats = {"progress": {k: v for k, v in totals.items() if k != "failures"}}

@@ -16,12 +16,30 @@ the version (``evaluation``, ``decision``).
 from __future__ import annotations
 
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE as NO_CACHE
 
+from colorization.config import DEFAULTS
+
 CHECKPOINT_MEDIA_TYPE = "application/vnd.arhiva.colorizer+safetensors"
+
+
+class VersionRef(NamedTuple):
+    """What training needs of a model version once its session is closed."""
+
+    id: int
+    name: str
+    checkpoint: Path  # the checkpoint, in the local cache
+    config: dict[str, Any]  # the training configuration it was made with
+    evaluation: dict[str, Any]  # how it was judged on the held-out photos
+
+    @classmethod
+    def of(cls, mv, store) -> VersionRef:
+        return cls(mv.id, mv.name, store.local_path(mv.checkpoint_sha256), dict(mv.config or {}),
+                   dict(mv.evaluation or {}))
 
 
 @task(name="train-model", cache_policy=NO_CACHE)
@@ -83,43 +101,43 @@ def _fingerprint(photos: list[dict[str, Any]], render_size: int, vivid: float) -
 def judge(engine, store, mv_id: int, ckpt, heldout: list[dict[str, Any]], render_size: int,
           device: str) -> dict[str, Any]:
     """Evaluate model version ``mv_id`` against the current one on ``heldout``; promote it if it wins."""
-    from colorization.chroma import DEFAULT_VIVID
     from sqlalchemy import select
 
     from catalog.db import session_scope
-    from catalog.models import Asset, ModelVersion
     from catalog.model_versions import current_model, promotion_decision, set_current
+    from catalog.models import Asset, ModelVersion
+    from colorization.chroma import DEFAULT_VIVID
 
     log = get_run_logger()
     with session_scope(engine) as s:
         have = set(s.execute(select(Asset.sha256).where(Asset.sha256.in_([p["sha256"] for p in heldout]))).scalars())
         heldout = [p for p in heldout if p["sha256"] in have]
         cur = current_model(s)
-        cur_info = (cur.id, cur.name, store.local_path(cur.checkpoint_sha256), dict(cur.evaluation or {})) if cur else None
+        cur_info = VersionRef.of(cur, store) if cur else None
     fp = _fingerprint(heldout, render_size, DEFAULT_VIVID)
     evaluation: dict[str, Any] = {"heldout": heldout, "fingerprint": fp, "render_size": render_size,
                                   "vivid": DEFAULT_VIVID}
     cur_metrics = None
     if heldout:
-        reuse = cur_info is not None and cur_info[3].get("fingerprint") == fp and cur_info[3].get("metrics")
+        reuse = cur_info is not None and cur_info.evaluation.get("fingerprint") == fp and cur_info.evaluation.get("metrics")
         paths = [store.local_path(p["sha256"]) for p in heldout]
         boxes = [p.get("crop_box") for p in heldout]
-        rep = evaluate_heldout(ckpt, None if (cur_info is None or reuse) else cur_info[2], paths, boxes,
+        rep = evaluate_heldout(ckpt, None if (cur_info is None or reuse) else cur_info.checkpoint, paths, boxes,
                                render_size, device)
-        cur_metrics = cur_info[3]["metrics"] if reuse else rep["current"]
+        cur_metrics = cur_info.evaluation["metrics"] if reuse else rep["current"]
         evaluation |= {"metrics": rep["candidate"], "greyscale": rep["greyscale"], "per_photo": rep["per_photo"]}
         if cur_info is not None:
-            evaluation["compared_with"] = {"name": cur_info[1], "metrics": cur_metrics}
-        promote, why = promotion_decision(rep["candidate"], cur_metrics, cur_info[1] if cur_info else None)
+            evaluation["compared_with"] = {"name": cur_info.name, "metrics": cur_metrics}
+        promote, why = promotion_decision(rep["candidate"], cur_metrics, cur_info.name if cur_info else None)
     elif cur_info is None:
         promote, why = True, "current: the first model version (no held-out photos to judge it on)"
     else:
-        promote, why = False, f"not promoted: no held-out photos to compare it with {cur_info[1]} on"
+        promote, why = False, f"not promoted: no held-out photos to compare it with {cur_info.name} on"
     with session_scope(engine) as s:
         mv = s.get(ModelVersion, mv_id)
         mv.evaluation = evaluation
-        if cur_info is not None and cur_metrics is not None and not cur_info[3].get("metrics"):
-            old = s.get(ModelVersion, cur_info[0])  # judged for the first time: keep its numbers too
+        if cur_info is not None and cur_metrics is not None and not cur_info.evaluation.get("metrics"):
+            old = s.get(ModelVersion, cur_info.id)  # judged for the first time: keep its numbers too
             old.evaluation = {k: v for k, v in evaluation.items() if k not in ("metrics", "per_photo", "compared_with")} | {
                 "metrics": cur_metrics}
         if promote:
@@ -132,16 +150,18 @@ def judge(engine, store, mv_id: int, ckpt, heldout: list[dict[str, Any]], render
 
 
 @flow(name="train", log_prints=True)
-def train_flow(collection: str, name: str | None = None, base: str | None = "latest", stage1_epochs: int = 2,
-               stage2_epochs: int = 8, crop_size: int = 256, batch_size: int = 16, width: int = 64,
-               device: str = "auto", val_fraction: float = 0.1, min_photos: int = 4,
-               samples_per_epoch: int | None = None, num_workers: int = 2,
-               eval_render_size: int = 256) -> dict[str, Any]:
+def train_flow(collection: str, name: str | None = None, base: str | None = "latest",
+               stage1_epochs: int = DEFAULTS.stage1_epochs, stage2_epochs: int = DEFAULTS.stage2_epochs,
+               crop_size: int = DEFAULTS.crop_size, batch_size: int = DEFAULTS.batch_size,
+               width: int = DEFAULTS.width, device: str = DEFAULTS.device, val_fraction: float = 0.1,
+               min_photos: int = 4, samples_per_epoch: int | None = DEFAULTS.samples_per_epoch,
+               num_workers: int = DEFAULTS.num_workers, eval_render_size: int = 256) -> dict[str, Any]:
     """Train a new model version on the collection's unused colour photos; promote it to current
     if it beats the current version on the held-out photos (judged at ``eval_render_size``).
 
     ``base``: ``latest`` fine-tunes the newest model version (its architecture is kept),
-    ``none`` trains from scratch, any other value names the version to start from.
+    ``none`` trains from scratch, any other value names the version to start from. The training
+    settings default to ``colorization.config.TrainConfig``'s.
     """
     from dataclasses import asdict
 
@@ -149,16 +169,20 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
 
     from catalog.assets import get_store, register_file
     from catalog.db import open_catalog, session_scope
+    from catalog.imaging import use_pixel_limit
+    from catalog.model_versions import (
+        current_model,
+        latest_model,
+        register_model_version,
+        stable_split,
+        training_candidates,
+    )
     from catalog.models import Collection, ModelVersion
     from catalog.runs import activity
     from catalog.settings import get_settings
-    from catalog.model_versions import (current_model, latest_model, register_model_version, stable_split,
-                                        training_candidates)
-    from colorization.train import TrainConfig
+    from colorization.config import TrainConfig
     from flows.artifacts import image_artifact, summary_table
     from flows.outcome import nothing_to_do
-
-    from catalog.imaging import use_pixel_limit
 
     log = get_run_logger()
     use_pixel_limit(get_settings().max_image_pixels)  # photos open under the one pixel limit
@@ -173,19 +197,19 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
         parent = None if base in (None, "none") else latest_model(s, None if base == "latest" else base)
         if base not in (None, "none", "latest") and parent is None:
             raise LookupError(f"no model version named {base!r}")
-        parent_info = (parent.id, parent.name, store.local_path(parent.checkpoint_sha256), parent.config) if parent else None
+        parent_info = VersionRef.of(parent, store) if parent else None
         heldout = heldout_photos(current_model(s), val_refs)
         count = s.execute(select(func.count()).select_from(ModelVersion)).scalar_one()
     cfg_kwargs = dict(crop_size=crop_size, batch_size=batch_size, width=width, stage1_epochs=stage1_epochs,
                       stage2_epochs=stage2_epochs, device=device, samples_per_epoch=samples_per_epoch,
                       num_workers=num_workers)
     if parent_info:  # fine-tuning keeps the parent's architecture
-        pc = parent_info[3].get("config", parent_info[3])
+        pc = parent_info.config.get("config", parent_info.config)
         cfg_kwargs.update({k: pc[k] for k in ("width", "blocks", "recipe", "head", "bin_step") if k in pc})
         cfg_kwargs.setdefault("head", "regression")  # versions from before the classes head
         if "blocks" in cfg_kwargs:
             cfg_kwargs["blocks"] = tuple(cfg_kwargs["blocks"])
-    parameters = {"collection": collection, "base": base, "parent": parent_info[1] if parent_info else None,
+    parameters = {"collection": collection, "base": base, "parent": parent_info.name if parent_info else None,
                   "train_photos": len(train_refs), "val_photos": len(val_refs)} | cfg_kwargs
     summary: dict[str, Any] = {"photos": len(refs)}
     started = time.perf_counter()
@@ -201,12 +225,12 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
         config = TrainConfig(**cfg_kwargs)
         out_dir = get_settings().models_dir / "runs" / f"training-{run_id}"
         log.info("training %s on %d photo(s), validating on %d%s", version_name, len(train_refs), len(val_refs),
-                 f", fine-tuning {parent_info[1]}" if parent_info else " from scratch")
+                 f", fine-tuning {parent_info.name}" if parent_info else " from scratch")
         # remote photos are fetched once into the local cache: training reads them every epoch
         result = train_model(config, [store.local_path(r.sha256) for r in train_refs],
                              [store.local_path(r.sha256) for r in val_refs], out_dir,
                              [r.crop_box for r in train_refs], [r.crop_box for r in val_refs],
-                             parent_info[2] if parent_info else None)
+                             parent_info.checkpoint if parent_info else None)
         data = result.checkpoint.read_bytes()
         with session_scope(engine) as s:  # the checkpoint is a blob: another machine gets the model by its hash
             asset = register_file(s, store, data, CHECKPOINT_MEDIA_TYPE,
@@ -214,9 +238,9 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
             mv = register_model_version(
                 s, name=version_name, checkpoint_sha256=asset.sha256, architecture=_arch_name(result),
                 config=asdict(config), metrics=result.metrics, training_run_id=run_id,
-                parent_id=parent_info[0] if parent_info else None, train=train_refs, val=val_refs)
+                parent_id=parent_info.id if parent_info else None, train=train_refs, val=val_refs)
             summary.update({"status": "succeeded", "model_version": mv.name, "model_version_id": mv.id,
-                            "parent": parent_info[1] if parent_info else None, "train_photos": len(train_refs),
+                            "parent": parent_info.name if parent_info else None, "train_photos": len(train_refs),
                             "val_photos": len(val_refs), "epochs": result.epochs, "steps": result.steps,
                             "seconds": round(time.perf_counter() - started, 2), "checkpoint_sha256": asset.sha256,
                             **{k: round(v, 4) for k, v in result.metrics.items()}})

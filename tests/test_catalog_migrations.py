@@ -37,10 +37,10 @@ def test_upgrade_downgrade_upgrade_and_no_drift():
 
 def test_the_search_vectors_of_stored_records_follow_the_fold_up_and_down():
     """0003 changes how words are folded: records stored before it are re-indexed by it."""
-    from catalog.db import session_scope
-    from catalog.ingest import RecordIn, get_or_create_source, upsert_records
     from sqlalchemy import select
 
+    from catalog.db import session_scope
+    from catalog.ingest import RecordIn, get_or_create_source, upsert_records
     from catalog.models import Record
     from catalog.queries import text_condition
 

@@ -1,4 +1,4 @@
-"""flows.cli.engine: the four file-level commands, end to end on tiny photos."""
+"""flows.cli.model_files: the four model commands on files, end to end on tiny photos."""
 
 import json
 import subprocess
@@ -6,20 +6,17 @@ import sys
 
 import numpy as np
 import pytest
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from flows.cli import engine
+from flows.cli import model_files
 
 pytestmark = pytest.mark.slow  # the quick lane: pytest -m "not slow"
 
 
 @pytest.fixture(scope="module")
 def app():
-    a = typer.Typer()
-    engine.register(a)
-    return a
+    return model_files.app
 
 
 def _photos(folder, n=6):
@@ -31,8 +28,8 @@ def _photos(folder, n=6):
     return folder
 
 
-def test_engine_module_does_not_import_torch():
-    code = "import sys, flows.cli.engine; print('torch' in sys.modules)"
+def test_model_files_module_does_not_import_torch():
+    code = "import sys, flows.cli.model_files; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -134,7 +134,7 @@ class ArchiveSpider(ArhivaSpider):
                 yield req
 
     def _oai_start(self, url: str) -> str:
-        """A start URL with --set/--from applied when it is (or must be) an OAI ListRecords request."""
+        """A start URL with --oai-set/--from applied when it is (or must be) an OAI ListRecords request."""
         query = dict(parse_qsl(urlsplit(url).query))
         if query.get("verb") == "ListRecords" or (not query and (self.oai_set or self.oai_from)):
             return oai.list_records_url(url, metadata_prefix=query.get("metadataPrefix", "oai_dc"),

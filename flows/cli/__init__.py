@@ -1,16 +1,28 @@
 """The ``arhiva`` command line.
 
-Each module in ``COMMAND_MODULES`` adds its commands with ``register(app)``
-(crawl commands go on ``crawl_app``). Modules import nothing heavy at the
-top: torch, Prefect and Scrapy are imported inside the commands that use
-them, so ``arhiva --help`` and the catalogue commands answer fast.
+Each command module defines its commands at module level on its own ``app`` (a ``typer.Typer``):
+an unnamed one, whose commands join the level it is added to, or a named group (``db``,
+``models``, ``blobs``). This module adds them all, once, below; ``crawl`` is the group the
+crawl modules join. Modules import nothing heavy at the top: torch, Prefect and Scrapy are
+imported inside the commands that use them, so ``arhiva --help`` and the catalogue commands
+answer fast. What a command prints goes through ``flows.cli.ui``.
 """
 from __future__ import annotations
 
-import importlib
-
 import typer
 
+from flows.cli import (
+    blobs_cmds,
+    catalog_cmds,
+    crawl_archive,
+    crawl_pastvu,
+    flow_cmds,
+    import_folder,
+    model_files,
+    models_cmds,
+    pool_cmds,
+    web_cmds,
+)
 from flows.cli.ui import ArhivaGroup
 
 app = typer.Typer(
@@ -21,8 +33,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-crawl_app = typer.Typer(help="Harvest a source into the catalogue.", no_args_is_help=True)
-app.add_typer(crawl_app, name="crawl")
+crawl_app = typer.Typer(name="crawl", help="Harvest a source into the catalogue.", no_args_is_help=True)
 
 
 @app.callback()
@@ -51,27 +62,13 @@ def _global_options(
         configure()  # Prefect's state follows the home given
 
 
-COMMAND_MODULES = ("catalog_cmds", "crawl_pastvu", "crawl_archive", "import_folder", "engine", "flow_cmds", "pool_cmds",
-                   "web_cmds", "blobs_cmds")
-
-
-def _load() -> None:
-    for name in COMMAND_MODULES:
-        full = f"{__name__}.{name}"
-        try:
-            module = importlib.import_module(full)
-        except ModuleNotFoundError as exc:
-            if exc.name == full:
-                continue  # not built yet
-            raise
-        register = module.register
-        if register.__code__.co_argcount >= 2:
-            register(app, crawl_app)
-        else:
-            register(app)
-
-
-_load()
+crawl_app.add_typer(crawl_pastvu.app)
+crawl_app.add_typer(crawl_archive.app)
+for module in (catalog_cmds, import_folder, model_files, flow_cmds, pool_cmds, web_cmds):
+    app.add_typer(module.app)  # unnamed: their commands are top-level commands
+app.add_typer(crawl_app)
+for module in (catalog_cmds.db_app, models_cmds.app, blobs_cmds.app):
+    app.add_typer(module)
 
 
 def main() -> None:

@@ -7,19 +7,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
-blobs_app = typer.Typer(help="The blob store: images, checkpoints and artifacts by sha256.", no_args_is_help=True)
+from flows.cli.ui import Table, console, err, fail, progress
 
-
-def _fail(message: str, code: int = 2):
-    from rich.markup import escape
-
-    err.print(f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(code)
+app = typer.Typer(name="blobs", help="The blob store: images, checkpoints and artifacts by sha256.",
+                  no_args_is_help=True)
 
 
 def _open(url: Optional[str]):
@@ -30,15 +23,21 @@ def _open(url: Optional[str]):
     try:
         return store_for_url(url, cache_dir=settings.blob_cache) if url else open_store(settings)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _bar():
-    from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeRemainingColumn, TransferSpeedColumn)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("·"),
-                    DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(), console=err, transient=True)
+    return progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("·"),
+                    DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
 
 
 class _Tracker:
@@ -67,7 +66,7 @@ def _tracked(work, failure: str):
         try:
             return work(progress=track.advance, on_total=track.total)
         except OSError as exc:
-            _fail(f"{failure}: {exc}")
+            fail(f"{failure}: {exc}")
 
 
 def _json(report, json_out: bool) -> bool:
@@ -93,13 +92,13 @@ def _size(n: int) -> str:
     return str(n)
 
 
-@blobs_app.command("where")
+@app.command("where")
 def where() -> None:
     """Print where this machine's blobs are (ARHIVA_BLOBS, default ARHIVA_HOME/blobs)."""
-    console.print(_open(None).url, highlight=False)
+    console.print(_open(None).url, markup=False, highlight=False, soft_wrap=True)
 
 
-@blobs_app.command("migrate")
+@app.command("migrate")
 def migrate_cmd(
     to: str = typer.Option(..., "--to", help="Target store: s3://bucket/prefix (or another folder)."),
     source: Optional[Path] = typer.Option(None, "--from", help="Local store to copy (default ARHIVA_HOME/blobs)."),
@@ -116,10 +115,10 @@ def migrate_cmd(
 
     src = LocalBlobStore(source or get_settings().blob_root)
     if not src.root.is_dir():
-        _fail(f"no local blob store at {src.root}")
+        fail(f"no local blob store at {src.root}")
     target = _open(to)
     if isinstance(target, LocalBlobStore) and target.root.resolve() == src.root.resolve():
-        _fail("the target is the source")
+        fail("the target is the source")
     report = _tracked(lambda **kw: migrate(src, target, jobs=jobs, delete_local=delete_local, **kw),
                       f"cannot reach {target.url}")
     if not _json(report, json_out):
@@ -131,12 +130,12 @@ def migrate_cmd(
         for sha in report.corrupt[:20]:
             err.print(f"  [yellow]corrupt[/yellow] {sha}: the local file does not hash to its name", highlight=False)
         for sha, error in report.failed[:20]:
-            err.print(f"  [yellow]failed[/yellow] {sha}: {error}", highlight=False)
+            err.print(f"  [yellow]failed[/yellow] {sha}: {escape(str(error))}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
 
 
-@blobs_app.command("verify")
+@app.command("verify")
 def verify_cmd(
     store: Optional[str] = typer.Option(None, "--store", help="Store to check (default: ARHIVA_BLOBS)."),
     quick: bool = typer.Option(False, "--quick", help="Compare listings and sizes only; read nothing."),
@@ -174,10 +173,10 @@ def verify_cmd(
         raise typer.Exit(1)
 
 
-@blobs_app.command("get")
+@app.command("get")
 def get_cmd(
     sha256: str = typer.Argument(..., help="The blob's sha256."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="File to write (default: standard output)."),
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="File to write (default: standard output)."),
 ) -> None:
     """Write one blob (an image, a checkpoint, an artifact) to a file or standard output, streamed and checked."""
     import hashlib
@@ -188,9 +187,9 @@ def get_cmd(
     try:
         stream = store.open(sha256)
     except BlobKeyError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except BlobMissing as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     h = hashlib.sha256()
     part = output.with_name(output.name + ".part") if output else None
     with stream, (open(part, "wb") if part else sys.stdout.buffer) as out:
@@ -200,10 +199,7 @@ def get_cmd(
     if h.hexdigest() != sha256:
         if part:
             part.unlink()
-        _fail(f"blob {sha256} in {store.url} does not match its hash", 1)
+        fail(f"blob {sha256} in {store.url} does not match its hash", 1)
     if part:
         part.replace(output)
 
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(blobs_app, name="blobs")

@@ -12,9 +12,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
-from flows.cli.ui import console, err, fail
+from flows.cli.ui import Table, console, err, fail, say
+
+app = typer.Typer()
+db_app = typer.Typer(name="db", help="The catalogue database: migrate, inspect, stop the embedded server.",
+                     no_args_is_help=True)
+app.add_typer(db_app)
 
 
 class OutputFormat(str, Enum):
@@ -29,6 +34,28 @@ class ExportFormat(str, Enum):
     dc = "dc"
 
 
+class RecordStatus(str, Enum):
+    active = "active"
+    withdrawn = "withdrawn"
+    any = "any"
+
+
+class Colorized(str, Enum):
+    yes = "yes"
+    no = "no"
+
+
+class RunKind(str, Enum):
+    crawl = "crawl"
+    training = "training"
+    colorization = "colorization"
+
+
+def _value(choice):
+    """An Enum choice's text (commands calling commands pass plain strings)."""
+    return choice.value if isinstance(choice, Enum) else choice
+
+
 def _query(collection, source, years, include_undated, bbox, text, colorized, status, ids, limit, page):
     from catalog.queries import QueryError, RecordQuery, parse_bbox, parse_years
 
@@ -37,6 +64,7 @@ def _query(collection, source, years, include_undated, bbox, text, colorized, st
         box = parse_bbox(bbox) if bbox else None
     except QueryError as exc:
         fail(str(exc))
+    colorized, status = _value(colorized), _value(status)
     col = None if colorized is None else colorized == "yes"
     return RecordQuery(collection=collection, source=source, year_from=year_from, year_to=year_to,
                        include_undated=include_undated, bbox=box, text=text, colorized=col,
@@ -59,274 +87,265 @@ def _print_provenance(record_id: int, fmt: OutputFormat) -> None:
     from rich.tree import Tree
 
     r = chain["record"]
-    tree = Tree(f"record {r['id']} {r['source']}:{r['source_key']} — {r['title'] or ''}")
+    tree = Tree(escape(f"record {r['id']} {r['source']}:{r['source_key']} — {r['title'] or ''}"))
     tree.add(f"first seen by crawl run {r['first_seen_run_id']}, last by crawl run {r['last_seen_run_id']}")
     revs = tree.add(f"{len(chain['revisions'])} revision(s)")
     for rev in chain["revisions"]:
         revs.add(f"revision {rev['revision']}: crawl run {rev['run_id']} at {rev['seen_at']}")
     for o in chain["originals"]:
-        tree.add(f"original {o['asset_sha256'][:12]}… from {o['source_url'] or '?'} (crawl run {o['first_seen_run_id']})")
+        tree.add(escape(f"original {o['asset_sha256'][:12]}… from {o['source_url'] or '?'} "
+                        f"(crawl run {o['first_seen_run_id']})"))
     for c in chain["colorizations"]:
-        node = tree.add(f"colorized {c['result_sha256'][:12]}… ← source {c['source_sha256'][:12]}… "
-                        f"(colorization run {c['colorization_run_id']}, params {c['params']})")
-        mv = node.add(f"model version {c['model_version']} ({c['architecture']}), parent {c['parent_model_version_id']}, "
-                      f"checkpoint {c['checkpoint_sha256'][:12]}…")
-        tr = mv.add(f"training run {c['training_run_id']} at {c['trained_at']} (code {c['training_code_version']})")
+        node = tree.add(escape(f"colorized {c['result_sha256'][:12]}… ← source {c['source_sha256'][:12]}… "
+                               f"(colorization run {c['colorization_run_id']}, params {c['params']})"))
+        mv = node.add(escape(f"model version {c['model_version']} ({c['architecture']}), parent "
+                             f"{c['parent_model_version_id']}, checkpoint {c['checkpoint_sha256'][:12]}…"))
+        tr = mv.add(escape(f"training run {c['training_run_id']} at {c['trained_at']} (code {c['training_code_version']})"))
         for e in c["training_examples"]:
-            tr.add(f"{e['split']}: asset {e['asset_sha256'][:12]}… ← record {e['record_id']} "
-                   f"{e['source']}:{e['source_key']} ← crawl run {e['asset_first_crawl_run_id'] or e['record_first_crawl_run_id']}")
+            tr.add(escape(f"{e['split']}: asset {e['asset_sha256'][:12]}… ← record {e['record_id']} "
+                          f"{e['source']}:{e['source_key']} ← crawl run "
+                          f"{e['asset_first_crawl_run_id'] or e['record_first_crawl_run_id']}"))
     console.print(tree)
 
 
-def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
-    db_app = typer.Typer(help="The catalogue database: migrate, inspect, stop the embedded server.",
-                         no_args_is_help=True)
-    app.add_typer(db_app, name="db")
 
-    @db_app.command("upgrade")
-    def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
-        """Create or migrate the catalogue schema."""
-        from catalog import migrate
-        from catalog.db import describe_url, get_engine
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Create or migrate the catalogue schema."""
+    from catalog import migrate
+    from catalog.db import describe_url, get_engine
 
-        engine = get_engine()
-        migrate.upgrade(engine, revision)
-        st = migrate.state(engine)
-        console.print(f"catalogue at {describe_url(str(engine.url))} is at revision {st.current}")
+    engine = get_engine()
+    migrate.upgrade(engine, revision)
+    st = migrate.state(engine)
+    console.print(f"catalogue at {describe_url(str(engine.url))} is at revision {st.current}")
 
-    @db_app.command("downgrade")
-    def db_downgrade(revision: str = typer.Argument(..., help="Target revision ('base' drops everything)."),
-                     yes: bool = typer.Option(False, "--yes", help="Confirm dropping data.")) -> None:
-        """Migrate the schema down (drops tables: asks for --yes)."""
-        from catalog import migrate
-        from catalog.db import get_engine
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument(..., help="Target revision ('base' drops everything)."),
+                 yes: bool = typer.Option(False, "--yes", help="Confirm dropping data.")) -> None:
+    """Migrate the schema down (drops tables: asks for --yes)."""
+    from catalog import migrate
+    from catalog.db import get_engine
 
-        if not yes:
-            fail("downgrading drops catalogue data; add --yes to confirm")
-        migrate.downgrade(get_engine(), revision)
-        console.print(f"downgraded to {revision}")
+    if not yes:
+        fail("downgrading drops catalogue data; add --yes to confirm")
+    migrate.downgrade(get_engine(), revision)
+    console.print(f"downgraded to {revision}")
 
-    @db_app.command("status")
-    def db_status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-        """Which database is in use and its migration state."""
-        from sqlalchemy import func, select
+@db_app.command("status")
+def db_status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Which database is in use and its migration state."""
+    from sqlalchemy import func, select
 
-        from catalog import migrate
-        from catalog.db import describe_url, get_engine, session_scope
-        from catalog.models import Asset, Record
-        from catalog.settings import get_settings
+    from catalog import migrate
+    from catalog.db import describe_url, get_engine, session_scope
+    from catalog.models import Asset, Record
+    from catalog.settings import get_settings
 
-        settings = get_settings()
-        engine = get_engine(settings)
-        if settings.database_url is None:
-            migrate.ensure_current(engine)  # the embedded default is always migrated
-        st = migrate.state(engine)
-        counts = {}
-        if st.current:
-            with session_scope(engine) as s:
-                counts = {"records": s.scalar(select(func.count()).select_from(Record)),
-                          "assets": s.scalar(select(func.count()).select_from(Asset))}
-        info = {
-            "database": describe_url(str(engine.url)),
-            "kind": "embedded" if settings.database_url is None else "configured",
-            "embedded_data_dir": str(settings.embedded_pgdata) if settings.database_url is None else None,
-            "home": str(settings.home), "revision": st.current, "head": st.head, "up_to_date": st.up_to_date,
-            **counts,
-        }
-        if as_json:
-            console.print_json(json.dumps(info))
-            return
-        t = Table(show_header=False, box=None)
-        for k, v in info.items():
-            if v is not None:
-                t.add_row(k, str(v))
-        console.print(t)
-        if not st.up_to_date:
-            console.print("[yellow]schema is behind: run `arhiva db upgrade`[/yellow]")
+    settings = get_settings()
+    engine = get_engine(settings)
+    if settings.database_url is None:
+        migrate.ensure_current(engine)  # the embedded default is always migrated
+    st = migrate.state(engine)
+    counts = {}
+    if st.current:
+        with session_scope(engine) as s:
+            counts = {"records": s.scalar(select(func.count()).select_from(Record)),
+                      "assets": s.scalar(select(func.count()).select_from(Asset))}
+    info = {
+        "database": describe_url(str(engine.url)),
+        "kind": "embedded" if settings.database_url is None else "configured",
+        "embedded_data_dir": str(settings.embedded_pgdata) if settings.database_url is None else None,
+        "home": str(settings.home), "revision": st.current, "head": st.head, "up_to_date": st.up_to_date,
+        **counts,
+    }
+    if as_json:
+        console.print_json(json.dumps(info))
+        return
+    t = Table(show_header=False, box=None)
+    for k, v in info.items():
+        if v is not None:
+            t.add_row(k, str(v))
+    console.print(t)
+    if not st.up_to_date:
+        console.print("[yellow]schema is behind: run `arhiva db upgrade`[/yellow]")
 
-    @db_app.command("stop")
-    def db_stop() -> None:
-        """Stop the embedded PostgreSQL server (it starts again on the next command)."""
-        from catalog.embedded import stop
-        from catalog.settings import get_settings
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL server (it starts again on the next command)."""
+    from catalog.embedded import stop
+    from catalog.settings import get_settings
 
-        stopped = stop(get_settings().embedded_pgdata)
-        console.print("embedded server stopped" if stopped else "embedded server was not running")
+    stopped = stop(get_settings().embedded_pgdata)
+    console.print("embedded server stopped" if stopped else "embedded server was not running")
 
-    @app.command("sources")
-    def sources(as_json: bool = typer.Option(False, "--json")) -> None:
-        """Sources in the catalogue, with record counts and their last crawl."""
-        from sqlalchemy import func, select
+@app.command("sources")
+def sources(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Sources in the catalogue, with record counts and their last crawl."""
+    from sqlalchemy import func, select
 
-        from catalog.db import open_catalog, session_scope
-        from catalog.models import CrawlRun, Record, Source
+    from catalog.db import open_catalog, session_scope
+    from catalog.models import CrawlRun, Record, Source
 
-        with session_scope(open_catalog()) as s:
-            counts = dict(s.execute(select(Record.source_id, func.count()).group_by(Record.source_id)).all())
-            last = dict(s.execute(select(CrawlRun.source_id, func.max(CrawlRun.started_at))
-                                  .group_by(CrawlRun.source_id)).all())
-            rows = [{"slug": src.slug, "kind": src.kind, "base_url": src.base_url, "records": counts.get(src.id, 0),
-                     "last_crawl": last[src.id].isoformat(timespec="seconds") if src.id in last else None}
-                    for src in s.execute(select(Source).order_by(Source.slug)).scalars()]
-        if as_json:
-            console.print_json(json.dumps(rows))
-            return
-        t = Table("source", "kind", "records", "last crawl", "base URL")
-        for r in rows:
-            t.add_row(r["slug"], r["kind"], str(r["records"]), r["last_crawl"] or "—", r["base_url"] or "")
-        console.print(t)
+    with session_scope(open_catalog()) as s:
+        counts = dict(s.execute(select(Record.source_id, func.count()).group_by(Record.source_id)).all())
+        last = dict(s.execute(select(CrawlRun.source_id, func.max(CrawlRun.started_at))
+                              .group_by(CrawlRun.source_id)).all())
+        rows = [{"slug": src.slug, "kind": src.kind, "base_url": src.base_url, "records": counts.get(src.id, 0),
+                 "last_crawl": last[src.id].isoformat(timespec="seconds") if src.id in last else None}
+                for src in s.execute(select(Source).order_by(Source.slug)).scalars()]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    t = Table("source", "kind", "records", "last crawl", "base URL")
+    for r in rows:
+        t.add_row(r["slug"], r["kind"], str(r["records"]), r["last_crawl"] or "—", r["base_url"] or "")
+    console.print(t)
 
-    @app.command("collections")
-    def collections() -> None:
-        """Collections and how many records each holds."""
-        from sqlalchemy import func, select
+@app.command("collections")
+def collections() -> None:
+    """Collections and how many records each holds."""
+    from sqlalchemy import func, select
 
-        from catalog.db import open_catalog, session_scope
-        from catalog.models import Collection, CollectionMember
+    from catalog.db import open_catalog, session_scope
+    from catalog.models import Collection, CollectionMember
 
-        with session_scope(open_catalog()) as s:
-            rows = s.execute(select(Collection.name, func.count(CollectionMember.record_id))
-                             .outerjoin(CollectionMember).group_by(Collection.name).order_by(Collection.name)).all()
-        t = Table("collection", "records")
-        for name, n in rows:
-            t.add_row(name, str(n))
-        console.print(t)
+    with session_scope(open_catalog()) as s:
+        rows = s.execute(select(Collection.name, func.count(CollectionMember.record_id))
+                         .outerjoin(CollectionMember).group_by(Collection.name).order_by(Collection.name)).all()
+    t = Table("collection", "records")
+    for name, n in rows:
+        t.add_row(name, str(n))
+    console.print(t)
 
-    def records_command(
-        text: Optional[str] = typer.Option(None, "--text", "-t", help="Words to find (any inflection, diacritics optional)."),
-        collection: Optional[str] = typer.Option(None, "--collection", "-c"),
-        source: Optional[str] = typer.Option(None, "--source", "-s", help="Source slug."),
-        years: Optional[str] = typer.Option(None, "--years", "-y", help="FROM-TO, e.g. 1920-1940 (overlap)."),
-        include_undated: bool = typer.Option(False, "--include-undated", help="Also list records with no date."),
-        bbox: Optional[str] = typer.Option(None, "--bbox", help="W,S,E,N in degrees (longitude first)."),
-        colorized: Optional[str] = typer.Option(None, "--colorized", help="yes: has a colorization; no: lacks one."),
-        status: str = typer.Option("active", "--status", help="active, withdrawn or any."),
-        ids: Optional[list[int]] = typer.Option(None, "--id", help="Record id (repeatable)."),
-        limit: int = typer.Option(50, "--limit", "-n", help="Records per page."),
-        page: int = typer.Option(1, "--page", "-p", min=1),
-        fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
-        provenance: bool = typer.Option(False, "--provenance",
-                                        help="With --id: the chain behind the record and its colorizations."),
-    ) -> None:
-        """List records matching every filter given."""
-        if provenance:
-            if not ids or len(ids) != 1:
-                fail("--provenance needs exactly one --id")
-            _print_provenance(ids[0], fmt)
-            return
-        from catalog.db import open_catalog, session_scope
-        from catalog.queries import QueryError, record_dict, search_records
-        from catalog.settings import get_settings
+@app.command("records")
+def records(
+    text: Optional[str] = typer.Option(None, "--text", "-t", help="Words to find (any inflection, diacritics optional)."),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c"),
+    source: Optional[str] = typer.Option(None, "--source", "-s", help="Source slug."),
+    years: Optional[str] = typer.Option(None, "--years", "-y", help="FROM-TO, e.g. 1920-1940 (overlap)."),
+    include_undated: bool = typer.Option(False, "--include-undated", help="Also list records with no date."),
+    bbox: Optional[str] = typer.Option(None, "--bbox", help="W,S,E,N in degrees (longitude first)."),
+    colorized: Optional[Colorized] = typer.Option(None, "--colorized", help="yes: has a colorization; no: lacks one."),
+    status: RecordStatus = typer.Option(RecordStatus.active, "--status", help="active, withdrawn or any."),
+    ids: Optional[list[int]] = typer.Option(None, "--id", help="Record id (repeatable)."),
+    limit: int = typer.Option(50, "--limit", "-n", help="Records per page."),
+    page: int = typer.Option(1, "--page", "-p", min=1),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
+    provenance: bool = typer.Option(False, "--provenance",
+                                    help="With --id: the chain behind the record and its colorizations."),
+) -> None:
+    """List records matching every filter given."""
+    if provenance:
+        if not ids or len(ids) != 1:
+            fail("--provenance needs exactly one --id")
+        _print_provenance(ids[0], fmt)
+        return
+    from catalog.db import open_catalog, session_scope
+    from catalog.queries import QueryError, record_dict, search_records
+    from catalog.settings import get_settings
 
-        if colorized not in (None, "yes", "no"):
-            fail("--colorized must be yes or no")
-        if status not in ("active", "withdrawn", "any"):
-            fail("--status must be active, withdrawn or any")
-        q = _query(collection, source, years, include_undated, bbox, text, colorized, status, ids, limit, page)
-        with session_scope(open_catalog()) as s:
-            try:
-                result = search_records(s, q, max_limit=get_settings().page_size_max)
-            except QueryError as exc:
-                fail(str(exc))
-            data = [record_dict(r) for r in result.items]
-        if fmt is OutputFormat.json:
-            sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-        elif fmt is OutputFormat.csv:
-            from catalog.exports import CSV_COLUMNS
+    q = _query(collection, source, years, include_undated, bbox, text, colorized, status, ids, limit, page)
+    with session_scope(open_catalog()) as s:
+        try:
+            result = search_records(s, q, max_limit=get_settings().page_size_max)
+        except QueryError as exc:
+            fail(str(exc))
+        data = [record_dict(r) for r in result.items]
+    if fmt is OutputFormat.json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    elif fmt is OutputFormat.csv:
+        from catalog.exports import CSV_COLUMNS
 
-            w = csv.DictWriter(sys.stdout, fieldnames=[c for c in CSV_COLUMNS if not c.endswith("sha256")],
-                               extrasaction="ignore")
-            w.writeheader()
-            w.writerows(data)
-        else:
-            t = Table("id", "source", "key", "title", "date", "years", "place", "assets",
-                      title=f"{result.total} record(s), page {page}", title_justify="left")
-            for d in data:
-                yrs = "" if d["year_lo"] is None and d["year_hi"] is None else f"{d['year_lo'] or '…'}–{d['year_hi'] or '…'}"
-                roles = ", ".join(sorted({a["role"] for a in d["assets"]}))
-                t.add_row(str(d["id"]), d["source"], d["source_key"], (d["title"] or "")[:60], d["date_text"] or "",
-                          yrs, (d["place"] or "")[:30], roles)
-            console.print(t)
-
-    app.command("records")(records_command)
-
-    @app.command("search")
-    def search(words: str = typer.Argument(..., help="Words to find."),
-               collection: Optional[str] = typer.Option(None, "--collection", "-c"),
-               years: Optional[str] = typer.Option(None, "--years", "-y"),
-               limit: int = typer.Option(20, "--limit", "-n"),
-               fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f")) -> None:
-        """Full-text search (shortcut for `records --text`)."""
-        records_command(text=words, collection=collection, source=None, years=years, include_undated=False,
-                        bbox=None, colorized=None, status="active", ids=None, limit=limit, page=1, fmt=fmt,
-                        provenance=False)
-
-    @app.command("export")
-    def export(
-        out: Path = typer.Option(..., "--out", "-o", help="File to write ('-' for standard output)."),
-        fmt: ExportFormat = typer.Option(ExportFormat.jsonl, "--format", "-f", help="csv, jsonl or dc (Dublin Core XML)."),
-        text: Optional[str] = typer.Option(None, "--text", "-t"),
-        collection: Optional[str] = typer.Option(None, "--collection", "-c"),
-        source: Optional[str] = typer.Option(None, "--source", "-s"),
-        years: Optional[str] = typer.Option(None, "--years", "-y"),
-        include_undated: bool = typer.Option(False, "--include-undated"),
-        bbox: Optional[str] = typer.Option(None, "--bbox"),
-        colorized: Optional[str] = typer.Option(None, "--colorized"),
-    ) -> None:
-        """Export every matching record (streamed; written atomically)."""
-        import os
-        import tempfile
-
-        from catalog.db import open_catalog, session_scope
-        from catalog.exports import WRITERS
-        from catalog.queries import iter_records
-
-        q = _query(collection, source, years, include_undated, bbox, text, colorized, "active", None, 50, 1)
-        writer = WRITERS[fmt.value]
-        with session_scope(open_catalog()) as s:
-            if str(out) == "-":
-                n = writer(iter_records(s, q), sys.stdout)
-            else:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-                try:
-                    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                        n = writer(iter_records(s, q), f)
-                    os.replace(tmp, out)
-                except BaseException:
-                    os.unlink(tmp)
-                    raise
-        err.print(f"exported {n} record(s) as {fmt.value}" + ("" if str(out) == "-" else f" to {out}"))
-
-    @app.command("runs")
-    def runs(kind: str = typer.Option("crawl", "--kind", help="crawl, training or colorization"),
-             limit: int = typer.Option(20, "--limit", "-n"),
-             as_json: bool = typer.Option(False, "--json")) -> None:
-        """Recent runs (crawls, trainings, colorizations) with their status and stats.
-
-        Runs whose process is gone (killed, its terminal closed) are closed as failed first."""
-        from sqlalchemy import select
-
-        from catalog.db import open_catalog, session_scope
-        from catalog.runs import RUN_MODELS, reap_vanished, stats_line
-
-        if kind not in RUN_MODELS:
-            fail("--kind must be crawl, training or colorization")
-        model = RUN_MODELS[kind]
-        with session_scope(open_catalog()) as s:
-            for k, rid in reap_vanished(s):
-                err.print(f"[yellow]{k} run {rid}: its process is gone; marked failed[/yellow]")
-            rows = s.execute(select(model).order_by(model.id.desc()).limit(limit)).scalars().all()
-            data = [{"id": r.id, "agent": r.agent, "status": r.status,
-                     "started": r.started_at.isoformat(timespec="seconds"),
-                     "ended": r.ended_at.isoformat(timespec="seconds") if r.ended_at else None,
-                     "owner": f"{r.owner_host}:{r.owner_pid}" if r.owner_host else None,
-                     "stats": stats_line(r.stats or {}), "error": r.error} for r in rows]
-        if as_json:
-            console.print_json(json.dumps(data, ensure_ascii=False))
-            return
-        t = Table("id", "agent", "status", "started", "ended", "stats", "error / note")
+        w = csv.DictWriter(sys.stdout, fieldnames=[c for c in CSV_COLUMNS if not c.endswith("sha256")],
+                           extrasaction="ignore")
+        w.writeheader()
+        w.writerows(data)
+    else:
+        t = Table("id", "source", "key", "title", "date", "years", "place", "assets",
+                  title=f"{result.total} record(s), page {page}", title_justify="left")
         for d in data:
-            t.add_row(str(d["id"]), d["agent"], d["status"], d["started"], d["ended"] or "—", d["stats"],
-                      d["error"] or "")
+            yrs = "" if d["year_lo"] is None and d["year_hi"] is None else f"{d['year_lo'] or '…'}–{d['year_hi'] or '…'}"
+            roles = ", ".join(sorted({a["role"] for a in d["assets"]}))
+            t.add_row(str(d["id"]), d["source"], d["source_key"], (d["title"] or "")[:60], d["date_text"] or "",
+                      yrs, (d["place"] or "")[:30], roles)
         console.print(t)
+
+@app.command("search")
+def search(words: str = typer.Argument(..., help="Words to find."),
+           collection: Optional[str] = typer.Option(None, "--collection", "-c"),
+           years: Optional[str] = typer.Option(None, "--years", "-y"),
+           limit: int = typer.Option(20, "--limit", "-n"),
+           fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f")) -> None:
+    """Full-text search (shortcut for `records --text`)."""
+    records(text=words, collection=collection, source=None, years=years, include_undated=False,
+            bbox=None, colorized=None, status="active", ids=None, limit=limit, page=1, fmt=fmt,
+            provenance=False)
+
+@app.command("export")
+def export(
+    out: Path = typer.Option(..., "--out", "-o", help="File to write ('-' for standard output)."),
+    fmt: ExportFormat = typer.Option(ExportFormat.jsonl, "--format", "-f", help="csv, jsonl or dc (Dublin Core XML)."),
+    text: Optional[str] = typer.Option(None, "--text", "-t"),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c"),
+    source: Optional[str] = typer.Option(None, "--source", "-s"),
+    years: Optional[str] = typer.Option(None, "--years", "-y"),
+    include_undated: bool = typer.Option(False, "--include-undated"),
+    bbox: Optional[str] = typer.Option(None, "--bbox"),
+    colorized: Optional[Colorized] = typer.Option(None, "--colorized", help="yes: has a colorization; no: lacks one."),
+) -> None:
+    """Export every matching record (streamed; written atomically)."""
+    import os
+    import tempfile
+
+    from catalog.db import open_catalog, session_scope
+    from catalog.exports import WRITERS
+    from catalog.queries import iter_records
+
+    q = _query(collection, source, years, include_undated, bbox, text, colorized, "active", None, 50, 1)
+    writer = WRITERS[fmt.value]
+    with session_scope(open_catalog()) as s:
+        if str(out) == "-":
+            n = writer(iter_records(s, q), sys.stdout)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                    n = writer(iter_records(s, q), f)
+                os.replace(tmp, out)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+    say(f"exported {n} record(s) as {fmt.value}" + ("" if str(out) == "-" else f" to {out}"))
+
+@app.command("runs")
+def runs(kind: RunKind = typer.Option(RunKind.crawl, "--kind", help="crawl, training or colorization"),
+         limit: int = typer.Option(20, "--limit", "-n"),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """Recent runs (crawls, trainings, colorizations) with their status and stats.
+
+    Runs whose process is gone (killed, its terminal closed) are closed as failed first."""
+    from sqlalchemy import select
+
+    from catalog.db import open_catalog, session_scope
+    from catalog.runs import RUN_MODELS, reap_vanished, stats_line
+
+    model = RUN_MODELS[kind.value]
+    with session_scope(open_catalog()) as s:
+        for k, rid in reap_vanished(s):
+            err.print(f"[yellow]{k} run {rid}: its process is gone; marked failed[/yellow]")
+        rows = s.execute(select(model).order_by(model.id.desc()).limit(limit)).scalars().all()
+        data = [{"id": r.id, "agent": r.agent, "status": r.status,
+                 "started": r.started_at.isoformat(timespec="seconds"),
+                 "ended": r.ended_at.isoformat(timespec="seconds") if r.ended_at else None,
+                 "owner": f"{r.owner_host}:{r.owner_pid}" if r.owner_host else None,
+                 "stats": stats_line(r.stats or {}), "error": r.error} for r in rows]
+    if as_json:
+        console.print_json(json.dumps(data, ensure_ascii=False))
+        return
+    t = Table("id", "agent", "status", "started", "ended", "stats", "error / note")
+    for d in data:
+        t.add_row(str(d["id"]), d["agent"], d["status"], d["started"], d["ended"] or "—", d["stats"],
+                  d["error"] or "")
+    console.print(t)

@@ -8,9 +8,8 @@ from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from flows.cli.ui import console, err, say
+from flows.cli.ui import Table, console, err, say
 
 
 def summary_table(summary: dict[str, Any]) -> Table:

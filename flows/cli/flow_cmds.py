@@ -1,4 +1,5 @@
-"""Flow commands: train, colorize, models, serve. Prefect and torch load inside the commands."""
+"""Flow commands: train, colorize, serve. Prefect and torch load inside the commands; the training
+defaults are ``colorization.config.TrainConfig``'s."""
 from __future__ import annotations
 
 import json
@@ -6,10 +7,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
+from rich.markup import escape
+from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from colorization import DEFAULT_VIVID  # the package itself imports no torch
-from flows.cli.ui import console, err, fail, say, warn
+from colorization.config import DEFAULTS
+from flows.cli.ui import Table, console, err, fail, progress, say, warn
+
+app = typer.Typer()
 
 
 def _show(summary: dict, title: str) -> None:
@@ -28,13 +33,10 @@ def _submit(flow: str, parameters: dict, runs: int, wait: bool) -> None:
     done = submit(flow, parameters, runs)
     for i in done.ids:
         console.print(i)
-    err.print(f"{len(done.ids)} {flow} flow run(s) submitted to the work pool", highlight=False)
+    say(f"{len(done.ids)} {flow} flow run(s) submitted to the work pool")
     if not wait:
         return
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-                  transient=True) as bar:
+    with progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as bar:
         task = bar.add_task("waiting…", total=None)
 
         def show(states: dict) -> None:
@@ -50,170 +52,127 @@ def _submit(flow: str, parameters: dict, runs: int, wait: bool) -> None:
         raise typer.Exit(1)
 
 
-def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
-    @app.command("train")
-    def train(
-        collection: str = typer.Option(..., "--collection", "-c", help="Collection whose colour photos to learn from."),
-        name: Optional[str] = typer.Option(None, "--name", help="Model version name (default COLLECTION-vN)."),
-        base: str = typer.Option("latest", "--base", help="latest (fine-tune the newest), none, or a version name."),
-        stage1_epochs: int = typer.Option(2, "--stage1-epochs", min=0, help="L1 pretraining epochs."),
-        stage2_epochs: int = typer.Option(8, "--stage2-epochs", min=0, help="Adversarial + L1 epochs."),
-        crop_size: int = typer.Option(256, "--crop-size", help="Training crop side (multiple of 32)."),
-        batch_size: int = typer.Option(16, "--batch-size", min=1),
-        width: int = typer.Option(64, "--width", help="Decoder width (from scratch only)."),
-        min_photos: int = typer.Option(4, "--min-photos", help="Train only with at least this many new photos."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
-        submit: bool = typer.Option(False, "--submit", help="Run on a worker of the work pool (`arhiva deploy`), "
-                                                            "not here; print the flow run's id."),
-        wait: bool = typer.Option(False, "--wait", help="With --submit: wait for the flow run to end."),
-    ) -> None:
-        """Train a model version on the collection's colour photos not used before (a Prefect flow)."""
-        from flows.cli.flowrun import flow_session
+@app.command("train")
+def train(
+    collection: str = typer.Option(..., "--collection", "-c", help="Collection whose colour photos to learn from."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model version name (default COLLECTION-vN)."),
+    base: str = typer.Option("latest", "--base", help="latest (fine-tune the newest), none, or a version name."),
+    stage1_epochs: int = typer.Option(DEFAULTS.stage1_epochs, "--stage1-epochs", min=0, help="L1 pretraining epochs."),
+    stage2_epochs: int = typer.Option(DEFAULTS.stage2_epochs, "--stage2-epochs", min=0, help="Adversarial + L1 epochs."),
+    crop_size: int = typer.Option(DEFAULTS.crop_size, "--crop-size", help="Training crop side (multiple of 32)."),
+    batch_size: int = typer.Option(DEFAULTS.batch_size, "--batch-size", min=1),
+    width: int = typer.Option(DEFAULTS.width, "--width", help="Decoder width (from scratch only)."),
+    min_photos: int = typer.Option(4, "--min-photos", help="Train only with at least this many new photos."),
+    device: str = typer.Option(DEFAULTS.device, "--device", help="auto, cpu, cuda or mps."),
+    submit: bool = typer.Option(False, "--submit", help="Run on a worker of the work pool (`arhiva deploy`), "
+                                                        "not here; print the flow run's id."),
+    wait: bool = typer.Option(False, "--wait", help="With --submit: wait for the flow run to end."),
+) -> None:
+    """Train a model version on the collection's colour photos not used before (a Prefect flow)."""
+    from flows.cli.flowrun import flow_session
 
-        parameters = dict(collection=collection, name=name, base=base, stage1_epochs=stage1_epochs,
-                          stage2_epochs=stage2_epochs, crop_size=crop_size, batch_size=batch_size, width=width,
-                          min_photos=min_photos, device=device)
-        if submit:
-            _submit("train", parameters, 1, wait)
-            return
-        with flow_session():
-            from flows.train import train_flow
+    parameters = dict(collection=collection, name=name, base=base, stage1_epochs=stage1_epochs,
+                      stage2_epochs=stage2_epochs, crop_size=crop_size, batch_size=batch_size, width=width,
+                      min_photos=min_photos, device=device)
+    if submit:
+        _submit("train", parameters, 1, wait)
+        return
+    with flow_session():
+        from flows.train import train_flow
 
-            summary = train_flow(**parameters)
-        if summary.get("status") == "skipped":
-            say(f"nothing to do: {summary.get('reason')} (training run {summary.get('run_id')})", "yellow")
-            return
-        _show(summary, f"training: {summary.get('status')}")
+        summary = train_flow(**parameters)
+    if summary.get("status") == "skipped":
+        say(f"nothing to do: {summary.get('reason')} (training run {summary.get('run_id')})", "yellow")
+        return
+    _show(summary, f"training: {summary.get('status')}")
 
-    @app.command("colorize")
-    def colorize(
-        collection: str = typer.Option(..., "--collection", "-c"),
-        years: Optional[str] = typer.Option(None, "--years", "-y", help="FROM-TO: records whose years overlap."),
-        model: Optional[str] = typer.Option(None, "--model", help="Model version name (default: the current one)."),
-        limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most N photos this run."),
-        batch_size: int = typer.Option(8, "--batch-size", min=1),
-        render_size: int = typer.Option(256, "--render-size", help="Working size of the network."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
-        claim_size: Optional[int] = typer.Option(
-            None, "--claim-size", min=1, help="Photos claimed per task (default 4 × batch size)."),
-        retry_failed: bool = typer.Option(
-            False, "--retry-failed", help="Try again the photos earlier runs could not colorize."),
-        runs: Optional[int] = typer.Option(
-            None, "--runs", min=1, help="Fan out: N flow runs on the workers of the work pool (`arhiva deploy`), "
-                                        "sharing the photos; prints their ids and returns."),
-        wait: bool = typer.Option(False, "--wait", help="With --runs: wait for every flow run to end."),
-        vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", min=0.0, max=1.0,
-                                    help="0 = conservative (near grey where the model is unsure) .. 1 = vivid."),
-    ) -> None:
-        """Colorize a collection's greyscale photos by year range; results go back to the catalogue.
+@app.command("colorize")
+def colorize(
+    collection: str = typer.Option(..., "--collection", "-c"),
+    years: Optional[str] = typer.Option(None, "--years", "-y", help="FROM-TO: records whose years overlap."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model version name (default: the current one)."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most N photos this run."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    render_size: int = typer.Option(256, "--render-size", help="Working size of the network."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    claim_size: Optional[int] = typer.Option(
+        None, "--claim-size", min=1, help="Photos claimed per task (default 4 × batch size)."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Try again the photos earlier runs could not colorize."),
+    runs: Optional[int] = typer.Option(
+        None, "--runs", min=1, help="Fan out: N flow runs on the workers of the work pool (`arhiva deploy`), "
+                                    "sharing the photos; prints their ids and returns."),
+    wait: bool = typer.Option(False, "--wait", help="With --runs: wait for every flow run to end."),
+    vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", min=0.0, max=1.0,
+                                help="0 = conservative (near grey where the model is unsure) .. 1 = vivid."),
+) -> None:
+    """Colorize a collection's greyscale photos by year range; results go back to the catalogue.
 
-        A photo that cannot be read is recorded as failed (with the reason) and the others go on;
-        later runs skip it unless --retry-failed. Exits 1 when a photo failed."""
-        from catalog.queries import QueryError, parse_years
-        from flows.cli.flowrun import RunWatcher, flow_session
+    A photo that cannot be read is recorded as failed (with the reason) and the others go on;
+    later runs skip it unless --retry-failed. Exits 1 when a photo failed."""
+    from catalog.queries import QueryError, parse_years
+    from flows.cli.flowrun import RunWatcher, flow_session
 
-        if years:
-            try:
-                parse_years(years)
-            except QueryError as exc:
-                fail(str(exc))
-
-        if runs:
-            _submit("colorize", dict(collection=collection, years=years, model=model, limit=limit,
-                                     batch_size=batch_size, render_size=render_size, device=device,
-                                     claim_size=claim_size, retry_failed=retry_failed, vivid=vivid), runs, wait)
-            return
-
-        def describe(p: dict) -> str:
-            return (f"colorization run {p.get('run_id')}: {p.get('photos', 0)} / {p.get('pending_before', '?')} "
-                    f"photo(s) colorized")
-
-        with flow_session(), RunWatcher("colorization", describe):
-            from flows.colorize import colorize_flow
-
-            summary = colorize_flow(collection=collection, years=years, model=model, limit=limit,
-                                    batch_size=batch_size, render_size=render_size, device=device,
-                                    claim_size=claim_size, retry_failed=retry_failed, vivid=vivid)
-        if summary.get("status") == "skipped":
-            say(f"nothing to do: {summary.get('reason')} (colorization run {summary.get('run_id')})", "yellow")
-            return
-        _show(summary, f"colorization: {summary.get('status')}")
-        from rich.markup import escape
-
-        for f in summary.get("failures") or []:
-            err.print(f"  [yellow]not colorized[/yellow] {f['sha256'][:12]}… (records {f['records']}): "
-                      f"{escape(f['error'])}", highlight=False)
-        if summary.get("failed"):
-            raise typer.Exit(1)
-
-    models_app = typer.Typer(help="Model versions: which is current and why; promote or roll back.")
-    app.add_typer(models_app, name="models")
-
-    @models_app.callback(invoke_without_command=True)
-    def models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-        """Model versions with their held-out metrics, lineage, and which one is current and why."""
-        if ctx.invoked_subcommand is not None:
-            return
-        from flows.cli.models_view import list_models, print_models
-
-        rows = list_models()
-        if as_json:
-            console.print_json(json.dumps(rows))
-            return
-        print_models(console, rows)
-
-    @models_app.command("promote")
-    def promote(name: str = typer.Argument(..., help="The model version to make current.")) -> None:
-        """Make a version current by hand: default and scheduled colorization use it from now on."""
-        from flows.cli.models_view import make_current
-
-        _set_current(make_current, name, rollback=False)
-
-    @models_app.command("rollback")
-    def rollback(name: str = typer.Argument(..., help="A version that was current before.")) -> None:
-        """Go back to a version that was current before; its results become the ones shown again."""
-        from flows.cli.models_view import make_current
-
-        _set_current(make_current, name, rollback=True)
-
-    def _set_current(make_current, name: str, rollback: bool) -> None:
+    if years:
         try:
-            info = make_current(name, rollback=rollback)
-        except LookupError as exc:
-            fail(exc.args[0])
-        console.print(f"{info['name']} is the current model version"
-                      + (f" (was {info['previous']})" if info["previous"] else "")
-                      + f"; {info['shown']} record(s) now show its results.")
-
-    @app.command("serve")
-    def serve(config: Path = typer.Option(None, "--config", help="Schedule file (default $ARHIVA_HOME/schedules.toml)."),
-              dry_run: bool = typer.Option(False, "--dry-run", help="Check the file and list the deployments only.")) -> None:
-        """Register the scheduled deployments (crawl, train, colorize) and serve them with Prefect.
-
-        Schedules fire only on a real Prefect server (PREFECT_API_URL); ``--dry-run`` checks every
-        entry against the flow it starts and lists the deployments."""
-        from catalog.settings import get_settings
-        from flows.serve import ScheduleError, check_entries, load_schedule
-
-        path = config or (get_settings().home / "schedules.toml")
-        try:
-            entries = load_schedule(path)
-            check_entries(entries)
-        except ScheduleError as exc:
+            parse_years(years)
+        except QueryError as exc:
             fail(str(exc))
-        t = Table("deployment", "flow", "cron", "timezone", "parameters")
-        for e in entries:
-            t.add_row(e["name"], e["kind"], e["cron"], e["timezone"], json.dumps(e["parameters"], ensure_ascii=False))
-        console.print(t)
-        if dry_run:
-            return
-        from flows.cli.flowrun import flow_session
-        from flows.serve import serve as run_serve
 
-        with flow_session() as api:
-            if api.temporary:
-                warn("PREFECT_API_URL is not set: the deployments are registered on a temporary server, whose "
-                     "schedules never fire; start `prefect server start` and set PREFECT_API_URL")
-            err.print(f"serving {len(entries)} deployment(s) on the {api}; watch the runs in its UI. "
-                      "Ctrl-C or SIGTERM stops.", highlight=False)
-            run_serve(entries)
+    if runs:
+        _submit("colorize", dict(collection=collection, years=years, model=model, limit=limit,
+                                 batch_size=batch_size, render_size=render_size, device=device,
+                                 claim_size=claim_size, retry_failed=retry_failed, vivid=vivid), runs, wait)
+        return
+
+    def describe(p: dict) -> str:
+        return (f"colorization run {p.get('run_id')}: {p.get('photos', 0)} / {p.get('pending_before', '?')} "
+                f"photo(s) colorized")
+
+    with flow_session(), RunWatcher("colorization", describe):
+        from flows.colorize import colorize_flow
+
+        summary = colorize_flow(collection=collection, years=years, model=model, limit=limit,
+                                batch_size=batch_size, render_size=render_size, device=device,
+                                claim_size=claim_size, retry_failed=retry_failed, vivid=vivid)
+    if summary.get("status") == "skipped":
+        say(f"nothing to do: {summary.get('reason')} (colorization run {summary.get('run_id')})", "yellow")
+        return
+    _show(summary, f"colorization: {summary.get('status')}")
+    for f in summary.get("failures") or []:
+        err.print(f"  [yellow]not colorized[/yellow] {f['sha256'][:12]}… (records {f['records']}): "
+                  f"{escape(f['error'])}", highlight=False)
+    if summary.get("failed"):
+        raise typer.Exit(1)
+
+@app.command("serve")
+def serve(config: Path = typer.Option(None, "--config", help="Schedule file (default $ARHIVA_HOME/schedules.toml)."),
+          dry_run: bool = typer.Option(False, "--dry-run", help="Check the file and list the deployments only.")) -> None:
+    """Register the scheduled deployments (crawl, train, colorize) and serve them with Prefect.
+
+    Schedules fire only on a real Prefect server (PREFECT_API_URL); ``--dry-run`` checks every
+    entry against the flow it starts and lists the deployments."""
+    from catalog.settings import get_settings
+    from flows.serve import ScheduleError, check_entries, load_schedule
+
+    path = config or (get_settings().home / "schedules.toml")
+    try:
+        entries = load_schedule(path)
+        check_entries(entries)
+    except ScheduleError as exc:
+        fail(str(exc))
+    t = Table("deployment", "flow", "cron", "timezone", "parameters")
+    for e in entries:
+        t.add_row(e["name"], e["kind"], e["cron"], e["timezone"], json.dumps(e["parameters"], ensure_ascii=False))
+    console.print(t)
+    if dry_run:
+        return
+    from flows.cli.flowrun import flow_session
+    from flows.serve import serve as run_serve
+
+    with flow_session() as api:
+        if api.temporary:
+            warn("PREFECT_API_URL is not set: the deployments are registered on a temporary server, whose "
+                 "schedules never fire; start `prefect server start` and set PREFECT_API_URL")
+        say(f"serving {len(entries)} deployment(s) on the {api}; watch the runs in its UI. Ctrl-C or SIGTERM stops.")
+        run_serve(entries)

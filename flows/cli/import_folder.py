@@ -6,93 +6,89 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
-from flows.cli.ui import console, err
+from flows.cli.ui import Table, console, err, fail, progress
+
+app = typer.Typer()
 
 
-def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
-    @app.command("import")
-    def import_cmd(
-        folder: Path = typer.Argument(..., help="Folder of scans (searched recursively)."),
-        collection: str = typer.Option(..., "--collection", help="Collection the records join."),
-        source: Optional[str] = typer.Option(None, "--source",
-                                             help="Catalogue source slug (default: folder:<name>-<hash of path>)."),
-        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    ) -> None:
-        """Import every image file under FOLDER (JPEG, PNG, TIFF incl. 16-bit and multi-page, WebP).
+@app.command("import")
+def import_cmd(
+    folder: Path = typer.Argument(..., help="Folder of scans (searched recursively)."),
+    collection: str = typer.Option(..., "--collection", "-c", help="Collection the records join."),
+    source: Optional[str] = typer.Option(None, "--source", "-s",
+                                         help="Catalogue source slug (default: folder:<name>-<hash of path>)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Import every image file under FOLDER (JPEG, PNG, TIFF incl. 16-bit and multi-page, WebP).
 
-        Metadata comes from a sidecar metadata.csv / metadata.json (columns: file, title, description,
-        date, place, lat, lon, direction, author, licence, rights, attribution, url), else from a year
-        in the file name, else from the EXIF date. Re-running adds only what is new or changed."""
+    Metadata comes from a sidecar metadata.csv / metadata.json (columns: file, title, description,
+    date, place, lat, lon, direction, author, licence, rights, attribution, url), else from a year
+    in the file name, else from the EXIF date. Re-running adds only what is new or changed."""
 
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-        from importers.folder import import_folder
+    from importers.folder import import_folder
 
-        if not folder.is_dir():
-            err.print(f"[red]error:[/red] {folder} is not a folder")
-            raise typer.Exit(2)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=True) as bar:
-            task = bar.add_task("importing…", total=None)
+    if not folder.is_dir():
+        fail(f"{folder} is not a folder")
+    with progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
+        task = bar.add_task("importing…", total=None)
 
-            def show(p: dict[str, Any]) -> None:
-                bar.update(task, total=p["total"], completed=p["done"],
-                           description=f"{p['new']} new, {p['changed']} changed, {p['unchanged']} unchanged, "
-                                       f"{p['errors']} errors")
+        def show(p: dict[str, Any]) -> None:
+            bar.update(task, total=p["total"], completed=p["done"],
+                       description=f"{p['new']} new, {p['changed']} changed, {p['unchanged']} unchanged, "
+                                   f"{p['errors']} errors")
 
-            report = import_folder(folder, collection=collection, source=source, progress=show)
-        _summary(report.as_stats() | {"run_id": report.run_id, "source": report.source}, json_out,
-                 f"import run {report.run_id} into {report.source}",
-                 (("files", report.files), ("records new", report.new), ("records changed", report.changed),
-                  ("records unchanged", report.unchanged), ("records withdrawn (file gone)", report.withdrawn),
-                  ("images stored", report.images_stored), ("files rejected", report.rejected)),
-                 report.errors, report.run_id)
-        if report.rejected:  # files that became no record (each is named above and on the run)
-            raise typer.Exit(1)
+        report = import_folder(folder, collection=collection, source=source, progress=show)
+    _summary(report.as_stats() | {"run_id": report.run_id, "source": report.source}, json_out,
+             f"import run {report.run_id} into {report.source}",
+             (("files", report.files), ("records new", report.new), ("records changed", report.changed),
+              ("records unchanged", report.unchanged), ("records withdrawn (file gone)", report.withdrawn),
+              ("images stored", report.images_stored), ("files rejected", report.rejected)),
+             report.errors, report.run_id)
+    if report.rejected:  # files that became no record (each is named above and on the run)
+        raise typer.Exit(1)
 
-    @app.command("load")
-    def load_cmd(
-        file: str = typer.Argument(..., help="JSON Lines file of records ('-' for standard input)."),
-        source: str = typer.Option(..., "--source", help="Catalogue source slug the records belong to."),
-        collection: Optional[str] = typer.Option(None, "--collection", help="Collection the records join."),
-        workers: int = typer.Option(2, "--workers", min=1, max=16, help="Database connections working at once."),
-        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    ) -> None:
-        """Load records from a JSON Lines file in bulk (one object per line, at least source_key).
+@app.command("load")
+def load_cmd(
+    file: str = typer.Argument(..., help="JSON Lines file of records ('-' for standard input)."),
+    source: str = typer.Option(..., "--source", "-s", help="Catalogue source slug the records belong to."),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Collection the records join."),
+    workers: int = typer.Option(2, "--workers", min=1, max=16, help="Database connections working at once."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Load records from a JSON Lines file in bulk (one object per line, at least source_key).
 
-        Fields: source_key, title, description, date_text, year_lo, year_hi, place, lat, lon, direction,
-        author, licence, rights, attribution, url, extra, raw (default: the line itself). Lines from
-        `arhiva export --format jsonl` load as they are. Re-loading the same file changes nothing."""
+    Fields: source_key, title, description, date_text, year_lo, year_hi, place, lat, lon, direction,
+    author, licence, rights, attribution, url, extra, raw (default: the line itself). Lines from
+    `arhiva export --format jsonl` load as they are. Re-loading the same file changes nothing."""
 
-        from rich.markup import escape
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        from importers.jsonl import load_jsonl
+    from importers.jsonl import load_jsonl
 
-        if file != "-" and not Path(file).is_file():
-            err.print(f"[red]error:[/red] {escape(file)} is not a file")
-            raise typer.Exit(2)
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-                      transient=True) as bar:
-            task = bar.add_task("loading…", total=None)
+    if file != "-" and not Path(file).is_file():
+        fail(f"{file} is not a file")
+    with progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as bar:
+        task = bar.add_task("loading…", total=None)
 
-            def show(r) -> None:
-                bar.update(task, description=f"{r.stored:,} of {r.lines:,} lines stored: {r.new:,} new, "
-                                             f"{r.changed:,} changed, {r.unchanged:,} unchanged, "
-                                             f"{len(r.errors):,} errors")
+        def show(r) -> None:
+            bar.update(task, description=f"{r.stored:,} of {r.lines:,} lines stored: {r.new:,} new, "
+                                         f"{r.changed:,} changed, {r.unchanged:,} unchanged, "
+                                         f"{len(r.errors):,} errors")
 
-            try:
-                report = load_jsonl(file, source=source, collection=collection, workers=workers, progress=show)
-            except ValueError as exc:
-                err.print(f"[red]error:[/red] {escape(str(exc))}")
-                raise typer.Exit(2) from None
-        _summary(report.as_stats(), json_out, f"load run {report.run_id} into {report.source}",
-                 (("lines", report.lines), ("records new", report.new), ("records changed", report.changed),
-                  ("records unchanged", report.unchanged)), report.errors, report.run_id)
-        if report.errors:
-            raise typer.Exit(1)
+        try:
+            report = load_jsonl(file, source=source, collection=collection, workers=workers, progress=show)
+        except ValueError as exc:
+            fail(str(exc))
+    _summary(report.as_stats(), json_out, f"load run {report.run_id} into {report.source}",
+             (("lines", report.lines), ("records new", report.new), ("records changed", report.changed),
+              ("records unchanged", report.unchanged)), report.errors, report.run_id)
+    if report.errors:
+        raise typer.Exit(1)
+
 
 
 def _summary(stats: dict[str, Any], json_out: bool, title: str, counts, errors: list[dict[str, Any]],
@@ -110,6 +106,6 @@ def _summary(stats: dict[str, Any], json_out: bool, title: str, counts, errors: 
         t.add_row(name, f"{value:,}")
     console.print(t)
     for e in errors[:20]:
-        err.print(f"  [yellow]{e['where']}[/yellow] {e['message']}", highlight=False)
+        err.print(f"  [yellow]{escape(str(e['where']))}[/yellow] {escape(str(e['message']))}", highlight=False)
     if len(errors) > 20:
         err.print(f"  … and {len(errors) - 20} more (stored on run {run_id})")

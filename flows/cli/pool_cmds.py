@@ -2,35 +2,36 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
-from flows.cli.ui import console, err
+from flows.cli.ui import Table, console, err
+
+app = typer.Typer()
 
 POOL_HELP = "Prefect work pool (process workers)."
 
 
-def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
-    @app.command("deploy")
-    def deploy(pool: str = typer.Option("arhiva", "--pool", help=POOL_HELP)) -> None:
-        """Register the crawl, train and colorize flows on a work pool of the Prefect server in
-        PREFECT_API_URL (the pool is made if it does not exist). Run once, from any machine."""
-        from flows.deploy import deploy_flows
+@app.command("deploy")
+def deploy(pool: str = typer.Option("arhiva", "--pool", help=POOL_HELP)) -> None:
+    """Register the crawl, train and colorize flows on a work pool of the Prefect server in
+    PREFECT_API_URL (the pool is made if it does not exist). Run once, from any machine."""
+    from flows.deploy import deploy_flows
 
-        made = deploy_flows(pool)
-        t = Table("deployment", "id", title=f"deployments on work pool {pool!r}", title_justify="left")
-        for name, ident in made.items():
-            t.add_row(name, ident)
-        console.print(t)
-        err.print(f"start a worker on each machine: [bold]arhiva worker --pool {pool}[/bold]", highlight=False)
+    made = deploy_flows(pool)
+    t = Table("deployment", "id", title=f"deployments on work pool {pool!r}", title_justify="left")
+    for name, ident in made.items():
+        t.add_row(name, ident)
+    console.print(t)
+    err.print(f"start a worker on each machine: [bold]arhiva worker --pool {escape(pool)}[/bold]", highlight=False)
 
-    @app.command("worker")
-    def worker(pool: str = typer.Option("arhiva", "--pool", help=POOL_HELP),
-               name: str = typer.Option(None, "--name", help="Worker name (default: Prefect's)."),
-               limit: int = typer.Option(None, "--limit", min=1, help="Flow runs at once on this machine.")) -> None:
-        """Run flow runs of the pool on this machine until stopped (Ctrl-C or SIGTERM).
+@app.command("worker")
+def worker(pool: str = typer.Option("arhiva", "--pool", help=POOL_HELP),
+           name: str = typer.Option(None, "--name", help="Worker name (default: Prefect's)."),
+           limit: int = typer.Option(None, "--limit", "-n", min=1, help="Flow runs at once on this machine.")) -> None:
+    """Run flow runs of the pool on this machine until stopped (Ctrl-C or SIGTERM).
 
-        Its environment is the machine's: its own ARHIVA_HOME (a cache), and the shared
-        ARHIVA_DATABASE_URL, ARHIVA_BLOBS (s3://…) and PREFECT_API_URL."""
-        from flows.deploy import start_worker
+    Its environment is the machine's: its own ARHIVA_HOME (a cache), and the shared
+    ARHIVA_DATABASE_URL, ARHIVA_BLOBS (s3://…) and PREFECT_API_URL."""
+    from flows.deploy import start_worker
 
-        raise typer.Exit(start_worker(pool, name=name, limit=limit))
+    raise typer.Exit(start_worker(pool, name=name, limit=limit))

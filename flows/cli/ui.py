@@ -1,8 +1,10 @@
 """What the command line shows: the consoles, one-line errors, and the error boundary.
 
 Every command prints through ``console`` (results, stdout) and ``err`` (progress, messages,
-stderr). ``fail(message)`` prints one escaped line and exits 2. ``run_cli`` is the one error
-boundary around every command (``ArhivaGroup``, the app's command class):
+stderr). ``fail(message)`` prints one escaped line and exits 2; ``say`` and ``warn`` escape too.
+``Table`` is a Rich table whose cells and title are plain text (a title, a path or a name from the
+data is never read as markup); ``progress(*columns)`` is a progress display on ``err``.
+``ArhivaGroup``, the app's command class, is the one error boundary around every command:
 
 - our expected errors (bad parameters, a catalogue that cannot be reached, an unknown collection
   or model, a missing file) become one ``error:`` line and exit status 2;
@@ -22,8 +24,11 @@ import traceback
 from typing import NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
+from rich.progress import Progress, ProgressColumn
+from rich.table import Table as RichTable
+from rich.text import Text
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
@@ -54,6 +59,27 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def warn(message: str) -> None:
     err.print(f"[yellow]warning:[/yellow] {escape(_one_line(message))}")
+
+
+def plain(value):
+    """A string as plain text (never read as markup); anything else as it is."""
+    return Text(value) if isinstance(value, str) else value
+
+
+class Table(RichTable):
+    """A Rich table whose title, caption and cells are plain text: what the data says is shown as it is."""
+
+    def __init__(self, *headers, title: str | RenderableType | None = None,
+                 caption: str | RenderableType | None = None, **options):
+        super().__init__(*headers, title=plain(title), caption=plain(caption), **options)
+
+    def add_row(self, *cells, **options) -> None:
+        super().add_row(*(plain(c) for c in cells), **options)
+
+
+def progress(*columns: str | ProgressColumn, transient: bool = True) -> Progress:
+    """A progress display on stderr (text columns are templates: escape what goes into them)."""
+    return Progress(*columns, console=err, transient=transient)
 
 
 def _one_line(message: str) -> str:

@@ -4,10 +4,48 @@ Catalogue-only (no torch, no Prefect): the listing reads the versions' recorded 
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+import typer
+
+from flows.cli.ui import Table, console, fail
+
+app = typer.Typer(name="models", help="Model versions: which is current and why; promote or roll back.")
+
+
+@app.callback(invoke_without_command=True)
+def models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Model versions with their held-out metrics, lineage, and which one is current and why."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = list_models()
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    print_models(rows)
+
+
+@app.command("promote")
+def promote(name: str = typer.Argument(..., help="The model version to make current.")) -> None:
+    """Make a version current by hand: default and scheduled colorization use it from now on."""
+    _set_current(name, rollback=False)
+
+
+@app.command("rollback")
+def rollback(name: str = typer.Argument(..., help="A version that was current before.")) -> None:
+    """Go back to a version that was current before; its results become the ones shown again."""
+    _set_current(name, rollback=True)
+
+
+def _set_current(name: str, rollback: bool) -> None:
+    try:
+        info = make_current(name, rollback=rollback)
+    except LookupError as exc:
+        fail(exc.args[0])
+    line = (f"{info['name']} is the current model version" + (f" (was {info['previous']})" if info["previous"] else "")
+                + f"; {info['shown']} record(s) now show its results.")
+    console.print(line, markup=False)
 
 
 def list_models() -> list[dict[str, Any]]:
@@ -39,19 +77,24 @@ def list_models() -> list[dict[str, Any]]:
     return rows
 
 
-def print_models(console: Console, rows: list[dict[str, Any]]) -> None:
+def print_models(rows: list[dict[str, Any]]) -> None:
     t = Table("id", "name", "current", "parent", "collection", "train/val", "held-out CIEDE2000",
               "false colour", "why", "created")
     for r in rows:
         m = r["heldout"]["metrics"] or {}
-        num = lambda k, f: f.format(m[k]) if isinstance(m.get(k), (int, float)) else "—"  # noqa: E731
         t.add_row(str(r["id"]), r["name"], "●" if r["current"] else "", r["parent"] or "—", r["collection"] or "—",
                   f"{r['train_photos']}/{r['val_photos']}",
-                  num("ciede2000", "{:.2f}") + (f" ({r['heldout']['photos']} photos)" if m else ""),
-                  num("false_colour", "{:.2%}"), r["decision"] or "—", r["created_at"])
+                  _number(m, "ciede2000", "{:.2f}") + (f" ({r['heldout']['photos']} photos)" if m else ""),
+                  _number(m, "false_colour", "{:.2%}"), r["decision"] or "—", r["created_at"])
     console.print(t)
     current = next((r for r in rows if r["current"]), None)
-    console.print(f"current: {current['name']} — {current['decision']}" if current else "no current model version yet")
+    console.print(f"current: {current['name']} — {current['decision']}" if current else "no current model version yet",
+                  markup=False)
+
+
+def _number(metrics: dict[str, Any], key: str, fmt: str) -> str:
+    value = metrics.get(key)
+    return fmt.format(value) if isinstance(value, (int, float)) else "—"
 
 
 def make_current(name: str, *, rollback: bool) -> dict[str, Any]:

@@ -1,24 +1,40 @@
-"""File-level colorization commands: train-files, colorize-files, evaluate, export-model.
+"""Model commands on files: train-files, colorize-files, evaluate, export-model.
 
-They work on folders of photos and need no catalogue. torch is imported inside the commands
-only, so that ``arhiva --help`` stays fast.
+They work on folders of photos and checkpoint files and need no catalogue. torch is imported
+inside the commands only, so that ``arhiva --help`` stays fast; the training defaults are
+``colorization.config.TrainConfig``'s.
 """
 
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from colorization import DEFAULT_VIVID  # the package itself imports no torch
-from flows.cli.ui import console, err, fail
+from colorization.config import DEFAULTS
+from flows.cli.ui import Table, console, fail, progress
+
+app = typer.Typer()
 
 DEVICE_HELP = "auto, cpu, cuda or mps."
 VIVID_HELP = "0 = conservative (near grey where the model is unsure) .. 1 = vivid."
+
+
+class Head(str, Enum):
+    classes = "classes"
+    regression = "regression"
+
+
+class ImageFormat(str, Enum):
+    png = "png"
+    jpg = "jpg"
+    jpeg = "jpeg"
 
 
 def _use_pixel_limit() -> None:
@@ -30,9 +46,9 @@ def _use_pixel_limit() -> None:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=err, transient=False)
+    """The progress of a command on files (the ``info`` field is markup: escape what goes in)."""
+    return progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
 
 
 def _parse_box(text: Optional[str]):
@@ -65,27 +81,28 @@ def _boxes(images, crop_box, exclude_bottom: int):
     return out
 
 
+@app.command("train-files")
 def train_files(
     dirs: list[Path] = typer.Argument(..., help="Folders (or files) of colour photos."),
     out: Path = typer.Option(Path("runs/colorizer"), "--out", "-o", help="Run folder: model, log, curves, samples."),
     val_dir: Optional[Path] = typer.Option(None, "--val-dir", help="Validation photos (default: a split of DIRS)."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of DIRS held out when no --val-dir."),
-    stage1_epochs: int = typer.Option(2, "--stage1-epochs", help="Epochs of L1 pretraining."),
-    stage2_epochs: int = typer.Option(10, "--stage2-epochs", help="Epochs of adversarial + 100 x L1."),
+    stage1_epochs: int = typer.Option(DEFAULTS.stage1_epochs, "--stage1-epochs", help="Epochs of L1 pretraining."),
+    stage2_epochs: int = typer.Option(DEFAULTS.stage2_epochs, "--stage2-epochs", help="Epochs of adversarial + 100 x L1."),
     stage1_minutes: Optional[float] = typer.Option(None, "--stage1-minutes", help="Time limit of stage 1."),
     stage2_minutes: Optional[float] = typer.Option(None, "--stage2-minutes", help="Time limit of stage 2."),
     samples_per_epoch: Optional[int] = typer.Option(None, "--samples-per-epoch", help="Random crops per epoch."),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    crop_size: int = typer.Option(256, "--crop-size", help="Training crop (multiple of 32)."),
-    width: int = typer.Option(64, "--width", help="Encoder width (64 = ResNet-18)."),
-    head: str = typer.Option("classes", "--head", help="classes (chroma bins, annealed mean) or regression (pix2pix L1)."),
-    pretrained: bool = typer.Option(False, "--pretrained", help="Start from torchvision's ImageNet ResNet-18."),
+    batch_size: int = typer.Option(DEFAULTS.batch_size, "--batch-size"),
+    crop_size: int = typer.Option(DEFAULTS.crop_size, "--crop-size", help="Training crop (multiple of 32)."),
+    width: int = typer.Option(DEFAULTS.width, "--width", help="Encoder width (64 = ResNet-18)."),
+    head: Head = typer.Option(DEFAULTS.head, "--head", help="classes (chroma bins, annealed mean) or regression (pix2pix L1)."),
+    pretrained: bool = typer.Option(DEFAULTS.pretrained, "--pretrained", help="Start from torchvision's ImageNet ResNet-18."),
     init_checkpoint: Optional[Path] = typer.Option(None, "--init", help="Fine-tune from this checkpoint."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
     exclude_bottom: int = typer.Option(0, "--exclude-bottom", help="Leave out a strip of N pixels at the bottom."),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    workers: int = typer.Option(2, "--workers", help="Data loader processes."),
-    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option(DEFAULTS.device, "--device", help=DEVICE_HELP),
+    workers: int = typer.Option(DEFAULTS.num_workers, "--workers", help="Data loader processes."),
+    seed: int = typer.Option(DEFAULTS.seed, "--seed"),
 ) -> None:
     """Train a colorizer on folders of colour photos (pix2pix: L1, then GAN + L1)."""
     _use_pixel_limit()
@@ -95,8 +112,6 @@ def train_files(
 
     if crop_size % 32:
         fail("--crop-size must be a multiple of 32")
-    if head not in ("classes", "regression"):
-        fail(f"--head must be classes or regression, got {head!r}")
     try:
         images = list_images(*dirs)
     except FileNotFoundError as exc:
@@ -111,10 +126,10 @@ def train_files(
         crop_size=crop_size, batch_size=batch_size, stage1_epochs=stage1_epochs, stage2_epochs=stage2_epochs,
         stage1_seconds=stage1_minutes * 60 if stage1_minutes else None,
         stage2_seconds=stage2_minutes * 60 if stage2_minutes else None, samples_per_epoch=samples_per_epoch,
-        width=width, ndf=min(64, max(8, width)), head=head,
+        width=width, ndf=min(64, max(8, width)), head=head.value,
         pretrained=pretrained, device=device, num_workers=workers, seed=seed,
     )
-    console.print(f"{len(train_imgs)} training photos, {len(val_imgs)} validation photos -> {out}")
+    console.print(escape(f"{len(train_imgs)} training photos, {len(val_imgs)} validation photos -> {out}"))
     from colorization.networks import PretrainedWeightsUnavailable
 
     with _progress() as prog:
@@ -137,10 +152,11 @@ def train_files(
                            init_checkpoint=init_checkpoint, progress=on_event)
         except (PretrainedWeightsUnavailable, RuntimeError, ValueError) as exc:
             fail(str(exc))
-    console.print(f"model: {result.checkpoint} ({result.epochs} epochs, {result.steps} steps, "
-                  f"{result.train_seconds:.0f} s of training)")
+    console.print(escape(f"model: {result.checkpoint} ({result.epochs} epochs, {result.steps} steps, "
+                         f"{result.train_seconds:.0f} s of training)"))
 
 
+@app.command("colorize-files")
 def colorize_files(
     inputs: list[Path] = typer.Argument(..., help="Photos or folders of photos."),
     model: Path = typer.Option(..., "--model", "-m", help="Checkpoint (.safetensors)."),
@@ -149,7 +165,7 @@ def colorize_files(
     batch_size: int = typer.Option(8, "--batch-size"),
     crop_box: Optional[str] = typer.Option(None, "--crop-box", help="LEFT,TOP,RIGHT,BOTTOM: colorize only this region."),
     exclude_bottom: int = typer.Option(0, "--exclude-bottom", help="Leave a bottom strip of N pixels (e.g. a watermark) as it is."),
-    fmt: str = typer.Option("png", "--format", help="png or jpg."),
+    fmt: ImageFormat = typer.Option(ImageFormat.png, "--format", "-f", case_sensitive=False, help="png or jpg."),
     vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", help=VIVID_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
@@ -166,7 +182,7 @@ def colorize_files(
     except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
         fail(str(exc))
     out.mkdir(parents=True, exist_ok=True)
-    suffix = ".jpg" if fmt.lower() in ("jpg", "jpeg") else ".png"
+    suffix = ".png" if fmt is ImageFormat.png else ".jpg"
     with _progress() as prog:
         task = prog.add_task("colorizing", total=len(images), info="")
         for start in range(0, len(images), batch_size):
@@ -179,10 +195,11 @@ def colorize_files(
                 if suffix == ".jpg" and img.mode != "RGB":
                     img = img.convert("RGB")
                 img.save(out / (src.stem + suffix), **({"quality": 92} if suffix == ".jpg" else {}))
-            prog.update(task, advance=len(chunk), info=chunk[-1].name)
-    console.print(f"{len(images)} photos -> {out}")
+            prog.update(task, advance=len(chunk), info=escape(chunk[-1].name))
+    console.print(escape(f"{len(images)} photos -> {out}"))
 
 
+@app.command("evaluate")
 def evaluate_cmd(
     model: Path = typer.Option(..., "--model", "-m", help="Checkpoint (.safetensors)."),
     images: Path = typer.Option(..., "--images", help="Folder of colour photos held out from training."),
@@ -190,7 +207,7 @@ def evaluate_cmd(
     render_size: int = typer.Option(256, "--render-size"),
     vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", help=VIVID_HELP),
     batch_size: int = typer.Option(8, "--batch-size"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use at most N photos."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Use at most N photos."),
     per_photo: bool = typer.Option(False, "--per-photo", help="Also print each photo's metrics."),
     worst: Optional[Path] = typer.Option(None, "--worst", help="Write a PNG grid of the five worst photos (CIEDE2000)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
@@ -243,7 +260,7 @@ def evaluate_cmd(
         rows = [report["outputs"][i] for i in worst_images(report)]
         labels = ["greyscale", *(["reference"] if ref else []), "model", "truth"]
         image_grid([[r[k] for k in labels] for r in rows], labels, worst)
-        console.print(f"five worst photos: {worst}")
+        console.print(escape(f"five worst photos: {worst}"))
     if json_out:
         slim = {k: v for k, v in report.items() if k != "outputs"}
         json_out.write_text(json.dumps(slim, indent=2))
@@ -254,6 +271,7 @@ def _cells(s: dict) -> list[str]:
             f"{s['hue_error']:.1f}°", f"{s['colourfulness']:.1f}"]
 
 
+@app.command("export-model")
 def export_model(
     model: Path = typer.Option(..., "--model", "-m", help="Checkpoint (.safetensors)."),
     onnx: Path = typer.Option(..., "--onnx", help="Where to write the ONNX generator."),
@@ -270,11 +288,6 @@ def export_model(
         fail(str(exc))
     info = export_onnx(gen, onnx, opset=opset, check=check, metadata={"arch": json.dumps(meta["arch"])})
     diff = info["max_abs_diff"]
-    console.print(f"wrote {onnx} (opset {opset})" + (f"; max |onnxruntime - torch| = {diff:.2e}" if diff is not None else ""))
+    console.print(escape(f"wrote {onnx} (opset {opset})"
+                         + (f"; max |onnxruntime - torch| = {diff:.2e}" if diff is not None else "")))
 
-
-def register(app: typer.Typer) -> None:
-    app.command("train-files")(train_files)
-    app.command("colorize-files")(colorize_files)
-    app.command("evaluate")(evaluate_cmd)
-    app.command("export-model")(export_model)

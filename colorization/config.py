@@ -1,0 +1,50 @@
+"""``TrainConfig``: every training setting and its default, in one place (no torch import).
+
+The training code (``colorization.train``), the train flow (``flows.train``) and the command line
+(``arhiva train``, ``arhiva train-files``) all take their defaults from here, so a default is
+changed once. ``DEFAULTS`` is a ``TrainConfig()`` to read them from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULTS", "TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    recipe: str = "engine"  # "engine" or "reference"
+    crop_size: int = 256
+    batch_size: int = 16
+    stage1_epochs: int | None = 2  # None: no limit (use stage1_seconds)
+    stage2_epochs: int | None = 10
+    stage1_seconds: float | None = None  # training-time limit per stage (None: no limit)
+    stage2_seconds: float | None = None
+    samples_per_epoch: int | None = None  # crops per epoch (default: one per photo)
+    lr_stage1: float = 1e-4
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    lambda_l1: float = 100.0
+    width: int = 64
+    blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
+    head: str = "classes"  # engine only: "classes" (chroma bins, annealed mean) or "regression"
+    bin_step: int = 10  # a*b* bin size of the classes head (Lab units)
+    class_gan_weight: float = 0.0  # classes head, stage 2: weight of the adversarial term
+    rebalance: float = 0.0  # classes head: lambda of the class rebalancing (0 = off, Zhang et al.: 0.5)
+    augment: bool = True  # engine only: zoom, flips and old-print tone (see colorization.data)
+    ndf: int = 64
+    pretrained: bool = False
+    device: str = "auto"
+    amp: str = "auto"  # auto: bf16 on CUDA (engine only), off elsewhere
+    channels_last: bool = True  # engine only
+    compile: bool = False
+    num_workers: int = 2
+    cache_images: bool = True
+    seed: int = 0
+    log_every: int = 10
+    max_val_images: int = 64
+    grid_images: int = 8
+
+
+DEFAULTS = TrainConfig()

@@ -92,24 +92,83 @@ def bench_upsert(n_batched: int, n_single: int, rounds: int = 2) -> list[list]:
     return rows
 
 
+# Skew like real catalogues: most records in a few decades (1900s-1960s) and a few towns, a few
+# very common words (Zipf-like), a fifth undated, a tenth without coordinates, 1% withdrawn.
+# u(k) is a uniform number in [0, 1) drawn from the record number g.
+WORDS = ["strada", "улица", "biserica", "vedere", "церковь", "piața", "вид", "gara", "площадь", "catedrala",
+         "вокзал", "liceul", "гимназия", "parcul", "парк", "podul", "мост", "cetatea", "крепость", "mănăstirea"]
+TOWNS = [("Chișinău", 47.0245, 28.8323), ("Bălți", 47.7615, 27.9291), ("Кишинёв", 47.0245, 28.8323),
+         ("Soroca", 48.1566, 28.2975), ("Orhei", 47.3831, 28.8231), ("Tighina", 46.8310, 29.4711),
+         ("Cahul", 45.9043, 28.1946), ("Ungheni", 47.2110, 27.8007), ("Edineț", 48.1710, 27.3000),
+         ("Comrat", 46.3000, 28.6600)]
+COLLECTIONS = [("moldova", 0.6), ("pastvu", 0.3), ("chisinau-vechi", 0.05), ("gazeta", 0.01), ("rare", 0.0005)]
 FILL_SQL = """
 INSERT INTO records (source_id, source_key, title, description, date_text, year_lo, year_hi, place, lat, lon,
-                     raw, payload_hash)
+                     raw, payload_hash, status)
 SELECT :sid, g::text,
-       initcap(t1.w) || ' ' || t2.w || ' din ' || p.name || ' #' || g,
-       'Fotografie: ' || t3.w || ', ' || p.name || '.',
-       y::text, CASE WHEN g % 20 = 0 THEN NULL ELSE y END, CASE WHEN g % 20 = 0 THEN NULL ELSE y + (g % 4) * 3 END,
-       p.name, c.lat + (random() - 0.5) * 0.2, c.lon + (random() - 0.5) * 0.2,
-       jsonb_build_object('cid', g), md5(g::text) || md5(g::text)
+       initcap(w1) || ' ' || w2 || ' din ' || t.name || ' #' || g,
+       'Fotografie: ' || w3 || ', ' || t.name || '.',
+       CASE WHEN dated THEN y::text END, CASE WHEN dated THEN y END,
+       CASE WHEN dated THEN y + (ARRAY[0, 0, 0, 1, 4, 9])[1 + g % 6] END,
+       t.name, CASE WHEN u6 >= 0.1 THEN t.lat + (u7 - 0.5) * 0.2 END, CASE WHEN u6 >= 0.1 THEN t.lon + (u8 - 0.5) * 0.2 END,
+       jsonb_build_object('cid', g), md5(g::text) || md5(g::text), CASE WHEN g % 100 = 37 THEN 'withdrawn' ELSE 'active' END
 FROM generate_series(:lo, :hi) AS g
-CROSS JOIN LATERAL (SELECT 1860 + (hashint4(g) & 127) AS y) AS yy
-CROSS JOIN LATERAL (SELECT (ARRAY[{things}])[1 + (hashint4(g + 1) & 2147483647) % {nt}] AS w) AS t1
-CROSS JOIN LATERAL (SELECT (ARRAY[{things}])[1 + (hashint4(g + 2) & 2147483647) % {nt}] AS w) AS t2
-CROSS JOIN LATERAL (SELECT (ARRAY[{things}])[1 + (hashint4(g + 3) & 2147483647) % {nt}] AS w) AS t3
-CROSS JOIN LATERAL (SELECT (ARRAY[{places}])[1 + (hashint4(g + 4) & 2147483647) % {np}] AS name) AS p
-CROSS JOIN LATERAL (SELECT (ARRAY[{lats}])[1 + (hashint4(g + 5) & 2147483647) % {nc}] AS lat,
-                           (ARRAY[{lons}])[1 + (hashint4(g + 5) & 2147483647) % {nc}] AS lon) AS c
+CROSS JOIN LATERAL (SELECT {u0} >= 0.2 AS dated,
+    CASE WHEN {u1} < 0.5 THEN 1940 + floor({u2} * 30) WHEN {u1} < 0.8 THEN 1900 + floor({u2} * 40)
+         ELSE 1860 + floor({u2} * 140) END::int AS y,
+    (ARRAY[{words}])[1 + floor(power({u3}, 3) * {nw})::int] AS w1,
+    (ARRAY[{words}])[1 + floor(power({u4}, 3) * {nw})::int] AS w2,
+    (ARRAY[{words}])[1 + floor(power({u5}, 3) * {nw})::int] AS w3,
+    1 + floor(power({u9}, 2.5) * {nt})::int AS town, {u6} AS u6, {u7} AS u7, {u8} AS u8) AS v
+CROSS JOIN LATERAL (SELECT (ARRAY[{names}])[town] AS name, (ARRAY[{lats}])[town] AS lat,
+                           (ARRAY[{lons}])[town] AS lon) AS t
 """
+
+
+def _u(k: int) -> str:
+    return f"((hashint4(g * 31 + {k}) & 2147483647) / 2147483648.0)"
+
+
+def fill_sql() -> str:
+    def arr(values):
+        return ", ".join(f"'{v}'" for v in values)
+
+    return FILL_SQL.format(**{f"u{k}": _u(k) for k in range(10)}, words=arr(WORDS), nw=len(WORDS),
+                           names=arr(t[0] for t in TOWNS), lats=", ".join(str(t[1]) for t in TOWNS),
+                           lons=", ".join(str(t[2]) for t in TOWNS), nt=len(TOWNS))
+
+
+def fill(engine, n: int, step: int = 200_000) -> float:
+    """n synthetic records, collections and colorized links; GIN index built after the rows."""
+    t0 = time.perf_counter()
+    with session_scope(engine) as s:
+        sid = get_or_create_source(s, "bench", "folder").id
+    sql = fill_sql()
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_records_search"))
+    for lo in range(1, n + 1, step):
+        with engine.begin() as conn:
+            conn.execute(text(sql), {"sid": sid, "lo": lo, "hi": min(n, lo + step - 1)})
+        print(f"  {min(n, lo + step - 1):,} records, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    with engine.begin() as conn:
+        for k, (name, share) in enumerate(COLLECTIONS):
+            cid = conn.execute(text("INSERT INTO collections (name) VALUES (:n) RETURNING id"), {"n": name}).scalar()
+            conn.execute(text(f"INSERT INTO collection_members (collection_id, record_id) SELECT :c, id FROM records "
+                              f"WHERE ((hashint4(id::int * 7 + {k}) & 2147483647) / 2147483648.0) < :p"),
+                         {"c": cid, "p": share})
+        # 3% colorized: one result file shared by all (the links are what searches look at)
+        conn.execute(text("INSERT INTO assets (sha256, media_type, bytes, blob_key) "
+                          "VALUES (repeat('c', 64), 'image/jpeg', 1, 'bench')"))
+        conn.execute(text("INSERT INTO record_assets (record_id, asset_sha256, role) "
+                          "SELECT id, repeat('c', 64), 'colorized' FROM records WHERE id % 33 = 5"))
+    print(f"  collections and colorized links, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    with engine.begin() as conn:
+        conn.execute(text("SET maintenance_work_mem = '1GB'"))
+        conn.execute(text("CREATE INDEX ix_records_search ON records USING gin (search)"))
+    print(f"  search index, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    return time.perf_counter() - t0
 
 
 def bench_query(n: int, repeats: int) -> list[list]:

@@ -7,6 +7,8 @@ filter unless ``include_undated`` is set.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from collections.abc import Iterator
@@ -17,9 +19,11 @@ from sqlalchemy import Select, and_, cast, exists, func, literal_column, not_, o
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import Session, selectinload
 
+from catalog.counts import COUNT_EXACT_MAX, COUNT_MODES, SAMPLE_ROWS, Count, Facets, count_matches, facets
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
 
 MAX_WORDS = 12
+MAX_OFFSET = 10_000  # deeper pages: the ``next`` cursor (keyset pagination on id)
 BOTH_INCLUSIVE = literal_column("'[]'")
 YEAR_RANGE = func.int4range(Record.year_lo, Record.year_hi, BOTH_INCLUSIVE)
 POINT = func.point(Record.lon, Record.lat)
@@ -71,6 +75,8 @@ class RecordQuery:
     ids: list[int] | None = None
     limit: int = 50
     offset: int = 0
+    after: int | None = None  # the page after this record id (see encode_cursor)
+    before: int | None = None  # the page before this record id
 
     def check(self, max_limit: int = 1000) -> None:
         if self.year_from is not None and self.year_to is not None and self.year_from > self.year_to:
@@ -85,6 +91,9 @@ class RecordQuery:
             raise QueryError(f"limit must be between 1 and {max_limit}")
         if self.offset < 0:
             raise QueryError("offset must not be negative")
+        if self.offset > MAX_OFFSET:
+            raise QueryError(f"offset: at most {MAX_OFFSET:,}; for deeper pages follow the next cursor "
+                             "(the 'next' link, parameter 'after')")
 
 
 @dataclass
@@ -94,6 +103,40 @@ class Page:
     limit: int
     offset: int
     extra: dict[str, Any] = field(default_factory=dict)
+    total_exact: bool = True  # False: total is an estimate (see catalog.counts)
+    next_after: int | None = None  # cursor of the next page (a record id); None on the last page
+    prev_before: int | None = None  # cursor of the previous page; None on the first
+    facets: Facets | None = None
+
+    @property
+    def total_label(self) -> str:
+        return Count(self.total, self.total_exact).label()
+
+    @property
+    def next_cursor(self) -> str | None:
+        return None if self.next_after is None else encode_cursor(self.next_after)
+
+    @property
+    def prev_cursor(self) -> str | None:
+        return None if self.prev_before is None else encode_cursor(self.prev_before)
+
+
+def encode_cursor(record_id: int) -> str:
+    """An opaque cursor for the page after ``record_id`` (results are in id order)."""
+    return base64.urlsafe_b64encode(f"id:{record_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        record_id = int(value)
+        if kind != "id" or not 0 <= record_id < 2**63:
+            raise ValueError
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise QueryError(f"after: {cursor[:40]!r} is not a cursor this catalogue made "
+                         "(take it from a page's 'next' link)") from None
+    return record_id
 
 
 def parse_years(text: str) -> tuple[int | None, int | None]:
@@ -185,22 +228,44 @@ def _filtered(q: RecordQuery) -> Select:
     return stmt
 
 
-def search_records(session: Session, q: RecordQuery, *, with_total: bool = True, max_limit: int = 1000) -> Page:
-    """One page of matches, in id order, and (one scan, a window count) how many match in all."""
+def search_records(session: Session, q: RecordQuery, *, with_total: bool = True, max_limit: int = 1000,
+                   count: str = "auto", with_facets: bool = False, exact_max: int = COUNT_EXACT_MAX,
+                   sample_rows: int = SAMPLE_ROWS) -> Page:
+    """One page of matches in id order (after the cursor ``q.after``, then ``q.offset``), how many
+    match in all (exact up to ``exact_max``, an estimate beyond unless ``count`` is 'exact'; see
+    catalog.counts) and, with ``with_facets``, the facets."""
     q.check(max_limit)
+    if count not in COUNT_MODES:
+        raise QueryError(f"count: one of {', '.join(COUNT_MODES)}")
     stmt = _filtered(q)
     opts = (selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
-    if not with_total:
-        items = list(session.execute(stmt.options(*opts).order_by(Record.id).limit(q.limit).offset(q.offset))
-                     .scalars())
-        return Page(items=items, total=-1, limit=q.limit, offset=q.offset)
-    rows = session.execute(stmt.add_columns(func.count().over().label("total")).options(*opts)
-                           .order_by(Record.id).limit(q.limit).offset(q.offset)).all()
-    if rows:
-        total = rows[0].total
-    else:  # past the last page (or nothing): count separately
-        total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
-    return Page(items=[r[0] for r in rows], total=total, limit=q.limit, offset=q.offset)
+    if q.after is not None:
+        stmt_page = stmt.where(Record.id > q.after)
+    elif q.before is not None:
+        stmt_page = stmt.where(Record.id < q.before)
+    else:
+        stmt_page = stmt
+    backwards = q.before is not None and q.after is None
+    order = Record.id.desc() if backwards else Record.id
+    rows = list(session.execute(stmt_page.options(*opts).order_by(order).offset(q.offset)
+                                .limit(q.limit + 1)).scalars())
+    more = len(rows) > q.limit
+    items = rows[:q.limit]
+    page = Page(items=items, total=-1, limit=q.limit, offset=q.offset)
+    if backwards:
+        items.reverse()
+        page.next_after = items[-1].id if items else None
+        page.prev_before = items[0].id if more else None
+    else:
+        page.next_after = items[-1].id if more else None
+        if items and (q.after is not None or q.offset > 0):
+            page.prev_before = items[0].id
+    if with_total or with_facets:
+        n = count_matches(session, stmt, mode=count, exact_max=exact_max, sample_rows=sample_rows)
+        page.total, page.total_exact = n.value, n.exact
+        if with_facets:
+            page.facets = facets(session, stmt, n, sample_rows=sample_rows)
+    return page
 
 
 def iter_records(session: Session, q: RecordQuery, chunk: int = 500) -> Iterator[Record]:

@@ -207,6 +207,10 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
         provenance: bool = typer.Option(False, "--provenance",
                                         help="With --id: the chain behind the record and its colorizations."),
+        after: Optional[str] = typer.Option(None, "--after", help="Cursor printed under a page: the page after it "
+                                            "(deep pages; --page stops at 10,000 records)."),
+        exact_count: bool = typer.Option(False, "--exact-count", help="Count every match exactly (slower on broad "
+                                         "searches; otherwise beyond 10,000 matches the count is an estimate)."),
     ) -> None:
         """List records matching every filter given."""
         if provenance:
@@ -215,7 +219,7 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
             _print_provenance(ids[0], fmt)
             return
         from catalog.db import open_catalog, session_scope
-        from catalog.queries import QueryError, record_dict, search_records
+        from catalog.queries import QueryError, decode_cursor, record_dict, search_records
         from catalog.settings import get_settings
 
         if colorized not in (None, "yes", "no"):
@@ -223,9 +227,13 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
         if status not in ("active", "withdrawn", "any"):
             fail("--status must be active, withdrawn or any")
         q = _query(collection, source, years, include_undated, bbox, text, colorized, status, ids, limit, page)
+        settings = get_settings()
         with session_scope(open_catalog()) as s:
             try:
-                result = search_records(s, q, max_limit=get_settings().page_size_max)
+                if after:
+                    q.after, q.offset = decode_cursor(after), 0
+                result = search_records(s, q, max_limit=settings.page_size_max, exact_max=settings.count_exact_max,
+                                        count="exact" if exact_count else "auto")
             except QueryError as exc:
                 fail(str(exc))
             data = [record_dict(r) for r in result.items]
@@ -239,14 +247,18 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
             w.writeheader()
             w.writerows(data)
         else:
+            where = f"after {after}" if after else f"page {page}"
+            estimate = "" if result.total_exact else " (estimate; --exact-count for the exact number)"
             t = Table("id", "source", "key", "title", "date", "years", "place", "assets",
-                      title=f"{result.total} record(s), page {page}", title_justify="left")
+                      title=f"{result.total_label} record(s){estimate}, {where}", title_justify="left")
             for d in data:
                 yrs = "" if d["year_lo"] is None and d["year_hi"] is None else f"{d['year_lo'] or '…'}–{d['year_hi'] or '…'}"
                 roles = ", ".join(sorted({a["role"] for a in d["assets"]}))
                 t.add_row(str(d["id"]), d["source"], d["source_key"], (d["title"] or "")[:60], d["date_text"] or "",
                           yrs, (d["place"] or "")[:30], roles)
             console.print(t)
+            if result.next_cursor:
+                console.print(f"next page: --after {result.next_cursor}")
 
     app.command("records")(records_command)
 
@@ -255,11 +267,12 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
                collection: Optional[str] = typer.Option(None, "--collection", "-c"),
                years: Optional[str] = typer.Option(None, "--years", "-y"),
                limit: int = typer.Option(20, "--limit", "-n"),
-               fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f")) -> None:
+               fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
+               exact_count: bool = typer.Option(False, "--exact-count", help="Count every match exactly.")) -> None:
         """Full-text search (shortcut for `records --text`)."""
         records_command(text=words, collection=collection, source=None, years=years, include_undated=False,
                         bbox=None, colorized=None, status="active", ids=None, limit=limit, page=1, fmt=fmt,
-                        provenance=False)
+                        provenance=False, after=None, exact_count=exact_count)
 
     @app.command("export")
     def export(

@@ -78,6 +78,14 @@ def exact_count(session: Session, filtered: Select, limit: int | None = None) ->
     return session.scalar(select(func.count()).select_from(ids.subquery()))
 
 
+def planned_rows(session: Session, filtered: Select) -> float:
+    """The planner's estimate of the matches (EXPLAIN, nothing run): cheap, often far off."""
+    stmt = filtered.with_only_columns(Record.id)
+    compiled = stmt.compile(dialect=session.get_bind().dialect)
+    plan = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
 def _sample_percent(session: Session, sample_rows: int) -> float:
     """The share of the records table (in %) that holds about ``sample_rows`` rows; 100 when the
     table is small or has never been analysed."""
@@ -87,52 +95,96 @@ def _sample_percent(session: Session, sample_rows: int) -> float:
     return min(100.0, 100.0 * sample_rows / rows)
 
 
-def count_matches(session: Session, filtered: Select, *, mode: str = "auto", exact_max: int = COUNT_EXACT_MAX,
-                  sample_rows: int = SAMPLE_ROWS) -> Count:
-    """Exact up to ``exact_max`` matches (or always, with mode 'exact'); an estimate beyond."""
-    if mode == "exact":
-        return Count(exact_count(session, filtered), True)
-    n = exact_count(session, filtered, exact_max + 1)
-    if n <= exact_max:
-        return Count(n, True)
-    percent = _sample_percent(session, sample_rows)
-    if percent >= 100:
-        return Count(exact_count(session, filtered), True)
-    sampled = _sampled_groups(session, filtered, percent, [])
-    return Count(max(exact_max + 1, round(sum(sampled.values()) * 100 / percent)), False)
+@dataclass
+class _Tally:
+    """Matches grouped by (decade, colorized) and by collection id, from all matches or a sample."""
+
+    total: int
+    by_year: dict[tuple, int]
+    by_collection: dict[int, int]
 
 
-def _sampled_groups(session: Session, filtered: Select, percent: float | None, columns: list) -> dict:
-    """Counts of matches grouped by ``columns`` on the sample (percent) or on all rows (None)."""
-    stmt = filtered.with_only_columns(*columns, func.count()).group_by(*columns) if columns else \
-        filtered.with_only_columns(func.count())
+def _tally(session: Session, filtered: Select, *, percent: float | None = None, limit: int | None = None,
+           with_facets: bool = False) -> _Tally:
+    """Count the matches (all, the first ``limit``, or those in a ``percent`` block sample) in one
+    statement, with the facet groups when asked."""
+    cols = [Record.id, _decade(), _colorized()] if with_facets else [Record.id]
+    stmt = filtered.with_only_columns(*cols)
     if percent is not None:
         sample = tablesample(Record, func.system(percent), name="records_sample", seed=literal(SAMPLE_SEED))
         stmt = ClauseAdapter(sample).traverse(stmt)
-    rows = session.execute(stmt).all()
-    return {tuple(r[:-1]): r[-1] for r in rows}
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    m = stmt.cte("matches").prefix_with("MATERIALIZED") if with_facets else stmt.subquery("matches")
+    if not with_facets:
+        return _Tally(session.scalar(select(func.count()).select_from(m)), {}, {})
+    years = select(literal("y").label("kind"), m.c.decade, m.c.colorized, literal(None).label("cid"),
+                   func.count().label("n")).group_by(m.c.decade, m.c.colorized)
+    # a lateral join: one index probe per match, never a scan of every membership
+    cm = select(CollectionMember.collection_id).where(CollectionMember.record_id == m.c.id).lateral("cm")
+    members = (select(literal("c"), literal(None), literal(None), cm.c.collection_id, func.count())
+               .select_from(m.join(cm, literal(True))).group_by(cm.c.collection_id))
+    by_year, by_collection = {}, {}
+    for kind, decade, col, cid, n in session.execute(years.union_all(members)).all():
+        if kind == "y":
+            by_year[(decade, bool(col))] = n
+        else:
+            by_collection[cid] = n
+    return _Tally(sum(by_year.values()), by_year, by_collection)
 
 
-def facets(session: Session, filtered: Select, count: Count, *, sample_rows: int = SAMPLE_ROWS) -> Facets:
-    """Per decade, per collection, colorized or not: exact when the count is, else from the sample."""
-    percent = None if count.exact else _sample_percent(session, sample_rows)
-    if percent is not None and percent >= 100:
-        percent = None
-    scale = 1.0 if percent is None else 100 / percent
-    by_year = _sampled_groups(session, filtered, percent, [_decade(), _colorized()])
-    member = filtered.join(CollectionMember, CollectionMember.record_id == Record.id)
-    by_collection = _sampled_groups(session, member, percent, [CollectionMember.collection_id])
+MIN_HITS = 200  # sampled matches below which a sample is not trusted for the count
+FACET_HITS = 4_000  # sampled matches facets are counted from (a smaller sample of the same blocks)
+
+
+def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", with_facets: bool = False,
+                     exact_max: int = COUNT_EXACT_MAX, sample_rows: int = SAMPLE_ROWS) -> tuple[Count, Facets | None]:
+    """How many match (exact up to ``exact_max``, or always with mode 'exact'; an estimate beyond)
+    and, with ``with_facets``, the facets (exact when the count is, else from the sample)."""
+    def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
+        count = Count(tally.total if total is None else total, exact)
+        return count, (_facets(session, tally, exact, scale) if with_facets else None)
+
+    if mode == "exact":
+        return done(_tally(session, filtered, with_facets=with_facets), True)
+    counted = None
+    if planned_rows(session, filtered) <= exact_max / 10:  # likely narrow: count first
+        counted = _tally(session, filtered, limit=exact_max + 1, with_facets=with_facets)
+        if counted.total <= exact_max:
+            return done(counted, True)
+    percent = _sample_percent(session, sample_rows)
+    if percent >= 100:
+        return done(_tally(session, filtered, with_facets=with_facets), True)
+    sampled = _tally(session, filtered, percent=percent)
+    estimate = round(sampled.total * 100 / percent)
+    if counted is None and (sampled.total < MIN_HITS or estimate <= exact_max):  # too few to trust: count
+        counted = _tally(session, filtered, limit=exact_max + 1, with_facets=with_facets)
+        if counted.total <= exact_max:
+            return done(counted, True)
+    estimate = max(exact_max + 1, estimate)
+    if not with_facets:
+        return Count(estimate, False), None
+    # facets from fewer blocks of the same sample (enough for the large groups), scaled to the estimate
+    few = _tally(session, filtered, percent=percent * min(1.0, FACET_HITS / max(1, sampled.total)), with_facets=True)
+    return done(few, False, estimate / max(1, few.total), estimate)
+
+
+def count_matches(session: Session, filtered: Select, **kw) -> Count:
+    return count_and_facets(session, filtered, **kw)[0]
+
+
+def _facets(session: Session, tally: _Tally, exact: bool, scale: float) -> Facets:
     names = dict(session.execute(select(Collection.id, Collection.name)
-                                 .where(Collection.id.in_([k[0] for k in by_collection]))).all())
+                                 .where(Collection.id.in_(list(tally.by_collection)))).all())
     decades: dict[int | None, int] = {}
     colorized = {"yes": 0, "no": 0}
-    for (decade, col), n in by_year.items():
+    for (decade, col), n in tally.by_year.items():
         decades[decade] = decades.get(decade, 0) + n
         colorized["yes" if col else "no"] += n
-    out = Facets(exact=percent is None)
+    out = Facets(exact=exact)
     out.decades = [{"decade": d, "count": round(n * scale)}
                    for d, n in sorted(decades.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
-    out.collections = sorted(({"name": names[k[0]], "count": round(n * scale)} for k, n in by_collection.items()),
+    out.collections = sorted(({"name": names[k], "count": round(n * scale)} for k, n in tally.by_collection.items()),
                              key=lambda c: (-c["count"], c["name"]))
     out.colorized = {k: round(v * scale) for k, v in colorized.items()}
     return out

@@ -19,8 +19,9 @@ from sqlalchemy import Select, and_, cast, exists, func, literal_column, not_, o
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import Session, selectinload
 
-from catalog.counts import COUNT_EXACT_MAX, COUNT_MODES, SAMPLE_ROWS, Count, Facets, count_matches, facets
+from catalog.counts import COUNT_EXACT_MAX, COUNT_MODES, SAMPLE_ROWS, Count, Facets, count_and_facets
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
+from catalog.seek import page_ids
 
 MAX_WORDS = 12
 MAX_OFFSET = 10_000  # deeper pages: the ``next`` cursor (keyset pagination on id)
@@ -239,16 +240,10 @@ def search_records(session: Session, q: RecordQuery, *, with_total: bool = True,
         raise QueryError(f"count: one of {', '.join(COUNT_MODES)}")
     stmt = _filtered(q)
     opts = (selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
-    if q.after is not None:
-        stmt_page = stmt.where(Record.id > q.after)
-    elif q.before is not None:
-        stmt_page = stmt.where(Record.id < q.before)
-    else:
-        stmt_page = stmt
     backwards = q.before is not None and q.after is None
-    order = Record.id.desc() if backwards else Record.id
-    rows = list(session.execute(stmt_page.options(*opts).order_by(order).offset(q.offset)
-                                .limit(q.limit + 1)).scalars())
+    ids = page_ids(session, stmt, after=q.after, before=q.before, offset=q.offset, limit=q.limit + 1)
+    loaded = {r.id: r for r in session.execute(select(Record).where(Record.id.in_(ids)).options(*opts)).scalars()}
+    rows = [loaded[i] for i in ids if i in loaded]
     more = len(rows) > q.limit
     items = rows[:q.limit]
     page = Page(items=items, total=-1, limit=q.limit, offset=q.offset)
@@ -261,10 +256,9 @@ def search_records(session: Session, q: RecordQuery, *, with_total: bool = True,
         if items and (q.after is not None or q.offset > 0):
             page.prev_before = items[0].id
     if with_total or with_facets:
-        n = count_matches(session, stmt, mode=count, exact_max=exact_max, sample_rows=sample_rows)
+        n, page.facets = count_and_facets(session, stmt, mode=count, with_facets=with_facets, exact_max=exact_max,
+                                          sample_rows=sample_rows)
         page.total, page.total_exact = n.value, n.exact
-        if with_facets:
-            page.facets = facets(session, stmt, n, sample_rows=sample_rows)
     return page
 
 

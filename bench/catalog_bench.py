@@ -190,7 +190,7 @@ def _cursor_at(session, q: RecordQuery, skip: int) -> int | None:
     """The id after which page ``skip // limit + 1`` starts (what following ``next`` links gives)."""
     if skip == 0:
         return None
-    ids = _filtered(q).with_only_columns(Record.id).order_by(Record.id).offset(skip - 1).limit(1)
+    ids = _filtered(q, session).with_only_columns(Record.id).order_by(Record.id).offset(skip - 1).limit(1)
     return session.scalar(ids)
 
 
@@ -235,7 +235,7 @@ def bench_query(engine, n: int, repeats: int, exact_checks: int) -> tuple[list[l
                 if not page.total_exact:
                     estimated += 1
                     if len(errors) < exact_checks:
-                        exact = exact_count(s, _filtered(q))
+                        exact = exact_count(s, _filtered(q, s))
                         errors.append((page.total - exact) / exact)
                 s.expunge_all()
             p50, p95 = _pctl(times)

@@ -101,7 +101,7 @@ def search(
     elif before:
         query.before = decode_cursor(before)
     page = search_records(session, query, max_limit=settings.page_size_max, count=count, with_facets=facets,
-                          exact_max=settings.count_exact_max)
+                          exact_max=settings.count_exact_max, sample_rows=settings.count_sample_rows)
     base = base_url(request)
 
     def link(**params: Any) -> str:  # under ARHIVA_PUBLIC_URL when set, not the request's Host header

@@ -141,7 +141,8 @@ def search_page(request: Request, session: DB) -> HTMLResponse:
         elif params.get("before"):
             query.before, query.offset = decode_cursor(params["before"]), 0
         page = search_records(session, query, max_limit=settings.page_size_max, with_facets=True,
-                              exact_max=settings.count_exact_max)
+                              exact_max=settings.count_exact_max,
+                              sample_rows=settings.count_sample_rows)
     except QueryError as exc:
         ctx["error"] = str(exc)
         ctx["map"] = map_view([], form["bbox"])

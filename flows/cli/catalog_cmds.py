@@ -233,7 +233,7 @@ def register(app: typer.Typer, crawl_app: typer.Typer) -> None:
                 if after:
                     q.after, q.offset = decode_cursor(after), 0
                 result = search_records(s, q, max_limit=settings.page_size_max, exact_max=settings.count_exact_max,
-                                        count="exact" if exact_count else "auto")
+                                        sample_rows=settings.count_sample_rows, count="exact" if exact_count else "auto")
             except QueryError as exc:
                 fail(str(exc))
             data = [record_dict(r) for r in result.items]

@@ -105,13 +105,13 @@ def test_window_then_index_gives_the_same_pages(big):
                   RecordQuery(collection="thirds", colorized=True)):
             stmt = _filtered(q, s)
             want = list(s.scalars(stmt.with_only_columns(Record.id).order_by(Record.id)))
-            for window in (0, 5, 40, 16_000):
-                def fetch(after, stmt=stmt, window=window):
-                    ids = page_ids(s, stmt, after=after, before=None, offset=0, limit=4, window=window)
+            for windows in ((), (5,), (3, 40), (2_000, 16_000)):
+                def fetch(after, stmt=stmt, windows=windows):
+                    ids = page_ids(s, stmt, after=after, before=None, offset=0, limit=4, windows=windows)
                     return ids, (ids[-1] if len(ids) == 4 else None)
 
-                assert _all_pages(fetch) == want, (q, window)
-                back = page_ids(s, stmt, after=None, before=want[-1] + 1, offset=0, limit=6, window=window)
+                assert _all_pages(fetch) == want, (q, windows)
+                back = page_ids(s, stmt, after=None, before=want[-1] + 1, offset=0, limit=6, windows=windows)
                 assert back == list(reversed(want))[:6]
 
 

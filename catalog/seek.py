@@ -13,7 +13,8 @@ catalogue.
 """
 from __future__ import annotations
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, true
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.util import ClauseAdapter
 
@@ -38,27 +39,27 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
         scan = select(Record)
         if edge is not None:
             scan = scan.where(Record.id < edge if backwards else Record.id > edge)
-        scan = scan.order_by(Record.id.desc() if backwards else Record.id)
-        w = scan.limit(size).subquery("window")
-        in_window = ClauseAdapter(w).traverse(ids_stmt)
-        got = list(session.scalars(in_window.order_by(w.c.id.desc() if backwards else w.c.id)
-                                   .limit(limit - len(found))))
-        found += got
-        if len(found) >= limit:
-            return found
-        span = scan.with_only_columns(Record.id).limit(size).subquery("span")  # ids only: an index-only scan
-        n, end = session.execute(select(func.count(), func.min(span.c.id) if backwards else func.max(span.c.id))).one()
-        if n < size:  # the window reached the end: nothing more to find
+        w = scan.order_by(Record.id.desc() if backwards else Record.id).limit(size).subquery("window")
+        hit = ClauseAdapter(w).traverse(ids_stmt.whereclause if ids_stmt.whereclause is not None else true())
+        # one row: how many records the window held, where it ended, and its matches in order
+        n, end, hits = session.execute(select(
+            func.count(), func.min(w.c.id) if backwards else func.max(w.c.id),
+            func.array_agg(aggregate_order_by(w.c.id, w.c.id.desc() if backwards else w.c.id)).filter(hit))).one()
+        found += (hits or [])[:limit - len(found)]
+        if len(found) >= limit or n < size:  # a full page, or the window reached the end
             return found
         edge = end
-        if not got:  # not one match in a window: a narrow search, for its index
+        if not hits:  # not one match in a window: a narrow search, for its index
             break
-    return found + _planned(session, ids_stmt, edge, backwards, 0, limit - len(found))
+    return found + _planned(session, ids_stmt, edge, backwards, 0, limit - len(found), by_index=True)
 
 
 def _planned(session: Session, ids_stmt: Select, edge: int | None, backwards: bool, offset: int,
-             limit: int) -> list[int]:
+             limit: int, by_index: bool = False) -> list[int]:
     if edge is not None:
-        ids_stmt = ids_stmt.where(Record.id < edge if backwards else Record.id > edge)
+        # After the windows the search is narrow: ``id + 0`` keeps the planner from also reading
+        # the primary key's range (most of the table) into a bitmap beside the search index.
+        key = Record.id + 0 if by_index else Record.id
+        ids_stmt = ids_stmt.where(key < edge if backwards else key > edge)
     order = Record.id.desc() if backwards else Record.id
     return list(session.scalars(ids_stmt.order_by(order).offset(offset).limit(limit)))

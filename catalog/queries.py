@@ -135,8 +135,8 @@ def decode_cursor(cursor: str) -> int:
         if kind != "id" or not 0 <= record_id < 2**63:
             raise ValueError
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise QueryError(f"after: {cursor[:40]!r} is not a cursor this catalogue made "
-                         "(take it from a page's 'next' link)") from None
+        raise QueryError(f"cursor: {cursor[:40]!r} is not a cursor this catalogue made (take it from a "
+                         "page's 'next' or 'previous' link: parameter 'after' or 'before')") from None
     return record_id
 
 

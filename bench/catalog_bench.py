@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import random
 import statistics
 import sys
@@ -287,6 +288,8 @@ def main() -> None:
     ap.add_argument("--skip-upsert", action="store_true")
     ap.add_argument("--skip-query", action="store_true")
     args = ap.parse_args()
+    print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at the start "
+          "(other work on the machine slows every row alike)")
     if not args.skip_upsert:
         print_table(f"Upsert (best of {args.rounds} rounds and their mean; ratio: best against one record per call). "
                     "No roll-up table is maintained: counts and facets come from the matches or a sample, so "
@@ -311,6 +314,7 @@ def main() -> None:
         print_table("Facets (decade, collection, colorized) with the page and count, ms",
                     ["query", "catalogue", "queries", "exact facets", "p50 ms", "p95 ms"], facet_rows)
         print_table("Disk", ["relation", "size"], disk_rows(engine))
+        print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

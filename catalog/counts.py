@@ -22,7 +22,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 from catalog.models import Collection, CollectionMember, Record, RecordAsset
 
 COUNT_EXACT_MAX = 10_000
-SAMPLE_ROWS = 60_000
+SAMPLE_ROWS = 40_000
 SAMPLE_SEED = 1  # the same blocks every time: paging through results keeps the same estimate
 COUNT_MODES = ("auto", "exact")
 
@@ -86,11 +86,16 @@ def planned_rows(session: Session, filtered: Select) -> float:
     return float(plan[0]["Plan"]["Plan Rows"])
 
 
+def _table_rows(session: Session) -> float:
+    """The records table's size as last analysed (-1: never)."""
+    return session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'records'::regclass")) or -1.0
+
+
 def _sample_percent(session: Session, sample_rows: int) -> float:
     """The share of the records table (in %) that holds about ``sample_rows`` rows; 100 when the
     table is small or has never been analysed."""
-    rows = session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'records'::regclass"))
-    if rows is None or rows <= 0:
+    rows = _table_rows(session)
+    if rows <= 0:
         return 100.0
     return min(100.0, 100.0 * sample_rows / rows)
 
@@ -138,9 +143,14 @@ FACET_HITS = 4_000  # sampled matches facets are counted from (a smaller sample 
 
 
 def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", with_facets: bool = False,
-                     exact_max: int = COUNT_EXACT_MAX, sample_rows: int = SAMPLE_ROWS) -> tuple[Count, Facets | None]:
+                     exact_max: int = COUNT_EXACT_MAX, sample_rows: int = SAMPLE_ROWS,
+                     density: float | None = None) -> tuple[Count, Facets | None]:
     """How many match (exact up to ``exact_max``, or always with mode 'exact'; an estimate beyond)
-    and, with ``with_facets``, the facets (exact when the count is, else from the sample)."""
+    and, with ``with_facets``, the facets (exact when the count is, else from the sample).
+
+    ``density``, the share of matches among records walked in id order (catalog.seek), tells a
+    narrow search (counted exactly first) from a broad one (sampled first); without it the
+    planner's estimate does, less reliably."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
         return count, (_facets(session, tally, exact, scale) if with_facets else None)
@@ -148,7 +158,11 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     if mode == "exact":
         return done(_tally(session, filtered, with_facets=with_facets), True)
     counted = None
-    if planned_rows(session, filtered) <= exact_max / 10:  # likely narrow: count first
+    if density is not None:
+        narrow = density * _table_rows(session) <= exact_max / 2
+    else:
+        narrow = planned_rows(session, filtered) <= exact_max / 10
+    if narrow:  # count first
         counted = _tally(session, filtered, limit=exact_max + 1, with_facets=with_facets)
         if counted.total <= exact_max:
             return done(counted, True)

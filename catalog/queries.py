@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from catalog.counts import COUNT_EXACT_MAX, COUNT_MODES, SAMPLE_ROWS, Count, Facets, count_and_facets
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
-from catalog.seek import page_ids
+from catalog.seek import Seen, page_ids
 
 MAX_WORDS = 12
 MAX_OFFSET = 10_000  # deeper pages: the ``next`` cursor (keyset pagination on id)
@@ -246,7 +246,8 @@ def search_records(session: Session, q: RecordQuery, *, with_total: bool = True,
     stmt = _filtered(q, session)
     opts = (selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
     backwards = q.before is not None and q.after is None
-    ids = page_ids(session, stmt, after=q.after, before=q.before, offset=q.offset, limit=q.limit + 1)
+    seen = Seen()
+    ids = page_ids(session, stmt, after=q.after, before=q.before, offset=q.offset, limit=q.limit + 1, seen=seen)
     loaded = {r.id: r for r in session.execute(select(Record).where(Record.id.in_(ids)).options(*opts)).scalars()}
     rows = [loaded[i] for i in ids if i in loaded]
     more = len(rows) > q.limit
@@ -262,7 +263,7 @@ def search_records(session: Session, q: RecordQuery, *, with_total: bool = True,
             page.prev_before = items[0].id
     if with_total or with_facets:
         n, page.facets = count_and_facets(session, stmt, mode=count, with_facets=with_facets, exact_max=exact_max,
-                                          sample_rows=sample_rows)
+                                          sample_rows=sample_rows, density=seen.density)
         page.total, page.total_exact = n.value, n.exact
     return page
 

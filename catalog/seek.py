@@ -13,6 +13,8 @@ catalogue.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Select, func, select, true
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
@@ -23,12 +25,27 @@ from catalog.models import Record
 WINDOWS = (2_000, 16_000)
 
 
+@dataclass
+class Seen:
+    """What the windows saw: how many records they held and how many of those matched (the
+    density of matches, which tells a broad search from a narrow one better than the planner)."""
+
+    rows: int = 0
+    matches: int = 0
+
+    @property
+    def density(self) -> float | None:
+        return self.matches / self.rows if self.rows else None
+
+
 def page_ids(session: Session, filtered: Select, *, after: int | None, before: int | None, offset: int,
-             limit: int, windows: tuple[int, ...] = WINDOWS) -> list[int]:
+             limit: int, windows: tuple[int, ...] = WINDOWS, seen: Seen | None = None) -> list[int]:
     """Up to ``limit`` ids of matches: after ``after`` ascending, or before ``before`` descending.
 
     The records are walked in id order a window at a time (``windows``: their sizes); a window
-    without a single match means the search is narrow, and its index takes over at once."""
+    without a single match means the search is narrow, and its index takes over at once.
+    ``seen`` is told what the windows saw."""
+    seen = seen if seen is not None else Seen()
     ids_stmt = filtered.with_only_columns(Record.id)
     backwards = before is not None and after is None
     edge = before if backwards else after
@@ -45,6 +62,7 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
         n, end, hits = session.execute(select(
             func.count(), func.min(w.c.id) if backwards else func.max(w.c.id),
             func.array_agg(aggregate_order_by(w.c.id, w.c.id.desc() if backwards else w.c.id)).filter(hit))).one()
+        seen.rows, seen.matches = seen.rows + n, seen.matches + len(hits or [])
         found += (hits or [])[:limit - len(found)]
         if len(found) >= limit or n < size:  # a full page, or the window reached the end
             return found

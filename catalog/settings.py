@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     page_size_max: int = Field(default=1000, description="Largest page a query or the API returns.")
     count_exact_max: int = Field(default=10_000, ge=0, description="Searches count their matches exactly up to "
                                  "this many; beyond, the count is an estimate (marked 'about').")
-    count_sample_rows: int = Field(default=60_000, ge=1, description="Rows of the records table an estimated count "
+    count_sample_rows: int = Field(default=40_000, ge=1, description="Rows of the records table an estimated count "
                                    "reads (a block sample): more is closer and slower.")
     blobs: str | None = Field(
         default=None,

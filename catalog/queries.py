@@ -93,8 +93,8 @@ class RecordQuery:
         if self.offset < 0:
             raise QueryError("offset must not be negative")
         if self.offset > MAX_OFFSET:
-            raise QueryError(f"offset: at most {MAX_OFFSET:,}; for deeper pages follow the next cursor "
-                             "(the 'next' link, parameter 'after')")
+            raise QueryError(f"offset: at most {MAX_OFFSET:,}; deeper pages follow a cursor instead "
+                             "(after=… in the 'next' link; --after in the CLI)")
 
 
 @dataclass

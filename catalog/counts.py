@@ -12,6 +12,8 @@ while the count is exact, and from the same sample, scaled, when it is an estima
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +102,22 @@ def _sample_percent(session: Session, sample_rows: int) -> float:
     return min(100.0, 100.0 * sample_rows / rows)
 
 
+@contextmanager
+def _probing(session: Session, on: bool) -> Iterator[None]:
+    """On a sample, a collection or colorization filter is answered by one index probe per sampled
+    record; the planner would rather hash every member of the collection (millions) to meet them."""
+    if not on:
+        yield
+        return
+    saved = session.execute(text("SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin')")).one()
+    session.execute(text("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"))
+    try:
+        yield
+    finally:
+        session.execute(text("SELECT set_config('enable_hashjoin', :h, true), set_config('enable_mergejoin', :m, true)"),
+                        {"h": saved[0], "m": saved[1]})
+
+
 @dataclass
 class _Tally:
     """Matches grouped by (decade, colorized) and by collection id, from all matches or a sample."""
@@ -122,7 +140,8 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
         stmt = stmt.limit(limit)
     m = stmt.cte("matches").prefix_with("MATERIALIZED") if with_facets else stmt.subquery("matches")
     if not with_facets:
-        return _Tally(session.scalar(select(func.count()).select_from(m)), {}, {})
+        with _probing(session, percent is not None):
+            return _Tally(session.scalar(select(func.count()).select_from(m)), {}, {})
     years = select(literal("y").label("kind"), m.c.decade, m.c.colorized, literal(None).label("cid"),
                    func.count().label("n")).group_by(m.c.decade, m.c.colorized)
     # a lateral join: one index probe per match, never a scan of every membership
@@ -130,7 +149,9 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
     members = (select(literal("c"), literal(None), literal(None), cm.c.collection_id, func.count())
                .select_from(m.join(cm, literal(True))).group_by(cm.c.collection_id))
     by_year, by_collection = {}, {}
-    for kind, decade, col, cid, n in session.execute(years.union_all(members)).all():
+    with _probing(session, percent is not None):
+        rows = session.execute(years.union_all(members)).all()
+    for kind, decade, col, cid, n in rows:
         if kind == "y":
             by_year[(decade, bool(col))] = n
         else:

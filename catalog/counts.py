@@ -103,19 +103,28 @@ def _sample_percent(session: Session, sample_rows: int) -> float:
 
 
 @contextmanager
-def _probing(session: Session, on: bool) -> Iterator[None]:
-    """On a sample, a collection or colorization filter is answered by one index probe per sampled
-    record; the planner would rather hash every member of the collection (millions) to meet them."""
-    if not on:
+def _planner(session: Session, **off: bool) -> Iterator[None]:
+    """Switch planner methods off (``hashjoin=True`` → enable_hashjoin off) for one statement."""
+    names = [f"enable_{k}" for k, v in off.items() if v]
+    if not names:
         yield
         return
-    saved = session.execute(text("SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin')")).one()
-    session.execute(text("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"))
+    saved = session.execute(text("SELECT " + ", ".join(f"current_setting('{n}')" for n in names))).one()
+    session.execute(text("; ".join(f"SET LOCAL {n} = off" for n in names)))
     try:
         yield
     finally:
-        session.execute(text("SELECT set_config('enable_hashjoin', :h, true), set_config('enable_mergejoin', :m, true)"),
-                        {"h": saved[0], "m": saved[1]})
+        session.execute(text("SELECT " + ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))),
+                        {f"v{i}": v for i, v in enumerate(saved)})
+
+
+def _ways(sampled: bool, limited: bool) -> dict[str, bool]:
+    """How a count is made to run. On a sample, a collection or colorization filter is answered by
+    one index probe per sampled record (the planner would rather hash every member of the
+    collection, millions). A bounded exact count (few matches expected) goes through the indexes'
+    bitmaps: the planner, hoping to reach the bound early, would otherwise walk the whole table."""
+    return {"hashjoin": sampled, "mergejoin": sampled, "seqscan": limited and not sampled,
+            "indexscan": limited and not sampled}
 
 
 @dataclass
@@ -139,8 +148,9 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
     if limit is not None:
         stmt = stmt.limit(limit)
     m = stmt.cte("matches").prefix_with("MATERIALIZED") if with_facets else stmt.subquery("matches")
+    ways = _ways(percent is not None, limit is not None)
     if not with_facets:
-        with _probing(session, percent is not None):
+        with _planner(session, **ways):
             return _Tally(session.scalar(select(func.count()).select_from(m)), {}, {})
     years = select(literal("y").label("kind"), m.c.decade, m.c.colorized, literal(None).label("cid"),
                    func.count().label("n")).group_by(m.c.decade, m.c.colorized)
@@ -149,7 +159,7 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
     members = (select(literal("c"), literal(None), literal(None), cm.c.collection_id, func.count())
                .select_from(m.join(cm, literal(True))).group_by(cm.c.collection_id))
     by_year, by_collection = {}, {}
-    with _probing(session, percent is not None):
+    with _planner(session, **ways):
         rows = session.execute(years.union_all(members)).all()
     for kind, decade, col, cid, n in rows:
         if kind == "y":

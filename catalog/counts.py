@@ -6,8 +6,13 @@ the count is an estimate, marked as such: the same filter run on a block sample 
 table (``TABLESAMPLE SYSTEM``, about ``sample_rows`` rows, the same blocks every time) and scaled
 up. Its error is measured by ``bench/catalog_bench.py``.
 
+Which comes first: a search that looks narrow (few matches among the records the page walked,
+see catalog.seek) is counted exactly first; a broad one is sampled first, and counted exactly
+only when the sample finds too few matches to trust (``MIN_HITS``) or fewer than ``exact_max``.
+
 Facets (records per decade, per collection, colorized or not) come from the matches themselves
-while the count is exact, and from the same sample, scaled, when it is an estimate.
+while the count is exact, and from fewer blocks of the same sample, scaled, when it is an
+estimate.
 """
 from __future__ import annotations
 
@@ -212,10 +217,6 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     # facets from fewer blocks of the same sample (enough for the large groups), scaled to the estimate
     few = _tally(session, filtered, percent=percent * min(1.0, FACET_HITS / max(1, sampled.total)), with_facets=True)
     return done(few, False, estimate / max(1, few.total), estimate)
-
-
-def count_matches(session: Session, filtered: Select, **kw) -> Count:
-    return count_and_facets(session, filtered, **kw)[0]
 
 
 def _facets(session: Session, tally: _Tally, exact: bool, scale: float) -> Facets:

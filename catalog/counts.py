@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, exists, func, literal, select, tablesample, text
+from sqlalchemy import Select, exists, func, literal, select, tablesample, text, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.util import ClauseAdapter
 
@@ -94,8 +94,12 @@ def planned_rows(session: Session, filtered: Select) -> float:
 
 
 def _table_rows(session: Session) -> float:
-    """The records table's size as last analysed (-1: never)."""
-    return session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'records'::regclass")) or -1.0
+    """The records table's size now, as the planner reckons it: rows per page when last analysed
+    times the pages it has now (-1: never analysed)."""
+    return session.scalar(text(
+        "SELECT CASE WHEN reltuples <= 0 OR relpages = 0 THEN reltuples ELSE reltuples / relpages * "
+        "(pg_relation_size(oid) / current_setting('block_size')::int) END "
+        "FROM pg_class WHERE oid = 'records'::regclass")) or -1.0
 
 
 def _sample_percent(session: Session, sample_rows: int) -> float:
@@ -139,12 +143,23 @@ class _Tally:
     total: int
     by_year: dict[tuple, int]
     by_collection: dict[int, int]
+    rows: int = 0  # records in the sample (matching or not)
 
 
 def _tally(session: Session, filtered: Select, *, percent: float | None = None, limit: int | None = None,
            with_facets: bool = False) -> _Tally:
     """Count the matches (all, the first ``limit``, or those in a ``percent`` block sample) in one
     statement, with the facet groups when asked."""
+    ways = _ways(percent is not None, limit is not None)
+    if percent is not None and not with_facets:
+        # matches and all records of the sample in one scan: the estimate is their ratio times
+        # the table's rows, free of how many rows the sampled blocks happen to hold
+        sample = tablesample(Record, func.system(percent), name="records_sample", seed=literal(SAMPLE_SEED))
+        where = filtered.whereclause if filtered.whereclause is not None else true()
+        stmt = select(func.count().filter(where), func.count()).select_from(Record)
+        with _planner(session, **ways):
+            hits, rows = session.execute(ClauseAdapter(sample).traverse(stmt)).one()
+        return _Tally(hits, {}, {}, rows)
     cols = [Record.id, _decade(), _colorized()] if with_facets else [Record.id]
     stmt = filtered.with_only_columns(*cols)
     if percent is not None:
@@ -153,7 +168,6 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
     if limit is not None:
         stmt = stmt.limit(limit)
     m = stmt.cte("matches").prefix_with("MATERIALIZED") if with_facets else stmt.subquery("matches")
-    ways = _ways(percent is not None, limit is not None)
     if not with_facets:
         with _planner(session, **ways):
             return _Tally(session.scalar(select(func.count()).select_from(m)), {}, {})
@@ -206,7 +220,7 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     if percent >= 100:
         return done(_tally(session, filtered, with_facets=with_facets), True)
     sampled = _tally(session, filtered, percent=percent)
-    estimate = round(sampled.total * 100 / percent)
+    estimate = round(sampled.total / max(1, sampled.rows) * _table_rows(session))
     if counted is None and (sampled.total < MIN_HITS or estimate <= exact_max):  # too few to trust: count
         counted = _tally(session, filtered, limit=exact_max + 1, with_facets=with_facets)
         if counted.total <= exact_max:

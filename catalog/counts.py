@@ -194,18 +194,21 @@ FACET_HITS = 4_000  # sampled matches facets are counted from (a smaller sample 
 
 def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", with_facets: bool = False,
                      exact_max: int = COUNT_EXACT_MAX, sample_rows: int = SAMPLE_ROWS,
-                     density: float | None = None) -> tuple[Count, Facets | None]:
+                     density: float | None = None, known: int | None = None) -> tuple[Count, Facets | None]:
     """How many match (exact up to ``exact_max``, or always with mode 'exact'; an estimate beyond)
     and, with ``with_facets``, the facets (exact when the count is, else from the sample).
 
     ``density``, the share of matches among records walked in id order (catalog.seek), tells a
     narrow search (counted exactly first) from a broad one (sampled first); without it the
-    planner's estimate does, less reliably."""
+    planner's estimate does, less reliably. ``known``: the exact count, already counted on the
+    way to the page (catalog.seek), at most ``exact_max``."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
         return count, (_facets(session, tally, exact, scale) if with_facets else None)
 
-    if mode == "exact":
+    if known is not None and not with_facets:
+        return Count(known, True), None
+    if mode == "exact" or known is not None:
         return done(_tally(session, filtered, with_facets=with_facets), True)
     counted = None
     if density is not None:

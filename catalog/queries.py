@@ -247,7 +247,8 @@ def search_records(session: Session, q: RecordQuery, *, with_total: bool = True,
     opts = (selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
     backwards = q.before is not None and q.after is None
     seen = Seen()
-    ids = page_ids(session, stmt, after=q.after, before=q.before, offset=q.offset, limit=q.limit + 1, seen=seen)
+    ids = page_ids(session, stmt, after=q.after, before=q.before, offset=q.offset, limit=q.limit + 1, seen=seen,
+                   count_up_to=exact_max if with_total or with_facets else None)
     loaded = {r.id: r for r in session.execute(select(Record).where(Record.id.in_(ids)).options(*opts)).scalars()}
     rows = [loaded[i] for i in ids if i in loaded]
     more = len(rows) > q.limit
@@ -263,7 +264,7 @@ def search_records(session: Session, q: RecordQuery, *, with_total: bool = True,
             page.prev_before = items[0].id
     if with_total or with_facets:
         n, page.facets = count_and_facets(session, stmt, mode=count, with_facets=with_facets, exact_max=exact_max,
-                                          sample_rows=sample_rows, density=seen.density)
+                                          sample_rows=sample_rows, density=seen.density, known=seen.total)
         page.total, page.total_exact = n.value, n.exact
     return page
 

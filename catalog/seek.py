@@ -32,6 +32,7 @@ class Seen:
 
     rows: int = 0
     matches: int = 0
+    total: int | None = None  # every match, when a search from the first record counted them on the way
 
     @property
     def density(self) -> float | None:
@@ -39,13 +40,17 @@ class Seen:
 
 
 def page_ids(session: Session, filtered: Select, *, after: int | None, before: int | None, offset: int,
-             limit: int, windows: tuple[int, ...] = WINDOWS, seen: Seen | None = None) -> list[int]:
+             limit: int, windows: tuple[int, ...] = WINDOWS, seen: Seen | None = None,
+             count_up_to: int | None = None) -> list[int]:
     """Up to ``limit`` ids of matches: after ``after`` ascending, or before ``before`` descending.
 
     The records are walked in id order a window at a time (``windows``: their sizes); a window
     without a single match means the search is narrow, and its index takes over at once.
-    ``seen`` is told what the windows saw."""
+    ``seen`` is told what the windows saw; on a first page, a narrow search's index path also
+    counts its matches up to ``count_up_to`` (one bitmap for the page and the count), and
+    ``seen.total`` holds the count when it stayed within."""
     seen = seen if seen is not None else Seen()
+    from_start = after is None and before is None
     ids_stmt = filtered.with_only_columns(Record.id)
     backwards = before is not None and after is None
     edge = before if backwards else after
@@ -64,12 +69,20 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
             func.array_agg(aggregate_order_by(w.c.id, w.c.id.desc() if backwards else w.c.id)).filter(hit))).one()
         seen.rows, seen.matches = seen.rows + n, seen.matches + len(hits or [])
         found += (hits or [])[:limit - len(found)]
+        if n < size and from_start and count_up_to is not None and seen.matches <= count_up_to:
+            seen.total = seen.matches  # the whole table walked: every match seen
         if len(found) >= limit or n < size:  # a full page, or the window reached the end
             return found
         edge = end
         if not hits:  # not one match in a window: a narrow search, for its index
             break
-    return found + _planned(session, ids_stmt, edge, backwards, 0, limit - len(found), by_index=True)
+    want = limit - len(found)
+    if from_start and count_up_to is not None:
+        want = max(want, count_up_to + 1 - len(found))
+    rest = _planned(session, ids_stmt, edge, backwards, 0, want, by_index=True)
+    if from_start and count_up_to is not None and len(found) + len(rest) <= count_up_to:
+        seen.total = len(found) + len(rest)
+    return (found + rest)[:limit]
 
 
 def _planned(session: Session, ids_stmt: Select, edge: int | None, backwards: bool, offset: int,

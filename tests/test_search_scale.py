@@ -18,7 +18,7 @@ from catalog.db import session_scope
 from catalog.ingest import RecordIn, add_to_collection, get_or_create_source, upsert_records
 from catalog.models import Collection, CollectionMember, Record, RecordAsset
 from catalog.queries import QueryError, RecordQuery, _filtered, decode_cursor, encode_cursor, search_records
-from catalog.seek import page_ids
+from catalog.seek import Seen, page_ids
 from catalog.settings import Settings
 from catalog.web.app import create_app
 from flows.cli import app
@@ -113,6 +113,14 @@ def test_window_then_index_gives_the_same_pages(big):
                 assert _all_pages(fetch) == want, (q, windows)
                 back = page_ids(s, stmt, after=None, before=want[-1] + 1, offset=0, limit=6, windows=windows)
                 assert back == list(reversed(want))[:6]
+                for up_to in (len(want) - 1, len(want), 1000):  # counted on the way to the first page
+                    seen = Seen()
+                    assert page_ids(s, stmt, after=None, before=None, offset=0, limit=4, windows=windows,
+                                    seen=seen, count_up_to=up_to) == want[:4]
+                    # known when the index path or a walk of the whole table counted them, never wrong
+                    assert seen.total in ((None, len(want)) if up_to >= len(want) else (None,)), (q, windows)
+                    if not windows and up_to >= len(want):
+                        assert seen.total == len(want)
 
 
 def test_cursor_is_opaque_and_checked():

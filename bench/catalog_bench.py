@@ -215,13 +215,15 @@ def query_cases(rng: random.Random, collections: list[str]) -> dict:
     }
 
 
-def bench_query(engine, n: int, repeats: int, exact_checks: int) -> tuple[list[list], list[list]]:
+def bench_query(engine, n: int, repeats: int, exact_checks: int, only: str | None = None) -> tuple[list[list], list[list]]:
     """Latency of search_records as the API calls it (page of 50 + count), facets, estimate error."""
     rng = random.Random(7)
     rows, facet_rows = [], []
     with session_scope(engine) as s:
         collections = [c for c, _ in COLLECTIONS]
         for name, make in query_cases(rng, collections).items():
+            if only and only not in name:
+                continue
             times, totals, estimated, errors = [], [], 0, []
             for _ in range(repeats):
                 q = make()
@@ -251,6 +253,8 @@ def bench_query(engine, n: int, repeats: int, exact_checks: int) -> tuple[list[l
                            ("facets: narrow", lambda: RecordQuery(year_from=(y := rng.randint(1880, 1980)),
                                                                   year_to=y + 9, text=rng.choice(WORDS[5:]))),
                            ("facets: one collection", lambda: RecordQuery(collection=rng.choice(collections)))):
+            if only and only not in name:
+                continue
             times, exact_n = [], 0
             for _ in range(repeats):
                 q = make()
@@ -287,6 +291,7 @@ def main() -> None:
     ap.add_argument("--db", help="keep the filled catalogue in this database and reuse it (filled when empty)")
     ap.add_argument("--skip-upsert", action="store_true")
     ap.add_argument("--skip-query", action="store_true")
+    ap.add_argument("--only", help="only the searches whose name contains this (e.g. narrow, facets)")
     args = ap.parse_args()
     print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at the start "
           "(other work on the machine slows every row alike)")
@@ -306,7 +311,7 @@ def main() -> None:
         if have == 0:
             print(f"filled {args.records:,} records in {fill(engine, args.records):.0f} s", file=sys.stderr)
         n = args.records if have == 0 else have
-        rows, facet_rows = bench_query(engine, n, args.repeats, args.exact_checks)
+        rows, facet_rows = bench_query(engine, n, args.repeats, args.exact_checks, args.only)
         print_table("Search (search_records as the API calls it: a page of 50 in id order + the count), ms. "
                     "Estimated: queries whose count was an estimate; error: worst / mean against the exact count",
                     ["query", "catalogue", "queries", "median matches", "estimated", "estimate error worst / mean",

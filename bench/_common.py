@@ -40,3 +40,16 @@ def print_table(title: str, header: list[str], rows: list[list]) -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in cells:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+
+
+def named_database(name: str):
+    """An engine on database ``name`` (created and migrated when missing; kept afterwards): a large
+    benchmark catalogue filled once and measured many times."""
+    from catalog import migrate
+
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    engine = create_engine(SERVER.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}")
+    migrate.upgrade(engine)
+    return engine

@@ -7,6 +7,8 @@ filter unless ``include_undated`` is set.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import operator
 import re
@@ -14,14 +16,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, cast, exists, func, literal_column, not_, or_, select
+from sqlalchemy import Select, and_, cast, exists, false, func, literal_column, not_, or_, select
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import Session, selectinload
 
+from catalog.counts import COUNT_EXACT_MAX, COUNT_MODES, SAMPLE_ROWS, Count, Facets, count_and_facets
 from catalog.fields import MAPPED
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
+from catalog.seek import Seen, page_ids
 
 MAX_WORDS = 12
+MAX_OFFSET = 10_000  # deeper pages: the ``next`` cursor (keyset pagination on id)
 BOTH_INCLUSIVE = literal_column("'[]'")
 YEAR_RANGE = func.int4range(Record.year_lo, Record.year_hi, BOTH_INCLUSIVE)
 POINT = func.point(Record.lon, Record.lat)
@@ -73,6 +78,8 @@ class RecordQuery:
     ids: list[int] | None = None
     limit: int = 50
     offset: int = 0
+    after: int | None = None  # the page after this record id (see encode_cursor)
+    before: int | None = None  # the page before this record id
 
     def check(self, max_limit: int = 1000) -> None:
         if self.year_from is not None and self.year_to is not None and self.year_from > self.year_to:
@@ -87,6 +94,9 @@ class RecordQuery:
             raise QueryError(f"limit must be between 1 and {max_limit}")
         if self.offset < 0:
             raise QueryError("offset must not be negative")
+        if self.offset > MAX_OFFSET:
+            raise QueryError(f"offset: at most {MAX_OFFSET:,}; deeper pages follow a cursor instead "
+                             "(after=… in the 'next' link; --after in the CLI)")
 
 
 @dataclass
@@ -96,6 +106,40 @@ class Page:
     limit: int
     offset: int
     extra: dict[str, Any] = field(default_factory=dict)
+    total_exact: bool = True  # False: total is an estimate (see catalog.counts)
+    next_after: int | None = None  # cursor of the next page (a record id); None on the last page
+    prev_before: int | None = None  # cursor of the previous page; None on the first
+    facets: Facets | None = None
+
+    @property
+    def total_label(self) -> str:
+        return Count(self.total, self.total_exact).label()
+
+    @property
+    def next_cursor(self) -> str | None:
+        return None if self.next_after is None else encode_cursor(self.next_after)
+
+    @property
+    def prev_cursor(self) -> str | None:
+        return None if self.prev_before is None else encode_cursor(self.prev_before)
+
+
+def encode_cursor(record_id: int) -> str:
+    """An opaque cursor for the page after ``record_id`` (results are in id order)."""
+    return base64.urlsafe_b64encode(f"id:{record_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        record_id = int(value)
+        if kind != "id" or not 0 <= record_id < 2**63:
+            raise ValueError
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise QueryError(f"cursor: {cursor[:40]!r} is not a cursor this catalogue made (take it from a "
+                         "page's 'next' or 'previous' link: parameter 'after' or 'before')") from None
+    return record_id
 
 
 def parse_years(text: str) -> tuple[int | None, int | None]:
@@ -137,18 +181,23 @@ def text_condition(query: str):
     return and_(*conds)
 
 
-def _filtered(q: RecordQuery) -> Select:
+def _filtered(q: RecordQuery, session: Session | None = None) -> Select:
+    """The matching records; with a session, the collection and source are looked up first, so
+    the planner sees their ids (and their sizes in its statistics) instead of a subquery."""
     stmt = select(Record)
     if q.status:
         stmt = stmt.where(Record.status == q.status)
     if q.ids:
         stmt = stmt.where(Record.id.in_(q.ids))
     if q.collection:
-        stmt = stmt.where(exists().where(
-            CollectionMember.record_id == Record.id, CollectionMember.collection_id == Collection.id,
-            Collection.name == q.collection))
+        cid = select(Collection.id).where(Collection.name == q.collection)
+        cid = cid.scalar_subquery() if session is None else session.scalar(cid)
+        stmt = stmt.where(false()) if cid is None else stmt.where(exists().where(
+            CollectionMember.record_id == Record.id, CollectionMember.collection_id == cid))
     if q.source:
-        stmt = stmt.where(Record.source_id == select(Source.id).where(Source.slug == q.source).scalar_subquery())
+        sid = select(Source.id).where(Source.slug == q.source)
+        sid = sid.scalar_subquery() if session is None else session.scalar(sid)
+        stmt = stmt.where(false()) if sid is None else stmt.where(Record.source_id == sid)
     years_asked = q.year_from is not None or q.year_to is not None
     boxes = []
     cells: list[str] | None = None
@@ -187,22 +236,39 @@ def _filtered(q: RecordQuery) -> Select:
     return stmt
 
 
-def search_records(session: Session, q: RecordQuery, *, with_total: bool = True, max_limit: int = 1000) -> Page:
-    """One page of matches, in id order, and (one scan, a window count) how many match in all."""
+def search_records(session: Session, q: RecordQuery, *, with_total: bool = True, max_limit: int = 1000,
+                   count: str = "auto", with_facets: bool = False, exact_max: int = COUNT_EXACT_MAX,
+                   sample_rows: int = SAMPLE_ROWS) -> Page:
+    """One page of matches in id order (after the cursor ``q.after``, then ``q.offset``), how many
+    match in all (exact up to ``exact_max``, an estimate beyond unless ``count`` is 'exact'; see
+    catalog.counts) and, with ``with_facets``, the facets."""
     q.check(max_limit)
-    stmt = _filtered(q)
+    if count not in COUNT_MODES:
+        raise QueryError(f"count: one of {', '.join(COUNT_MODES)}")
+    stmt = _filtered(q, session)
     opts = (selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
-    if not with_total:
-        items = list(session.execute(stmt.options(*opts).order_by(Record.id).limit(q.limit).offset(q.offset))
-                     .scalars())
-        return Page(items=items, total=-1, limit=q.limit, offset=q.offset)
-    rows = session.execute(stmt.add_columns(func.count().over().label("total")).options(*opts)
-                           .order_by(Record.id).limit(q.limit).offset(q.offset)).all()
-    if rows:
-        total = rows[0].total
-    else:  # past the last page (or nothing): count separately
-        total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
-    return Page(items=[r[0] for r in rows], total=total, limit=q.limit, offset=q.offset)
+    backwards = q.before is not None and q.after is None
+    seen = Seen()
+    ids = page_ids(session, stmt, after=q.after, before=q.before, offset=q.offset, limit=q.limit + 1, seen=seen,
+                   count_up_to=exact_max if with_total or with_facets else None)
+    loaded = {r.id: r for r in session.execute(select(Record).where(Record.id.in_(ids)).options(*opts)).scalars()}
+    rows = [loaded[i] for i in ids if i in loaded]
+    more = len(rows) > q.limit
+    items = rows[:q.limit]
+    page = Page(items=items, total=-1, limit=q.limit, offset=q.offset)
+    if backwards:
+        items.reverse()
+        page.next_after = items[-1].id if items else None
+        page.prev_before = items[0].id if more else None
+    else:
+        page.next_after = items[-1].id if more else None
+        if items and (q.after is not None or q.offset > 0):
+            page.prev_before = items[0].id
+    if with_total or with_facets:
+        n, page.facets = count_and_facets(session, stmt, mode=count, with_facets=with_facets, exact_max=exact_max,
+                                          sample_rows=sample_rows, density=seen.density, known=seen.total)
+        page.total, page.total_exact = n.value, n.exact
+    return page
 
 
 def iter_records(session: Session, q: RecordQuery, chunk: int = 500) -> Iterator[Record]:
@@ -211,7 +277,7 @@ def iter_records(session: Session, q: RecordQuery, chunk: int = 500) -> Iterator
     last = 0
     while True:
         rows = list(session.execute(
-            _filtered(q).where(Record.id > last)
+            _filtered(q, session).where(Record.id > last)
             .options(selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
             .order_by(Record.id).limit(chunk)).scalars())
         if not rows:

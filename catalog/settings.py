@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(default=60_000_000, description="Largest image file accepted.")
     max_image_pixels: int = Field(default=120_000_000, description="Largest image (pixels) accepted: decompression-bomb guard.")
     page_size_max: int = Field(default=1000, description="Largest page a query or the API returns.")
+    count_exact_max: int = Field(default=10_000, ge=0, description="Searches count their matches exactly up to "
+                                 "this many; beyond, the count is an estimate (marked 'about').")
+    count_sample_rows: int = Field(default=40_000, ge=1, description="Rows of the records table an estimated count "
+                                   "reads (a block sample): more is closer and slower.")
     blobs: str | None = Field(
         default=None,
         description="Where blobs live: unset = ARHIVA_HOME/blobs; a folder; or s3://bucket/prefix "

@@ -92,7 +92,7 @@ def test_absolute_links_use_the_public_url_not_the_host_header(web_catalogue, en
         links = [page["next"], page["previous"]] + [v for it in page["items"] for v in it["links"].values()]
         links += [a[k] for it in page["items"] for a in it["assets"] for k in ("url", "thumbnail_url")]
         assert links and all(link.startswith(public) for link in links), links
-        assert page["next"].startswith(f"{public}api/records?") and "offset=4" in page["next"]
+        assert page["next"].startswith(f"{public}api/records?") and "after=" in page["next"]  # a cursor
         m = c.get(f"/iiif/records/{web_catalogue.ids['cat-1935']}/manifest", headers=evil).json()
         assert m["id"] == f"{public}iiif/records/{web_catalogue.ids['cat-1935']}/manifest"
         assert "evil.example" not in str(m)

@@ -25,7 +25,8 @@ from catalog.models import (
     TrainingExample,
 )
 from catalog.provenance import RUN_MODELS, model_ref, produced_by, record_provenance, run_out
-from catalog.queries import search_records
+from catalog.queries import MAX_OFFSET as SEARCH_MAX_OFFSET
+from catalog.queries import decode_cursor, search_records
 from catalog.web import schemas
 from catalog.web.deps import (
     MAX_OFFSET,
@@ -78,23 +79,44 @@ def search(
     q: Annotated[str | None, Query(max_length=500, description="Words (any inflection, diacritics optional).")] = None,
     colorized: Annotated[bool | None, Query(description="true: has a colorized version; false: lacks one.")] = None,
     status: Literal["active", "withdrawn", "any"] = "active",
-    limit: Limit = 24, offset: Offset = 0,
+    limit: Limit = 24,
+    offset: Annotated[int, Query(ge=0, description=f"Records to skip, at most {SEARCH_MAX_OFFSET:,}: deeper "
+                                 "pages follow the `next` link (cursor `after`).")] = 0,
+    after: Annotated[str | None, Query(max_length=100, description="Cursor from a page's `next` link: the "
+                                       "page after it.")] = None,
+    before: Annotated[str | None, Query(max_length=100, description="Cursor from a page's `previous` link.")] = None,
+    count: Annotated[Literal["auto", "exact"], Query(description="auto: exact up to the server's count_exact_max "
+                                                     "matches, an estimate beyond; exact: always exact (slower "
+                                                     "on broad searches).")] = "auto",
+    facets: Annotated[bool, Query(description="Also count the matches per decade, collection and "
+                                  "colorization.")] = False,
 ) -> dict[str, Any]:
-    """Find records by collection, source, years, place, words and colorization."""
+    """Find records by collection, source, years, place, words and colorization, in id order."""
+    settings = settings_of(request)
     query = build_query(collection=collection, source=source, year_from=year_from, year_to=year_to,
                         include_undated=include_undated, bbox=bbox, q=q, colorized=colorized, status=status,
-                        limit=limit, offset=offset, max_limit=settings_of(request).page_size_max)
-    page = search_records(session, query, max_limit=settings_of(request).page_size_max)
+                        limit=limit, offset=offset, max_limit=settings.page_size_max)
+    if after:
+        query.after = decode_cursor(after)
+    elif before:
+        query.before = decode_cursor(before)
+    page = search_records(session, query, max_limit=settings.page_size_max, count=count, with_facets=facets,
+                          exact_max=settings.count_exact_max, sample_rows=settings.count_sample_rows)
     base = base_url(request)
 
-    def link(offset: int) -> str:  # under ARHIVA_PUBLIC_URL when set, not the request's Host header
-        query = request.url.include_query_params(offset=offset, limit=page.limit).query
-        return f"{base}{request.url.path.lstrip('/')}?{query}"
+    def link(**params: Any) -> str:  # under ARHIVA_PUBLIC_URL when set, not the request's Host header
+        url = request.url.remove_query_params(["offset", "after", "before"]).include_query_params(**params,
+                                                                                                  limit=page.limit)
+        return f"{base}{request.url.path.lstrip('/')}?{url.query}"
 
-    nxt = link(page.offset + page.limit) if page.offset + page.limit < page.total else None
-    prev = link(max(0, page.offset - page.limit)) if page.offset > 0 else None
-    return {"total": page.total, "limit": page.limit, "offset": page.offset, "next": nxt, "previous": prev,
-            "items": [record_out(r, base) for r in page.items]}
+    nxt = link(after=page.next_cursor) if page.next_cursor else None
+    prev = link(before=page.prev_cursor) if page.prev_cursor else None
+    out = {"total": page.total, "total_exact": page.total_exact, "total_label": page.total_label,
+           "limit": page.limit, "offset": page.offset, "next": nxt, "next_cursor": page.next_cursor,
+           "previous": prev, "previous_cursor": page.prev_cursor, "items": [record_out(r, base) for r in page.items]}
+    if page.facets is not None:
+        out["facets"] = page.facets.as_dict()
+    return out
 
 
 @router.get("/records/{record_id}", response_model=schemas.RecordDetail, responses=NOT_FOUND, tags=["records"])

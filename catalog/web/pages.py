@@ -10,9 +10,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from catalog.counts import approx
 from catalog.licences import is_licence_uri
 from catalog.provenance import record_provenance
-from catalog.queries import QueryError, search_records
+from catalog.queries import MAX_OFFSET, QueryError, decode_cursor, search_records
 from catalog.web.api import DB, RecordId, list_collections, list_sources, load_record
 from catalog.web.deps import base_url, query_from_form, record_out, settings_of
 from catalog.web.thumbs import THUMB_SIZES
@@ -93,7 +94,8 @@ def map_view(points: list[dict[str, Any]], bbox: str, width: int = 280) -> dict[
 
 
 def _page_links(form: dict[str, str], total: int, page: int, size: int) -> list[dict[str, Any]]:
-    pages = max(1, -(-total // size))
+    """Numbered pages around this one, within the offset bound (deeper: the next link's cursor)."""
+    pages = max(1, min(-(-total // size), MAX_OFFSET // size + 1))
     keep = {k: v for k, v in form.items() if v}
     wanted = sorted({1, pages, *range(max(1, page - 2), min(pages, page + 2) + 1)})
     out, last = [], 0
@@ -105,26 +107,57 @@ def _page_links(form: dict[str, str], total: int, page: int, size: int) -> list[
     return out
 
 
+def _facet_links(form: dict[str, str], facets) -> dict[str, Any]:
+    """Each facet value with its count (words when estimated) and the search narrowed to it."""
+    keep = {k: v for k, v in form.items() if v}
+
+    def entry(label: str, n: int, **narrow: Any) -> dict[str, Any]:
+        href = None
+        if narrow:
+            href = "?" + urlencode({k: v for k, v in (keep | narrow).items() if v not in (None, "")})
+        return {"label": label, "count": f"{n:,}" if facets.exact else f"~{approx(n)}", "href": href}
+
+    decades = [entry(f"{d['decade']}s", d["count"], year_from=d["decade"], year_to=d["decade"] + 9)
+               if d["decade"] is not None else entry("undated", d["count"]) for d in facets.decades]
+    return {"exact": facets.exact,
+            "decades": decades,
+            "collections": [entry(c["name"], c["count"], collection=c["name"]) for c in facets.collections],
+            "colorized": [entry(label, facets.colorized.get(key, 0), colorized=key)
+                          for key, label in (("yes", "colorized"), ("no", "not yet"))]}
+
+
 @router.get("/", response_class=HTMLResponse)
 def search_page(request: Request, session: DB) -> HTMLResponse:
     params = request.query_params
     form = {k: (params.get(k) or "").strip() for k in FORM_FIELDS}
     settings = settings_of(request)
     ctx: dict[str, Any] = {"form": form, "collections": list_collections(session), "sources": list_sources(session),
-                           "error": None, "items": [], "total": 0,
+                           "error": None, "items": [], "total": 0, "total_label": "0", "facets": None,
                            "pages": [], "prev": None, "next": None}
     try:
         query = query_from_form(params, PAGE_SIZE, settings.page_size_max)
-        page = search_records(session, query, max_limit=settings.page_size_max)
+        if params.get("after"):
+            query.after, query.offset = decode_cursor(params["after"]), 0
+        elif params.get("before"):
+            query.before, query.offset = decode_cursor(params["before"]), 0
+        page = search_records(session, query, max_limit=settings.page_size_max, with_facets=True,
+                              exact_max=settings.count_exact_max,
+                              sample_rows=settings.count_sample_rows)
     except QueryError as exc:
         ctx["error"] = str(exc)
         ctx["map"] = map_view([], form["bbox"])
         return render(request, "search.html", ctx, status=422)
     base = base_url(request)
+    keep = {k: v for k, v in form.items() if v}
+    cursor_mode = query.after is not None or query.before is not None
     number = page.offset // PAGE_SIZE + 1
-    ctx.update(items=[record_out(r, base) for r in page.items], total=page.total, page=number,
-               pages=_page_links(form, page.total, number, PAGE_SIZE),
-               first=page.offset + 1, last=page.offset + len(page.items))
+    ctx.update(items=[record_out(r, base) for r in page.items], total=page.total, total_label=page.total_label,
+               total_exact=page.total_exact, page=number, cursor_mode=cursor_mode,
+               pages=[] if cursor_mode else _page_links(form, page.total, number, PAGE_SIZE),
+               first=page.offset + 1, last=page.offset + len(page.items),
+               facets=_facet_links(form, page.facets),
+               next="?" + urlencode(keep | {"after": page.next_cursor}) if page.next_cursor else None,
+               prev="?" + urlencode(keep | {"before": page.prev_cursor}) if page.prev_cursor else None)
     ctx["map"] = map_view([{"id": r["id"], "lat": r["lat"], "lon": r["lon"], "title": r["title"] or r["source_key"]}
                            for r in ctx["items"] if r["lat"] is not None], form["bbox"])
     return render(request, "search.html", ctx)

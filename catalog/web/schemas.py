@@ -49,13 +49,38 @@ RecordOut = create_model(
 )
 
 
+class DecadeCount(BaseModel):
+    decade: int | None = Field(description="First year of the decade (of the record's earliest year); null: undated.")
+    count: int
+
+
+class CollectionCount(BaseModel):
+    name: str
+    count: int
+
+
+class SearchFacets(BaseModel):
+    exact: bool = Field(description="false: the counts are estimates from a sample of the catalogue (broad searches).")
+    decades: list[DecadeCount]
+    collections: list[CollectionCount]
+    colorized: dict[str, int] = Field(description="{'yes': n, 'no': n}")
+
+
 class RecordPage(BaseModel):
-    total: int = Field(description="How many records match (all pages).")
+    total: int = Field(description="How many records match (all pages): exact, or an estimate when total_exact "
+                                   "is false.")
+    total_exact: bool = Field(True, description="false: total is an estimate (more matches than the server counts "
+                                                "exactly); ask count=exact for the exact number.")
+    total_label: str = Field("", description="total in words: '1,234' or 'about 1.2 million'.")
     limit: int = Field(description="Page size applied (capped at the server's page_size_max).")
     offset: int
     items: list[RecordOut]
-    next: str | None = Field(None, description="URL of the next page, if any.")
-    previous: str | None = None
+    next: str | None = Field(None, description="URL of the next page (a cursor, `after`), if any.")
+    next_cursor: str | None = Field(None, description="The cursor in `next`, on its own.")
+    previous: str | None = Field(None, description="URL of the previous page (a cursor, `before`), if any.")
+    previous_cursor: str | None = None
+    facets: SearchFacets | None = Field(None, description="With facets=true: matches per decade, collection and "
+                                                          "colorization.")
 
 
 class RunRef(BaseModel):

@@ -108,7 +108,6 @@ def _print_provenance(record_id: int, fmt: OutputFormat) -> None:
     console.print(tree)
 
 
-
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Create or migrate the catalogue schema."""
@@ -119,6 +118,7 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
     migrate.upgrade(engine, revision)
     st = migrate.state(engine)
     console.print(f"catalogue at {describe_url(str(engine.url))} is at revision {st.current}")
+
 
 @db_app.command("downgrade")
 def db_downgrade(revision: str = typer.Argument(..., help="Target revision ('base' drops everything)."),
@@ -131,6 +131,7 @@ def db_downgrade(revision: str = typer.Argument(..., help="Target revision ('bas
         fail("downgrading drops catalogue data; add --yes to confirm")
     migrate.downgrade(get_engine(), revision)
     console.print(f"downgraded to {revision}")
+
 
 @db_app.command("status")
 def db_status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -170,6 +171,7 @@ def db_status(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
     if not st.up_to_date:
         console.print("[yellow]schema is behind: run `arhiva db upgrade`[/yellow]")
 
+
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded PostgreSQL server (it starts again on the next command)."""
@@ -178,6 +180,7 @@ def db_stop() -> None:
 
     stopped = stop(get_settings().embedded_pgdata)
     console.print("embedded server stopped" if stopped else "embedded server was not running")
+
 
 @app.command("sources")
 def sources(as_json: bool = typer.Option(False, "--json")) -> None:
@@ -202,6 +205,7 @@ def sources(as_json: bool = typer.Option(False, "--json")) -> None:
         t.add_row(r["slug"], r["kind"], str(r["records"]), r["last_crawl"] or "—", r["base_url"] or "")
     console.print(t)
 
+
 @app.command("collections")
 def collections() -> None:
     """Collections and how many records each holds."""
@@ -217,6 +221,7 @@ def collections() -> None:
     for name, n in rows:
         t.add_row(name, str(n))
     console.print(t)
+
 
 @app.command("records")
 def records(
@@ -234,6 +239,10 @@ def records(
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
     provenance: bool = typer.Option(False, "--provenance",
                                     help="With --id: the chain behind the record and its colorizations."),
+    after: Optional[str] = typer.Option(None, "--after", help="Cursor printed under a page: the page after it "
+                                        "(deep pages; --page stops at 10,000 records)."),
+    exact_count: bool = typer.Option(False, "--exact-count", help="Count every match exactly (slower on broad "
+                                     "searches; otherwise beyond 10,000 matches the count is an estimate)."),
 ) -> None:
     """List records matching every filter given."""
     if provenance:
@@ -242,13 +251,17 @@ def records(
         _print_provenance(ids[0], fmt)
         return
     from catalog.db import open_catalog, session_scope
-    from catalog.queries import QueryError, record_dict, search_records
+    from catalog.queries import QueryError, decode_cursor, record_dict, search_records
     from catalog.settings import get_settings
 
     q = _query(collection, source, years, include_undated, bbox, text, colorized, status, ids, limit, page)
+    settings = get_settings()
     with session_scope(open_catalog()) as s:
         try:
-            result = search_records(s, q, max_limit=get_settings().page_size_max)
+            if after:
+                q.after, q.offset = decode_cursor(after), 0
+            result = search_records(s, q, max_limit=settings.page_size_max, exact_max=settings.count_exact_max,
+                                    sample_rows=settings.count_sample_rows, count="exact" if exact_count else "auto")
         except QueryError as exc:
             fail(str(exc))
         data = [record_dict(r) for r in result.items]
@@ -262,25 +275,32 @@ def records(
         w.writeheader()
         w.writerows(data)
     else:
+        where = f"after {after}" if after else f"page {page}"
+        estimate = "" if result.total_exact else " (estimate; --exact-count for the exact number)"
         t = Table("id", "source", "key", "title", "date", "years", "place", "assets",
-                  title=f"{result.total} record(s), page {page}", title_justify="left")
+                  title=f"{result.total_label} record(s){estimate}, {where}", title_justify="left")
         for d in data:
             yrs = "" if d["year_lo"] is None and d["year_hi"] is None else f"{d['year_lo'] or '…'}–{d['year_hi'] or '…'}"
             roles = ", ".join(sorted({a["role"] for a in d["assets"]}))
             t.add_row(str(d["id"]), d["source"], d["source_key"], (d["title"] or "")[:60], d["date_text"] or "",
                       yrs, (d["place"] or "")[:30], roles)
         console.print(t)
+        if result.next_cursor:
+            console.print(f"next page: --after {result.next_cursor}")
+
 
 @app.command("search")
 def search(words: str = typer.Argument(..., help="Words to find."),
            collection: Optional[str] = typer.Option(None, "--collection", "-c"),
            years: Optional[str] = typer.Option(None, "--years", "-y"),
            limit: int = typer.Option(20, "--limit", "-n"),
-           fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f")) -> None:
+           fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
+           exact_count: bool = typer.Option(False, "--exact-count", help="Count every match exactly.")) -> None:
     """Full-text search (shortcut for `records --text`)."""
     records(text=words, collection=collection, source=None, years=years, include_undated=False,
             bbox=None, colorized=None, status="active", ids=None, limit=limit, page=1, fmt=fmt,
-            provenance=False)
+            provenance=False, after=None, exact_count=exact_count)
+
 
 @app.command("export")
 def export(
@@ -318,6 +338,7 @@ def export(
                 os.unlink(tmp)
                 raise
     say(f"exported {n} record(s) as {fmt.value}" + ("" if str(out) == "-" else f" to {out}"))
+
 
 @app.command("runs")
 def runs(kind: RunKind = typer.Option(RunKind.crawl, "--kind", help="crawl, training or colorization"),

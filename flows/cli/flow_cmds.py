@@ -86,6 +86,7 @@ def train(
         return
     _show(summary, f"training: {summary.get('status')}")
 
+
 @app.command("colorize")
 def colorize(
     collection: str = typer.Option(..., "--collection", "-c"),
@@ -144,6 +145,7 @@ def colorize(
                   f"{escape(f['error'])}", highlight=False)
     if summary.get("failed"):
         raise typer.Exit(1)
+
 
 @app.command("serve")
 def serve(config: Path = typer.Option(None, "--config", help="Schedule file (default $ARHIVA_HOME/schedules.toml)."),

@@ -51,6 +51,7 @@ def import_cmd(
     if report.rejected:  # files that became no record (each is named above and on the run)
         raise typer.Exit(1)
 
+
 @app.command("load")
 def load_cmd(
     file: str = typer.Argument(..., help="JSON Lines file of records ('-' for standard input)."),

@@ -24,6 +24,7 @@ def deploy(pool: str = typer.Option("arhiva", "--pool", help=POOL_HELP)) -> None
     console.print(t)
     err.print(f"start a worker on each machine: [bold]arhiva worker --pool {escape(pool)}[/bold]", highlight=False)
 
+
 @app.command("worker")
 def worker(pool: str = typer.Option("arhiva", "--pool", help=POOL_HELP),
            name: str = typer.Option(None, "--name", help="Worker name (default: Prefect's)."),

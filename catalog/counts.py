@@ -1,0 +1,253 @@
+"""How many records match, and facets beside them, without costing the query.
+
+Up to ``exact_max`` matches (10,000 by default) the count is exact: the matches are counted
+through a ``LIMIT exact_max + 1`` subquery, so a broad query stops after that many rows. Beyond,
+the count is an estimate, marked as such: the same filter run on a block sample of the records
+table (``TABLESAMPLE SYSTEM``, about ``sample_rows`` rows, the same blocks every time) and scaled
+up. Its error is measured by ``bench/catalog_bench.py``.
+
+Which comes first: a search that looks narrow (few matches among the records the page walked,
+see catalog.seek) is counted exactly first; a broad one is sampled first, and counted exactly
+only when the sample finds too few matches to trust (``MIN_HITS``) or fewer than ``exact_max``.
+
+Facets (records per decade, per collection, colorized or not) come from the matches themselves
+while the count is exact, and from fewer blocks of the same sample, scaled, when it is an
+estimate.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, exists, func, literal, select, tablesample, text, true
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.util import ClauseAdapter
+
+from catalog.models import Collection, CollectionMember, Record, RecordAsset
+
+COUNT_EXACT_MAX = 10_000
+SAMPLE_ROWS = 40_000
+SAMPLE_SEED = 1  # the same blocks every time: paging through results keeps the same estimate
+COUNT_MODES = ("auto", "exact")
+
+
+@dataclass
+class Count:
+    value: int
+    exact: bool
+
+    def label(self) -> str:
+        """'1,234' when exact; 'about 1.2 million', 'about 35,000' when estimated."""
+        return f"{self.value:,}" if self.exact else f"about {approx(self.value)}"
+
+
+@dataclass
+class Facets:
+    exact: bool
+    decades: list[dict[str, Any]] = field(default_factory=list)  # {"decade": 1940 | None, "count": n}
+    collections: list[dict[str, Any]] = field(default_factory=list)  # {"name": ..., "count": n}
+    colorized: dict[str, int] = field(default_factory=dict)  # {"yes": n, "no": n}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"exact": self.exact, "decades": self.decades, "collections": self.collections,
+                "colorized": self.colorized}
+
+
+def approx(n: int) -> str:
+    """Two significant figures in words: 1,234,567 → '1.2 million', 34,567 → '35,000'."""
+    if n <= 0:
+        return "0"
+    digits = math.floor(math.log10(n)) + 1
+    rounded = round(n, -(digits - 2)) if digits > 2 else n
+    if rounded >= 1_000_000_000:
+        return f"{rounded / 1e9:.1f}".rstrip("0").rstrip(".") + " billion"
+    if rounded >= 1_000_000:
+        return f"{rounded / 1e6:.1f}".rstrip("0").rstrip(".") + " million"
+    return f"{rounded:,}"
+
+
+def _decade():
+    year = func.coalesce(Record.year_lo, Record.year_hi)
+    return (func.div(year, 10) * 10).label("decade")
+
+
+def _colorized():
+    return exists().where(RecordAsset.record_id == Record.id, RecordAsset.role == "colorized").label("colorized")
+
+
+def exact_count(session: Session, filtered: Select, limit: int | None = None) -> int:
+    ids = filtered.with_only_columns(Record.id)
+    if limit is not None:
+        ids = ids.limit(limit)
+    return session.scalar(select(func.count()).select_from(ids.subquery()))
+
+
+def planned_rows(session: Session, filtered: Select) -> float:
+    """The planner's estimate of the matches (EXPLAIN, nothing run): cheap, often far off."""
+    stmt = filtered.with_only_columns(Record.id)
+    compiled = stmt.compile(dialect=session.get_bind().dialect)
+    plan = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+def _table_rows(session: Session) -> float:
+    """The records table's size now, as the planner reckons it: rows per page when last analysed
+    times the pages it has now (-1: never analysed)."""
+    return session.scalar(text(
+        "SELECT CASE WHEN reltuples <= 0 OR relpages = 0 THEN reltuples ELSE reltuples / relpages * "
+        "(pg_relation_size(oid) / current_setting('block_size')::int) END "
+        "FROM pg_class WHERE oid = 'records'::regclass")) or -1.0
+
+
+def _sample_percent(session: Session, sample_rows: int) -> float:
+    """The share of the records table (in %) that holds about ``sample_rows`` rows; 100 when the
+    table is small or has never been analysed."""
+    rows = _table_rows(session)
+    if rows <= 0:
+        return 100.0
+    return min(100.0, 100.0 * sample_rows / rows)
+
+
+@contextmanager
+def _planner(session: Session, **off: bool) -> Iterator[None]:
+    """Switch planner methods off (``hashjoin=True`` → enable_hashjoin off) for one statement."""
+    names = [f"enable_{k}" for k, v in off.items() if v]
+    if not names:
+        yield
+        return
+    saved = session.execute(text("SELECT " + ", ".join(f"current_setting('{n}')" for n in names))).one()
+    session.execute(text("; ".join(f"SET LOCAL {n} = off" for n in names)))
+    try:
+        yield
+    finally:
+        session.execute(text("SELECT " + ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))),
+                        {f"v{i}": v for i, v in enumerate(saved)})
+
+
+def _ways(sampled: bool, limited: bool) -> dict[str, bool]:
+    """How a count is made to run. On a sample, a collection or colorization filter is answered by
+    one index probe per sampled record (the planner would rather hash every member of the
+    collection, millions). A bounded exact count (few matches expected) goes through the indexes'
+    bitmaps: the planner, hoping to reach the bound early, would otherwise walk the whole table."""
+    return {"hashjoin": sampled, "mergejoin": sampled, "seqscan": limited and not sampled,
+            "indexscan": limited and not sampled}
+
+
+@dataclass
+class _Tally:
+    """Matches grouped by (decade, colorized) and by collection id, from all matches or a sample."""
+
+    total: int
+    by_year: dict[tuple, int]
+    by_collection: dict[int, int]
+    rows: int = 0  # records in the sample (matching or not)
+
+
+def _tally(session: Session, filtered: Select, *, percent: float | None = None, limit: int | None = None,
+           with_facets: bool = False) -> _Tally:
+    """Count the matches (all, the first ``limit``, or those in a ``percent`` block sample) in one
+    statement, with the facet groups when asked."""
+    ways = _ways(percent is not None, limit is not None)
+    if percent is not None and not with_facets:
+        # matches and all records of the sample in one scan: the estimate is their ratio times
+        # the table's rows, free of how many rows the sampled blocks happen to hold
+        sample = tablesample(Record, func.system(percent), name="records_sample", seed=literal(SAMPLE_SEED))
+        where = filtered.whereclause if filtered.whereclause is not None else true()
+        stmt = select(func.count().filter(where), func.count()).select_from(Record)
+        with _planner(session, **ways):
+            hits, rows = session.execute(ClauseAdapter(sample).traverse(stmt)).one()
+        return _Tally(hits, {}, {}, rows)
+    cols = [Record.id, _decade(), _colorized()] if with_facets else [Record.id]
+    stmt = filtered.with_only_columns(*cols)
+    if percent is not None:
+        sample = tablesample(Record, func.system(percent), name="records_sample", seed=literal(SAMPLE_SEED))
+        stmt = ClauseAdapter(sample).traverse(stmt)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    m = stmt.cte("matches").prefix_with("MATERIALIZED") if with_facets else stmt.subquery("matches")
+    if not with_facets:
+        with _planner(session, **ways):
+            return _Tally(session.scalar(select(func.count()).select_from(m)), {}, {})
+    years = select(literal("y").label("kind"), m.c.decade, m.c.colorized, literal(None).label("cid"),
+                   func.count().label("n")).group_by(m.c.decade, m.c.colorized)
+    # a lateral join: one index probe per match, never a scan of every membership
+    cm = select(CollectionMember.collection_id).where(CollectionMember.record_id == m.c.id).lateral("cm")
+    members = (select(literal("c"), literal(None), literal(None), cm.c.collection_id, func.count())
+               .select_from(m.join(cm, literal(True))).group_by(cm.c.collection_id))
+    by_year, by_collection = {}, {}
+    with _planner(session, **ways):
+        rows = session.execute(years.union_all(members)).all()
+    for kind, decade, col, cid, n in rows:
+        if kind == "y":
+            by_year[(decade, bool(col))] = n
+        else:
+            by_collection[cid] = n
+    return _Tally(sum(by_year.values()), by_year, by_collection)
+
+
+MIN_HITS = 200  # sampled matches below which a sample is not trusted for the count
+FACET_HITS = 4_000  # sampled matches facets are counted from (a smaller sample of the same blocks)
+
+
+def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", with_facets: bool = False,
+                     exact_max: int = COUNT_EXACT_MAX, sample_rows: int = SAMPLE_ROWS,
+                     density: float | None = None, known: int | None = None) -> tuple[Count, Facets | None]:
+    """How many match (exact up to ``exact_max``, or always with mode 'exact'; an estimate beyond)
+    and, with ``with_facets``, the facets (exact when the count is, else from the sample).
+
+    ``density``, the share of matches among records walked in id order (catalog.seek), tells a
+    narrow search (counted exactly first) from a broad one (sampled first); without it the
+    planner's estimate does, less reliably. ``known``: the exact count, already counted on the
+    way to the page (catalog.seek), at most ``exact_max``."""
+    def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
+        count = Count(tally.total if total is None else total, exact)
+        return count, (_facets(session, tally, exact, scale) if with_facets else None)
+
+    if known is not None and not with_facets:
+        return Count(known, True), None
+    if mode == "exact" or known is not None:
+        return done(_tally(session, filtered, with_facets=with_facets), True)
+    counted = None
+    if density is not None:
+        narrow = density * _table_rows(session) <= exact_max / 2
+    else:
+        narrow = planned_rows(session, filtered) <= exact_max / 10
+    if narrow:  # count first
+        counted = _tally(session, filtered, limit=exact_max + 1, with_facets=with_facets)
+        if counted.total <= exact_max:
+            return done(counted, True)
+    percent = _sample_percent(session, sample_rows)
+    if percent >= 100:
+        return done(_tally(session, filtered, with_facets=with_facets), True)
+    sampled = _tally(session, filtered, percent=percent)
+    estimate = round(sampled.total / max(1, sampled.rows) * _table_rows(session))
+    if counted is None and (sampled.total < MIN_HITS or estimate <= exact_max):  # too few to trust: count
+        counted = _tally(session, filtered, limit=exact_max + 1, with_facets=with_facets)
+        if counted.total <= exact_max:
+            return done(counted, True)
+    estimate = max(exact_max + 1, estimate)
+    if not with_facets:
+        return Count(estimate, False), None
+    # facets from fewer blocks of the same sample (enough for the large groups), scaled to the estimate
+    few = _tally(session, filtered, percent=percent * min(1.0, FACET_HITS / max(1, sampled.total)), with_facets=True)
+    return done(few, False, estimate / max(1, few.total), estimate)
+
+
+def _facets(session: Session, tally: _Tally, exact: bool, scale: float) -> Facets:
+    names = dict(session.execute(select(Collection.id, Collection.name)
+                                 .where(Collection.id.in_(list(tally.by_collection)))).all())
+    decades: dict[int | None, int] = {}
+    colorized = {"yes": 0, "no": 0}
+    for (decade, col), n in tally.by_year.items():
+        decades[decade] = decades.get(decade, 0) + n
+        colorized["yes" if col else "no"] += n
+    out = Facets(exact=exact)
+    out.decades = [{"decade": d, "count": round(n * scale)}
+                   for d, n in sorted(decades.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
+    out.collections = sorted(({"name": names[k], "count": round(n * scale)} for k, n in tally.by_collection.items()),
+                             key=lambda c: (-c["count"], c["name"]))
+    out.colorized = {k: round(v * scale) for k, v in colorized.items()}
+    return out

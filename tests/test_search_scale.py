@@ -1,0 +1,233 @@
+"""Searches at scale: exact counts while cheap then marked estimates, keyset cursors, the offset
+bound, facets (against an exact GROUP BY after upserts and deletes), in the API, page and CLI.
+
+Thresholds are set small (count_exact_max, count_sample_rows) so a few hundred records exercise
+the paths a national catalogue takes."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, func, select, text
+from typer.testing import CliRunner
+
+from catalog.assets import get_store, link_asset, register_image
+from catalog.counts import approx
+from catalog.db import session_scope
+from catalog.ingest import RecordIn, add_to_collection, get_or_create_source, upsert_records
+from catalog.models import Collection, CollectionMember, Record, RecordAsset
+from catalog.queries import QueryError, RecordQuery, _filtered, decode_cursor, encode_cursor, search_records
+from catalog.seek import Seen, page_ids
+from catalog.settings import Settings
+from catalog.web.app import create_app
+from flows.cli import app
+from tests.helpers import jpeg_bytes
+
+N = 300
+SMALL = {"exact_max": 20, "sample_rows": 100}  # the table holds 300: a third is sampled
+
+
+def rec(i: int, **kw) -> RecordIn:
+    year = None if i % 5 == 0 else 1900 + i % 70
+    return RecordIn(f"k{i:04d}", title=f"Strada {'veche' if i % 3 else 'nouă'} {i}", year_lo=year, year_hi=year,
+                    lat=47.0 + (i % 10) / 100, lon=28.8, **kw)
+
+
+@pytest.fixture()
+def big(clean_db, arhiva_env):
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "scale", "folder").id
+        ids = upsert_records(s, sid, [rec(i) for i in range(N)], collection="all").ids
+        add_to_collection(s, "thirds", [ids[f"k{i:04d}"] for i in range(0, N, 3)])
+        store = get_store()
+        col = register_image(s, store, jpeg_bytes(seed=3))
+        for i in range(0, N, 7):
+            link_asset(s, ids[f"k{i:04d}"], col.sha256, "colorized")
+    with clean_db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE records"))
+    return clean_db
+
+
+def test_exact_while_cheap_then_a_marked_estimate(big):
+    with session_scope(big) as s:
+        narrow = search_records(s, RecordQuery(text="nouă", year_from=1900, year_to=1910), **SMALL)
+        assert narrow.total_exact and narrow.total == len(narrow.items) <= 20
+        broad = search_records(s, RecordQuery(), **SMALL)
+        assert not broad.total_exact and broad.total > 20
+        assert 0.5 * N <= broad.total <= 1.5 * N  # a third of the table, scaled up
+        assert broad.total_label == f"about {approx(broad.total)}"
+        exact = search_records(s, RecordQuery(), count="exact", **SMALL)
+        assert exact.total_exact and exact.total == N and exact.total_label == "300"
+        assert search_records(s, RecordQuery()).total_exact  # default threshold: 300 is cheap
+        with pytest.raises(QueryError, match="count"):
+            search_records(s, RecordQuery(), count="roughly")
+
+
+def test_approx_words():
+    assert [approx(n) for n in (7, 99, 1234, 34_567, 999_999, 1_234_567, 12_000_000)] == [
+        "7", "99", "1,200", "35,000", "1 million", "1.2 million", "12 million"]
+
+
+def _all_pages(fetch) -> list[int]:
+    seen, after = [], None
+    while True:
+        ids, after = fetch(after)
+        seen += ids
+        if after is None:
+            return seen
+
+
+def test_cursor_visits_every_record_once_despite_inserts(big):
+    with session_scope(big) as s:
+        before_ids = set(s.scalars(select(Record.id)))
+    sid = None
+    inserted = 0
+
+    def fetch(after):
+        nonlocal sid, inserted
+        with session_scope(big) as s:
+            page = search_records(s, RecordQuery(limit=7, after=after), **SMALL)
+            sid = sid or get_or_create_source(s, "scale", "folder").id
+            # others write between pages: new records (higher ids) and changes to seen ones
+            upsert_records(s, sid, [rec(10_000 + inserted), rec(inserted, description="changed")])
+            inserted += 1
+            return [r.id for r in page.items], page.next_after
+
+    seen = _all_pages(fetch)
+    assert len(seen) == len(set(seen)) and seen == sorted(seen)
+    assert before_ids <= set(seen)  # every record there at the start, exactly once
+
+
+def test_window_then_index_gives_the_same_pages(big):
+    with session_scope(big) as s:
+        for q in (RecordQuery(text="nouă"), RecordQuery(year_from=1960, year_to=1961), RecordQuery(),
+                  RecordQuery(collection="thirds", colorized=True)):
+            stmt = _filtered(q, s)
+            want = list(s.scalars(stmt.with_only_columns(Record.id).order_by(Record.id)))
+            for windows in ((), (5,), (3, 40), (2_000, 16_000)):
+                def fetch(after, stmt=stmt, windows=windows):
+                    ids = page_ids(s, stmt, after=after, before=None, offset=0, limit=4, windows=windows)
+                    return ids, (ids[-1] if len(ids) == 4 else None)
+
+                assert _all_pages(fetch) == want, (q, windows)
+                back = page_ids(s, stmt, after=None, before=want[-1] + 1, offset=0, limit=6, windows=windows)
+                assert back == list(reversed(want))[:6]
+                for up_to in (len(want) - 1, len(want), 1000):  # counted on the way to the first page
+                    seen = Seen()
+                    assert page_ids(s, stmt, after=None, before=None, offset=0, limit=4, windows=windows,
+                                    seen=seen, count_up_to=up_to) == want[:4]
+                    # known when the index path or a walk of the whole table counted them, never wrong
+                    assert seen.total in ((None, len(want)) if up_to >= len(want) else (None,)), (q, windows)
+                    if not windows and up_to >= len(want):
+                        assert seen.total == len(want)
+
+
+def test_cursor_is_opaque_and_checked():
+    assert decode_cursor(encode_cursor(12345)) == 12345
+    for bad in ("nope", encode_cursor(1)[:-1] + "!", "aWQ6LTE"):
+        with pytest.raises(QueryError, match="after"):
+            decode_cursor(bad)
+
+
+def test_offset_is_bounded_and_names_the_cursor(big):
+    with session_scope(big) as s:
+        with pytest.raises(QueryError, match=r"offset: at most 10,000; deeper pages follow a cursor.*after=.*--after"):
+            search_records(s, RecordQuery(offset=10_001))
+        assert search_records(s, RecordQuery(offset=10_000)).items == []
+
+
+def _exact_facets(s) -> dict:
+    active = select(Record).where(Record.status == "active").subquery()
+    decade = func.div(func.coalesce(active.c.year_lo, active.c.year_hi), 10) * 10
+    decades = dict(s.execute(select(decade, func.count()).group_by(decade)).all())
+    cols = dict(s.execute(select(Collection.name, func.count()).join(CollectionMember)
+                          .join(active, active.c.id == CollectionMember.record_id).group_by(Collection.name)).all())
+    yes = s.scalar(select(func.count(func.distinct(RecordAsset.record_id))).join(active, active.c.id == RecordAsset.record_id)
+                   .where(RecordAsset.role == "colorized"))
+    total = s.scalar(select(func.count()).select_from(active))
+    return {"decades": decades, "collections": cols, "colorized": {"yes": yes, "no": total - yes}}
+
+
+def _facets_of(s, **kw) -> dict:
+    f = search_records(s, RecordQuery(), with_facets=True, **kw).facets
+    return {"decades": {d["decade"]: d["count"] for d in f.decades},
+            "collections": {c["name"]: c["count"] for c in f.collections}, "colorized": f.colorized}
+
+
+def test_facets_agree_with_group_by_after_upserts_and_deletes(big):
+    with session_scope(big) as s:
+        assert _facets_of(s) == _exact_facets(s)
+        sid = get_or_create_source(s, "scale", "folder").id
+        # years change, new records, a withdrawal, a deletion, a new colorization and membership
+        upsert_records(s, sid, [RecordIn("k0001", title="moved", year_lo=1855, year_hi=1856),
+                                RecordIn("k9999", title="new", year_lo=2001, year_hi=2001)], collection="late")
+        s.execute(Record.__table__.update().where(Record.source_key == "k0002").values(status="withdrawn"))
+        s.execute(delete(Record).where(Record.source_key.in_(["k0003", "k0004"])))
+        new_id = s.scalar(select(Record.id).where(Record.source_key == "k9999"))
+        link_asset(s, new_id, s.scalar(select(RecordAsset.asset_sha256).limit(1)), "colorized")
+        s.flush()
+        assert _facets_of(s) == _exact_facets(s)
+        assert _facets_of(s)["decades"][1850] == 1 and _facets_of(s)["collections"]["late"] == 2
+        # estimated: marked, from a sample, summing to the estimated total
+        page = search_records(s, RecordQuery(), with_facets=True, **SMALL)
+        assert not page.facets.exact and not page.total_exact
+        assert abs(sum(d["count"] for d in page.facets.decades) - page.total) <= len(page.facets.decades)
+
+
+@pytest.fixture()
+def small_client(big):
+    with TestClient(create_app(big, Settings(count_exact_max=20, count_sample_rows=100, page_size_max=50))) as c:
+        yield c
+
+
+def test_api_estimate_exact_cursor_and_facets(small_client):
+    body = small_client.get("/api/records", params={"limit": 50, "facets": "true"}).json()
+    assert not body["total_exact"] and body["total_label"].startswith("about ")
+    assert body["facets"]["exact"] is False and body["facets"]["colorized"]["yes"] > 0
+    exact = small_client.get("/api/records", params={"count": "exact"}).json()
+    assert exact["total_exact"] and exact["total"] == N and exact["total_label"] == "300"
+    assert exact["facets"] is None
+    seen = [i["id"] for i in body["items"]]
+    pages = [body]
+    while body["next"]:
+        assert "after=" in body["next"] and "offset" not in body["next"]
+        body = small_client.get(body["next"]).json()
+        seen += [i["id"] for i in body["items"]]
+        pages.append(body)
+    assert len(seen) == N == len(set(seen)) and seen == sorted(seen)
+    back = small_client.get(pages[-1]["previous"]).json()  # previous goes back one page
+    assert [i["id"] for i in back["items"]] == [i["id"] for i in pages[-2]["items"]]
+    r = small_client.get("/api/records", params={"offset": 10_001})
+    assert r.status_code == 422 and "offset: at most 10,000" in r.text and "after" in r.text
+    bad = small_client.get("/api/records", params={"after": "xyz"})
+    assert bad.status_code == 422 and "not a cursor" in bad.text
+
+
+def test_search_page_says_about_and_links_the_next_page(small_client):
+    html = small_client.get("/").text
+    assert re.search(r"<strong>about [\d,]+</strong> records", html) and "(estimate)" in html
+    assert 'id="facets"' in html and "Counts estimated from a sample" in html and "thirds" in html
+    nxt = re.search(r'href="(\?after=[^"]+)" rel="next"', html).group(1).replace("&amp;", "&")
+    second = small_client.get("/" + nxt).text
+    assert 'rel="prev"' in second and second.count('class="card"') == 24
+    narrow = small_client.get("/", params={"q": "nouă", "year_from": 1900, "year_to": 1905}).text
+    assert re.search(r"<strong>\d+</strong> record", narrow) and "(estimate)" not in narrow
+    assert "Counts estimated" not in narrow and "1900s" in narrow
+
+
+def test_cli_marks_estimates_and_counts_exactly_when_asked(big, monkeypatch):
+    from catalog.settings import reset_settings_cache
+
+    monkeypatch.setenv("ARHIVA_COUNT_EXACT_MAX", "20")
+    monkeypatch.setenv("ARHIVA_COUNT_SAMPLE_ROWS", "100")
+    reset_settings_cache()
+    runner = CliRunner()
+    r = runner.invoke(app, ["records", "--limit", "5"], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert re.search(r"about [\d,]+ record\(s\) \(estimate; --exact-count", r.output)
+    cursor = re.search(r"next page: --after (\S+)", r.output).group(1)
+    r = runner.invoke(app, ["records", "--exact-count", "--limit", "5", "--after", cursor], terminal_width=200)
+    assert r.exit_code == 0 and "300 record(s), after" in r.output
+    r = runner.invoke(app, ["records", "--page", "5000", "--limit", "50"])
+    assert r.exit_code == 2 and "offset: at most 10,000" in r.output

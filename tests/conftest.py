@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
 
 # Prefect (flow tests) keeps its state in a temporary folder and stays offline.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="arhiva-prefect-"))
@@ -75,9 +76,34 @@ def clean_db(engine: Engine) -> Engine:
     from catalog.models import Base
 
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    for attempt in (1, 2):
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("SET LOCAL lock_timeout = '30s'"))
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return engine
+        except OperationalError:
+            if attempt == 2:
+                raise
+            _end_leaked_sessions(engine)
     return engine
+
+
+def _end_leaked_sessions(engine: Engine) -> None:
+    """An earlier test left a session holding locks on the test database: name it, then end it.
+
+    The warning says which (state, application, last statement), so the leak can be found."""
+    import warnings
+
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT pid, state, application_name, left(query, 200) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND pid IN (SELECT pid FROM pg_locks WHERE relation IS NOT NULL AND granted)")).all()
+        for pid, state, app, query in rows:
+            warnings.warn(f"clean_db: ending a session left open by an earlier test: pid {pid}, {state}, "
+                          f"application {app!r}, last statement {query!r}", stacklevel=2)
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
 
 
 @pytest.fixture()

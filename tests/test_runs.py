@@ -78,9 +78,11 @@ def test_runs_whose_owner_is_gone_are_closed_by_the_next_command(clean_db):
     with activity("crawl", "alive", engine=clean_db, source_id=src) as mine:
         with Session(clean_db) as s, s.begin():
             assert reap_vanished(s) == []  # already closed when this run started
-        statuses = dict(Session(clean_db).execute(select(CrawlRun.agent, CrawlRun.status)).all())
+        with Session(clean_db) as s:
+            statuses = dict(s.execute(select(CrawlRun.agent, CrawlRun.status)).all())
         assert statuses == {"killed": "failed", "elsewhere, silent": "failed", "elsewhere, beating": "running",
                             "alive": "running"}
-    errors = dict(Session(clean_db).execute(select(CrawlRun.agent, CrawlRun.error)).all())
+    with Session(clean_db) as s:
+        errors = dict(s.execute(select(CrawlRun.agent, CrawlRun.error)).all())
     assert errors["killed"].startswith("process vanished") and "no heartbeat" in errors["elsewhere, silent"]
     assert _row(clean_db, CrawlRun, mine.id).status == "succeeded"

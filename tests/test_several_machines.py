@@ -130,7 +130,8 @@ def test_two_machines_share_a_collection_through_postgresql_and_s3(prefect_serve
             ckpt = s.execute(select(ModelVersion.checkpoint_sha256)).scalar_one()
 
         round1 = run(["colorize", "--collection", "fonds", "--years", YEARS, "--runs", "2", "--wait",
-                      "--render-size", "64", "--batch-size", "2", "--device", "cpu"], desk, timeout=600)
+                      "--render-size", "64", "--batch-size", "2", "--claim-size", "2", "--device", "cpu"],
+                     desk, timeout=600)
         assert round1.code == 0 and round1.out.count("COMPLETED") == 2, round1
         done = results(engine, 64)
         assert set(done) == todo and all(len(v) == 1 for v in done.values())  # each photo once

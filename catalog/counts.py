@@ -112,6 +112,19 @@ def _sample_percent(session: Session, sample_rows: int) -> float:
 
 
 @contextmanager
+def no_jit(session: Session) -> Iterator[None]:
+    """JIT off for the statements inside, then as the caller had it. A search's statements are
+    short, but their cost estimates (a sample with one index probe per row, a bounded count)
+    often cross ``jit_above_cost``: compiling them took ~85 ms, more than running them."""
+    saved = session.scalar(text("SELECT current_setting('jit')"))
+    session.execute(text("SELECT set_config('jit', 'off', true)"))
+    try:
+        yield
+    finally:
+        session.execute(text("SELECT set_config('jit', :v, true)"), {"v": saved})
+
+
+@contextmanager
 def _planner(session: Session, **off: bool) -> Iterator[None]:
     """Switch planner methods off (``hashjoin=True`` → enable_hashjoin off) for one statement."""
     names = [f"enable_{k}" for k, v in off.items() if v]

@@ -20,7 +20,7 @@ from sqlalchemy import Select, and_, cast, exists, false, func, literal_column, 
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import Session, selectinload
 
-from catalog.counts import COUNT_EXACT_MAX, COUNT_MODES, SAMPLE_ROWS, Count, Facets, count_and_facets, no_jit
+from catalog.counts import COUNT_EXACT_MAX, COUNT_MODES, SAMPLE_ROWS, Count, Facets, count_and_facets, quick_settings
 from catalog.fields import MAPPED
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
 from catalog.seek import Seen, page_ids
@@ -250,7 +250,7 @@ def search_records(session: Session, q: RecordQuery, *, with_total: bool = True,
         # the sample then pays one index probe per sampled record: a quarter of the rows still
         # finds hundreds of matches wherever an estimate is made (fewer: counted exactly)
         sample_rows = max(1, sample_rows // PROBED_SAMPLE_SHARE)
-    with no_jit(session):
+    with quick_settings(session):
         return _search(session, q, with_total=with_total, count=count, with_facets=with_facets,
                        exact_max=exact_max, sample_rows=sample_rows)
 

@@ -7,7 +7,8 @@ and it multiplies their selectivities), so a page is first looked for in the nex
 records in id order (first a small window, then a larger one); only when fewer than a page
 match there does the search run through its index, from the end of the windows on: the search
 is then selective (fewer than a page per window), so its matches are few. A small window with
-no match at all hands over to the index at once (a narrow search pays little for the probe).
+no match at all, or too few to expect a page from the larger one, hands over to the index at
+once (a narrow search pays little for the probe).
 Either way at most about 18,000 rows are read before the index path, whatever the size of the
 catalogue.
 """
@@ -57,7 +58,7 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     if offset:
         return _planned(session, ids_stmt, edge, backwards, offset, limit)
     found: list[int] = []
-    for size in windows:
+    for k, size in enumerate(windows):
         scan = select(Record)
         if edge is not None:
             scan = scan.where(Record.id < edge if backwards else Record.id > edge)
@@ -75,6 +76,11 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
             return found
         edge = end
         if not hits:  # not one match in a window: a narrow search, for its index
+            break
+        following = windows[k + 1] if k + 1 < len(windows) else 0
+        if len(hits) * following / n < limit - len(found):
+            # at this density the next window would not fill the page either: its rows would be
+            # read for a few matches, then the index asked anyway
             break
     want = limit - len(found)
     if from_start and count_up_to is not None:

@@ -17,8 +17,6 @@ estimate.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +24,7 @@ from sqlalchemy import Select, exists, func, literal, select, tablesample, text,
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.util import ClauseAdapter
 
+from catalog.db import local_settings
 from catalog.models import Collection, CollectionMember, Record, RecordAsset
 
 COUNT_EXACT_MAX = 10_000
@@ -114,37 +113,18 @@ def _sample_percent(session: Session, sample_rows: int) -> float:
 QUICK_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0"}
 
 
-@contextmanager
-def quick_settings(session: Session) -> Iterator[None]:
+def quick_settings(session: Session):
     """JIT and parallel workers off for the statements inside, then as the caller had them. A
     search's statements are short, but their cost estimates (a sample with one index probe per
     row, a bounded count) often cross ``jit_above_cost``: compiling them took ~85 ms, more than
     running them; and starting workers on a busy 2-core machine made a bounded count of 10,000
     members 40-60 ms slower than running it in one process."""
-    names = list(QUICK_SETTINGS)
-    saved = session.execute(text("SELECT " + ", ".join(f"current_setting('{n}')" for n in names))).one()
-    session.execute(text("SELECT " + ", ".join(f"set_config('{n}', '{v}', true)" for n, v in QUICK_SETTINGS.items())))
-    try:
-        yield
-    finally:
-        session.execute(text("SELECT " + ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))),
-                        {f"v{i}": v for i, v in enumerate(saved)})
+    return local_settings(session, **QUICK_SETTINGS)
 
 
-@contextmanager
-def _planner(session: Session, **off: bool) -> Iterator[None]:
+def _planner(session: Session, **off: bool):
     """Switch planner methods off (``hashjoin=True`` → enable_hashjoin off) for one statement."""
-    names = [f"enable_{k}" for k, v in off.items() if v]
-    if not names:
-        yield
-        return
-    saved = session.execute(text("SELECT " + ", ".join(f"current_setting('{n}')" for n in names))).one()
-    session.execute(text("; ".join(f"SET LOCAL {n} = off" for n in names)))
-    try:
-        yield
-    finally:
-        session.execute(text("SELECT " + ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))),
-                        {f"v{i}": v for i, v in enumerate(saved)})
+    return local_settings(session, **{f"enable_{k}": "off" for k, v in off.items() if v})
 
 
 def _ways(sampled: bool, limited: bool) -> dict[str, bool]:

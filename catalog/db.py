@@ -109,3 +109,24 @@ def open_catalog(settings: Settings | None = None, *, migrate: bool | None = Non
             f"this arhiva needs {st.head}: run `arhiva db upgrade`"
         )
     return engine
+
+
+@contextmanager
+def local_settings(session: Session, **values: str) -> Iterator[None]:
+    """PostgreSQL settings for the statements inside (``jit="off"``), then as the caller had them.
+
+    One round trip saves and sets them (``set_config(..., true)``: this transaction only). They are
+    put back when the block ends normally; after an error the transaction (or savepoint) is rolled
+    back, which drops them anyway, and a statement in an aborted transaction would only hide the
+    error."""
+    names = list(values)
+    if not names:
+        yield
+        return
+    saved = session.execute(text("SELECT " + ", ".join(
+        [f"current_setting('{n}')" for n in names] + [f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names)])),
+        {f"v{i}": str(v) for i, v in enumerate(values.values())}).one()[:len(names)]
+    yield
+    session.execute(text("SELECT " + ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))),
+                    {f"v{i}": v for i, v in enumerate(saved)})
+

@@ -27,11 +27,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from catalog.db import local_settings
 from catalog.models import Collection, CollectionMember, Record, Source
 from catalog.records_in import (  # RecordIn, Rejection and validate are used from here too
     COPY_COLUMNS,
@@ -234,13 +235,9 @@ def _store_prepared(session: Session, source_id: int, prepared: Iterable[CopyChu
     # and with the default 4 MB of work_mem the GIN index's pending-list cleanup (which the
     # inserts trigger) flushes its accumulator in many small passes: JIT off and 64 MB for
     # these statements only, then both put back as the caller had them.
-    jit, work_mem = session.execute(text(
-        "SELECT current_setting('jit'), current_setting('work_mem'), set_config('jit', 'off', true), "
-        "set_config('work_mem', '64MB', true)")).one()[:2]
-    for chunk in prepared:
-        report.merge(_upsert_chunk(session, source_id, chunk, run_id))
-    session.execute(text("SELECT set_config('jit', :jit, true), set_config('work_mem', :wm, true)"),
-                    {"jit": jit, "wm": work_mem})
+    with local_settings(session, jit="off", work_mem="64MB"):
+        for chunk in prepared:
+            report.merge(_upsert_chunk(session, source_id, chunk, run_id))
     if collection and report.ids:
         add_to_collection(session, collection, report.ids.values())
     return report

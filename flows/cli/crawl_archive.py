@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 import typer
 
+from flows.cli.crawl_common import setting_option
+
 app = typer.Typer()  # merged into `arhiva crawl`
 
 
@@ -38,8 +40,7 @@ def crawl_archive(
     source: Optional[str] = typer.Option(None, "--source", "-s",
                                          help="Catalogue source slug (default: archive:<first start host>)."),
     no_images: bool = typer.Option(False, "--no-images", help="Store records without fetching images."),
-    setting: list[str] = typer.Option([], "--setting", help="Scrapy setting NAME=VALUE (repeatable), "
-                                                            "e.g. --setting DOWNLOAD_DELAY=2."),
+    setting: list[str] = setting_option(),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Harvest archive pages (schema.org, Dublin Core, Open Graph, Omeka S, Commons, captions),

@@ -12,6 +12,12 @@ from rich.markup import escape
 from flows.cli.ui import Table, console, err, say
 
 
+def setting_option() -> Any:
+    """The crawl commands' ``--setting NAME=VALUE`` option (one spelling and help for both)."""
+    return typer.Option([], "--setting", help="Scrapy setting NAME=VALUE (repeatable), "
+                                              "e.g. --setting DOWNLOAD_DELAY=2.")
+
+
 def summary_table(summary: dict[str, Any]) -> Table:
     """The end-of-crawl summary as a table."""
     t = Table(title=f"crawl run {summary.get('run_id')}: {summary.get('status')}", show_header=False)

@@ -10,6 +10,7 @@ from typing import Any, Optional
 import typer
 
 from crawlers.pastvu.tiles import TILE_SIZE  # a light module: no Scrapy
+from flows.cli.crawl_common import setting_option
 from flows.cli.ui import fail
 
 app = typer.Typer()  # merged into `arhiva crawl`
@@ -41,8 +42,7 @@ def crawl_pastvu(
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1,
                                         help="Fetch at most N new or changed photos (no withdrawals then)."),
     tile_size: float = typer.Option(TILE_SIZE, "--tile-size", help="Tile side in degrees (split when too big)."),
-    setting: list[str] = typer.Option([], "--setting", help="Scrapy setting NAME=VALUE (repeatable), "
-                                                            "e.g. --setting DOWNLOAD_DELAY=2."),
+    setting: list[str] = setting_option(),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Harvest PastVu photos of an area (tiles of photo.getByBounds, then giveForPage and the image once).

@@ -13,6 +13,13 @@ only when the sample finds too few matches to trust (``MIN_HITS``) or fewer than
 Facets (records per decade, per collection, colorized or not) come from the matches themselves
 while the count is exact, and from fewer blocks of the same sample, scaled, when it is an
 estimate.
+
+A search within one collection is sampled from the collection's side instead: a block sample
+of ``collection_members`` (narrow rows: many per block), of which the members of that
+collection are tested against the rest of the search, one record probe each, or a hashed
+share of them when the collection is large (see ``_member_tally``). Sampling records instead
+would probe the membership index once per sampled record, and find few matches for a small
+collection.
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, exists, func, literal, select, tablesample, text, true
+from sqlalchemy import Select, and_, exists, func, literal, select, tablesample, text, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.util import ClauseAdapter
 
@@ -29,6 +36,8 @@ from catalog.models import Collection, CollectionMember, Record, RecordAsset
 
 COUNT_EXACT_MAX = 10_000
 SAMPLE_ROWS = 40_000
+MEMBER_SAMPLE_FACTOR = 2  # a collection's search samples this many times SAMPLE_ROWS membership rows
+MEMBER_PROBES = 2_000  # members of the sample tested against the rest of the search (at most about)
 SAMPLE_SEED = 1  # the same blocks every time: paging through results keeps the same estimate
 COUNT_MODES = ("auto", "exact")
 
@@ -92,19 +101,19 @@ def planned_rows(session: Session, filtered: Select) -> float:
     return float(plan[0]["Plan"]["Plan Rows"])
 
 
-def _table_rows(session: Session) -> float:
-    """The records table's size now, as the planner reckons it: rows per page when last analysed
-    times the pages it has now (-1: never analysed)."""
+def _table_rows(session: Session, table: str = "records") -> float:
+    """A table's size now, as the planner reckons it: rows per page when last analysed times the
+    pages it has now (-1: never analysed)."""
     return session.scalar(text(
         "SELECT CASE WHEN reltuples <= 0 OR relpages = 0 THEN reltuples ELSE reltuples / relpages * "
         "(pg_relation_size(oid) / current_setting('block_size')::int) END "
-        "FROM pg_class WHERE oid = 'records'::regclass")) or -1.0
+        "FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": table}) or -1.0
 
 
-def _sample_percent(session: Session, sample_rows: int) -> float:
-    """The share of the records table (in %) that holds about ``sample_rows`` rows; 100 when the
-    table is small or has never been analysed."""
-    rows = _table_rows(session)
+def _sample_percent(session: Session, sample_rows: int, table: str = "records") -> float:
+    """The share of a table (in %) that holds about ``sample_rows`` rows; 100 when the table is
+    small or has never been analysed."""
+    rows = _table_rows(session, table)
     if rows <= 0:
         return 100.0
     return min(100.0, 100.0 * sample_rows / rows)
@@ -167,10 +176,16 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
         stmt = ClauseAdapter(sample).traverse(stmt)
     if limit is not None:
         stmt = stmt.limit(limit)
-    m = stmt.cte("matches").prefix_with("MATERIALIZED") if with_facets else stmt.subquery("matches")
     if not with_facets:
         with _planner(session, **ways):
-            return _Tally(session.scalar(select(func.count()).select_from(m)), {}, {})
+            return _Tally(session.scalar(select(func.count()).select_from(stmt.subquery("matches"))), {}, {})
+    return _grouped(session, stmt, ways)
+
+
+def _grouped(session: Session, stmt: Select, ways: dict[str, bool]) -> _Tally:
+    """The matches of ``stmt`` (columns id, decade, colorized) grouped by (decade, colorized) and
+    by collection."""
+    m = stmt.cte("matches").prefix_with("MATERIALIZED")
     years = select(literal("y").label("kind"), m.c.decade, m.c.colorized, literal(None).label("cid"),
                    func.count().label("n")).group_by(m.c.decade, m.c.colorized)
     # a lateral join: one index probe per match, never a scan of every membership
@@ -188,20 +203,56 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
     return _Tally(sum(by_year.values()), by_year, by_collection)
 
 
+def _members_sample(percent: float):
+    return tablesample(CollectionMember, func.system(percent), name="members_sample", seed=literal(SAMPLE_SEED))
+
+
+def _picked(cms, collection_id: int, share: float):
+    """The sampled members of the collection, or a share of them picked by a hash of the record
+    id (the same ones every time)."""
+    cond = cms.c.collection_id == collection_id
+    if share < 1.0:
+        cond = and_(cond, func.hashint8(cms.c.record_id).op("&")(2147483647) < int(share * 2**31))
+    return cond
+
+
+def _member_tally(session: Session, filtered: Select, collection_id: int, percent: float, share: float,
+                  with_facets: bool = False) -> _Tally:
+    """In a ``percent`` block sample of the memberships, the collection's members picked (a
+    ``share`` of them, hashed) and which of those match the search: ``rows`` picked, ``total``
+    matching, and with ``with_facets`` the matches grouped."""
+    cms = _members_sample(percent)
+    picked = _picked(cms, collection_id, share)
+    where = filtered.whereclause if filtered.whereclause is not None else true()
+    ways = _ways(True, False)
+    if with_facets:
+        stmt = (select(Record.id, _decade(), _colorized()).select_from(cms)
+                .join(Record, Record.id == cms.c.record_id).where(picked, where))
+        return _grouped(session, stmt, ways)
+    # one probe of the records table per picked member, none for the others
+    match = exists().where(Record.id == cms.c.record_id, where)
+    with _planner(session, **ways):
+        rows, hits = session.execute(select(func.count().filter(picked), func.count().filter(and_(picked, match)))
+                                     .select_from(cms)).one()
+    return _Tally(hits, {}, {}, rows)
+
+
 MIN_HITS = 200  # sampled matches below which a sample is not trusted for the count
 FACET_HITS = 4_000  # sampled matches facets are counted from (a smaller sample of the same blocks)
 
 
 def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", with_facets: bool = False,
                      exact_max: int = COUNT_EXACT_MAX, sample_rows: int = SAMPLE_ROWS,
-                     density: float | None = None, known: int | None = None) -> tuple[Count, Facets | None]:
+                     density: float | None = None, known: int | None = None,
+                     members_of: int | None = None) -> tuple[Count, Facets | None]:
     """How many match (exact up to ``exact_max``, or always with mode 'exact'; an estimate beyond)
     and, with ``with_facets``, the facets (exact when the count is, else from the sample).
 
     ``density``, the share of matches among records walked in id order (catalog.seek), tells a
     narrow search (counted exactly first) from a broad one (sampled first); without it the
     planner's estimate does, less reliably. ``known``: the exact count, already counted on the
-    way to the page (catalog.seek), at most ``exact_max``."""
+    way to the page (catalog.seek), at most ``exact_max``. ``members_of``: the search is within
+    this collection (its id), sampled from the collection's side."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
         return count, (_facets(session, tally, exact, scale) if with_facets else None)
@@ -210,6 +261,9 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
         return Count(known, True), None
     if mode == "exact" or known is not None:
         return done(_tally(session, filtered, with_facets=with_facets), True)
+    if members_of is not None:
+        return _collection_count(session, filtered, members_of, with_facets=with_facets, exact_max=exact_max,
+                                 sample_rows=sample_rows * MEMBER_SAMPLE_FACTOR)
     counted = None
     if density is not None:
         narrow = density * _table_rows(session) <= exact_max / 2
@@ -238,6 +292,40 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
         return Count(estimate, False), None
     # facets from fewer blocks of the same sample (enough for the large groups), scaled to the estimate
     few = _tally(session, filtered, percent=percent * min(1.0, FACET_HITS / max(1, sampled.total)), with_facets=True)
+    return done(few, False, estimate / max(1, few.total), estimate)
+
+
+def _collection_count(session: Session, filtered: Select, collection_id: int, *, with_facets: bool, exact_max: int,
+                      sample_rows: int) -> tuple[Count, Facets | None]:
+    """Count and facets of a search within one collection (see the module's doc)."""
+    def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
+        count = Count(tally.total if total is None else total, exact)
+        return count, (_facets(session, tally, exact, scale) if with_facets else None)
+
+    # a collection of at most exact_max members has at most that many matches: count them
+    members = select(CollectionMember.record_id).where(CollectionMember.collection_id == collection_id)
+    percent = _sample_percent(session, sample_rows, "collection_members")
+    if session.scalar(select(func.count()).select_from(members.limit(exact_max + 1).subquery())) <= exact_max \
+            or percent >= 100:
+        return done(_tally(session, filtered, with_facets=with_facets), True)
+    cms = _members_sample(percent)
+    in_sample, sample_size = session.execute(select(func.count().filter(cms.c.collection_id == collection_id),
+                                                    func.count()).select_from(cms)).one()
+    # the share of the collection that matches, from a hashed share of its sampled members
+    probed = _member_tally(session, filtered, collection_id, percent, min(1.0, MEMBER_PROBES / max(1, in_sample)))
+    estimate = round(in_sample * probed.total / max(1, probed.rows)
+                     * _table_rows(session, "collection_members") / max(1, sample_size))
+    if in_sample < MIN_HITS or probed.total < MIN_HITS or estimate <= exact_max:  # too few to trust: count
+        counted = _tally(session, filtered, limit=exact_max + 1, with_facets=with_facets and estimate <= exact_max)
+        if counted.total <= exact_max:
+            if with_facets and estimate > exact_max:
+                counted = _tally(session, filtered, with_facets=True)
+            return done(counted, True)
+    estimate = max(exact_max + 1, estimate)
+    if not with_facets:
+        return Count(estimate, False), None
+    few = _member_tally(session, filtered, collection_id, percent, min(1.0, FACET_HITS / max(1, in_sample)),
+                        with_facets=True)
     return done(few, False, estimate / max(1, few.total), estimate)
 
 

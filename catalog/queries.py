@@ -23,18 +23,18 @@ from sqlalchemy.orm import Session, selectinload
 from catalog.counts import COUNT_EXACT_MAX, COUNT_MODES, SAMPLE_ROWS, Count, Facets, count_and_facets, quick_settings
 from catalog.fields import MAPPED
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
-from catalog.seek import Seen, page_ids
+from catalog.seek import WINDOWS, Seen, page_ids
 
 MAX_WORDS = 12
 MAX_OFFSET = 10_000  # deeper pages: the ``next`` cursor (keyset pagination on id)
 BOTH_INCLUSIVE = literal_column("'[]'")
 YEAR_RANGE = func.int4range(Record.year_lo, Record.year_hi, BOTH_INCLUSIVE)
 POINT = func.point(Record.lon, Record.lat)
-# Decade and grid tokens in the search vector (see the first migration).
+# Decade and grid tokens in the search vector (see migrations 0001 and 0008).
 DECADE_MIN, DECADE_MAX = 1800, 2039
 MAX_CELL_TOKENS = 64
 MAX_COMBINED_TOKENS = 512
-PROBED_SAMPLE_SHARE = 4  # a collection or colorization filter samples a quarter of SAMPLE_ROWS
+PROBED_SAMPLE_SHARE = 4  # a colorization filter samples a quarter of SAMPLE_ROWS
 
 
 def _in_box(w: float, s: float, e: float, n: float):
@@ -49,7 +49,7 @@ def decade_tokens(year_from: int | None, year_to: int | None) -> list[str]:
 
 def cell_tokens(w: float, s: float, e: float, n: float) -> list[str] | None:
     """Grid-cell tokens covering a box (w <= e), or None when too many to help."""
-    for prefix, scale in (("~g01", 10), ("~g1", 1)):
+    for prefix, scale in (("~g001", 100), ("~g01", 10), ("~g1", 1)):
         lats = range(math.floor(s * scale), math.floor(n * scale) + 1)
         lons = range(math.floor(w * scale), math.floor(e * scale) + 1)
         if len(lats) * len(lons) <= MAX_CELL_TOKENS:
@@ -182,6 +182,12 @@ def text_condition(query: str):
     return and_(*conds)
 
 
+def _collection_id(session: Session, q: RecordQuery) -> int | None:
+    if not q.collection:
+        return None
+    return session.scalar(select(Collection.id).where(Collection.name == q.collection))
+
+
 def _filtered(q: RecordQuery, session: Session | None = None) -> Select:
     """The matching records; with a session, the collection and source are looked up first, so
     the planner sees their ids (and their sizes in its statistics) instead of a subquery."""
@@ -192,7 +198,7 @@ def _filtered(q: RecordQuery, session: Session | None = None) -> Select:
         stmt = stmt.where(Record.id.in_(q.ids))
     if q.collection:
         cid = select(Collection.id).where(Collection.name == q.collection)
-        cid = cid.scalar_subquery() if session is None else session.scalar(cid)
+        cid = cid.scalar_subquery() if session is None else _collection_id(session, q)
         stmt = stmt.where(false()) if cid is None else stmt.where(exists().where(
             CollectionMember.record_id == Record.id, CollectionMember.collection_id == cid))
     if q.source:
@@ -246,7 +252,7 @@ def search_records(session: Session, q: RecordQuery, *, with_total: bool = True,
     q.check(max_limit)
     if count not in COUNT_MODES:
         raise QueryError(f"count: one of {', '.join(COUNT_MODES)}")
-    if q.collection or q.colorized is not None:
+    if q.colorized is not None and not q.collection:
         # the sample then pays one index probe per sampled record: a quarter of the rows still
         # finds hundreds of matches wherever an estimate is made (fewer: counted exactly)
         sample_rows = max(1, sample_rows // PROBED_SAMPLE_SHARE)
@@ -261,8 +267,12 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
     opts = (selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
     backwards = q.before is not None and q.after is None
     seen = Seen()
+    # within a collection, its membership index gives the page in id order at once (no windows)
+    # and the count is sampled from the collection's side (catalog.counts)
+    members_of = _collection_id(session, q)
     ids = page_ids(session, stmt, after=q.after, before=q.before, offset=q.offset, limit=q.limit + 1, seen=seen,
-                   count_up_to=exact_max if with_total or with_facets else None)
+                   windows=() if members_of is not None else WINDOWS,
+                   count_up_to=exact_max if (with_total or with_facets) and members_of is None else None)
     loaded = {r.id: r for r in session.execute(select(Record).where(Record.id.in_(ids)).options(*opts)).scalars()}
     rows = [loaded[i] for i in ids if i in loaded]
     more = len(rows) > q.limit
@@ -278,7 +288,8 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
             page.prev_before = items[0].id
     if with_total or with_facets:
         n, page.facets = count_and_facets(session, stmt, mode=count, with_facets=with_facets, exact_max=exact_max,
-                                          sample_rows=sample_rows, density=seen.density, known=seen.total)
+                                          sample_rows=sample_rows, density=seen.density, known=seen.total,
+                                          members_of=members_of)
         page.total, page.total_exact = n.value, n.exact
     return page
 

@@ -135,3 +135,39 @@ def test_bad_filters_name_the_problem():
         RecordQuery(bbox=(28, 50, 29, 40)).check()
     with pytest.raises(QueryError, match="limit"):
         RecordQuery(limit=5000).check(max_limit=1000)
+
+
+def test_small_boxes_find_exactly_the_records_inside(clean_db, arhiva_env):
+    """Boxes of a few hundred metres to a few km are looked up by 0.01° cells (with the decades):
+    the cells must never lose a record that lies in the box, on either side of 0° and of a cell's
+    edge (points exactly on a cell boundary included)."""
+    import random
+
+    from catalog.queries import cell_tokens
+
+    rng = random.Random(7)
+    points = []
+    for i in range(400):
+        lat0, lon0 = rng.choice([(47.02, 28.83), (-0.005, -0.005), (-33.87, 151.21)])
+        lat = round(lat0 + rng.uniform(-0.06, 0.06), rng.choice([2, 3, 6]))  # some exactly on cell edges
+        lon = round(lon0 + rng.uniform(-0.06, 0.06), rng.choice([2, 3, 6]))
+        year = rng.choice([None, rng.randint(1880, 1990)])
+        points.append(RecordIn(f"p{i}", title="Strada", year_lo=year, year_hi=year, lat=lat, lon=lon))
+    with session_scope(clean_db) as s:
+        upsert_records(s, get_or_create_source(s, "grid", "folder").id, points)
+    assert cell_tokens(28.80, 47.00, 28.86, 47.06)[0].startswith("~g001_")  # 7 × 7 fine cells
+    assert cell_tokens(28.6, 47.0, 28.9, 47.3)[0].startswith("~g01_")  # too many fine cells
+    checked = 0
+    for _ in range(60):
+        p = rng.choice(points)
+        size = rng.choice([0.0, 0.004, 0.01, 0.03, 0.07])
+        w, s_, e, n = p.lon - rng.uniform(0, size), p.lat - rng.uniform(0, size), p.lon + size, p.lat + size
+        years = rng.choice([(None, None), (1900, 1909), (1935, 1944), (1880, 1990)])
+        want = {r.source_key for r in points if w <= r.lon <= e and s_ <= r.lat <= n
+                and (years[0] is None or (r.year_lo is not None and years[0] <= r.year_lo <= years[1]))}
+        q = dict(bbox=(w, s_, e, n), year_from=years[0], year_to=years[1])
+        with session_scope(clean_db) as s:
+            got = {r.source_key for r in search_records(s, RecordQuery(limit=1000, **q)).items}
+        assert got == want, q
+        checked += len(want)
+    assert checked > 60  # the boxes held records

@@ -231,3 +231,37 @@ def test_cli_marks_estimates_and_counts_exactly_when_asked(big, monkeypatch):
     assert r.exit_code == 0 and "300 record(s), after" in r.output
     r = runner.invoke(app, ["records", "--page", "5000", "--limit", "50"])
     assert r.exit_code == 2 and "offset: at most 10,000" in r.output
+
+
+def test_a_collection_is_paged_and_sampled_from_its_own_side(big, monkeypatch):
+    """Within a collection the page comes from its membership index and the estimate from a sample
+    of memberships (a hashed share of them probed when the collection is large)."""
+    import catalog.counts as counts
+
+    with session_scope(big) as s:
+        s.execute(text("ANALYZE collection_members"))
+        all_ids = list(s.scalars(select(CollectionMember.record_id).join(Collection)
+                                 .where(Collection.name == "thirds").order_by(CollectionMember.record_id)))
+        page = search_records(s, RecordQuery(collection="thirds", limit=10), **SMALL)
+        assert [r.id for r in page.items] == all_ids[:10] and page.next_after == all_ids[9]
+        later = search_records(s, RecordQuery(collection="thirds", limit=10, after=page.next_after), **SMALL)
+        assert [r.id for r in later.items] == all_ids[10:20]
+        # 100 members, more than exact_max (20): an estimate, marked, from the membership sample
+        assert not page.total_exact and 50 <= page.total <= 150, page.total
+        exact = search_records(s, RecordQuery(collection="thirds"), count="exact", **SMALL)
+        assert exact.total_exact and exact.total == 100
+        # a filter on top: the share of the collection that matches (a third of them are "nouă")
+        nova = search_records(s, RecordQuery(collection="all", text="nouă"), **SMALL)
+        assert nova.total_exact or 50 <= nova.total <= 150, nova.total
+        # only a hashed share of the sampled members probed: still an estimate near the truth
+        monkeypatch.setattr(counts, "MEMBER_PROBES", 40)
+        monkeypatch.setattr(counts, "MIN_HITS", 5)
+        thinned = search_records(s, RecordQuery(collection="all", limit=5), with_facets=True, **SMALL)
+        assert not thinned.total_exact and 150 <= thinned.total <= 450, thinned.total
+        assert not thinned.facets.exact
+        assert abs(sum(d["count"] for d in thinned.facets.decades) - thinned.total) <= len(thinned.facets.decades)
+        # a collection no larger than exact_max is counted exactly, facets too
+        add_to_collection(s, "few", all_ids[:7])
+        few = search_records(s, RecordQuery(collection="few"), with_facets=True, **SMALL)
+        assert few.total_exact and few.total == 7 and few.facets.exact
+        assert {c["name"]: c["count"] for c in few.facets.collections} == {"few": 7, "thirds": 7, "all": 7}

@@ -34,6 +34,9 @@ def scratch_database(prefix: str = "arhiva_bench", keep: bool = False, migrated:
 
 def print_table(title: str, header: list[str], rows: list[list]) -> None:
     cells = [[str(c) for c in r] for r in rows]
+    if not cells:
+        print(f"\n{title}\n(no rows)")
+        return
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
     print(f"\n{title}")
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")

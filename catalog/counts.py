@@ -27,7 +27,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, literal, select, tablesample, text, true
+from sqlalchemy import BigInteger, Integer, Select, and_, cast, exists, func, literal, select, tablesample, text, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.util import ClauseAdapter
 
@@ -82,10 +83,6 @@ def _decade():
     return (func.div(year, 10) * 10).label("decade")
 
 
-def _colorized():
-    return exists().where(RecordAsset.record_id == Record.id, RecordAsset.role == "colorized").label("colorized")
-
-
 def exact_count(session: Session, filtered: Select, limit: int | None = None) -> int:
     ids = filtered.with_only_columns(Record.id)
     if limit is not None:
@@ -101,7 +98,7 @@ def planned_rows(session: Session, filtered: Select) -> float:
     return float(plan[0]["Plan"]["Plan Rows"])
 
 
-def _table_rows(session: Session, table: str = "records") -> float:
+def table_rows(session: Session, table: str = "records") -> float:
     """A table's size now, as the planner reckons it: rows per page when last analysed times the
     pages it has now (-1: never analysed)."""
     return session.scalar(text(
@@ -113,7 +110,7 @@ def _table_rows(session: Session, table: str = "records") -> float:
 def _sample_percent(session: Session, sample_rows: int, table: str = "records") -> float:
     """The share of a table (in %) that holds about ``sample_rows`` rows; 100 when the table is
     small or has never been analysed."""
-    rows = _table_rows(session, table)
+    rows = table_rows(session, table)
     if rows <= 0:
         return 100.0
     return min(100.0, 100.0 * sample_rows / rows)
@@ -147,12 +144,18 @@ def _ways(sampled: bool, limited: bool) -> dict[str, bool]:
 
 @dataclass
 class _Tally:
-    """Matches grouped by (decade, colorized) and by collection id, from all matches or a sample."""
+    """Matches counted, grouped by decade and, from the matches picked for probing (all, or a
+    hashed share of them), by colorized or not and by collection id; from all matches or a sample."""
 
     total: int
-    by_year: dict[tuple, int]
-    by_collection: dict[int, int]
+    by_decade: dict[int | None, int] = field(default_factory=dict)
+    by_colorized: dict[bool, int] = field(default_factory=dict)
+    by_collection: dict[int, int] = field(default_factory=dict)
     rows: int = 0  # records in the sample (matching or not)
+
+    @property
+    def picked(self) -> int:
+        return sum(self.by_colorized.values())
 
 
 def _tally(session: Session, filtered: Select, *, percent: float | None = None, limit: int | None = None,
@@ -168,8 +171,8 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
         stmt = select(func.count().filter(where), func.count()).select_from(Record)
         with _planner(session, **ways):
             hits, rows = session.execute(ClauseAdapter(sample).traverse(stmt)).one()
-        return _Tally(hits, {}, {}, rows)
-    cols = [Record.id, _decade(), _colorized()] if with_facets else [Record.id]
+        return _Tally(hits, rows=rows)
+    cols = [Record.id, _decade()] if with_facets else [Record.id]
     stmt = filtered.with_only_columns(*cols)
     if percent is not None:
         sample = tablesample(Record, func.system(percent), name="records_sample", seed=literal(SAMPLE_SEED))
@@ -178,29 +181,40 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
         stmt = stmt.limit(limit)
     if not with_facets:
         with _planner(session, **ways):
-            return _Tally(session.scalar(select(func.count()).select_from(stmt.subquery("matches"))), {}, {})
+            return _Tally(session.scalar(select(func.count()).select_from(stmt.subquery("matches"))))
     return _grouped(session, stmt, ways)
 
 
 def _grouped(session: Session, stmt: Select, ways: dict[str, bool]) -> _Tally:
-    """The matches of ``stmt`` (columns id, decade, colorized) grouped by (decade, colorized) and
-    by collection."""
+    """The matches of ``stmt`` (columns id, decade) grouped by decade, and the matches picked for
+    probing grouped by colorized or not and by collection: every match when there are at most
+    ``FACET_PROBES``, else a hashed share of that many (two index probes per picked match are
+    most of a facet's cost; the decade is on the row already). One statement."""
     m = stmt.cte("matches").prefix_with("MATERIALIZED")
-    years = select(literal("y").label("kind"), m.c.decade, m.c.colorized, literal(None).label("cid"),
-                   func.count().label("n")).group_by(m.c.decade, m.c.colorized)
-    # a lateral join: one index probe per match, never a scan of every membership
-    cm = select(CollectionMember.collection_id).where(CollectionMember.record_id == m.c.id).lateral("cm")
-    members = (select(literal("c"), literal(None), literal(None), cm.c.collection_id, func.count())
-               .select_from(m.join(cm, literal(True))).group_by(cm.c.collection_id))
-    by_year, by_collection = {}, {}
+    n = select(func.greatest(func.count(), 1)).select_from(m).scalar_subquery()
+    share = func.least(1.0, literal(float(FACET_PROBES)) / n)
+    picked = (select(m.c.id, exists().where(RecordAsset.record_id == m.c.id, RecordAsset.role == "colorized")
+                     .label("colorized"))
+              .where(func.hashint8(m.c.id).op("&")(2147483647) < share * 2147483648.0)
+              .cte("picked").prefix_with("MATERIALIZED"))
+    decades = select(literal("d").label("kind"), m.c.decade.label("key"), func.count().label("n")).group_by(m.c.decade)
+    colorized = select(literal("z"), cast(picked.c.colorized, Integer), func.count()).group_by(picked.c.colorized)
+    # a lateral join: one index probe per picked match, never a scan of every membership
+    cm = select(CollectionMember.collection_id).where(CollectionMember.record_id == picked.c.id).lateral("cm")
+    members = (select(literal("c"), cm.c.collection_id, func.count())
+               .select_from(picked.join(cm, literal(True))).group_by(cm.c.collection_id))
+    tally = _Tally(0)
     with _planner(session, **ways):
-        rows = session.execute(years.union_all(members)).all()
-    for kind, decade, col, cid, n in rows:
-        if kind == "y":
-            by_year[(decade, bool(col))] = n
+        rows = session.execute(decades.union_all(colorized, members)).all()
+    for kind, key, count in rows:
+        if kind == "d":
+            tally.by_decade[key] = count
+        elif kind == "z":
+            tally.by_colorized[bool(key)] = count
         else:
-            by_collection[cid] = n
-    return _Tally(sum(by_year.values()), by_year, by_collection)
+            tally.by_collection[key] = count
+    tally.total = sum(tally.by_decade.values())
+    return tally
 
 
 def _members_sample(percent: float):
@@ -226,7 +240,7 @@ def _member_tally(session: Session, filtered: Select, collection_id: int, percen
     where = filtered.whereclause if filtered.whereclause is not None else true()
     ways = _ways(True, False)
     if with_facets:
-        stmt = (select(Record.id, _decade(), _colorized()).select_from(cms)
+        stmt = (select(Record.id, _decade()).select_from(cms)
                 .join(Record, Record.id == cms.c.record_id).where(picked, where))
         return _grouped(session, stmt, ways)
     # one probe of the records table per picked member, none for the others
@@ -234,17 +248,19 @@ def _member_tally(session: Session, filtered: Select, collection_id: int, percen
     with _planner(session, **ways):
         rows, hits = session.execute(select(func.count().filter(picked), func.count().filter(and_(picked, match)))
                                      .select_from(cms)).one()
-    return _Tally(hits, {}, {}, rows)
+    return _Tally(hits, rows=rows)
 
 
 MIN_HITS = 200  # sampled matches below which a sample is not trusted for the count
 FACET_HITS = 4_000  # sampled matches facets are counted from (a smaller sample of the same blocks)
+FACET_PROBES = 2_500  # matches probed for the colorized and collection facets (a hashed share beyond)
 
 
 def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", with_facets: bool = False,
                      exact_max: int = COUNT_EXACT_MAX, sample_rows: int = SAMPLE_ROWS,
-                     density: float | None = None, known: int | None = None,
-                     members_of: int | None = None) -> tuple[Count, Facets | None]:
+                     density: float | None = None, known: int | None = None, beyond: int | None = None,
+                     known_ids: list[int] | None = None, members_of: int | None = None
+                     ) -> tuple[Count, Facets | None]:
     """How many match (exact up to ``exact_max``, or always with mode 'exact'; an estimate beyond)
     and, with ``with_facets``, the facets (exact when the count is, else from the sample).
 
@@ -252,21 +268,29 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     narrow search (counted exactly first) from a broad one (sampled first); without it the
     planner's estimate does, less reliably. ``known``: the exact count, already counted on the
     way to the page (catalog.seek), at most ``exact_max``. ``members_of``: the search is within
-    this collection (its id), sampled from the collection's side."""
+    this collection (its id), sampled from the collection's side. ``beyond``: counting on the way
+    to the page already found more than ``exact_max`` matches, so none is counted again.
+    ``known_ids``: the ids of those ``known`` matches, which the facets then read by primary key
+    instead of running the search again."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
         return count, (_facets(session, tally, exact, scale) if with_facets else None)
 
     if known is not None and not with_facets:
         return Count(known, True), None
+    if known_ids is not None and len(known_ids) == known and mode != "exact":
+        by_id = select(Record.id, _decade()).where(Record.id == func.any(literal(known_ids, ARRAY(BigInteger))))
+        return done(_grouped(session, by_id, _ways(False, False)), True)
     if mode == "exact" or known is not None:
         return done(_tally(session, filtered, with_facets=with_facets), True)
     if members_of is not None:
         return _collection_count(session, filtered, members_of, with_facets=with_facets, exact_max=exact_max,
                                  sample_rows=sample_rows * MEMBER_SAMPLE_FACTOR)
-    counted = None
-    if density is not None:
-        narrow = density * _table_rows(session) <= exact_max / 2
+    counted, narrow = None, False
+    if beyond is not None and beyond >= exact_max:
+        counted = _Tally(beyond + 1)  # more than exact_max: an estimate, never a second count
+    elif density is not None:
+        narrow = density * table_rows(session) <= exact_max / 2
     else:
         narrow = planned_rows(session, filtered) <= exact_max / 10
     if narrow:  # count first
@@ -277,8 +301,12 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     if percent >= 100:
         return done(_tally(session, filtered, with_facets=with_facets), True)
     sampled = _tally(session, filtered, percent=percent)
-    estimate = round(sampled.total / max(1, sampled.rows) * _table_rows(session))
-    if counted is None and (sampled.total < MIN_HITS or estimate <= exact_max):  # too few to trust: count
+    estimate = round(sampled.total / max(1, sampled.rows) * table_rows(session))
+    # too few sampled matches to trust the estimate (unless even its low end is well past
+    # exact_max: then it is surely an estimate, and no exact count is tried), or few expected
+    low = (sampled.total - 4 * math.sqrt(sampled.total)) / max(1, sampled.rows) * table_rows(session)
+    untrusted = sampled.total < MIN_HITS and low <= exact_max
+    if counted is None and (untrusted or estimate <= exact_max):
         # facets on the way only when the sample expects an exact count: otherwise they would
         # most likely be thrown away (the bound reached), then taken from the sample anyway
         likely_exact = estimate <= exact_max
@@ -314,7 +342,7 @@ def _collection_count(session: Session, filtered: Select, collection_id: int, *,
     # the share of the collection that matches, from a hashed share of its sampled members
     probed = _member_tally(session, filtered, collection_id, percent, min(1.0, MEMBER_PROBES / max(1, in_sample)))
     estimate = round(in_sample * probed.total / max(1, probed.rows)
-                     * _table_rows(session, "collection_members") / max(1, sample_size))
+                     * table_rows(session, "collection_members") / max(1, sample_size))
     if in_sample < MIN_HITS or probed.total < MIN_HITS or estimate <= exact_max:  # too few to trust: count
         counted = _tally(session, filtered, limit=exact_max + 1, with_facets=with_facets and estimate <= exact_max)
         if counted.total <= exact_max:
@@ -330,17 +358,17 @@ def _collection_count(session: Session, filtered: Select, collection_id: int, *,
 
 
 def _facets(session: Session, tally: _Tally, exact: bool, scale: float) -> Facets:
+    """Facets from a tally, scaled (``scale``: to the estimated total when the tally is of a
+    sample); colorized and collection counts also scaled from the matches picked for probing.
+    Exact only when every match was counted and probed."""
     names = dict(session.execute(select(Collection.id, Collection.name)
                                  .where(Collection.id.in_(list(tally.by_collection)))).all())
-    decades: dict[int | None, int] = {}
-    colorized = {"yes": 0, "no": 0}
-    for (decade, col), n in tally.by_year.items():
-        decades[decade] = decades.get(decade, 0) + n
-        colorized["yes" if col else "no"] += n
-    out = Facets(exact=exact)
+    probed = scale * tally.total / max(1, tally.picked)
+    out = Facets(exact=exact and tally.picked == tally.total)
     out.decades = [{"decade": d, "count": round(n * scale)}
-                   for d, n in sorted(decades.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
-    out.collections = sorted(({"name": names[k], "count": round(n * scale)} for k, n in tally.by_collection.items()),
+                   for d, n in sorted(tally.by_decade.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
+    out.collections = sorted(({"name": names[k], "count": round(n * probed)} for k, n in tally.by_collection.items()),
                              key=lambda c: (-c["count"], c["name"]))
-    out.colorized = {k: round(v * scale) for k, v in colorized.items()}
+    yes = round(tally.by_colorized.get(True, 0) * probed)
+    out.colorized = {"yes": yes, "no": max(0, round(tally.total * scale) - yes)}
     return out

@@ -57,8 +57,17 @@ def cell_tokens(w: float, s: float, e: float, n: float) -> list[str] | None:
     return None
 
 
+TOKEN_CHUNK = 20
+
+
 def _token_query(tokens: list[str]):
-    return Record.search.op("@@")(cast(" | ".join(f"'{t}'" for t in tokens), TSQUERY))
+    """Records carrying any of the tokens. GIN tests every item of the tokens' posting lists
+    against the whole query, so one query of 98 alternatives cost ~1.1 µs per item where five
+    queries of 20, OR'ed, cost about half (measured at 10M records: 166,000 items, 188 ms
+    against 78 ms with a word)."""
+    parts = [Record.search.op("@@")(cast(" | ".join(f"'{t}'" for t in tokens[i:i + TOKEN_CHUNK]), TSQUERY))
+             for i in range(0, len(tokens), TOKEN_CHUNK)]
+    return parts[0] if len(parts) == 1 else or_(*parts)
 
 
 class QueryError(ValueError):
@@ -289,6 +298,7 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
     if with_total or with_facets:
         n, page.facets = count_and_facets(session, stmt, mode=count, with_facets=with_facets, exact_max=exact_max,
                                           sample_rows=sample_rows, density=seen.density, known=seen.total,
+                                          beyond=seen.beyond, known_ids=seen.ids,
                                           members_of=members_of)
         page.total, page.total_exact = n.value, n.exact
     return page

@@ -10,7 +10,10 @@ is then selective (fewer than a page per window), so its matches are few. A smal
 no match at all, or too few to expect a page from the larger one, hands over to the index at
 once (a narrow search pays little for the probe).
 Either way at most about 18,000 rows are read before the index path, whatever the size of the
-catalogue.
+catalogue; when the windows nearly filled the page, the few matches still wanted are looked for
+in one more window sized by the density seen (at most ``WALK_ON_MAX`` rows expected), since the
+index path reads every match of the search. Matches are counted on the way to the page (up to
+``count_up_to``) only when the density the windows saw expects no more than that many.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 from catalog.models import Record
 
 WINDOWS = (2_000, 16_000)
+WALK_ON_MAX = 32_000  # rows walked on after the windows to fill a page they nearly filled
 
 
 @dataclass
@@ -34,6 +38,8 @@ class Seen:
     rows: int = 0
     matches: int = 0
     total: int | None = None  # every match, when a search from the first record counted them on the way
+    beyond: int | None = None  # counting on the way found more matches than this (the bound)
+    ids: list[int] | None = None  # every match's id, when ``total`` was counted by the index path
 
     @property
     def density(self) -> float | None:
@@ -42,7 +48,7 @@ class Seen:
 
 def page_ids(session: Session, filtered: Select, *, after: int | None, before: int | None, offset: int,
              limit: int, windows: tuple[int, ...] = WINDOWS, seen: Seen | None = None,
-             count_up_to: int | None = None) -> list[int]:
+             count_up_to: int | None = None, walk_on: bool = True) -> list[int]:
     """Up to ``limit`` ids of matches: after ``after`` ascending, or before ``before`` descending.
 
     The records are walked in id order a window at a time (``windows``: their sizes); a window
@@ -82,13 +88,35 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
             # at this density the next window would not fill the page either: its rows would be
             # read for a few matches, then the index asked anyway
             break
+    if walk_on and seen.matches:
+        # the matches still wanted lie within the next few thousand records at the density
+        # seen: found by walking on, rather than by the index, which reads every match
+        need = (limit - len(found)) * seen.rows / seen.matches
+        if need <= WALK_ON_MAX:
+            more = page_ids(session, filtered, after=None if backwards else edge,
+                            before=edge if backwards else None, offset=0, limit=limit - len(found),
+                            windows=(int(2 * need) + 100,), walk_on=False)
+            return found + more
     want = limit - len(found)
-    if from_start and count_up_to is not None:
+    if from_start and count_up_to is not None and _expected(session, seen) <= count_up_to:
+        # few matches expected: counted on the way to the page (the index reads them all anyway)
         want = max(want, count_up_to + 1 - len(found))
     rest = _planned(session, ids_stmt, edge, backwards, 0, want, by_index=True)
-    if from_start and count_up_to is not None and len(found) + len(rest) <= count_up_to:
-        seen.total = len(found) + len(rest)
+    if from_start and count_up_to is not None and want > limit - len(found):
+        if len(found) + len(rest) <= count_up_to:
+            seen.total, seen.ids = len(found) + len(rest), found + rest
+        else:
+            seen.beyond = count_up_to
     return (found + rest)[:limit]
+
+
+def _expected(session: Session, seen: Seen) -> float:
+    """Matches in the whole table at the density the windows saw (0 when they saw none)."""
+    if not seen.matches:
+        return 0.0
+    from catalog.counts import table_rows
+
+    return seen.density * max(seen.rows, table_rows(session))
 
 
 def _planned(session: Session, ids_stmt: Select, edge: int | None, backwards: bool, offset: int,

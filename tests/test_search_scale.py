@@ -265,3 +265,23 @@ def test_a_collection_is_paged_and_sampled_from_its_own_side(big, monkeypatch):
         few = search_records(s, RecordQuery(collection="few"), with_facets=True, **SMALL)
         assert few.total_exact and few.total == 7 and few.facets.exact
         assert {c["name"]: c["count"] for c in few.facets.collections} == {"few": 7, "thirds": 7, "all": 7}
+
+
+def test_facets_probe_a_hashed_share_of_many_matches(big, monkeypatch):
+    """Beyond FACET_PROBES matches the colorized and collection facets come from a hashed share
+    of them, scaled and marked as estimates; the count and the decades stay exact."""
+    import catalog.counts as counts
+
+    with session_scope(big) as s:
+        truth = _exact_facets(s)
+        monkeypatch.setattr(counts, "FACET_PROBES", 120)
+        page = search_records(s, RecordQuery(), with_facets=True)  # 300 matches, counted exactly
+        assert page.total_exact and page.total == N and not page.facets.exact
+        assert {d["decade"]: d["count"] for d in page.facets.decades} == truth["decades"]
+        got = {c["name"]: c["count"] for c in page.facets.collections}
+        assert got["all"] == N and 50 <= got["thirds"] <= 150, got
+        yes = page.facets.colorized["yes"]
+        assert 0.5 * truth["colorized"]["yes"] <= yes <= 1.5 * truth["colorized"]["yes"], page.facets.colorized
+        assert yes + page.facets.colorized["no"] == N
+        monkeypatch.setattr(counts, "FACET_PROBES", 1000)
+        assert search_records(s, RecordQuery(), with_facets=True).facets.exact

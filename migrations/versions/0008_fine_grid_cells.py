@@ -17,6 +17,7 @@ Revises: 0007
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 
 from alembic import op
@@ -30,42 +31,24 @@ SEARCH_EXPR = (
     "arhiva_search_vector(coalesce(title, '') || ' ' || coalesce(description, '') || ' ' || coalesce(place, '') "
     "|| ' ' || coalesce(author, '') || ' ' || coalesce(date_text, ''), year_lo, year_hi, lat, lon)"
 )
-FUNCTION = r"""
-CREATE OR REPLACE FUNCTION arhiva_search_vector(t text, y_lo int, y_hi int, lat float8, lon float8)
-RETURNS tsvector LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
-DECLARE
-    f text := arhiva_fold(coalesce(t, ''));
-    tokens text[] := '{}';
-    cells text[] := '{}';
-    cell text;
-    d int;
-BEGIN
-    IF lat IS NOT NULL AND lon IS NOT NULL THEN
-        cells := ARRAY['~g1_' || floor(lat)::int || '_' || floor(lon)::int,
-                       '~g01_' || floor(lat * 10)::int || '_' || floor(lon * 10)::int{fine}];
-        tokens := cells;
-    END IF;
-    IF y_lo IS NOT NULL OR y_hi IS NOT NULL THEN
-        FOR d IN (least(greatest(coalesce(y_lo, 1800), 1800), 2039) / 10)
-                 .. (least(greatest(coalesce(y_hi, 2039), 1800), 2039) / 10) LOOP
-            tokens := tokens || ('~d' || d);
-            FOREACH cell IN ARRAY cells LOOP  -- place × decade: a map + years query hits short lists
-                tokens := tokens || (cell || '_d' || d);
-            END LOOP;
-        END LOOP;
-    END IF;
-    RETURN to_tsvector('arhiva'::regconfig, f) || array_to_tsvector(tokens);
-END $$
-"""
-FINE = ",\n                       '~g001_' || floor(lat * 100)::int || '_' || floor(lon * 100)::int"
+COARSE_CELL = "'~g01_' || floor(lat * 10)::int || '_' || floor(lon * 10)::int"
+FINE_CELL = "'~g001_' || floor(lat * 100)::int || '_' || floor(lon * 100)::int"
+
+
+def _search_vector_ddl() -> str:
+    """arhiva_search_vector as migration 0005 left it (text capped at 100,000 characters)."""
+    capped = importlib.import_module("migrations.versions.0005_record_limits_failed_colorizations")
+    ddl = capped._search_vector_ddl().replace(capped.FULL_TEXT, capped.CAPPED_TEXT)
+    assert COARSE_CELL + "]" in ddl and capped.CAPPED_TEXT in ddl
+    return ddl
 
 
 def upgrade() -> None:
-    _rebuild_search(FUNCTION.replace("{fine}", FINE))
+    _rebuild_search(_search_vector_ddl().replace(COARSE_CELL + "]", f"{COARSE_CELL},\n{' ' * 23}{FINE_CELL}]"))
 
 
 def downgrade() -> None:
-    _rebuild_search(FUNCTION.replace("{fine}", ""))
+    _rebuild_search(_search_vector_ddl())
 
 
 def _rebuild_search(function_ddl: str) -> None:

@@ -269,8 +269,8 @@ def bench_query(engine, n: int, repeats: int, exact_checks: int, only: str | Non
     return rows, facet_rows
 
 
-PREWARM = ("records", "ix_records_search", "pk_records", "pk_collection_members", "ix_collection_members_record_id",
-           "ix_record_assets_record_id")
+PREWARM = ("records", "ix_records_search", "pk_records", "pk_collection_members", "ix_collection_members_record_collection",
+           "uq_record_assets_link")
 
 
 def prewarm(engine) -> None:

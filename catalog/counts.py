@@ -34,6 +34,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 
 from catalog.db import local_settings
 from catalog.models import Collection, CollectionMember, Record, RecordAsset
+from catalog.seek import decade_of
 
 COUNT_EXACT_MAX = 10_000
 SAMPLE_ROWS = 40_000
@@ -79,8 +80,7 @@ def approx(n: int) -> str:
 
 
 def _decade():
-    year = func.coalesce(Record.year_lo, Record.year_hi)
-    return (func.div(year, 10) * 10).label("decade")
+    return decade_of(Record).label("decade")
 
 
 def exact_count(session: Session, filtered: Select, limit: int | None = None) -> int:
@@ -251,6 +251,37 @@ def _member_tally(session: Session, filtered: Select, collection_id: int, percen
     return _Tally(hits, rows=rows)
 
 
+def _known_tally(session: Session, ids: list[int], decades: dict[int, int | None]) -> _Tally:
+    """Facet groups of matches known by id: decades from ``decades`` (the rest read by primary
+    key), colorized and collections probed for all of them or, beyond ``FACET_PROBES``, for a
+    share picked by a hash of the id (the same ones every time)."""
+    missing = [i for i in ids if i not in decades]
+    if missing:
+        decades = {**decades, **dict(session.execute(select(Record.id, decade_of(Record))
+                                                     .where(Record.id == func.any(_bigints(missing)))).all())}
+    tally = _Tally(len(ids))
+    for i in ids:
+        tally.by_decade[decades.get(i)] = tally.by_decade.get(decades.get(i), 0) + 1
+    share = min(1.0, FACET_PROBES / max(1, len(ids)))
+    picked = ids if share >= 1 else [i for i in ids if _mix(i) < share * 2**32]
+    yes = session.scalar(select(func.count(func.distinct(RecordAsset.record_id)))
+                         .where(RecordAsset.record_id == func.any(_bigints(picked)), RecordAsset.role == "colorized"))
+    tally.by_colorized = {True: yes, False: len(picked) - yes}
+    tally.by_collection = dict(session.execute(
+        select(CollectionMember.collection_id, func.count())
+        .where(CollectionMember.record_id == func.any(_bigints(picked))).group_by(CollectionMember.collection_id)).all())
+    return tally
+
+
+def _bigints(values: list[int]):
+    return literal(values, ARRAY(BigInteger))
+
+
+def _mix(i: int) -> int:
+    """A well-mixed 32-bit hash of an id (Fibonacci hashing)."""
+    return ((i * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) >> 32
+
+
 MIN_HITS = 200  # sampled matches below which a sample is not trusted for the count
 FACET_HITS = 4_000  # sampled matches facets are counted from (a smaller sample of the same blocks)
 FACET_PROBES = 2_500  # matches probed for the colorized and collection facets (a hashed share beyond)
@@ -259,7 +290,8 @@ FACET_PROBES = 2_500  # matches probed for the colorized and collection facets (
 def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", with_facets: bool = False,
                      exact_max: int = COUNT_EXACT_MAX, sample_rows: int = SAMPLE_ROWS,
                      density: float | None = None, known: int | None = None, beyond: int | None = None,
-                     known_ids: list[int] | None = None, members_of: int | None = None
+                     known_ids: list[int] | None = None, known_decades: dict[int, int | None] | None = None,
+                     members_of: int | None = None
                      ) -> tuple[Count, Facets | None]:
     """How many match (exact up to ``exact_max``, or always with mode 'exact'; an estimate beyond)
     and, with ``with_facets``, the facets (exact when the count is, else from the sample).
@@ -270,7 +302,8 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     way to the page (catalog.seek), at most ``exact_max``. ``members_of``: the search is within
     this collection (its id), sampled from the collection's side. ``beyond``: counting on the way
     to the page already found more than ``exact_max`` matches, so none is counted again.
-    ``known_ids``: the ids of those ``known`` matches, which the facets then read by primary key
+    ``known_ids``: the ids of those ``known`` matches, and ``known_decades`` the decades of those
+    the page read: the facets then take the decades from there and probe the picked matches by id,
     instead of running the search again."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
@@ -279,8 +312,7 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     if known is not None and not with_facets:
         return Count(known, True), None
     if known_ids is not None and len(known_ids) == known and mode != "exact":
-        by_id = select(Record.id, _decade()).where(Record.id == func.any(literal(known_ids, ARRAY(BigInteger))))
-        return done(_grouped(session, by_id, _ways(False, False)), True)
+        return done(_known_tally(session, known_ids, known_decades or {}), True)
     if mode == "exact" or known is not None:
         return done(_tally(session, filtered, with_facets=with_facets), True)
     if members_of is not None:

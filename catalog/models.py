@@ -234,8 +234,10 @@ class Collection(Base):
 class CollectionMember(Base):
     __tablename__ = "collection_members"
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
-    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), primary_key=True, index=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), primary_key=True)
     added_at: Mapped[datetime] = _now()
+    # a record's collections from the index alone (facets probe it per match; migration 0009)
+    __table_args__ = (Index("ix_collection_members_record_collection", "record_id", "collection_id"),)
 
 
 class ModelVersion(Base):

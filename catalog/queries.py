@@ -299,6 +299,7 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
         n, page.facets = count_and_facets(session, stmt, mode=count, with_facets=with_facets, exact_max=exact_max,
                                           sample_rows=sample_rows, density=seen.density, known=seen.total,
                                           beyond=seen.beyond, known_ids=seen.ids,
+                                          known_decades=seen.decades,
                                           members_of=members_of)
         page.total, page.total_exact = n.value, n.exact
     return page

@@ -40,6 +40,7 @@ class Seen:
     total: int | None = None  # every match, when a search from the first record counted them on the way
     beyond: int | None = None  # counting on the way found more matches than this (the bound)
     ids: list[int] | None = None  # every match's id, when ``total`` was counted by the index path
+    decades: dict[int, int | None] | None = None  # the decade of each match the index path read (facets)
 
     @property
     def density(self) -> float | None:
@@ -101,13 +102,23 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     if from_start and count_up_to is not None and _expected(session, seen) <= count_up_to:
         # few matches expected: counted on the way to the page (the index reads them all anyway)
         want = max(want, count_up_to + 1 - len(found))
-    rest = _planned(session, ids_stmt, edge, backwards, 0, want, by_index=True)
-    if from_start and count_up_to is not None and want > limit - len(found):
+    counting = from_start and count_up_to is not None and want > limit - len(found)
+    if counting:  # the decade of each match comes along (the rows are read anyway): facets need no second pass
+        rows = _planned(session, filtered.with_only_columns(Record.id, decade_of(Record)), edge, backwards, 0, want,
+                        by_index=True, rows=True)
+        rest = [r[0] for r in rows]
         if len(found) + len(rest) <= count_up_to:
-            seen.total, seen.ids = len(found) + len(rest), found + rest
+            seen.total, seen.ids, seen.decades = len(found) + len(rest), found + rest, dict(rows)
         else:
             seen.beyond = count_up_to
+    else:
+        rest = _planned(session, ids_stmt, edge, backwards, 0, want, by_index=True)
     return (found + rest)[:limit]
+
+
+def decade_of(record):
+    """The decade a record is faceted under: of its earliest year (None when undated)."""
+    return func.div(func.coalesce(record.year_lo, record.year_hi), 10) * 10
 
 
 def _expected(session: Session, seen: Seen) -> float:
@@ -120,11 +131,12 @@ def _expected(session: Session, seen: Seen) -> float:
 
 
 def _planned(session: Session, ids_stmt: Select, edge: int | None, backwards: bool, offset: int,
-             limit: int, by_index: bool = False) -> list[int]:
+             limit: int, by_index: bool = False, rows: bool = False) -> list:
     if edge is not None:
         # After the windows the search is narrow: ``id + 0`` keeps the planner from also reading
         # the primary key's range (most of the table) into a bitmap beside the search index.
         key = Record.id + 0 if by_index else Record.id
         ids_stmt = ids_stmt.where(key < edge if backwards else key > edge)
     order = Record.id.desc() if backwards else Record.id
-    return list(session.scalars(ids_stmt.order_by(order).offset(offset).limit(limit)))
+    stmt = ids_stmt.order_by(order).offset(offset).limit(limit)
+    return [tuple(r) for r in session.execute(stmt)] if rows else list(session.scalars(stmt))

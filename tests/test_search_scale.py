@@ -285,3 +285,35 @@ def test_facets_probe_a_hashed_share_of_many_matches(big, monkeypatch):
         assert yes + page.facets.colorized["no"] == N
         monkeypatch.setattr(counts, "FACET_PROBES", 1000)
         assert search_records(s, RecordQuery(), with_facets=True).facets.exact
+
+
+def test_facets_of_matches_counted_on_the_way_to_the_page(big, monkeypatch):
+    """A narrow search counts its matches on the index path to its page, reading their decades
+    there; its facets then probe those matches by id, equal to a GROUP BY of the same search."""
+    import catalog.counts as counts
+    import catalog.queries as queries
+
+    monkeypatch.setattr(queries, "WINDOWS", (5,))  # 300 records: the first 5 hold no match
+    q = dict(year_from=1960, year_to=1969)
+    with session_scope(big) as s:
+        stmt = _filtered(RecordQuery(**q), s)
+        ids = list(s.scalars(stmt.with_only_columns(Record.id)))
+        decade = func.div(func.coalesce(Record.year_lo, Record.year_hi), 10) * 10
+        want_decades = dict(s.execute(stmt.with_only_columns(decade, func.count()).group_by(decade)).all())
+        want_cols = dict(s.execute(select(Collection.name, func.count()).join(CollectionMember)
+                                   .where(CollectionMember.record_id.in_(ids)).group_by(Collection.name)).all())
+        want_yes = s.scalar(select(func.count(func.distinct(RecordAsset.record_id)))
+                            .where(RecordAsset.record_id.in_(ids), RecordAsset.role == "colorized"))
+        calls = []
+        monkeypatch.setattr(counts, "_tally", lambda *a, **k: calls.append(k) or pytest.fail("searched again"))
+        page = search_records(s, RecordQuery(**q), with_facets=True)
+        assert page.total_exact and page.total == len(ids) == 32 and page.facets.exact
+        assert {d["decade"]: d["count"] for d in page.facets.decades} == want_decades
+        assert {c["name"]: c["count"] for c in page.facets.collections} == want_cols
+        assert page.facets.colorized == {"yes": want_yes, "no": len(ids) - want_yes}
+        monkeypatch.setattr(counts, "FACET_PROBES", 8)  # a hashed share probed, scaled; decades exact
+        thin = search_records(s, RecordQuery(**q), with_facets=True)
+        assert thin.total == 32 and not thin.facets.exact
+        assert {d["decade"]: d["count"] for d in thin.facets.decades} == want_decades
+        assert {c["name"]: c["count"] for c in thin.facets.collections}["all"] == 32
+        assert thin.facets.colorized["yes"] + thin.facets.colorized["no"] == 32

@@ -119,7 +119,9 @@ def test_two_machines_share_a_collection_through_postgresql_and_s3(prefect_serve
     deployed = run(["deploy", "--pool", POOL], desk)
     assert deployed.code == 0 and "colorize/colorize" in deployed.out, deployed
 
-    workers = {n: Background(["worker", "--pool", POOL, "--name", n], env, tmp_path)
+    # one flow run at a time per machine: a worker polling first cannot take both runs of a round
+    # (it did: round 2's two runs both went to the worker about to be killed, and none was left)
+    workers = {n: Background(["worker", "--pool", POOL, "--name", n, "--limit", "1"], env, tmp_path)
                for n, env in (("a", a), ("b", b))}
     try:
         trained = run(["train", "--collection", "fonds", "--stage1-epochs", "1", "--stage2-epochs", "1",

@@ -2,7 +2,9 @@
 
 The photos: ``bench/photos.py`` builds them from Debian and PyPI packages (17 held-out
 photographs of people, streets and buildings, landscapes and interiors, never trained on; the 50
-other real colour photos of those packages for training; licences in its manifest). This script
+other real colour photos of those packages, of which ``--val-fraction`` (5%, a stable hash split:
+7 photos) is held back from both recipes for validation and for the engine's decoding
+calibration, the rest for training; licences in its manifest). This script
 builds the set into ``--data`` when it is missing (``--offline``: from the package files in
 ``.gpudata/pkgs`` only), so the whole benchmark can be redone offline:
 
@@ -13,7 +15,11 @@ Both recipes train for the same training time (the time of their steps, measured
 on the same photos. The reference recipe is pix2pix as usually taught (fastai-style U-Net, L1
 pretraining for ``--stage1-share`` of the time, then GAN + 100 L1, plain crops and flips). The
 engine is the lean U-Net with the chroma classification head (cross-entropy on a*b* bins),
-photo augmentation, and the annealed-mean decoding chosen by ``vivid``. With ``--slice S``
+photo augmentation, and the annealed-mean decoding chosen by ``vivid`` (vivid 0 calibrated on the
+held-back validation photos, ``colorization.calibrate``). With ``--keep best`` (the default) the
+engine is calibrated after each of its slices and the slice end with the least calibrated
+validation CIEDE2000 is the one judged (model selection on validation photos, within the same
+training time; ``--keep last``: the last). With ``--slice S``
 the two take turns every S seconds of training (each resumes exactly where it stopped), so a busy
 shared machine slows both alike. Then ``colorization.metrics.evaluate`` scores both on the
 held-out photos next to the greyscale baseline, the engine at each ``--vivid`` level.
@@ -63,7 +69,8 @@ def _config(recipe: str, args, seconds_done: float, device: torch.device) -> Tra
         samples_per_epoch=args.samples_per_epoch, width=args.width, ndf=min(64, args.width),
         bin_step=args.bin_step, device=str(device), num_workers=args.workers, log_every=20, max_val_images=4,
         lr_stage1=args.lr_stage1 if recipe == "engine" else TrainConfig.lr_stage1,
-        calibrate=recipe == "engine" and seconds_done >= args.seconds - 1e-6, calibration_gap=args.calibration_gap,
+        calibrate=recipe == "engine" and (args.keep == "best" or seconds_done >= args.seconds - 1e-6),
+        calibration_gap=args.calibration_gap,
     )
 
 
@@ -72,6 +79,7 @@ def train_interleaved(recipes: list[str], args, train_imgs, val_imgs, runs: Path
     step = args.slice if args.slice > 0 else args.seconds
     done = {r: 0.0 for r in recipes}
     results: dict = {}
+    best: tuple | None = None
     rounds = 0
     while any(done[r] < args.seconds - 1e-6 for r in recipes):
         order = recipes if rounds % 2 == 0 else recipes[::-1]
@@ -83,10 +91,27 @@ def train_interleaved(recipes: list[str], args, train_imgs, val_imgs, runs: Path
                         resume=done[recipe] > 0)
             done[recipe] = target
             results[recipe] = res
+            if recipe == "engine" and args.keep == "best":
+                best = _keep_best(runs / recipe, best)
             print(f"[{recipe}] {res.train_seconds:.0f} s trained, {res.images_seen} crops, {res.steps} steps",
                   flush=True)
         rounds += 1
+    if args.keep == "best" and "engine" in results:
+        e = results["engine"]
+        results["engine"] = SimpleNamespace(checkpoint=runs / "engine" / "best.safetensors",
+                                            images_seen=e.images_seen, train_seconds=e.train_seconds)
     return results
+
+
+def _keep_best(folder: Path, best: tuple | None) -> tuple:
+    """Copy the engine's checkpoint to ``best.safetensors`` when its calibrated validation
+    CIEDE2000 (restoring the asked colourfulness) is the best of the slice ends so far."""
+    dec = read_metadata(folder / "model.safetensors").get("decode") or {}
+    score = (not dec.get("feasible", False), dec.get("val_ciede2000", float("inf")))
+    if best is None or score < best:
+        shutil.copy(folder / "model.safetensors", folder / "best.safetensors")
+        return score
+    return best
 
 
 def main() -> None:
@@ -110,6 +135,8 @@ def main() -> None:
                          "decoding calibration; neither recipe trains on them")
     ap.add_argument("--calibration-gap", type=float, default=TrainConfig.calibration_gap,
                     help="engine: vivid 0 is the least validation CIEDE2000 that restores this share of colourfulness")
+    ap.add_argument("--keep", choices=("best", "last"), default="best",
+                    help="engine: judge the slice end with the best calibrated validation CIEDE2000 (best) or the last")
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default); 1 on a busy shared CPU")
@@ -165,15 +192,19 @@ def main() -> None:
 def _saved_run(folder: Path) -> SimpleNamespace:
     """What a finished run says about itself (its checkpoint's metadata)."""
     meta = read_metadata(folder / "model.safetensors")
-    return SimpleNamespace(checkpoint=folder / "model.safetensors", images_seen=meta["images_seen"],
-                           train_seconds=meta["train_seconds"])
+    kept = folder / "best.safetensors"
+    return SimpleNamespace(checkpoint=kept if kept.exists() else folder / "model.safetensors",
+                           images_seen=meta["images_seen"], train_seconds=meta["train_seconds"])
 
 
 def _decode_line(checkpoint: Path) -> str:
-    dec = read_metadata(checkpoint).get("decode")
+    meta = read_metadata(checkpoint)
+    dec = meta.get("decode")
+    kept = (f"The engine judged is its checkpoint after {meta['train_seconds']:.0f} s, {meta['images_seen']} crops "
+            "(the best calibrated validation CIEDE2000 of its slice ends). " if checkpoint.name == "best.safetensors" else "")
     if not dec:
-        return "The engine's vivid 0 is the uncalibrated decoding (T 1, k 1, gain 1)."
-    return (f"The engine's vivid 0, calibrated on the {dec['photos']} validation photos: T {dec['temperature']:g}, "
+        return kept + "The engine's vivid 0 is the uncalibrated decoding (T 1, k 1, gain 1)."
+    return kept + (f"The engine's vivid 0, calibrated on the {dec['photos']} validation photos: T {dec['temperature']:g}, "
             f"k {dec['shrinkage']:g}, gain {dec['gain']:g} (there: CIEDE2000 {dec['val_ciede2000']:.2f} vs greyscale "
             f"{dec['val_ciede2000_grey']:.2f}, {100 * dec['val_gap_closed']:.0f}% of the colourfulness gap closed; "
             f"asked for at least {100 * dec['min_gap']:.0f}%).")

@@ -2,7 +2,9 @@
 
 The photos: ``bench/photos.py`` builds them from Debian and PyPI packages (17 held-out
 photographs of people, streets and buildings, landscapes and interiors, never trained on; the 50
-other real colour photos of those packages for training; licences in its manifest). This script
+other real colour photos of those packages, of which ``--val-fraction`` (5%, a stable hash split:
+7 photos) is held back from both recipes for validation and for the engine's decoding
+calibration, the rest for training; licences in its manifest). This script
 builds the set into ``--data`` when it is missing (``--offline``: from the package files in
 ``.gpudata/pkgs`` only), so the whole benchmark can be redone offline:
 
@@ -13,7 +15,11 @@ Both recipes train for the same training time (the time of their steps, measured
 on the same photos. The reference recipe is pix2pix as usually taught (fastai-style U-Net, L1
 pretraining for ``--stage1-share`` of the time, then GAN + 100 L1, plain crops and flips). The
 engine is the lean U-Net with the chroma classification head (cross-entropy on a*b* bins),
-photo augmentation, and the annealed-mean decoding chosen by ``vivid``. With ``--slice S``
+photo augmentation, and the annealed-mean decoding chosen by ``vivid`` (vivid 0 calibrated on the
+held-back validation photos, ``colorization.calibrate``). With ``--keep best`` (the default) the
+engine is calibrated after each of its slices and the slice end with the least calibrated
+validation CIEDE2000 is the one judged (model selection on validation photos, within the same
+training time; ``--keep last``: the last). With ``--slice S``
 the two take turns every S seconds of training (each resumes exactly where it stopped), so a busy
 shared machine slows both alike. Then ``colorization.metrics.evaluate`` scores both on the
 held-out photos next to the greyscale baseline, the engine at each ``--vivid`` level.
@@ -42,6 +48,7 @@ import torch  # noqa: E402
 from bench.photos import ensure  # noqa: E402
 from colorization import DEFAULT_VIVID  # noqa: E402
 from colorization.checkpoint import read_metadata  # noqa: E402
+from colorization.data import split_paths  # noqa: E402
 from colorization.imageio import list_images  # noqa: E402
 from colorization.infer import Colorizer  # noqa: E402
 from colorization.metrics import evaluate, metric_cells, worst_images  # noqa: E402
@@ -52,7 +59,8 @@ CATEGORIES = ("people", "street", "landscape", "interior")
 
 
 def _config(recipe: str, args, seconds_done: float, device: torch.device) -> TrainConfig:
-    """The recipe's configuration with its stage limits cut at ``seconds_done`` of training."""
+    """The recipe's configuration with its stage limits cut at ``seconds_done`` of training (the
+    engine calibrates its decoding on the validation photos once, after its last slice)."""
     share = args.engine_stage1_share if recipe == "engine" else args.stage1_share
     s1 = args.seconds * share
     return TrainConfig(
@@ -61,6 +69,8 @@ def _config(recipe: str, args, seconds_done: float, device: torch.device) -> Tra
         samples_per_epoch=args.samples_per_epoch, width=args.width, ndf=min(64, args.width),
         bin_step=args.bin_step, device=str(device), num_workers=args.workers, log_every=20, max_val_images=4,
         lr_stage1=args.lr_stage1 if recipe == "engine" else TrainConfig.lr_stage1,
+        calibrate=recipe == "engine" and (args.keep == "best" or seconds_done >= args.seconds - 1e-6),
+        calibration_gap=args.calibration_gap,
     )
 
 
@@ -69,6 +79,7 @@ def train_interleaved(recipes: list[str], args, train_imgs, val_imgs, runs: Path
     step = args.slice if args.slice > 0 else args.seconds
     done = {r: 0.0 for r in recipes}
     results: dict = {}
+    best: tuple | None = None
     rounds = 0
     while any(done[r] < args.seconds - 1e-6 for r in recipes):
         order = recipes if rounds % 2 == 0 else recipes[::-1]
@@ -80,10 +91,27 @@ def train_interleaved(recipes: list[str], args, train_imgs, val_imgs, runs: Path
                         resume=done[recipe] > 0)
             done[recipe] = target
             results[recipe] = res
+            if recipe == "engine" and args.keep == "best":
+                best = _keep_best(runs / recipe, best)
             print(f"[{recipe}] {res.train_seconds:.0f} s trained, {res.images_seen} crops, {res.steps} steps",
                   flush=True)
         rounds += 1
+    if args.keep == "best" and "engine" in results:
+        e = results["engine"]
+        results["engine"] = SimpleNamespace(checkpoint=runs / "engine" / "best.safetensors",
+                                            images_seen=e.images_seen, train_seconds=e.train_seconds)
     return results
+
+
+def _keep_best(folder: Path, best: tuple | None) -> tuple:
+    """Copy the engine's checkpoint to ``best.safetensors`` when its calibrated validation
+    CIEDE2000 (restoring the asked colourfulness) is the best of the slice ends so far."""
+    dec = read_metadata(folder / "model.safetensors").get("decode") or {}
+    score = (not dec.get("feasible", False), dec.get("val_ciede2000", float("inf")))
+    if best is None or score < best:
+        shutil.copy(folder / "model.safetensors", folder / "best.safetensors")
+        return score
+    return best
 
 
 def main() -> None:
@@ -102,6 +130,13 @@ def main() -> None:
     ap.add_argument("--samples-per-epoch", type=int, default=8192)
     ap.add_argument("--render-size", type=int, default=256)
     ap.add_argument("--vivid", default="0,0.5,1", help="engine vividness levels to report (the default level is always included)")
+    ap.add_argument("--val-fraction", type=float, default=0.05,
+                    help="share of the training photos held back (stable hash split): validation and the engine's "
+                         "decoding calibration; neither recipe trains on them")
+    ap.add_argument("--calibration-gap", type=float, default=TrainConfig.calibration_gap,
+                    help="engine: vivid 0 is the least validation CIEDE2000 that restores this share of colourfulness")
+    ap.add_argument("--keep", choices=("best", "last"), default="best",
+                    help="engine: judge the slice end with the best calibrated validation CIEDE2000 (best) or the last")
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default); 1 on a busy shared CPU")
@@ -115,7 +150,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     ensure(args.data, Path(".gpudata/pkgs"), offline=args.offline)
     manifest = {p["name"]: p for p in json.loads((args.data / "manifest.json").read_text())}
-    train_imgs, held = list_images(args.data / "train"), list_images(args.data / "heldout")
+    train_imgs, val_imgs = split_paths(list_images(args.data / "train"), args.val_fraction)
+    held = list_images(args.data / "heldout")
     args.out.mkdir(parents=True, exist_ok=True)
     runs = args.runs or args.out / "runs"
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -126,8 +162,8 @@ def main() -> None:
         if runs.exists():
             shutil.rmtree(runs)
         t0 = time.perf_counter()
-        # validation during training: four training photos (the held-out ones stay unseen)
-        res = train_interleaved(["engine", "reference"], args, train_imgs, train_imgs[::13][:4], runs, device)
+        # validation and calibration: training photos held back from both recipes (the held-out ones stay unseen)
+        res = train_interleaved(["engine", "reference"], args, train_imgs, val_imgs, runs, device)
         wall = time.perf_counter() - t0
     for recipe in res:
         shutil.copy(runs / recipe / "curves.png", args.out / f"curves_{recipe}.png")
@@ -140,7 +176,7 @@ def main() -> None:
         reports[v] = evaluate(Colorizer(res["engine"].checkpoint, vivid=v, **kw), held,
                               reference=ref if v == DEFAULT_VIVID else None, keep_outputs=len(held) if v == DEFAULT_VIVID else 0)
     main_rep = reports[DEFAULT_VIVID]
-    text = tables(args, device, res, reports, main_rep, manifest, len(train_imgs), wall)
+    text = tables(args, device, res, reports, main_rep, manifest, (len(train_imgs), len(val_imgs)), wall)
     print(text)
     (args.out / "quality.md").write_text(text + "\n")
     slim = {str(v): {k: r[k] for k in r if k != "outputs"} for v, r in reports.items()}
@@ -156,19 +192,34 @@ def main() -> None:
 def _saved_run(folder: Path) -> SimpleNamespace:
     """What a finished run says about itself (its checkpoint's metadata)."""
     meta = read_metadata(folder / "model.safetensors")
-    return SimpleNamespace(checkpoint=folder / "model.safetensors", images_seen=meta["images_seen"],
-                           train_seconds=meta["train_seconds"])
+    kept = folder / "best.safetensors"
+    return SimpleNamespace(checkpoint=kept if kept.exists() else folder / "model.safetensors",
+                           images_seen=meta["images_seen"], train_seconds=meta["train_seconds"])
 
 
-def tables(args, device, res, reports, main_rep, manifest, n_train: int, wall: float | None) -> str:
+def _decode_line(checkpoint: Path) -> str:
+    meta = read_metadata(checkpoint)
+    dec = meta.get("decode")
+    kept = (f"The engine judged is its checkpoint after {meta['train_seconds']:.0f} s, {meta['images_seen']} crops "
+            "(the best calibrated validation CIEDE2000 of its slice ends). " if checkpoint.name == "best.safetensors" else "")
+    if not dec:
+        return kept + "The engine's vivid 0 is the uncalibrated decoding (T 1, k 1, gain 1)."
+    return kept + (f"The engine's vivid 0, calibrated on the {dec['photos']} validation photos: T {dec['temperature']:g}, "
+            f"k {dec['shrinkage']:g}, gain {dec['gain']:g} (there: CIEDE2000 {dec['val_ciede2000']:.2f} vs greyscale "
+            f"{dec['val_ciede2000_grey']:.2f}, {100 * dec['val_gap_closed']:.0f}% of the colourfulness gap closed; "
+            f"asked for at least {100 * dec['min_gap']:.0f}%).")
+
+
+def tables(args, device, res, reports, main_rep, manifest, n_photos: tuple[int, int], wall: float | None) -> str:
     gpu = f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""
     lines = [
         f"Held-out: {main_rep['n']} real photographs (people, streets and buildings, landscapes, interiors; shorter "
-        f"side 384, render size {args.render_size}). Training: {n_train} other real colour photos, {args.seconds:.0f} s "
+        f"side 384, render size {args.render_size}). Training: {n_photos[0]} other real colour photos ({n_photos[1]} more "
+        f"held back for validation and calibration), {args.seconds:.0f} s "
         f"per recipe{f', taking turns every {args.slice:.0f} s' if args.slice else ''}, crops {args.crop}, "
         f"batch {args.batch_size}, width {args.width}, device {device}{gpu}; "
         + (f"{wall:.0f} s wall for both." if wall is not None else "runs trained earlier, judged again (--evaluate-only).")
-        + (f" {args.threads} torch thread(s)." if args.threads else ""), "",
+        + (f" {args.threads} torch thread(s)." if args.threads else "") + " " + _decode_line(res["engine"].checkpoint), "",
         "| | PSNR (dB) ↑ | SSIM ↑ | CIEDE2000 ↓ | false colour ↓ | hue error (°) ↓ | colourfulness | gap closed "
         "| crops trained | train s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

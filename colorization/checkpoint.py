@@ -92,6 +92,8 @@ def save_checkpoint(path: str | Path, generator: nn.Module, metadata: dict[str, 
     state = {k: v.detach().to("cpu").contiguous() for k, v in gen.state_dict().items()}
     meta = dict(metadata)
     meta["arch"] = gen.arch
+    if getattr(gen, "calibration", None) and "decode" not in meta:
+        meta["decode"] = dict(gen.calibration)
     meta.setdefault("versions", library_versions())
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "arhiva": json.dumps(meta)}
     _atomic(path, lambda p: save_file(state, p, metadata=header))
@@ -183,6 +185,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         gen.load_state_dict(state, strict=True)
     except Exception as exc:
         raise _not_ckpt(path, f"its weights do not fit the architecture ({exc})") from exc
+    if isinstance(meta.get("decode"), dict) and hasattr(gen, "calibration"):
+        gen.calibration = {k: float(v) for k, v in meta["decode"].items() if k in ("temperature", "shrinkage", "gain")}
     return LoadedCheckpoint(gen.to(device).eval(), meta)
 
 

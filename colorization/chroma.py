@@ -17,6 +17,14 @@ colour of the whole gamut.
 temperature goes 1.0 -> 0.2 (geometric; 0.5 -> 0.45) and the shrinkage ``k = (1 - vivid)^2`` goes
 1 -> 0 (0.5 -> 0.25). For generators with a plain regression head, which say nothing about their
 uncertainty, ``chroma_gain(vivid)`` scales the predicted chroma instead (0 -> as trained, 1 -> x2).
+
+**Calibration.** Those are the defaults of the conservative end. A trained model's own
+conservative end is fitted on its validation photos (``colorization.calibrate``): the temperature
+``T0``, the shrinkage ``k0`` and a chroma gain ``g0`` (``ab = g * wiener(mu)``) that give the
+least mean CIEDE2000 while still restoring a set share of the photos' colourfulness. They are
+stored in the checkpoint's metadata (``"decode"``) and ``decode_ab(..., calibration=...)`` uses
+them: ``T = T0^(1-v) * 0.2^v``, ``k = k0 * (1-v)^2``, ``g = g0^(1-v)``, so vivid 1 is the same
+vivid end for every model and vivid 0 is the fitted point.
 """
 
 from __future__ import annotations
@@ -29,10 +37,12 @@ import torch.nn.functional as F
 
 from . import DEFAULT_VIVID, lab
 
-__all__ = ["ab_bins", "soft_encode", "annealed_mean", "decode_ab", "rebalancing_weights", "temperature", "shrinkage", "chroma_gain",
-           "check_vivid", "DEFAULT_VIVID"]
+__all__ = ["ab_bins", "soft_encode", "annealed_mean", "decode_ab", "wiener_decode", "rebalancing_weights", "temperature", "shrinkage", "chroma_gain",
+           "check_vivid", "decode_params", "DEFAULT_VIVID", "UNCALIBRATED"]
 
 T_CONSERVATIVE, T_VIVID = 1.0, 0.2
+# The conservative end of a model with no fitted calibration (the pre-calibration decoding).
+UNCALIBRATED = {"temperature": T_CONSERVATIVE, "shrinkage": 1.0, "gain": 1.0}
 
 
 def check_vivid(vivid: float) -> float:
@@ -107,14 +117,32 @@ def shrinkage(vivid: float) -> float:
     return (1.0 - check_vivid(vivid)) ** 2
 
 
-def decode_ab(logits: torch.Tensor, centres: torch.Tensor, vivid: float = DEFAULT_VIVID) -> torch.Tensor:
-    """(N, Q, H, W) logits -> (N, 2, H, W) a*b* (Lab units): annealed mean, shrunk where unsure."""
+def decode_params(vivid: float, calibration: dict | None = None) -> tuple[float, float, float]:
+    """(temperature, shrinkage k, chroma gain) at ``vivid``, from the conservative end
+    ``calibration`` (``UNCALIBRATED`` when None) to the fixed vivid end (T 0.2, k 0, gain 1)."""
+    v = check_vivid(vivid)
+    c = {**UNCALIBRATED, **(calibration or {})}
+    t0, k0, g0 = float(c["temperature"]), float(c["shrinkage"]), float(c["gain"])
+    if not (t0 > 0 and k0 >= 0 and g0 > 0):
+        raise ValueError(f"bad decoding calibration {calibration!r}")
+    return t0 ** (1.0 - v) * T_VIVID**v, k0 * (1.0 - v) ** 2, g0 ** (1.0 - v)
+
+
+def decode_ab(logits: torch.Tensor, centres: torch.Tensor, vivid: float = DEFAULT_VIVID,
+              calibration: dict | None = None) -> torch.Tensor:
+    """(N, Q, H, W) logits -> (N, 2, H, W) a*b* (Lab units): annealed mean, shrunk where unsure,
+    times the gain (see ``decode_params``)."""
     centres = centres.to(logits.device)
-    k = shrinkage(vivid)
-    if k == 0.0:
-        return annealed_mean(logits, centres, temperature(vivid))
-    p = F.softmax(logits.float() / temperature(vivid), dim=1)
+    t, k, gain = decode_params(vivid, calibration)
+    return wiener_decode(logits, centres, t, k, gain)
+
+
+def wiener_decode(logits: torch.Tensor, centres: torch.Tensor, t: float, k: float, gain: float = 1.0) -> torch.Tensor:
+    """The decoding at explicit parameters: ``gain * mu * |mu|^2 / (|mu|^2 + k * var)``."""
+    p = F.softmax(logits.float() / t, dim=1)
     mu = torch.einsum("nqhw,qc->nchw", p, centres)
+    if k == 0.0:
+        return mu * gain if gain != 1.0 else mu
     var = (torch.einsum("nqhw,q->nhw", p, (centres**2).sum(1)) - (mu**2).sum(1)).clamp_min(0.0)
     power = (mu**2).sum(1)
-    return mu * (power / (power + k * var + 1e-6))[:, None]
+    return mu * (gain * power / (power + k * var + 1e-6))[:, None]

@@ -138,6 +138,8 @@ class UNetGenerator(nn.Module):
         if head == "classes":
             self.arch |= {"head": "classes", "bin_step": int(bin_step)}
         self.head_kind = head
+        # the fitted conservative end of the decoding (colorization.calibrate), from the checkpoint
+        self.calibration: dict | None = None
         if width == 64 and tuple(blocks) == (2, 2, 2, 2):
             enc = load_resnet18_1ch(pretrained)
         else:
@@ -183,10 +185,11 @@ class UNetGenerator(nn.Module):
         return self.classifier(self._quarter(L)[0])
 
     def decode(self, logits: torch.Tensor, size, vivid: float | None = None) -> torch.Tensor:
-        """Logits -> ab/110 (N, 2, *size): annealed mean shrunk where unsure (``vivid``), upsampled."""
+        """Logits -> ab/110 (N, 2, *size): annealed mean shrunk where unsure (``vivid``; the
+        conservative end as calibrated when ``self.calibration`` is set), upsampled."""
         from .chroma import DEFAULT_VIVID, decode_ab
 
-        ab = decode_ab(logits, self.ab_centres, DEFAULT_VIVID if vivid is None else vivid)
+        ab = decode_ab(logits, self.ab_centres, DEFAULT_VIVID if vivid is None else vivid, self.calibration)
         ab = F.interpolate(ab, size=tuple(size), mode="bilinear", align_corners=False)
         return lab.normalize_ab(ab).clamp(-1.0, 1.0)
 

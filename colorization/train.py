@@ -372,6 +372,15 @@ def train(
                 "images_seen": seen, "stage_time": stage_time, "stage_epochs": stage_epochs,
                 "history": json.dumps(history), "rng": _rng_state(device), "config": json.dumps(asdict(cfg))})
             emit({"event": "epoch", **val_rec})
+    if tr.classes and cfg.calibrate and list(val_images) and ckpt_path.exists():
+        from .calibrate import calibrate
+        from .checkpoint import read_metadata
+
+        cal = calibrate(tr.gen, list(val_images)[:64], render_size=cfg.calibration_size,
+                        min_gap=cfg.calibration_gap, device=device)
+        tr.gen.calibration = {k: cal[k] for k in ("temperature", "shrinkage", "gain")}
+        save_checkpoint(ckpt_path, tr.gen, {**read_metadata(ckpt_path), "decode": cal})
+        emit({"event": "calibrated", **cal})
     result = TrainResult(ckpt_path, state_path, epoch, step, seen, sum(stage_time), metrics, history)
     emit({"event": "done", "checkpoint": str(ckpt_path), "epochs": epoch, "steps": step})
     return result

@@ -237,7 +237,7 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
                                   {"model_version": version_name, "training_run_id": run_id})
             mv = register_model_version(
                 s, name=version_name, checkpoint_sha256=asset.sha256, architecture=_arch_name(result),
-                config=asdict(config), metrics=result.metrics, training_run_id=run_id,
+                config=asdict(config) | _decode(result), metrics=result.metrics, training_run_id=run_id,
                 parent_id=parent_info.id if parent_info else None, train=train_refs, val=val_refs)
             summary.update({"status": "succeeded", "model_version": mv.name, "model_version_id": mv.id,
                             "parent": parent_info.name if parent_info else None, "train_photos": len(train_refs),
@@ -258,6 +258,14 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
         image_artifact(f"train-curves-{run_id}", out_dir / "curves.png", f"Training curves ({version_name})",
                        blob=summary["curves_sha256"])
     return summary
+
+
+def _decode(result) -> dict[str, Any]:
+    """The decoding calibrated on the validation photos (``{"decode": ...}``), kept with the version."""
+    from colorization.checkpoint import read_metadata
+
+    dec = read_metadata(result.checkpoint).get("decode")
+    return {"decode": dec} if dec else {}
 
 
 def _arch_name(result) -> str:

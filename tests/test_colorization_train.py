@@ -36,7 +36,8 @@ def make_photos(folder, n=8, size=(48, 40)):
 
 def tiny_config(**kw):
     base = dict(crop_size=32, batch_size=4, stage1_epochs=1, stage2_epochs=1, width=8, blocks=(1, 1, 1, 1), ndf=8,
-                num_workers=0, log_every=1, samples_per_epoch=8, lr_stage1=2e-3, lr_g=1e-3, device="cpu")
+                num_workers=0, log_every=1, samples_per_epoch=8, lr_stage1=2e-3, lr_g=1e-3, device="cpu",
+                calibration_size=32)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -103,6 +104,18 @@ def test_outputs_metadata_and_reference_recipe(tmp_path):
     assert {"torch", "torchvision", "numpy", "scikit-image"} <= set(meta["versions"])
     assert "val_psnr" in meta["metrics"]
     assert Image.open(out / "curves.png").size == (900, 560)
+
+
+def test_classes_head_calibrates_its_decoding_on_the_validation_photos(tmp_path):
+    paths = make_photos(tmp_path / "photos", n=6)
+    events = []
+    res = train(tiny_config(), paths[:4], paths[4:], tmp_path / "c", progress=events.append)
+    dec = read_metadata(res.checkpoint)["decode"]
+    assert dec["photos"] == 2 and dec["temperature"] > 0 and dec["gain"] > 0 and "val_ciede2000" in dec
+    assert load_checkpoint(res.checkpoint).generator.calibration == {k: dec[k] for k in ("temperature", "shrinkage", "gain")}
+    assert [e for e in events if e["event"] == "calibrated"]
+    off = train(tiny_config(calibrate=False), paths[:4], paths[4:], tmp_path / "off")
+    assert "decode" not in read_metadata(off.checkpoint)
 
 
 def test_time_limit_and_fine_tuning(tmp_path):

@@ -20,17 +20,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 
-from alembic import op
-
 revision: str = '0008'
 down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SEARCH_EXPR = (
-    "arhiva_search_vector(coalesce(title, '') || ' ' || coalesce(description, '') || ' ' || coalesce(place, '') "
-    "|| ' ' || coalesce(author, '') || ' ' || coalesce(date_text, ''), year_lo, year_hi, lat, lon)"
-)
 COARSE_CELL = "'~g01_' || floor(lat * 10)::int || '_' || floor(lon * 10)::int"
 FINE_CELL = "'~g001_' || floor(lat * 100)::int || '_' || floor(lon * 100)::int"
 
@@ -52,8 +46,5 @@ def downgrade() -> None:
 
 
 def _rebuild_search(function_ddl: str) -> None:
-    op.execute("DROP INDEX IF EXISTS ix_records_search")
-    op.execute("ALTER TABLE records DROP COLUMN search")
-    op.execute(function_ddl)
-    op.execute(f"ALTER TABLE records ADD COLUMN search tsvector GENERATED ALWAYS AS ({SEARCH_EXPR}) STORED")
-    op.execute("CREATE INDEX ix_records_search ON records USING gin (search)")
+    """Drop the search column and its index, replace the function, add both again (as 0003 does)."""
+    importlib.import_module("migrations.versions.0003_fold_with_unaccent")._rebuild_search(function_ddl)

@@ -285,6 +285,27 @@ def prewarm(engine) -> None:
           f"(shared_buffers {buffers})")
 
 
+def yardstick(engine) -> str:
+    """How fast this machine is right now, in two fixed measures that no code of ours changes:
+    a pure-Python loop and PostgreSQL reading the first 16,000 records in id order (buffer hits
+    once warm), medians of 15. Rows of runs on different days compare only through these."""
+    loop = []
+    for _ in range(15):
+        t0 = time.perf_counter()
+        sum(range(1_000_000))
+        loop.append((time.perf_counter() - t0) * 1000)
+    window = []
+    with engine.connect() as conn:
+        conn.execute(text("SET jit = off"))
+        conn.execute(text("SET max_parallel_workers_per_gather = 0"))
+        for _ in range(15):
+            t0 = time.perf_counter()
+            conn.execute(text("SELECT count(*), max(title) FROM (SELECT * FROM records ORDER BY id LIMIT 16000) w")).one()
+            window.append((time.perf_counter() - t0) * 1000)
+    return (f"machine yardstick: Python sum(range(1e6)) {statistics.median(loop):.1f} ms, "
+            f"16,000 records in id order {statistics.median(window):.1f} ms")
+
+
 def disk_rows(engine) -> list[list]:
     sql = ("SELECT pg_total_relation_size('records'), pg_relation_size('records'), "
            "pg_relation_size('ix_records_search'), pg_total_relation_size('collection_members'), "
@@ -332,6 +353,7 @@ def main() -> None:
         n = args.records if have == 0 else have
         if args.prewarm:
             prewarm(engine)
+        print(yardstick(engine) + " (before the searches)")
         rows, facet_rows = bench_query(engine, n, args.repeats, args.exact_checks, args.only)
         print_table("Search (search_records as the API calls it: a page of 50 in id order + the count), ms. "
                     "Estimated: queries whose count was an estimate; error: worst / mean against the exact count",
@@ -340,7 +362,8 @@ def main() -> None:
         print_table("Facets (decade, collection, colorized) with the page and count, ms",
                     ["query", "catalogue", "queries", "exact facets", "p50 ms", "p95 ms"], facet_rows)
         print_table("Disk", ["relation", "size"], disk_rows(engine))
-        print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+        print(f"\n{yardstick(engine)} (after the searches)")
+        print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ Either way at most about 18,000 rows are read before the index path, whatever th
 catalogue; when the windows nearly filled the page, the few matches still wanted are looked for
 in one more window sized by the density seen (at most ``WALK_ON_MAX`` rows expected), since the
 index path reads every match of the search. Matches are counted on the way to the page (up to
-``count_up_to``) only when the density the windows saw expects no more than that many.
+``count_up_to``) unless the density the windows saw expects more than that many even at the low
+end of what the matches seen can mean (a few matches in a window say little).
 """
 from __future__ import annotations
 
@@ -99,11 +100,13 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
                             windows=(int(2 * need) + 100,), walk_on=False)
             return found + more
     want = limit - len(found)
-    if from_start and count_up_to is not None and _expected(session, seen) <= count_up_to:
-        # few matches expected: counted on the way to the page (the index reads them all anyway)
+    # few matches expected (or too few seen to tell): counted on the way to the page; the index
+    # path reads every match anyway, so the count costs only the rows sent back, and a count
+    # that passes the bound is never made a second time
+    counting = from_start and count_up_to is not None and _expected(session, seen, low=True) <= count_up_to
+    if counting:
         want = max(want, count_up_to + 1 - len(found))
-    counting = from_start and count_up_to is not None and want > limit - len(found)
-    if counting:  # the decade of each match comes along (the rows are read anyway): facets need no second pass
+        # the decade of each match comes along (the rows are read anyway): facets need no second pass
         rows = _planned(session, filtered.with_only_columns(Record.id, decade_of(Record)), edge, backwards, 0, want,
                         by_index=True, rows=True)
         rest = [r[0] for r in rows]
@@ -121,13 +124,17 @@ def decade_of(record):
     return func.div(func.coalesce(record.year_lo, record.year_hi), 10) * 10
 
 
-def _expected(session: Session, seen: Seen) -> float:
-    """Matches in the whole table at the density the windows saw (0 when they saw none)."""
+def _expected(session: Session, seen: Seen, low: bool = False) -> float:
+    """Matches in the whole table at the density the windows saw (0 when they saw none); with
+    ``low``, at the low end of what that many matches can mean (two standard deviations of a
+    Poisson count below): a window of 2,000 records that saw 3 matches of a search with 9,000
+    in 10 million expects 15,000, but could as well have seen 1."""
     if not seen.matches:
         return 0.0
     from catalog.counts import table_rows
 
-    return seen.density * max(seen.rows, table_rows(session))
+    matches = max(0.0, seen.matches - 2 * seen.matches**0.5) if low else seen.matches
+    return matches / seen.rows * max(seen.rows, table_rows(session))
 
 
 def _planned(session: Session, ids_stmt: Select, edge: int | None, backwards: bool, offset: int,

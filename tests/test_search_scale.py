@@ -317,3 +317,25 @@ def test_facets_of_matches_counted_on_the_way_to_the_page(big, monkeypatch):
         assert {d["decade"]: d["count"] for d in thin.facets.decades} == want_decades
         assert {c["name"]: c["count"] for c in thin.facets.collections}["all"] == 32
         assert thin.facets.colorized["yes"] + thin.facets.colorized["no"] == 32
+
+
+def test_a_few_matches_seen_are_counted_on_the_way_not_twice(big, monkeypatch):
+    """The windows saw 8 matches in 70 records: at that density 34 are expected, more than the
+    bound of 32, but 8 matches could as well mean 10. The index path to the page reads every
+    match anyway, so it counts them there; the facets then need no second run of the search."""
+    import catalog.counts as counts
+    import catalog.queries as queries
+    import catalog.seek as seek
+
+    monkeypatch.setattr(queries, "WINDOWS", (70,))
+    monkeypatch.setattr(seek, "WALK_ON_MAX", 0)  # the page from the index, not by walking on
+    q = RecordQuery(year_from=1960, year_to=1969)
+    with session_scope(big) as s:
+        want = s.scalar(select(func.count()).select_from(_filtered(q, s).subquery()))
+        seen = Seen()
+        page_ids(s, _filtered(q, s), after=None, before=None, offset=0, limit=51, windows=(70,), seen=seen)
+        assert (seen.rows, seen.matches) == (70, 8) and seen.density * N > 32  # the naive expectation
+        monkeypatch.setattr(counts, "_tally", lambda *a, **k: pytest.fail("the search was run again"))
+        page = search_records(s, q, with_facets=True, exact_max=32)
+        assert page.total_exact and page.total == want == 32 and page.facets.exact
+        assert sum(d["count"] for d in page.facets.decades) == 32

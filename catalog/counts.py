@@ -11,8 +11,9 @@ see catalog.seek) is counted exactly first; a broad one is sampled first, and co
 only when the sample finds too few matches to trust (``MIN_HITS``) or fewer than ``exact_max``.
 
 Facets (records per decade, per collection, colorized or not) come from the matches themselves
-while the count is exact, and from fewer blocks of the same sample, scaled, when it is an
-estimate.
+while the count is exact, and from the sample, scaled, when it is an estimate: from the same
+pass as the count when the page's density expects few matches in the sample, else from a second
+pass over fewer of its blocks (enough for the large groups).
 
 A search within one collection is sampled from the collection's side instead: a block sample
 of ``collection_members`` (narrow rows: many per block), of which the members of that
@@ -217,6 +218,12 @@ def _grouped(session: Session, stmt: Select, ways: dict[str, bool]) -> _Tally:
     return tally
 
 
+def _sample_size(session: Session, percent: float) -> int:
+    """Records in the ``percent`` block sample (the same blocks as ``_tally``'s)."""
+    sample = tablesample(Record, func.system(percent), name="records_sample", seed=literal(SAMPLE_SEED))
+    return session.scalar(select(func.count()).select_from(sample))
+
+
 def _members_sample(percent: float):
     return tablesample(CollectionMember, func.system(percent), name="members_sample", seed=literal(SAMPLE_SEED))
 
@@ -332,7 +339,14 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     percent = _sample_percent(session, sample_rows)
     if percent >= 100:
         return done(_tally(session, filtered, with_facets=with_facets), True)
-    sampled = _tally(session, filtered, percent=percent)
+    few = None
+    if with_facets and density is not None and density * sample_rows <= FACET_HITS * 2:
+        # the sample holds few matches (at the density the page saw): its facets come with the
+        # count in one pass over it, instead of a second pass over fewer of its blocks
+        few = sampled = _tally(session, filtered, percent=percent, with_facets=True)
+        sampled.rows = _sample_size(session, percent)
+    else:
+        sampled = _tally(session, filtered, percent=percent)
     estimate = round(sampled.total / max(1, sampled.rows) * table_rows(session))
     # too few sampled matches to trust the estimate (unless even its low end is well past
     # exact_max: then it is surely an estimate, and no exact count is tried), or few expected
@@ -350,8 +364,8 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     estimate = max(exact_max + 1, estimate)
     if not with_facets:
         return Count(estimate, False), None
-    # facets from fewer blocks of the same sample (enough for the large groups), scaled to the estimate
-    few = _tally(session, filtered, percent=percent * min(1.0, FACET_HITS / max(1, sampled.total)), with_facets=True)
+    if few is None:  # facets from fewer blocks of the same sample (enough for the large groups)
+        few = _tally(session, filtered, percent=percent * min(1.0, FACET_HITS / max(1, sampled.total)), with_facets=True)
     return done(few, False, estimate / max(1, few.total), estimate)
 
 

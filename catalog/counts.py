@@ -298,7 +298,7 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
                      exact_max: int = COUNT_EXACT_MAX, sample_rows: int = SAMPLE_ROWS,
                      density: float | None = None, known: int | None = None, beyond: int | None = None,
                      known_ids: list[int] | None = None, known_decades: dict[int, int | None] | None = None,
-                     members_of: int | None = None
+                     members_of: int | None = None, sampled_filter: Select | None = None
                      ) -> tuple[Count, Facets | None]:
     """How many match (exact up to ``exact_max``, or always with mode 'exact'; an estimate beyond)
     and, with ``with_facets``, the facets (exact when the count is, else from the sample).
@@ -311,11 +311,13 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     to the page already found more than ``exact_max`` matches, so none is counted again.
     ``known_ids``: the ids of those ``known`` matches, and ``known_decades`` the decades of those
     the page read: the facets then take the decades from there and probe the picked matches by id,
-    instead of running the search again."""
+    instead of running the search again. ``sampled_filter``: the same search without the
+    conditions that only help its index (catalog.queries), tested row by row on samples."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
         return count, (_facets(session, tally, exact, scale) if with_facets else None)
 
+    sf = filtered if sampled_filter is None else sampled_filter
     if known is not None and not with_facets:
         return Count(known, True), None
     if known_ids is not None and len(known_ids) == known and mode != "exact":
@@ -324,7 +326,7 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
         return done(_tally(session, filtered, with_facets=with_facets), True)
     if members_of is not None:
         return _collection_count(session, filtered, members_of, with_facets=with_facets, exact_max=exact_max,
-                                 sample_rows=sample_rows * MEMBER_SAMPLE_FACTOR)
+                                 sample_rows=sample_rows * MEMBER_SAMPLE_FACTOR, sampled_filter=sf)
     counted, narrow = None, False
     if beyond is not None and beyond >= exact_max:
         counted = _Tally(beyond + 1)  # more than exact_max: an estimate, never a second count
@@ -343,10 +345,10 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     if with_facets and density is not None and density * sample_rows <= FACET_HITS * 2:
         # the sample holds few matches (at the density the page saw): its facets come with the
         # count in one pass over it, instead of a second pass over fewer of its blocks
-        few = sampled = _tally(session, filtered, percent=percent, with_facets=True)
+        few = sampled = _tally(session, sf, percent=percent, with_facets=True)
         sampled.rows = _sample_size(session, percent)
     else:
-        sampled = _tally(session, filtered, percent=percent)
+        sampled = _tally(session, sf, percent=percent)
     estimate = round(sampled.total / max(1, sampled.rows) * table_rows(session))
     # too few sampled matches to trust the estimate (unless even its low end is well past
     # exact_max: then it is surely an estimate, and no exact count is tried), or few expected
@@ -365,12 +367,12 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     if not with_facets:
         return Count(estimate, False), None
     if few is None:  # facets from fewer blocks of the same sample (enough for the large groups)
-        few = _tally(session, filtered, percent=percent * min(1.0, FACET_HITS / max(1, sampled.total)), with_facets=True)
+        few = _tally(session, sf, percent=percent * min(1.0, FACET_HITS / max(1, sampled.total)), with_facets=True)
     return done(few, False, estimate / max(1, few.total), estimate)
 
 
 def _collection_count(session: Session, filtered: Select, collection_id: int, *, with_facets: bool, exact_max: int,
-                      sample_rows: int) -> tuple[Count, Facets | None]:
+                      sample_rows: int, sampled_filter: Select) -> tuple[Count, Facets | None]:
     """Count and facets of a search within one collection (see the module's doc)."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
@@ -386,7 +388,7 @@ def _collection_count(session: Session, filtered: Select, collection_id: int, *,
     in_sample, sample_size = session.execute(select(func.count().filter(cms.c.collection_id == collection_id),
                                                     func.count()).select_from(cms)).one()
     # the share of the collection that matches, from a hashed share of its sampled members
-    probed = _member_tally(session, filtered, collection_id, percent, min(1.0, MEMBER_PROBES / max(1, in_sample)))
+    probed = _member_tally(session, sampled_filter, collection_id, percent, min(1.0, MEMBER_PROBES / max(1, in_sample)))
     estimate = round(in_sample * probed.total / max(1, probed.rows)
                      * table_rows(session, "collection_members") / max(1, sample_size))
     if in_sample < MIN_HITS or probed.total < MIN_HITS or estimate <= exact_max:  # too few to trust: count
@@ -398,7 +400,7 @@ def _collection_count(session: Session, filtered: Select, collection_id: int, *,
     estimate = max(exact_max + 1, estimate)
     if not with_facets:
         return Count(estimate, False), None
-    few = _member_tally(session, filtered, collection_id, percent, min(1.0, FACET_HITS / max(1, in_sample)),
+    few = _member_tally(session, sampled_filter, collection_id, percent, min(1.0, FACET_HITS / max(1, in_sample)),
                         with_facets=True)
     return done(few, False, estimate / max(1, few.total), estimate)
 

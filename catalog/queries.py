@@ -200,7 +200,16 @@ def _collection_id(session: Session, q: RecordQuery) -> int | None:
 def _filtered(q: RecordQuery, session: Session | None = None) -> Select:
     """The matching records; with a session, the collection and source are looked up first, so
     the planner sees their ids (and their sizes in its statistics) instead of a subquery."""
+    return _filters(q, session)[0]
+
+
+def _filters(q: RecordQuery, session: Session | None = None) -> tuple[Select, Select]:
+    """The matching records twice: with the decade and grid-cell token conditions that let the
+    search index find them, and without (for walking records in id order and for samples, where
+    those tokens would only be tested row by row: the exact year and box conditions imply them,
+    and a tsvector test costs ~1 µs a row). Both select the same records."""
     stmt = select(Record)
+    aids = []
     if q.status:
         stmt = stmt.where(Record.status == q.status)
     if q.ids:
@@ -226,12 +235,12 @@ def _filtered(q: RecordQuery, session: Session | None = None) -> Select:
     decades = decade_tokens(q.year_from, q.year_to) if years_asked and not q.include_undated else []
     if decades and cells is not None and len(cells) * len(decades) <= MAX_COMBINED_TOKENS:
         # place × decade tokens: one short posting list per (cell, decade)
-        stmt = stmt.where(_token_query([f"{c}_d{d[2:]}" for c in cells for d in decades]))
+        aids.append(_token_query([f"{c}_d{d[2:]}" for c in cells for d in decades]))
     else:
         if decades:
-            stmt = stmt.where(_token_query(decades))
+            aids.append(_token_query(decades))
         if cells is not None:
-            stmt = stmt.where(_token_query(cells))
+            aids.append(_token_query(cells))
     if years_asked:
         # int4range with a NULL bound is open on that side: "before 1900" is (,1899].
         asked = func.int4range(q.year_from, q.year_to, BOTH_INCLUSIVE)
@@ -249,7 +258,7 @@ def _filtered(q: RecordQuery, session: Session | None = None) -> Select:
     if q.colorized is not None:
         has = exists().where(RecordAsset.record_id == Record.id, RecordAsset.role == "colorized")
         stmt = stmt.where(has if q.colorized else not_(has))
-    return stmt
+    return (stmt.where(*aids) if aids else stmt), stmt
 
 
 def search_records(session: Session, q: RecordQuery, *, with_total: bool = True, max_limit: int = 1000,
@@ -272,7 +281,7 @@ def search_records(session: Session, q: RecordQuery, *, with_total: bool = True,
 
 def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, with_facets: bool,
             exact_max: int, sample_rows: int) -> Page:
-    stmt = _filtered(q, session)
+    stmt, plain = _filters(q, session)
     opts = (selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
     backwards = q.before is not None and q.after is None
     seen = Seen()
@@ -280,6 +289,7 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
     # and the count is sampled from the collection's side (catalog.counts)
     members_of = _collection_id(session, q)
     ids = page_ids(session, stmt, after=q.after, before=q.before, offset=q.offset, limit=q.limit + 1, seen=seen,
+                   walked=plain,
                    windows=() if members_of is not None else WINDOWS,
                    count_up_to=exact_max if (with_total or with_facets) and members_of is None else None)
     loaded = {r.id: r for r in session.execute(select(Record).where(Record.id.in_(ids)).options(*opts)).scalars()}
@@ -300,7 +310,7 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
                                           sample_rows=sample_rows, density=seen.density, known=seen.total,
                                           beyond=seen.beyond, known_ids=seen.ids,
                                           known_decades=seen.decades,
-                                          members_of=members_of)
+                                          members_of=members_of, sampled_filter=plain)
         page.total, page.total_exact = n.value, n.exact
     return page
 

@@ -50,14 +50,15 @@ class Seen:
 
 def page_ids(session: Session, filtered: Select, *, after: int | None, before: int | None, offset: int,
              limit: int, windows: tuple[int, ...] = WINDOWS, seen: Seen | None = None,
-             count_up_to: int | None = None, walk_on: bool = True) -> list[int]:
+             count_up_to: int | None = None, walk_on: bool = True, walked: Select | None = None) -> list[int]:
     """Up to ``limit`` ids of matches: after ``after`` ascending, or before ``before`` descending.
 
     The records are walked in id order a window at a time (``windows``: their sizes); a window
     without a single match means the search is narrow, and its index takes over at once.
     ``seen`` is told what the windows saw; on a first page, a narrow search's index path also
     counts its matches up to ``count_up_to`` (one bitmap for the page and the count), and
-    ``seen.total`` holds the count when it stayed within."""
+    ``seen.total`` holds the count when it stayed within. ``walked``: the same search without
+    the conditions that only help its index (tested on the records walked; default ``filtered``)."""
     seen = seen if seen is not None else Seen()
     from_start = after is None and before is None
     ids_stmt = filtered.with_only_columns(Record.id)
@@ -66,12 +67,13 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     if offset:
         return _planned(session, ids_stmt, edge, backwards, offset, limit)
     found: list[int] = []
+    walked = filtered if walked is None else walked
     for k, size in enumerate(windows):
         scan = select(Record)
         if edge is not None:
             scan = scan.where(Record.id < edge if backwards else Record.id > edge)
         w = scan.order_by(Record.id.desc() if backwards else Record.id).limit(size).subquery("window")
-        hit = ClauseAdapter(w).traverse(ids_stmt.whereclause if ids_stmt.whereclause is not None else true())
+        hit = ClauseAdapter(w).traverse(walked.whereclause if walked.whereclause is not None else true())
         # one row: how many records the window held, where it ended, and its matches in order
         n, end, hits = session.execute(select(
             func.count(), func.min(w.c.id) if backwards else func.max(w.c.id),
@@ -97,7 +99,7 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
         if need <= WALK_ON_MAX:
             more = page_ids(session, filtered, after=None if backwards else edge,
                             before=edge if backwards else None, offset=0, limit=limit - len(found),
-                            windows=(int(2 * need) + 100,), walk_on=False)
+                            windows=(int(2 * need) + 100,), walk_on=False, walked=walked)
             return found + more
     want = limit - len(found)
     # few matches expected (or too few seen to tell): counted on the way to the page; the index

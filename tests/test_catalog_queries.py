@@ -6,7 +6,8 @@ import pytest
 from catalog.assets import get_store, link_asset, register_image
 from catalog.db import session_scope
 from catalog.ingest import RecordIn, get_or_create_source, upsert_records
-from catalog.queries import QueryError, RecordQuery, parse_bbox, parse_years, search_records
+from catalog.models import Record
+from catalog.queries import QueryError, RecordQuery, _filters, parse_bbox, parse_years, search_records
 from tests.helpers import jpeg_bytes
 
 RECORDS = [
@@ -168,6 +169,24 @@ def test_small_boxes_find_exactly_the_records_inside(clean_db, arhiva_env):
         q = dict(bbox=(w, s_, e, n), year_from=years[0], year_to=years[1])
         with session_scope(clean_db) as s:
             got = {r.source_key for r in search_records(s, RecordQuery(limit=1000, **q)).items}
-        assert got == want, q
+            # the search index's way (cell and decade tokens) and the way records are walked and
+            # sampled (the exact conditions only) find the same records
+            by_index, walked = (set(s.scalars(f.with_only_columns(Record.source_key))) for f in _filters(RecordQuery(**q), s))
+        assert got == want == by_index == walked, q
         checked += len(want)
     assert checked > 60  # the boxes held records
+
+
+@pytest.mark.parametrize("years", [(1925, 1935), (None, 1899), (1990, None), (1700, 1790), (2050, 2100), (1799, 1800),
+                                   (2039, 2040), (1930, 1930), (None, None)])
+def test_index_tokens_and_exact_conditions_find_the_same_records(catalogue, years):
+    """Searches walk records in id order and sample them with the exact year and box conditions
+    only, and go through the search index with its decade and cell tokens besides: both must
+    select the same records, open ends and years outside the tokens' 1800-2039 included."""
+    for box in (None, (28.7, 46.9, 29.6, 48.2), (179.0, -18.0, -179.0, -16.0), (28.83, 47.02, 28.8323, 47.0245)):
+        for undated in (False, True):
+            q = RecordQuery(year_from=years[0], year_to=years[1], bbox=box, include_undated=undated)
+            with session_scope(catalogue) as s:
+                by_index, walked = (set(s.scalars(f.with_only_columns(Record.source_key))) for f in _filters(q, s))
+                every = {r.source_key for r in search_records(s, RecordQuery(**{**q.__dict__, "limit": 100})).items}
+            assert by_index == walked == every, q

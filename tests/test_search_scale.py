@@ -339,3 +339,21 @@ def test_a_few_matches_seen_are_counted_on_the_way_not_twice(big, monkeypatch):
         page = search_records(s, q, with_facets=True, exact_max=32)
         assert page.total_exact and page.total == want == 32 and page.facets.exact
         assert sum(d["count"] for d in page.facets.decades) == 32
+
+
+@pytest.mark.parametrize("counted_up_to", [200_000, 50])
+def test_a_collection_stored_in_a_run_of_blocks_is_estimated_within_a_fifth(big, monkeypatch, counted_up_to):
+    """Memberships are stored collection by collection, as harvests add them: a block sample of
+    them catches a collection's run of blocks a few times or not at all. Its size is counted
+    instead (up to MEMBER_COUNT_MAX members) or, when larger, read from the table's statistics;
+    the estimate of a search within it is that size times the share of sampled members matching."""
+    import catalog.counts as counts
+
+    monkeypatch.setattr(counts, "MEMBER_COUNT_MAX", counted_up_to)
+    with session_scope(big) as s:
+        ids = list(s.scalars(select(Record.id).order_by(Record.id)))
+        add_to_collection(s, "tail", ids[:250])
+        s.execute(text("ANALYZE collection_members"))
+        for name, truth in (("all", N), ("thirds", 100), ("tail", 250)):
+            page = search_records(s, RecordQuery(collection=name), exact_max=20, sample_rows=50)
+            assert not page.total_exact and 0.8 * truth <= page.total <= 1.2 * truth, (name, page.total)

@@ -169,7 +169,7 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
     if percent is not None and not with_facets:
         # matches and all records of the sample in one scan: the estimate is their ratio times
         # the table's rows, free of how many rows the sampled blocks happen to hold
-        sample = tablesample(Record, func.system(percent), name="records_sample", seed=literal(SAMPLE_SEED))
+        sample = _records_sample(percent)
         where = filtered.whereclause if filtered.whereclause is not None else true()
         stmt = select(func.count().filter(where), func.count()).select_from(Record)
         with _planner(session, **ways):
@@ -178,7 +178,7 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
     cols = [Record.id, _decade()] if with_facets else [Record.id]
     stmt = filtered.with_only_columns(*cols)
     if percent is not None:
-        sample = tablesample(Record, func.system(percent), name="records_sample", seed=literal(SAMPLE_SEED))
+        sample = _records_sample(percent)
         stmt = ClauseAdapter(sample).traverse(stmt)
     if limit is not None:
         stmt = stmt.limit(limit)
@@ -220,10 +220,13 @@ def _grouped(session: Session, stmt: Select, ways: dict[str, bool]) -> _Tally:
     return tally
 
 
+def _records_sample(percent: float):
+    return tablesample(Record, func.system(percent), name="records_sample", seed=literal(SAMPLE_SEED))
+
+
 def _sample_size(session: Session, percent: float) -> int:
     """Records in the ``percent`` block sample (the same blocks as ``_tally``'s)."""
-    sample = tablesample(Record, func.system(percent), name="records_sample", seed=literal(SAMPLE_SEED))
-    return session.scalar(select(func.count()).select_from(sample))
+    return session.scalar(select(func.count()).select_from(_records_sample(percent)))
 
 
 def _members_sample(percent: float):

@@ -105,7 +105,7 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     # few matches expected (or too few seen to tell): counted on the way to the page; the index
     # path reads every match anyway, so the count costs only the rows sent back, and a count
     # that passes the bound is never made a second time
-    counting = from_start and count_up_to is not None and _expected(session, seen, low=True) <= count_up_to
+    counting = from_start and count_up_to is not None and _fewest_expected(session, seen) <= count_up_to
     if counting:
         want = max(want, count_up_to + 1 - len(found))
         # the decade of each match comes along (the rows are read anyway): facets need no second pass
@@ -126,16 +126,16 @@ def decade_of(record):
     return func.div(func.coalesce(record.year_lo, record.year_hi), 10) * 10
 
 
-def _expected(session: Session, seen: Seen, low: bool = False) -> float:
-    """Matches in the whole table at the density the windows saw (0 when they saw none); with
-    ``low``, at the low end of what that many matches can mean (two standard deviations of a
-    Poisson count below): a window of 2,000 records that saw 3 matches of a search with 9,000
-    in 10 million expects 15,000, but could as well have seen 1."""
+def _fewest_expected(session: Session, seen: Seen) -> float:
+    """Matches in the whole table at the low end of what the density the windows saw can mean
+    (two standard deviations of a Poisson count below what they saw; 0 when they saw none): a
+    window of 2,000 records that saw 3 matches of a search with 9,000 in 10 million expects
+    15,000, but could as well have seen 1."""
     if not seen.matches:
         return 0.0
     from catalog.counts import table_rows
 
-    matches = max(0.0, seen.matches - 2 * seen.matches**0.5) if low else seen.matches
+    matches = max(0.0, seen.matches - 2 * seen.matches**0.5)
     return matches / seen.rows * max(seen.rows, table_rows(session))
 
 

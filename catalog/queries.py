@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, and_, cast, exists, false, func, literal_column, not_, or_, select
-from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import Session, selectinload
 
@@ -179,48 +178,17 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return parts[0], parts[1], parts[2], parts[3]
 
 
-def query_words(query: str) -> list[str]:
-    return re.findall(r"\w+", query, flags=re.UNICODE)[:MAX_WORDS]
-
-
-def text_condition(query: str, unindexed: str | None = None):
-    """Every word must match (any inflection, with or without diacritics). The word
-    ``unindexed`` is tested on the rows only (``ts_match_vq`` is ``@@`` as a function, which the
-    planner does not give the index): used where tokens already bring the index to it."""
-    words = query_words(query)
+def text_condition(query: str):
+    """Every word must match (any inflection, with or without diacritics)."""
+    words = re.findall(r"\w+", query, flags=re.UNICODE)[:MAX_WORDS]
     if not words:
         return None
     conds = []
     for w in words:
         folded = func.arhiva_fold(w)
         tsq = func.plainto_tsquery(literal_column("'arhiva'::regconfig"), folded)
-        conds.append(func.ts_match_vq(Record.search, tsq) if w == unindexed else Record.search.op("@@")(tsq))
+        conds.append(Record.search.op("@@")(tsq))
     return and_(*conds)
-
-
-def _lexemes(session: Session, words: list[str]) -> dict[str, list[str]]:
-    """What each word is indexed as (its lexemes in the 'arhiva' configuration; none for a stop word)."""
-    rows = session.execute(sql_text("SELECT w, tsvector_to_array(to_tsvector('arhiva'::regconfig, arhiva_fold(w))) "
-                                    "FROM unnest(CAST(:words AS text[])) AS w"), {"words": words})
-    return {w: list(lexemes) for w, lexemes in rows}
-
-
-def _word_place_tokens(session: Session, text: str, cells: list[str], decades: list[str]) -> tuple[str, list[str]] | None:
-    """Word × 0.01° cell × decade tokens (migration 0010) for the most telling word of ``text``
-    (the longest single lexeme), with each cell's tokens for records spanning more decades
-    (``wide``) and for records with too many words to carry them (``all``); None when no word
-    is one plain lexeme or the cells are not 0.01° ones."""
-    if not cells or not all(c.startswith("~g001_") for c in cells):
-        return None
-    lexemes = _lexemes(session, query_words(text))
-    single = [(lex[0], w) for w, lex in lexemes.items() if len(lex) == 1 and "'" not in lex[0] and "\\" not in lex[0]]
-    if not single:
-        return None
-    lexeme, word = max(single, key=lambda lw: len(lw[0]))
-    spots = [c[len("~g001_"):] for c in cells]
-    tokens = [f"~w{s}_d{d[2:]}_{lexeme}" for s in spots for d in decades]
-    tokens += [t for s in spots for t in (f"~w{s}_wide_{lexeme}", f"~w{s}_all")]
-    return word, tokens
 
 
 def _collection_id(session: Session, q: RecordQuery) -> int | None:
@@ -265,16 +233,7 @@ def _filters(q: RecordQuery, session: Session | None = None) -> tuple[Select, Se
         cells = None if any(c is None for c in per_box) else [t for c in per_box for t in c]
     # Undated records carry no decade token: with include_undated, only the exact test applies.
     decades = decade_tokens(q.year_from, q.year_to) if years_asked and not q.include_undated else []
-    unindexed = None
-    word_place = (_word_place_tokens(session, q.text, cells, decades)
-                  if session is not None and q.text and decades and cells is not None
-                  and len(cells) * (len(decades) + 2) <= MAX_COMBINED_TOKENS else None)
-    if word_place is not None:
-        # word × place × decade tokens: only the records with all three (that word then needs
-        # no index lookup of its own: it would walk the word's whole posting list once per chunk)
-        unindexed, tokens = word_place
-        aids.append(_token_query(tokens))
-    elif decades and cells is not None and len(cells) * len(decades) <= MAX_COMBINED_TOKENS:
+    if decades and cells is not None and len(cells) * len(decades) <= MAX_COMBINED_TOKENS:
         # place × decade tokens: one short posting list per (cell, decade)
         aids.append(_token_query([f"{c}_d{d[2:]}" for c in cells for d in decades]))
     else:
@@ -292,14 +251,14 @@ def _filters(q: RecordQuery, session: Session | None = None) -> tuple[Select, Se
         stmt = stmt.where(cond)
     if boxes:
         stmt = stmt.where(or_(*(_in_box(*b) for b in boxes)))
+    if q.text:
+        cond = text_condition(q.text)
+        if cond is not None:
+            stmt = stmt.where(cond)
     if q.colorized is not None:
         has = exists().where(RecordAsset.record_id == Record.id, RecordAsset.role == "colorized")
         stmt = stmt.where(has if q.colorized else not_(has))
-    plain = stmt
-    if q.text and (cond := text_condition(q.text)) is not None:
-        plain = stmt.where(cond)
-        stmt = stmt.where(text_condition(q.text, unindexed))
-    return (stmt.where(*aids) if aids else stmt), plain
+    return (stmt.where(*aids) if aids else stmt), stmt
 
 
 def search_records(session: Session, q: RecordQuery, *, with_total: bool = True, max_limit: int = 1000,

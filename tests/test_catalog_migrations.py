@@ -65,37 +65,3 @@ def test_the_search_vectors_of_stored_records_follow_the_fold_up_and_down():
     finally:
         engine.dispose()
         drop_database(name)
-
-
-def test_records_stored_before_0010_gain_word_place_decade_tokens_and_lose_them_down():
-    """0010 adds word × 0.01° cell × decade tokens: a catalogue upgraded from 0009 finds its
-    records by them at once (the vectors are recomputed), and downgrading takes them away."""
-    from sqlalchemy import text
-
-    from catalog.db import session_scope
-    from catalog.ingest import RecordIn, get_or_create_source, upsert_records
-
-    name = create_database("arhiva_mig")
-    engine = create_engine(database_url(name))
-
-    def tokens():
-        with engine.connect() as conn:
-            return conn.execute(text("SELECT source_key FROM records WHERE search @@ "
-                                     "'''~w4702_2883_d194_gar'' | ''~w4702_2883_wide_gar'''::tsquery "
-                                     "ORDER BY source_key")).scalars().all()
-
-    try:
-        migrate.upgrade(engine, "0009")
-        with session_scope(engine) as s:
-            upsert_records(s, get_or_create_source(s, "m", "folder").id, [
-                RecordIn("one", title="Gara", year_lo=1945, year_hi=1945, lat=47.0245, lon=28.8323),
-                RecordIn("wide", title="Gara veche", year_lo=1900, year_hi=1960, lat=47.0249, lon=28.8301),
-                RecordIn("elsewhere", title="Gara", year_lo=1945, year_hi=1945, lat=47.1, lon=28.8323)])
-        assert tokens() == []
-        migrate.upgrade(engine)
-        assert tokens() == ["one", "wide"]
-        migrate.downgrade(engine, "0009")
-        assert tokens() == []
-    finally:
-        engine.dispose()
-        drop_database(name)

@@ -149,14 +149,21 @@ def fill_sql() -> str:
                            lons=", ".join(str(t[2]) for t in TOWNS), nt=len(TOWNS))
 
 
+SEARCH_INDEXES = ("ix_records_search", "ix_records_word_places")
+
+
 def fill(engine, n: int, step: int = 200_000) -> float:
     """n synthetic records, collections and colorized links; GIN index built after the rows."""
     t0 = time.perf_counter()
     with session_scope(engine) as s:
         sid = get_or_create_source(s, "bench", "folder").id
     sql = fill_sql()
-    with engine.begin() as conn:
-        conn.execute(text("DROP INDEX ix_records_search"))
+    with engine.begin() as conn:  # the search indexes are built after the rows (far quicker)
+        indexes = {name: conn.execute(text("SELECT pg_get_indexdef(to_regclass(:n))"), {"n": name}).scalar()
+                   for name in SEARCH_INDEXES}
+        for name, ddl in indexes.items():
+            if ddl:
+                conn.execute(text(f"DROP INDEX {name}"))
     for lo in range(1, n + 1, step):
         with engine.begin() as conn:
             conn.execute(text(sql), {"sid": sid, "lo": lo, "hi": min(n, lo + step - 1)})
@@ -175,8 +182,10 @@ def fill(engine, n: int, step: int = 200_000) -> float:
     print(f"  collections and colorized links, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     with engine.begin() as conn:
         conn.execute(text("SET maintenance_work_mem = '1GB'"))
-        conn.execute(text("CREATE INDEX ix_records_search ON records USING gin (search)"))
-    print(f"  search index, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        for name, ddl in indexes.items():
+            if ddl:
+                conn.execute(text(ddl))
+                print(f"  {name}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
     return time.perf_counter() - t0
@@ -269,7 +278,7 @@ def bench_query(engine, n: int, repeats: int, exact_checks: int, only: str | Non
     return rows, facet_rows
 
 
-PREWARM = ("records", "ix_records_search", "pk_records", "pk_collection_members", "ix_collection_members_record_collection",
+PREWARM = ("records", *SEARCH_INDEXES, "pk_records", "pk_collection_members", "ix_collection_members_record_collection",
            "uq_record_assets_link")
 
 
@@ -280,8 +289,9 @@ def prewarm(engine) -> None:
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
         buffers = conn.execute(text("SHOW shared_buffers")).scalar()
         t0 = time.perf_counter()
-        blocks = sum(conn.execute(text("SELECT pg_prewarm(:r)"), {"r": r}).scalar() for r in PREWARM)
-    print(f"prewarmed {', '.join(PREWARM)}: {blocks * 8 / 1024 / 1024:.1f} GiB in {time.perf_counter() - t0:.0f} s "
+        have = [r for r in PREWARM if conn.execute(text("SELECT to_regclass(:r)"), {"r": r}).scalar()]
+        blocks = sum(conn.execute(text("SELECT pg_prewarm(:r)"), {"r": r}).scalar() for r in have)
+    print(f"prewarmed {', '.join(have)}: {blocks * 8 / 1024 / 1024:.1f} GiB in {time.perf_counter() - t0:.0f} s "
           f"(shared_buffers {buffers})")
 
 
@@ -308,11 +318,13 @@ def yardstick(engine) -> str:
 
 def disk_rows(engine) -> list[list]:
     sql = ("SELECT pg_total_relation_size('records'), pg_relation_size('records'), "
-           "pg_relation_size('ix_records_search'), pg_total_relation_size('collection_members'), "
+           "pg_relation_size('ix_records_search'), "
+           "coalesce(pg_relation_size(to_regclass('ix_records_word_places')), 0), pg_total_relation_size('collection_members'), "
            "pg_total_relation_size('record_assets'), pg_database_size(current_database())")
     with engine.connect() as conn:
         sizes = conn.execute(text(sql)).one()
-    names = ["records (table + indexes + TOAST)", "records heap", "search index (GIN)", "collection_members",
+    names = ["records (table + indexes + TOAST)", "records heap", "search index (GIN)",
+             "word × place × decade index (GIN)", "collection_members",
              "record_assets", "whole database"]
     return [[k, f"{v / 2**30:.2f} GiB"] for k, v in zip(names, sizes)]
 

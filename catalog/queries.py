@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, and_, cast, exists, false, func, literal_column, not_, or_, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import Session, selectinload
 
@@ -30,6 +31,10 @@ MAX_OFFSET = 10_000  # deeper pages: the ``next`` cursor (keyset pagination on i
 BOTH_INCLUSIVE = literal_column("'[]'")
 YEAR_RANGE = func.int4range(Record.year_lo, Record.year_hi, BOTH_INCLUSIVE)
 POINT = func.point(Record.lon, Record.lat)
+# Each word of a located, dated record with its 0.01° cell and decade (migration 0010; the
+# expression of the index ix_records_word_places, which the planner matches as written).
+WORD_PLACES = func.arhiva_word_places(Record.search, Record.year_lo, Record.year_hi, Record.lat, Record.lon)
+FINE_CELL = "~g001_"
 # Decade and grid tokens in the search vector (see migrations 0001 and 0008).
 DECADE_MIN, DECADE_MAX = 1800, 2039
 MAX_CELL_TOKENS = 64
@@ -60,14 +65,19 @@ def cell_tokens(w: float, s: float, e: float, n: float) -> list[str] | None:
 TOKEN_CHUNK = 20
 
 
-def _token_query(tokens: list[str]):
-    """Records carrying any of the tokens. GIN tests every item of the tokens' posting lists
-    against the whole query, so one query of 98 alternatives cost ~1.1 µs per item where five
-    queries of 20, OR'ed, cost about half (measured at 10M records: 166,000 items, 188 ms
-    against 78 ms with a word)."""
-    parts = [Record.search.op("@@")(cast(" | ".join(f"'{t}'" for t in tokens[i:i + TOKEN_CHUNK]), TSQUERY))
+def _token_query(tokens: list[str], vector=Record.search):
+    """Records whose ``vector`` carries any of the tokens. GIN tests every item of the tokens'
+    posting lists against the whole query, so one query of 98 alternatives cost ~1.1 µs per item
+    where five queries of 20, OR'ed, cost about half (measured at 10M records: 166,000 items,
+    188 ms against 78 ms with a word)."""
+    parts = [vector.op("@@")(cast(" | ".join(_quoted(t) for t in tokens[i:i + TOKEN_CHUNK]), TSQUERY))
              for i in range(0, len(tokens), TOKEN_CHUNK)]
     return parts[0] if len(parts) == 1 else or_(*parts)
+
+
+def _quoted(token: str) -> str:
+    """A token as one tsquery operand (quotes and backslashes doubled)."""
+    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 class QueryError(ValueError):
@@ -178,17 +188,43 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return parts[0], parts[1], parts[2], parts[3]
 
 
-def text_condition(query: str):
-    """Every word must match (any inflection, with or without diacritics)."""
-    words = re.findall(r"\w+", query, flags=re.UNICODE)[:MAX_WORDS]
+def query_words(query: str) -> list[str]:
+    return re.findall(r"\w+", query, flags=re.UNICODE)[:MAX_WORDS]
+
+
+def text_condition(query: str, unindexed: bool = False):
+    """Every word must match (any inflection, with or without diacritics). ``unindexed``: the
+    words are tested on the rows only (``ts_match_vq`` is ``@@`` as a function, which the planner
+    does not give the search index), where another index already brings few records (a common
+    word's posting list is millions long: the planner would intersect it with those few)."""
+    words = query_words(query)
     if not words:
         return None
     conds = []
     for w in words:
         folded = func.arhiva_fold(w)
         tsq = func.plainto_tsquery(literal_column("'arhiva'::regconfig"), folded)
-        conds.append(Record.search.op("@@")(tsq))
+        conds.append(func.ts_match_vq(Record.search, tsq) if unindexed else Record.search.op("@@")(tsq))
     return and_(*conds)
+
+
+def _word_place_tokens(session: Session, text: str, cells: list[str], decades: list[str]) -> list[str] | None:
+    """The tokens of ix_records_word_places (migration 0010) for the most telling word of
+    ``text`` (its longest single lexeme not starting with a digit) in each 0.01° cell and decade,
+    with each cell's tokens for records spanning more decades (``w``) and for records with too
+    many words to carry them (``all``); None when no word qualifies or the cells are coarser."""
+    if not cells or not all(c.startswith(FINE_CELL) for c in cells):
+        return None
+    words = query_words(text)
+    rows = session.execute(sql_text("SELECT w, tsvector_to_array(to_tsvector('arhiva'::regconfig, arhiva_fold(w))) "
+                                    "FROM unnest(CAST(:words AS text[])) AS w"), {"words": words})
+    single = [lex[0] for _, lex in rows if len(lex) == 1 and not "0" <= lex[0][0] <= "9"]
+    if not single:
+        return None
+    lexeme = max(single, key=len)
+    spots = [c[len(FINE_CELL):] for c in cells]
+    tokens = [f"{s}_{d[2:]}_{lexeme}" for s in spots for d in decades]
+    return tokens + [t for s in spots for t in (f"{s}_w_{lexeme}", f"{s}_all_*")]
 
 
 def _collection_id(session: Session, q: RecordQuery) -> int | None:
@@ -233,7 +269,14 @@ def _filters(q: RecordQuery, session: Session | None = None) -> tuple[Select, Se
         cells = None if any(c is None for c in per_box) else [t for c in per_box for t in c]
     # Undated records carry no decade token: with include_undated, only the exact test applies.
     decades = decade_tokens(q.year_from, q.year_to) if years_asked and not q.include_undated else []
-    if decades and cells is not None and len(cells) * len(decades) <= MAX_COMBINED_TOKENS:
+    word_place = (_word_place_tokens(session, q.text, cells, decades)
+                  if session is not None and q.text and decades and cells is not None
+                  and len(cells) * (len(decades) + 2) <= MAX_COMBINED_TOKENS else None)
+    if word_place is not None:
+        # word × place × decade: only the records with all three (the words then need no lookup
+        # in the search index, which would walk their whole posting lists)
+        aids.append(_token_query(word_place, WORD_PLACES))
+    elif decades and cells is not None and len(cells) * len(decades) <= MAX_COMBINED_TOKENS:
         # place × decade tokens: one short posting list per (cell, decade)
         aids.append(_token_query([f"{c}_d{d[2:]}" for c in cells for d in decades]))
     else:
@@ -251,14 +294,14 @@ def _filters(q: RecordQuery, session: Session | None = None) -> tuple[Select, Se
         stmt = stmt.where(cond)
     if boxes:
         stmt = stmt.where(or_(*(_in_box(*b) for b in boxes)))
-    if q.text:
-        cond = text_condition(q.text)
-        if cond is not None:
-            stmt = stmt.where(cond)
     if q.colorized is not None:
         has = exists().where(RecordAsset.record_id == Record.id, RecordAsset.role == "colorized")
         stmt = stmt.where(has if q.colorized else not_(has))
-    return (stmt.where(*aids) if aids else stmt), stmt
+    plain = stmt
+    if q.text and (cond := text_condition(q.text)) is not None:
+        plain = stmt.where(cond)
+        stmt = stmt.where(text_condition(q.text, unindexed=word_place is not None))
+    return (stmt.where(*aids) if aids else stmt), plain
 
 
 def search_records(session: Session, q: RecordQuery, *, with_total: bool = True, max_limit: int = 1000,

@@ -18,6 +18,7 @@ end of what the matches seen can mean (a few matches in a window say little).
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select, true
@@ -25,6 +26,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.util import ClauseAdapter
 
+from catalog.db import local_settings
 from catalog.models import Record
 
 WINDOWS = (2_000, 16_000)
@@ -148,4 +150,8 @@ def _planned(session: Session, ids_stmt: Select, edge: int | None, backwards: bo
         ids_stmt = ids_stmt.where(key < edge if backwards else key > edge)
     order = Record.id.desc() if backwards else Record.id
     stmt = ids_stmt.order_by(order).offset(offset).limit(limit)
-    return [tuple(r) for r in session.execute(stmt)] if rows else list(session.scalars(stmt))
+    # the index path reads the matches through the search indexes' bitmaps: never a walk of the
+    # primary key filtering every record, which the planner may prefer when it misjudges how few
+    # match (it did for the word × place index: 3 s instead of 20 ms at 10 million records)
+    with local_settings(session, enable_indexscan="off", enable_seqscan="off") if by_index else nullcontext():
+        return [tuple(r) for r in session.execute(stmt)] if rows else list(session.scalars(stmt))

@@ -65,3 +65,41 @@ def test_the_search_vectors_of_stored_records_follow_the_fold_up_and_down():
     finally:
         engine.dispose()
         drop_database(name)
+
+
+def test_records_stored_before_0010_are_in_its_word_place_index_and_it_goes_down_cleanly():
+    """0010 adds an index of word × 0.01° cell × decade tokens: a catalogue upgraded from 0009
+    finds its records by them at once (a record spanning many decades by its ``w`` token), and
+    downgrading drops the index and its function."""
+    from sqlalchemy import text
+
+    from catalog.db import session_scope
+    from catalog.ingest import RecordIn, get_or_create_source, upsert_records
+
+    name = create_database("arhiva_mig")
+    engine = create_engine(database_url(name))
+
+    def tokens():
+        with engine.connect() as conn:
+            if conn.execute(text("SELECT to_regproc('arhiva_word_places')")).scalar() is None:
+                assert conn.execute(text("SELECT to_regclass('ix_records_word_places')")).scalar() is None
+                return None
+            return conn.execute(text("SELECT source_key FROM records WHERE arhiva_word_places(search, year_lo, "
+                                     "year_hi, lat, lon) @@ '4702_2883_194_gar | 4702_2883_w_gar'::tsquery "
+                                     "ORDER BY source_key")).scalars().all()
+
+    try:
+        migrate.upgrade(engine, "0009")
+        with session_scope(engine) as s:
+            upsert_records(s, get_or_create_source(s, "m", "folder").id, [
+                RecordIn("one", title="Gara", year_lo=1945, year_hi=1945, lat=47.0245, lon=28.8323),
+                RecordIn("wide", title="Gara veche", year_lo=1900, year_hi=1960, lat=47.0249, lon=28.8301),
+                RecordIn("elsewhere", title="Gara", year_lo=1945, year_hi=1945, lat=47.1, lon=28.8323)])
+        assert tokens() is None
+        migrate.upgrade(engine)
+        assert tokens() == ["one", "wide"]
+        migrate.downgrade(engine, "0009")
+        assert tokens() is None
+    finally:
+        engine.dispose()
+        drop_database(name)

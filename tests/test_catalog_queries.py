@@ -190,3 +190,70 @@ def test_index_tokens_and_exact_conditions_find_the_same_records(catalogue, year
                 by_index, walked = (set(s.scalars(f.with_only_columns(Record.source_key))) for f in _filters(q, s))
                 every = {r.source_key for r in search_records(s, RecordQuery(**{**q.__dict__, "limit": 100})).items}
             assert by_index == walked == every, q
+
+
+def _uses_word_place_tokens(stmt) -> bool:
+    return "arhiva_word_places" in str(stmt.compile())
+
+
+def test_a_word_in_a_few_streets_over_a_decade_is_looked_up_by_word_place_decade_tokens(clean_db):
+    """A word + a small box + years goes through the word × 0.01° cell × decade index
+    (migration 0010). It must never lose a record: one dated a single year or across two
+    decades, one spanning five decades or open-ended (its ``w`` tokens), one with more than
+    1,000 distinct words (its ``all`` token), any inflection and diacritics of the word, points
+    on cell edges; a number is searched the other way (numbers are not in that index). And the
+    same search with the word tested on the rows alone agrees."""
+    import random
+
+    from sqlalchemy import Text, func, select
+
+    from catalog.queries import WORD_PLACES, cell_tokens, decade_tokens
+
+    rng = random.Random(11)
+    words = ["strada", "biserica", "gara", "Кишинёв", "piața"]
+    long_text = " ".join(f"cuvânt{i}" for i in range(1_100))
+    points = []
+    for i in range(500):
+        lat0, lon0 = rng.choice([(47.02, 28.83), (-0.005, -0.005)])
+        lat = round(lat0 + rng.uniform(-0.04, 0.04), rng.choice([2, 3, 6]))
+        lon = round(lon0 + rng.uniform(-0.04, 0.04), rng.choice([2, 3, 6]))
+        lo = rng.randint(1880, 1990)
+        lo, hi = rng.choice([(lo, lo), (lo, lo + 9), (lo, lo + 45), (None, lo), (lo, None), (None, None)])
+        points.append(RecordIn(f"p{i}", title=" ".join(rng.sample(words, 2)) + f" nr. {i % 7}", year_lo=lo, year_hi=hi, lat=lat, lon=lon,
+                               description=long_text if i % 25 == 7 else None))
+    with session_scope(clean_db) as s:
+        upsert_records(s, get_or_create_source(s, "grid", "folder").id, points)
+        # the records of over 1,000 words carry only their cell's "all" token
+        marked = s.scalar(select(func.count()).where(func.cast(WORD_PLACES, Text).like("%\\_all\\_*'%")))
+        assert marked > 5 and marked == sum(1 for r in points if r.description and r.lat is not None
+                             and (r.year_lo is not None or r.year_hi is not None))
+    checked = used = 0
+    for _ in range(80):
+        p = rng.choice(points)
+        size = rng.choice([0.0, 0.01, 0.03])
+        box = (p.lon - rng.uniform(0, size), p.lat - rng.uniform(0, size), p.lon + size, p.lat + size)
+        years = rng.choice([(1900, 1909), (1935, 1944), (1880, 1990), (1950, None)])
+        word, asked = rng.choice([("strada", "Strada"), ("piața", "piata"), ("Кишинёв", "кишинев"), ("gara", "gări"),
+                                  ("nr. 3", "3")])
+        q = RecordQuery(bbox=box, year_from=years[0], year_to=years[1], text=f"{asked} biserica", limit=1000)
+        w, s_, e, n = box
+
+        def overlaps(r, years=years):
+            if r.year_lo is None and r.year_hi is None:
+                return False
+            lo, hi = r.year_lo or -10**6, r.year_hi or 10**6
+            return lo <= (years[1] or 10**6) and hi >= years[0]
+        want = {r.source_key for r in points if w <= r.lon <= e and s_ <= r.lat <= n and overlaps(r)
+                and word.lower() in r.title.lower() and "biserica" in r.title}
+        with session_scope(clean_db) as s:
+            by_index, walked = _filters(q, s)
+            # up to 512 tokens: 7 × 7 cells over 9 decades (1950-) is one box too many
+            tokens = len(cell_tokens(*box)) * (len(decade_tokens(*years)) + 2)
+            assert _uses_word_place_tokens(by_index) == (tokens <= 512), q
+            used += tokens <= 512
+            got = {r.source_key for r in search_records(s, q).items}
+            idx = set(s.scalars(by_index.with_only_columns(Record.source_key)))
+            assert got == want == idx == set(
+                s.scalars(walked.with_only_columns(Record.source_key))), q
+        checked += len(want)
+    assert checked > 30 and used > 60

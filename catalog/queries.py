@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from catalog.counts import COUNT_EXACT_MAX, COUNT_MODES, SAMPLE_ROWS, Count, Facets, count_and_facets, quick_settings
 from catalog.fields import MAPPED
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
-from catalog.seek import WINDOWS, Seen, page_ids
+from catalog.seek import BITMAP_ONLY, WINDOWS, Seen, page_ids
 
 MAX_WORDS = 12
 MAX_OFFSET = 10_000  # deeper pages: the ``next`` cursor (keyset pagination on id)
@@ -301,6 +301,8 @@ def _filters(q: RecordQuery, session: Session | None = None) -> tuple[Select, Se
     if q.text and (cond := text_condition(q.text)) is not None:
         plain = stmt.where(cond)
         stmt = stmt.where(text_condition(q.text, unindexed=word_place is not None))
+    if word_place is not None:  # its index path never walks the primary key (catalog.seek)
+        stmt = stmt.execution_options(**{BITMAP_ONLY: True})
     return (stmt.where(*aids) if aids else stmt), plain
 
 

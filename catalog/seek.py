@@ -31,6 +31,8 @@ from catalog.models import Record
 
 WINDOWS = (2_000, 16_000)
 WALK_ON_MAX = 32_000  # rows walked on after the windows to fill a page they nearly filled
+# execution option of a search whose index path must use its index's bitmap (catalog.queries)
+BITMAP_ONLY = "arhiva_bitmap_only"
 
 
 @dataclass
@@ -150,8 +152,9 @@ def _planned(session: Session, ids_stmt: Select, edge: int | None, backwards: bo
         ids_stmt = ids_stmt.where(key < edge if backwards else key > edge)
     order = Record.id.desc() if backwards else Record.id
     stmt = ids_stmt.order_by(order).offset(offset).limit(limit)
-    # the index path reads the matches through the search indexes' bitmaps: never a walk of the
-    # primary key filtering every record, which the planner may prefer when it misjudges how few
-    # match (it did for the word × place index: 3 s instead of 20 ms at 10 million records)
-    with local_settings(session, enable_indexscan="off", enable_seqscan="off") if by_index else nullcontext():
+    # a search marked BITMAP_ONLY reads its matches through its index's bitmap: never a walk of
+    # the primary key filtering every record, which the planner may prefer when it misjudges how
+    # few match (it did for the word × place index: 3 s instead of 20 ms at 10 million records)
+    bitmap = by_index and ids_stmt.get_execution_options().get(BITMAP_ONLY, False)
+    with local_settings(session, enable_indexscan="off", enable_seqscan="off") if bitmap else nullcontext():
         return [tuple(r) for r in session.execute(stmt)] if rows else list(session.scalars(stmt))

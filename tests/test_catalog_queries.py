@@ -208,6 +208,7 @@ def test_a_word_in_a_few_streets_over_a_decade_is_looked_up_by_word_place_decade
     from sqlalchemy import Text, func, select
 
     from catalog.queries import WORD_PLACES, cell_tokens, decade_tokens
+    from catalog.seek import BITMAP_ONLY
 
     rng = random.Random(11)
     words = ["strada", "biserica", "gara", "Кишинёв", "piața"]
@@ -250,6 +251,8 @@ def test_a_word_in_a_few_streets_over_a_decade_is_looked_up_by_word_place_decade
             # up to 512 tokens: 7 × 7 cells over 9 decades (1950-) is one box too many
             tokens = len(cell_tokens(*box)) * (len(decade_tokens(*years)) + 2)
             assert _uses_word_place_tokens(by_index) == (tokens <= 512), q
+            # its index path is read through the bitmap, never by walking the primary key
+            assert by_index.get_execution_options().get(BITMAP_ONLY, False) == (tokens <= 512)
             used += tokens <= 512
             got = {r.source_key for r in search_records(s, q).items}
             idx = set(s.scalars(by_index.with_only_columns(Record.source_key)))

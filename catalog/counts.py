@@ -304,8 +304,8 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
                      exact_max: int = COUNT_EXACT_MAX, sample_rows: int = SAMPLE_ROWS,
                      density: float | None = None, known: int | None = None, beyond: int | None = None,
                      known_ids: list[int] | None = None, known_decades: dict[int, int | None] | None = None,
-                     members_of: int | None = None, sampled_filter: Select | None = None
-                     ) -> tuple[Count, Facets | None]:
+                     members_of: int | None = None, sampled_filter: Select | None = None,
+                     past_bound: int | None = None) -> tuple[Count, Facets | None]:
     """How many match (exact up to ``exact_max``, or always with mode 'exact'; an estimate beyond)
     and, with ``with_facets``, the facets (exact when the count is, else from the sample).
 
@@ -318,12 +318,22 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     ``known_ids``: the ids of those ``known`` matches, and ``known_decades`` the decades of those
     the page read: the facets then take the decades from there and probe the picked matches by id,
     instead of running the search again. ``sampled_filter``: the same search without the
-    conditions that only help its index (catalog.queries), tested row by row on samples."""
+    conditions that only help its index (catalog.queries), tested row by row on samples.
+    ``past_bound``: the exact count of a search that counting on the way found past
+    ``exact_max`` (catalog.seek): exact, with facets from the sample, scaled to it."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
         return count, (_facets(session, tally, exact, scale) if with_facets else None)
 
     sf = filtered if sampled_filter is None else sampled_filter
+    if past_bound is not None and not (mode == "exact" and with_facets):
+        if not with_facets:
+            return Count(past_bound, True), None
+        percent = _sample_percent(session, sample_rows)
+        if percent >= 100:
+            return done(_tally(session, filtered, with_facets=True), True)
+        few = _tally(session, sf, percent=percent, with_facets=True)
+        return Count(past_bound, True), _facets(session, few, False, past_bound / max(1, few.total))
     if known is not None and not with_facets:
         return Count(known, True), None
     if known_ids is not None and len(known_ids) == known and mode != "exact":

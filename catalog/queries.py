@@ -353,7 +353,7 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
     if with_total or with_facets:
         n, page.facets = count_and_facets(session, stmt, mode=count, with_facets=with_facets, exact_max=exact_max,
                                           sample_rows=sample_rows, density=seen.density, known=seen.total,
-                                          beyond=seen.beyond, known_ids=seen.ids,
+                                          beyond=seen.beyond, past_bound=seen.past_bound, known_ids=seen.ids,
                                           known_decades=seen.decades,
                                           members_of=members_of, sampled_filter=plain)
         page.total, page.total_exact = n.value, n.exact

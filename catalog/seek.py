@@ -44,6 +44,7 @@ class Seen:
     matches: int = 0
     total: int | None = None  # every match, when a search from the first record counted them on the way
     beyond: int | None = None  # counting on the way found more matches than this (the bound)
+    past_bound: int | None = None  # then, every match all the same (the index path read them all)
     ids: list[int] | None = None  # every match's id, when ``total`` was counted by the index path
     decades: dict[int, int | None] | None = None  # the decade of each match the index path read (facets)
 
@@ -112,14 +113,17 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     counting = from_start and count_up_to is not None and _fewest_expected(session, seen) <= count_up_to
     if counting:
         want = max(want, count_up_to + 1 - len(found))
-        # the decade of each match comes along (the rows are read anyway): facets need no second pass
-        rows = _planned(session, filtered.with_only_columns(Record.id, decade_of(Record)), edge, backwards, 0, want,
-                        by_index=True, rows=True)
+        # the decade of each match comes along (the rows are read anyway): facets need no second
+        # pass; and so does how many match in all: the bitmap path reads and sorts every match
+        # before the first row comes, so a count past the bound costs no more than one within
+        rows = _planned(session, filtered.with_only_columns(Record.id, decade_of(Record), func.count().over()), edge,
+                        backwards, 0, want, by_index=True, rows=True)
         rest = [r[0] for r in rows]
-        if len(found) + len(rest) <= count_up_to:
-            seen.total, seen.ids, seen.decades = len(found) + len(rest), found + rest, dict(rows)
+        total = len(found) + (rows[0][2] if rows else 0)
+        if total <= count_up_to:
+            seen.total, seen.ids, seen.decades = total, found + rest, {r[0]: r[1] for r in rows}
         else:
-            seen.beyond = count_up_to
+            seen.beyond, seen.past_bound = count_up_to, total
     else:
         rest = _planned(session, ids_stmt, edge, backwards, 0, want, by_index=True)
     return (found + rest)[:limit]

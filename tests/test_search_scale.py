@@ -341,6 +341,34 @@ def test_a_few_matches_seen_are_counted_on_the_way_not_twice(big, monkeypatch):
         assert sum(d["count"] for d in page.facets.decades) == 32
 
 
+def test_a_count_past_the_bound_on_the_way_is_exact_all_the_same(big, monkeypatch):
+    """The index path to a page reads and sorts every match before its first row comes: when
+    counting on the way finds more than the bound, how many match in all comes in the same
+    statement. That count is exact (not scaled from a sample, which a few hundred sampled rows
+    make rough), and only the facets come from the sample, scaled to it."""
+    import catalog.counts as counts
+    import catalog.queries as queries
+    import catalog.seek as seek
+
+    monkeypatch.setattr(queries, "WINDOWS", (70,))
+    monkeypatch.setattr(seek, "WALK_ON_MAX", 0)  # the page from the index, not by walking on
+    q = RecordQuery(text="nouă")  # every third record: 24 in the window, 61 at least expected
+    real = counts._tally
+
+    def sampled_only(*args, **kwargs):
+        assert kwargs.get("percent") is not None, "the search was counted a second time"
+        return real(*args, **kwargs)
+
+    with session_scope(big) as s:
+        assert s.scalar(select(func.count()).select_from(_filtered(q, s).subquery())) == 100
+        monkeypatch.setattr(counts, "_tally", sampled_only)
+        page = search_records(s, q, exact_max=64, sample_rows=100)
+        assert page.total_exact and page.total == 100 and page.total_label == "100"
+        faceted = search_records(s, q, with_facets=True, exact_max=64, sample_rows=100)
+        assert faceted.total_exact and faceted.total == 100 and not faceted.facets.exact
+        assert 90 <= sum(d["count"] for d in faceted.facets.decades) <= 110  # the sample's, scaled to 100
+
+
 @pytest.mark.parametrize("counted_up_to", [200_000, 50])
 def test_a_collection_stored_in_a_run_of_blocks_is_estimated_within_a_fifth(big, monkeypatch, counted_up_to):
     """Memberships are stored collection by collection, as harvests add them: a block sample of

@@ -14,7 +14,10 @@ catalogue; when the windows nearly filled the page, the few matches still wanted
 in one more window sized by the density seen (at most ``WALK_ON_MAX`` rows expected), since the
 index path reads every match of the search. Matches are counted on the way to the page (up to
 ``count_up_to``) unless the density the windows saw expects more than that many even at the low
-end of what the matches seen can mean (a few matches in a window say little).
+end of what the matches seen can mean (a few matches in a window say little); when there prove
+to be more, how many in all comes in the same statement (the index path sorts every match before
+its first row anyway). A search marked ``BITMAP_ONLY`` takes its index path through its index's
+bitmap alone, never a walk of the primary key.
 """
 from __future__ import annotations
 

@@ -320,7 +320,8 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     instead of running the search again. ``sampled_filter``: the same search without the
     conditions that only help its index (catalog.queries), tested row by row on samples.
     ``past_bound``: the exact count of a search that counting on the way found past
-    ``exact_max`` (catalog.seek): exact, with facets from the sample, scaled to it."""
+    ``exact_max`` (catalog.seek): exact, with facets scaled to it from the sample, or from the
+    matches read on the way (``known_ids``) when the sample would hold few of them."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
         return count, (_facets(session, tally, exact, scale) if with_facets else None)
@@ -332,7 +333,12 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
         percent = _sample_percent(session, sample_rows)
         if percent >= 100:
             return done(_tally(session, filtered, with_facets=True), True)
-        few = _tally(session, sf, percent=percent, with_facets=True)
+        if known_ids and past_bound / max(1.0, table_rows(session)) * sample_rows < MIN_HITS:
+            # the sample would hold a few dozen matches: the first matches by id, read on the
+            # way to the page (thousands), tell the shares better
+            few = _known_tally(session, known_ids, known_decades or {})
+        else:
+            few = _tally(session, sf, percent=percent, with_facets=True)
         return Count(past_bound, True), _facets(session, few, False, past_bound / max(1, few.total))
     if known is not None and not with_facets:
         return Count(known, True), None

@@ -35,6 +35,7 @@ POINT = func.point(Record.lon, Record.lat)
 # expression of the index ix_records_word_places, which the planner matches as written).
 WORD_PLACES = func.arhiva_word_places(Record.search, Record.year_lo, Record.year_hi, Record.lat, Record.lon)
 FINE_CELL = "~g001_"
+MAX_WORD_BYTES = 2000  # longer words are not in that index (migration 0010)
 # Decade and grid tokens in the search vector (see migrations 0001 and 0008).
 DECADE_MIN, DECADE_MAX = 1800, 2039
 MAX_CELL_TOKENS = 64
@@ -210,7 +211,7 @@ def text_condition(query: str, unindexed: bool = False):
 
 def _word_place_tokens(session: Session, text: str, cells: list[str], decades: list[str]) -> list[str] | None:
     """The tokens of ix_records_word_places (migration 0010) for the most telling word of
-    ``text`` (its longest single lexeme not starting with a digit) in each 0.01° cell and decade,
+    ``text`` (its longest single lexeme not starting with a digit, nor overlong) in each 0.01° cell and decade,
     with each cell's tokens for records spanning more decades (``w``) and for records with too
     many words to carry them (``all``); None when no word qualifies or the cells are coarser."""
     if not cells or not all(c.startswith(FINE_CELL) for c in cells):
@@ -218,7 +219,8 @@ def _word_place_tokens(session: Session, text: str, cells: list[str], decades: l
     words = query_words(text)
     rows = session.execute(sql_text("SELECT w, tsvector_to_array(to_tsvector('arhiva'::regconfig, arhiva_fold(w))) "
                                     "FROM unnest(CAST(:words AS text[])) AS w"), {"words": words})
-    single = [lex[0] for _, lex in rows if len(lex) == 1 and not "0" <= lex[0][0] <= "9"]
+    single = [lex[0] for _, lex in rows
+              if len(lex) == 1 and not "0" <= lex[0][0] <= "9" and len(lex[0].encode()) <= MAX_WORD_BYTES]
     if not single:
         return None
     lexeme = max(single, key=len)

@@ -34,6 +34,7 @@ from catalog.models import Record
 
 WINDOWS = (2_000, 16_000)
 WALK_ON_MAX = 32_000  # rows walked on after the windows to fill a page they nearly filled
+PAST_BOUND = 3  # counting on the way goes on to this many times its bound (see page_ids)
 # execution option of a search whose index path must use its index's bitmap (catalog.queries)
 BITMAP_ONLY = "arhiva_bitmap_only"
 
@@ -48,7 +49,7 @@ class Seen:
     total: int | None = None  # every match, when a search from the first record counted them on the way
     beyond: int | None = None  # counting on the way found more matches than this (the bound)
     past_bound: int | None = None  # then, every match all the same (the index path read them all)
-    ids: list[int] | None = None  # every match's id, when ``total`` was counted by the index path
+    ids: list[int] | None = None  # the ids of the matches the index path read (all when ``total`` is set)
     decades: dict[int, int | None] | None = None  # the decade of each match the index path read (facets)
 
     @property
@@ -119,14 +120,20 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
         # the decade of each match comes along (the rows are read anyway): facets need no second
         # pass; and so does how many match in all: the bitmap path reads and sorts every match
         # before the first row comes, so a count past the bound costs no more than one within
-        rows = _planned(session, filtered.with_only_columns(Record.id, decade_of(Record), func.count().over()), edge,
-                        backwards, 0, want, by_index=True, rows=True)
+        # (up to PAST_BOUND times the bound: a walk of the primary key, which the planner may
+        # choose, stops there)
+        cap = PAST_BOUND * count_up_to + 1
+        rows = _planned(session, filtered.with_only_columns(Record.id, decade_of(Record)), edge, backwards, 0, want,
+                        by_index=True, rows=True, total_within=cap)
         rest = [r[0] for r in rows]
-        total = len(found) + (rows[0][2] if rows else 0)
-        if total <= count_up_to:
-            seen.total, seen.ids, seen.decades = total, found + rest, {r[0]: r[1] for r in rows}
+        after = rows[0][2] if rows else 0
+        seen.ids, seen.decades = found + rest, {r[0]: r[1] for r in rows}
+        if len(found) + after <= count_up_to:
+            seen.total = len(found) + after
         else:
-            seen.beyond, seen.past_bound = count_up_to, total
+            seen.beyond = count_up_to
+            if after < cap:
+                seen.past_bound = len(found) + after
     else:
         rest = _planned(session, ids_stmt, edge, backwards, 0, want, by_index=True)
     return (found + rest)[:limit]
@@ -151,14 +158,21 @@ def _fewest_expected(session: Session, seen: Seen) -> float:
 
 
 def _planned(session: Session, ids_stmt: Select, edge: int | None, backwards: bool, offset: int,
-             limit: int, by_index: bool = False, rows: bool = False) -> list:
+             limit: int, by_index: bool = False, rows: bool = False, total_within: int | None = None) -> list:
+    """Ids (or rows, ``rows``) of ``ids_stmt`` in order past ``edge``. ``total_within``: each row
+    also says how many match past the edge, counted up to that many."""
     if edge is not None:
         # After the windows the search is narrow: ``id + 0`` keeps the planner from also reading
         # the primary key's range (most of the table) into a bitmap beside the search index.
         key = Record.id + 0 if by_index else Record.id
         ids_stmt = ids_stmt.where(key < edge if backwards else key > edge)
     order = Record.id.desc() if backwards else Record.id
-    stmt = ids_stmt.order_by(order).offset(offset).limit(limit)
+    if total_within is None:
+        stmt = ids_stmt.order_by(order).offset(offset).limit(limit)
+    else:
+        inner = ids_stmt.order_by(order).limit(total_within).subquery("matches")
+        stmt = (select(*inner.c, func.count().over()).order_by(inner.c.id.desc() if backwards else inner.c.id)
+                .offset(offset).limit(limit))
     # a search marked BITMAP_ONLY reads its matches through its index's bitmap: never a walk of
     # the primary key filtering every record, which the planner may prefer when it misjudges how
     # few match (it did for the word × place index: 3 s instead of 20 ms at 10 million records)

@@ -94,10 +94,12 @@ def test_records_stored_before_0010_are_in_its_word_place_index_and_it_goes_down
             upsert_records(s, get_or_create_source(s, "m", "folder").id, [
                 RecordIn("one", title="Gara", year_lo=1945, year_hi=1945, lat=47.0245, lon=28.8323),
                 RecordIn("wide", title="Gara veche", year_lo=1900, year_hi=1960, lat=47.0249, lon=28.8301),
-                RecordIn("elsewhere", title="Gara", year_lo=1945, year_hi=1945, lat=47.1, lon=28.8323)])
+                RecordIn("elsewhere", title="Gara", year_lo=1945, year_hi=1945, lat=47.1, lon=28.8323),
+                # a word of 2,040 letters: with its place it would pass a token's 2,047 bytes
+                RecordIn("long", title="Gara " + "b" * 2040, year_lo=1946, year_hi=1946, lat=47.0201, lon=28.8399)])
         assert tokens() is None
         migrate.upgrade(engine)
-        assert tokens() == ["one", "wide"]
+        assert tokens() == ["long", "one", "wide"]
         migrate.downgrade(engine, "0009")
         assert tokens() is None
     finally:

@@ -260,3 +260,20 @@ def test_a_word_in_a_few_streets_over_a_decade_is_looked_up_by_word_place_decade
                 s.scalars(walked.with_only_columns(Record.source_key))), q
         checked += len(want)
     assert checked > 30 and used > 60
+
+
+def test_an_overlong_word_is_stored_and_found_in_a_few_streets(clean_db):
+    """A word of 2,040 letters is a lexeme of its own (PostgreSQL keeps up to 2,047 bytes), too
+    long to carry a place and a decade: the record is stored all the same, and a search for that
+    word in its streets and decade finds it the other way."""
+    word = "b" * 2040
+    with session_scope(clean_db) as s:
+        upsert_records(s, get_or_create_source(s, "long", "folder").id, [
+            RecordIn("long", title=f"Gara {word}", year_lo=1946, year_hi=1946, lat=47.0201, lon=28.8399),
+            RecordIn("short", title="Gara", year_lo=1946, year_hi=1946, lat=47.0201, lon=28.8399)])
+    box = (28.83, 47.01, 28.85, 47.03)
+    with session_scope(clean_db) as s:
+        assert [r.source_key for r in search_records(s, RecordQuery(text=word, year_from=1940, year_to=1949,
+                                                                    bbox=box)).items] == ["long"]
+        assert [r.source_key for r in search_records(s, RecordQuery(text="gara", year_from=1940, year_to=1949,
+                                                                    bbox=box)).items] == ["long", "short"]

@@ -345,7 +345,8 @@ def test_a_count_past_the_bound_on_the_way_is_exact_all_the_same(big, monkeypatc
     """The index path to a page reads and sorts every match before its first row comes: when
     counting on the way finds more than the bound, how many match in all comes in the same
     statement. That count is exact (not scaled from a sample, which a few hundred sampled rows
-    make rough), and only the facets come from the sample, scaled to it."""
+    make rough); the facets come from the matches read on the way (the sample would hold few),
+    scaled to it."""
     import catalog.counts as counts
     import catalog.queries as queries
     import catalog.seek as seek
@@ -367,6 +368,19 @@ def test_a_count_past_the_bound_on_the_way_is_exact_all_the_same(big, monkeypatc
         faceted = search_records(s, q, with_facets=True, exact_max=64, sample_rows=100)
         assert faceted.total_exact and faceted.total == 100 and not faceted.facets.exact
         assert 90 <= sum(d["count"] for d in faceted.facets.decades) <= 110  # the sample's, scaled to 100
+
+
+def test_the_count_past_the_bound_goes_no_further_than_three_times_it(big):
+    """Windows that saw no match (the matches come later in id order) say nothing of how many
+    there are: counting on the way then goes on to three times its bound and no further (a walk
+    of the primary key would otherwise read every match), and beyond that it is an estimate."""
+    q = RecordQuery(year_from=1960, year_to=1969)  # 32 matches, none among the first 50 records
+    with session_scope(big) as s:
+        for bound, exact in ((10, None), (11, 32)):
+            seen = Seen()
+            ids = page_ids(s, _filtered(q, s), after=None, before=None, offset=0, limit=5, windows=(50,), seen=seen,
+                           count_up_to=bound)
+            assert (seen.matches, seen.beyond, seen.past_bound, len(ids)) == (0, bound, exact, 5)
 
 
 @pytest.mark.parametrize("counted_up_to", [200_000, 50])

@@ -65,8 +65,15 @@ def downgrade() -> None:
 
 
 def _rebuild_search(fold_ddl: str) -> None:
+    # indexes on expressions of the column (migration 0010's) go with it: made again after
+    kept = op.get_bind().execute(text(
+        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = 'records'::regclass AND i.indexprs IS NOT NULL "
+        "AND pg_get_indexdef(i.indexrelid) LIKE '%search%'")).scalars().all()
     op.execute("DROP INDEX IF EXISTS ix_records_search")
     op.execute("ALTER TABLE records DROP COLUMN search")
     op.execute(fold_ddl)
     op.execute(f"ALTER TABLE records ADD COLUMN search tsvector GENERATED ALWAYS AS ({SEARCH_EXPR}) STORED")
     op.execute("CREATE INDEX ix_records_search ON records USING gin (search)")
+    for ddl in kept:
+        op.execute(ddl)

@@ -12,8 +12,8 @@ nothing is stemmed twice), and such a search reads only the records that have al
   token per word, not one per decade: the exact year test decides);
 - a record with more than 1,000 distinct words carries only ``<cell>_all_*``;
 - words that begin with a digit are left out (an inventory number is one record's alone: a key
-  apiece would double the index for nothing a place search needs); a search for such a word
-  alone uses the other index.
+  apiece would double the index for nothing a place search needs), and so are words over 2,000
+  bytes (a token may not pass 2,047); a search for such a word alone uses the other index.
 
 It is an index on an expression, not a column: the table does not grow (an earlier try stored
 these tokens in the search vector: the table grew by a third and every broad search with it).
@@ -35,6 +35,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 MAX_WORDS = 1000  # lexemes of a record beyond which it carries only <cell>_all_*
+MAX_WORD_BYTES = 2000  # longer lexemes (a long URL) are left out: a token may not pass 2,047 bytes
 WIDE_DECADES = 2  # a record spanning more decades carries <cell>_w_<word>
 
 # plpgsql of simple expressions only (each runs without a query plan: 2.4 µs a record, where one
@@ -58,8 +59,8 @@ BEGIN
         RETURN array_to_tsvector(ARRAY[spot || 'all_*']);
     END IF;
     FOREACH w IN ARRAY tsvector_to_array(v) LOOP
-        -- words only: not the decade and cell tokens (~), not numbers
-        CONTINUE WHEN ascii(w) BETWEEN 48 AND 57 OR ascii(w) = 126;
+        -- words only: not the decade and cell tokens (~), not numbers, not overlong
+        CONTINUE WHEN ascii(w) BETWEEN 48 AND 57 OR ascii(w) = 126 OR octet_length(w) > {MAX_WORD_BYTES};
         IF hi - lo >= {WIDE_DECADES} THEN
             tokens := tokens || (spot || 'w_' || w);
         ELSE

@@ -43,7 +43,7 @@ RUN_STATUSES = ("running", "succeeded", "partial", "skipped", "failed", "cancell
 RECORD_STATUSES = ("active", "withdrawn")
 
 # Search: the generated column holds the folded, stemmed words (Romanian and
-# Russian) plus decade and grid-cell tokens; SQL functions arhiva_fold and
+# Russian) plus decade, start/end-year and grid-cell tokens; SQL functions arhiva_fold and
 # arhiva_search_vector are created by the first migration, arhiva_fold redone
 # with unaccent by the third.
 WORD_PLACES_EXPR = "arhiva_word_places(search, year_lo, year_hi, lat, lon)"

@@ -53,6 +53,20 @@ def decade_tokens(year_from: int | None, year_to: int | None) -> list[str]:
     return [f"~d{d}" for d in range(lo, hi + 1)]
 
 
+def year_tokens(year_from: int | None, year_to: int | None) -> list[str] | None:
+    """The tokens of exactly the records whose years overlap a question spanning decades
+    (migration 0011): those in its middle decades, those ending in its first decade from its
+    start year on, those starting in its last decade up to its end year and, when those two
+    decades meet, those crossing between them. None within one decade (its decade token then)."""
+    a = min(max(year_from if year_from is not None else DECADE_MIN, DECADE_MIN), DECADE_MAX)
+    b = min(max(year_to if year_to is not None else DECADE_MAX, DECADE_MIN), DECADE_MAX)
+    first, last = a // 10, b // 10
+    if first == last:
+        return None
+    return ([f"~d{d}" for d in range(first + 1, last)] + [f"~e{y}" for y in range(a, 10 * first + 10)]
+            + [f"~s{y}" for y in range(10 * last, b + 1)] + ([f"~x{last}"] if last == first + 1 else []))
+
+
 def cell_tokens(w: float, s: float, e: float, n: float) -> list[str] | None:
     """Grid-cell tokens covering a box (w <= e), or None when too many to help."""
     for prefix, scale in (("~g001", 100), ("~g01", 10), ("~g1", 1)):
@@ -283,7 +297,7 @@ def _filters(q: RecordQuery, session: Session | None = None) -> tuple[Select, Se
         aids.append(_token_query([f"{c}_d{d[2:]}" for c in cells for d in decades]))
     else:
         if decades:
-            aids.append(_token_query(decades))
+            aids.append(_token_query(year_tokens(q.year_from, q.year_to) or decades))
         if cells is not None:
             aids.append(_token_query(cells))
     if years_asked:

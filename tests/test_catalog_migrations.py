@@ -105,3 +105,39 @@ def test_records_stored_before_0010_are_in_its_word_place_index_and_it_goes_down
     finally:
         engine.dispose()
         drop_database(name)
+
+
+def test_records_stored_before_0011_gain_start_and_end_years_and_lose_them_down():
+    """0011 adds start-year, end-year and crossing tokens to the search vector: records stored
+    before it carry them once it has run (their vectors are recomputed, and the word × place
+    index is built again with the column), and downgrading takes them away."""
+    from sqlalchemy import text
+
+    from catalog.db import session_scope
+    from catalog.ingest import RecordIn, get_or_create_source, upsert_records
+
+    name = create_database("arhiva_mig")
+    engine = create_engine(database_url(name))
+
+    def found(tokens):
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT source_key FROM records WHERE search @@ CAST(:q AS tsquery) "
+                                     "ORDER BY source_key"), {"q": tokens}).scalars().all()
+
+    try:
+        migrate.upgrade(engine, "0010")
+        with session_scope(engine) as s:
+            upsert_records(s, get_or_create_source(s, "m", "folder").id, [
+                RecordIn("crosses", title="Gara", year_lo=1895, year_hi=1905, lat=47.0245, lon=28.8323),
+                RecordIn("open", title="Gara", year_lo=None, year_hi=1899)])
+        assert found("~s1895 | ~e1899 | ~x190") == []
+        migrate.upgrade(engine)
+        assert found("~s1895 & ~e1905 & ~x190") == ["crosses"] and found("~s1800 & ~e1899") == ["open"]
+        with engine.connect() as conn:  # the word × place index came back with the column
+            assert conn.execute(text("SELECT to_regclass('ix_records_word_places')")).scalar() is not None
+        migrate.downgrade(engine, "0010")
+        assert found("~s1895 | ~e1899 | ~x190") == []
+        assert found("~d189 & ~d190") == ["crosses"]
+    finally:
+        engine.dispose()
+        drop_database(name)

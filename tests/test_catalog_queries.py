@@ -277,3 +277,56 @@ def test_an_overlong_word_is_stored_and_found_in_a_few_streets(clean_db):
                                                                     bbox=box)).items] == ["long"]
         assert [r.source_key for r in search_records(s, RecordQuery(text="gara", year_from=1940, year_to=1949,
                                                                     bbox=box)).items] == ["long", "short"]
+
+
+def test_years_spanning_decades_find_exactly_the_records_whose_years_overlap(clean_db):
+    """A question spanning decades is looked up by start-year, end-year and crossing tokens
+    (migration 0011): they bring exactly the records whose years overlap it (open-ended years,
+    spans of many decades, a single year), so no record is read only to be dropped, and the
+    search with them finds what the exact year condition finds. Years outside 1800-2039 are
+    clamped like the decades: there the tokens bring a few more, which the exact test drops."""
+    import random
+
+    from sqlalchemy import select
+
+    from catalog.queries import _token_query, year_tokens
+
+    rng = random.Random(5)
+    records = []
+    for i in range(700):
+        y = rng.randint(1780, 2060)
+        lo, hi = rng.choice([(None, y), (y, None), (y, y), (y, y + 1), (y, y + 4), (y, y + 9), (y, y + 10),
+                             (y, y + 19), (y, y + 45), (y, y + 130)])
+        records.append(RecordIn(f"r{i}", title="Fotografie", year_lo=lo, year_hi=hi))
+    with session_scope(clean_db) as s:
+        upsert_records(s, get_or_create_source(s, "years", "folder").id, records)
+
+    def overlaps(r, a, b):
+        if r.year_lo is None and r.year_hi is None:
+            return False
+        lo = r.year_lo if r.year_lo is not None else -10**6
+        hi = r.year_hi if r.year_hi is not None else 10**6
+        return lo <= (b if b is not None else 10**6) and hi >= (a if a is not None else -10**6)
+
+    def inside(r):
+        return all(y is None or 1800 <= y <= 2039 for y in (r.year_lo, r.year_hi))
+
+    tokened = 0
+    for _ in range(120):
+        a = rng.choice([None, rng.randint(1790, 2050)])
+        b = rng.choice([None, (a or 1800) + rng.choice([0, 3, 9, 10, 11, 25, 80])])
+        want = {r.source_key for r in records if overlaps(r, a, b)}
+        q = RecordQuery(year_from=a, year_to=b, limit=1000)
+        with session_scope(clean_db) as s:
+            by_index, walked = _filters(q, s)
+            assert set(s.scalars(by_index.with_only_columns(Record.source_key))) == want, (a, b)
+            assert set(s.scalars(walked.with_only_columns(Record.source_key))) == want, (a, b)
+            tokens = year_tokens(a, b)
+            if tokens is None:
+                continue
+            tokened += 1
+            found = set(s.scalars(select(Record.source_key).where(_token_query(tokens))))
+        assert want <= found, (a, b)
+        if all(y is None or 1800 <= y <= 2039 for y in (a, b)):
+            assert {k for k in found - want if inside(records[int(k[1:])])} == set(), (a, b)
+    assert tokened > 60

@@ -37,8 +37,13 @@ def _search_vector_ddl() -> str:
     return ddl
 
 
+def fine_cells_ddl() -> str:
+    """arhiva_search_vector as this migration makes it."""
+    return _search_vector_ddl().replace(COARSE_CELL + "]", f"{COARSE_CELL},\n{' ' * 23}{FINE_CELL}]")
+
+
 def upgrade() -> None:
-    _rebuild_search(_search_vector_ddl().replace(COARSE_CELL + "]", f"{COARSE_CELL},\n{' ' * 23}{FINE_CELL}]"))
+    _rebuild_search(fine_cells_ddl())
 
 
 def downgrade() -> None:

@@ -316,7 +316,7 @@ def _filters(q: RecordQuery, session: Session | None = None) -> tuple[Select, Se
     plain = stmt
     if q.text and (cond := text_condition(q.text)) is not None:
         plain = stmt.where(cond)
-        stmt = stmt.where(text_condition(q.text, unindexed=word_place is not None))
+        stmt = stmt.where(cond if word_place is None else text_condition(q.text, unindexed=True))
     if word_place is not None:  # its index path never walks the primary key (catalog.seek)
         stmt = stmt.execution_options(**{BITMAP_ONLY: True})
     return (stmt.where(*aids) if aids else stmt), plain

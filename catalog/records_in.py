@@ -194,21 +194,26 @@ def copy_chunk(records: list[RecordIn]) -> CopyChunk:
         if problem is None:
             try:
                 raw_json, fields_json, digest, extra_json = _serialise(rec)
-                raw_cell = _copy_value(raw_json)
-                values = (rec.source_key, *_get_mapped_and_extra(rec)[:-1], extra_json)
+                values = (rec.source_key, *_get_mapped_and_extra(rec)[:-1])
                 line = "\t".join(map(_copy_value, values)).encode("utf-8")
             except _NotStorable as exc:
                 problem = exc.rejection
             except UnicodeEncodeError as exc:  # only the key is not inside the JSON checked above
                 problem = Rejection(None, "source_key", f"not valid Unicode text ({exc.reason})")
         if problem is None:
-            raw_cell, digest_cell = raw_cell.encode("utf-8"), digest.encode()
-            lines.append(b"%s\t%s\t%s" % (line, raw_cell, digest_cell))
-            revisions.append(b"%s\t%s\t%s" % (digest_cell, raw_cell, _copy_value(fields_json).encode("utf-8")))
+            raw_cell, digest_cell = _copy_json(raw_json), digest.encode()
+            lines.append(b"%s\t%s\t%s\t%s" % (line, _copy_json(extra_json), raw_cell, digest_cell))
+            revisions.append(b"%s\t%s\t%s" % (digest_cell, raw_cell, _copy_json(fields_json)))
             hashes[rec.source_key] = digest
         else:
             rejected.append(problem)
     return CopyChunk(lines, revisions, hashes, rejected)
+
+
+def _copy_json(b: bytes) -> bytes:
+    """Canonical JSON (``_json``) as a COPY text cell: it has no raw tab or line break (JSON
+    escapes them), so only its backslashes are doubled."""
+    return b.replace(b"\\", b"\\\\") if b"\\" in b else b
 
 
 class _NotStorable(ValueError):
@@ -219,16 +224,16 @@ class _NotStorable(ValueError):
 
 _JSON_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 # PostgreSQL's jsonb cannot hold U+0000; an escaped backslash before "u0000" is not one.
-_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
-def _json(value: Any) -> str:
+def _json(value: Any) -> bytes:
     """Canonical JSON (sorted keys, compact, UTF-8); anything unknown as its str()."""
-    return orjson.dumps(value, option=_JSON_OPTS, default=str).decode("utf-8")
+    return orjson.dumps(value, option=_JSON_OPTS, default=str)
 
 
-def _serialise(rec: RecordIn) -> tuple[str, str, str, str]:
-    """(raw JSON, mapped-fields JSON, payload hash, extra JSON); raises _NotStorable."""
+def _serialise(rec: RecordIn) -> tuple[bytes, bytes, str, bytes]:
+    """(raw JSON, mapped-fields JSON, payload hash, extra JSON), the JSON as UTF-8; raises _NotStorable."""
     out = {}
     for name, value in (("raw", rec.raw), ("extra", rec.extra), ("fields", None)):
         try:
@@ -236,13 +241,13 @@ def _serialise(rec: RecordIn) -> tuple[str, str, str, str]:
         except (orjson.JSONEncodeError, TypeError) as exc:
             raise _NotStorable(_unstorable(rec, name, exc)) from None
     for name in ("raw", "extra"):
-        if "\\u0000" in out[name] and _JSON_NUL.search(out[name]):
+        if b"\\u0000" in out[name] and _JSON_NUL.search(out[name]):
             raise _NotStorable(Rejection(rec.source_key, name, "contains a NUL character (\\u0000)"))
-        if len(out[name]) > MAX_PAYLOAD_BYTES // 4 and len(out[name].encode("utf-8")) > MAX_PAYLOAD_BYTES:
-            raise _NotStorable(Rejection(rec.source_key, name, f"{len(out[name].encode('utf-8')):,} bytes of JSON, "
+        if len(out[name]) > MAX_PAYLOAD_BYTES:
+            raise _NotStorable(Rejection(rec.source_key, name, f"{len(out[name]):,} bytes of JSON, "
                                                                f"over the limit of {MAX_PAYLOAD_BYTES:,}"))
     hashed_raw = _json(_without(rec.raw, rec.volatile)) if rec.volatile else out["raw"]
-    digest = hashlib.sha256(f"{hashed_raw}\n{out['fields']}".encode()).hexdigest()
+    digest = hashlib.sha256(b"%s\n%s" % (hashed_raw, out["fields"])).hexdigest()
     return out["raw"], out["fields"], digest, out["extra"]
 
 

@@ -268,12 +268,13 @@ def test_a_collection_is_paged_and_sampled_from_its_own_side(big, monkeypatch):
 
 
 def test_facets_probe_a_hashed_share_of_many_matches(big, monkeypatch):
-    """Beyond FACET_PROBES matches the colorized and collection facets come from a hashed share
-    of them, scaled and marked as estimates; the count and the decades stay exact."""
+    """Beyond FACET_EXACT_MAX matches the colorized and collection facets come from a hashed share
+    of FACET_PROBES of them, scaled and marked as estimates; the count and the decades stay exact."""
     import catalog.counts as counts
 
     with session_scope(big) as s:
         truth = _exact_facets(s)
+        monkeypatch.setattr(counts, "FACET_EXACT_MAX", 200)
         monkeypatch.setattr(counts, "FACET_PROBES", 120)
         page = search_records(s, RecordQuery(), with_facets=True)  # 300 matches, counted exactly
         assert page.total_exact and page.total == N and not page.facets.exact
@@ -283,7 +284,7 @@ def test_facets_probe_a_hashed_share_of_many_matches(big, monkeypatch):
         yes = page.facets.colorized["yes"]
         assert 0.5 * truth["colorized"]["yes"] <= yes <= 1.5 * truth["colorized"]["yes"], page.facets.colorized
         assert yes + page.facets.colorized["no"] == N
-        monkeypatch.setattr(counts, "FACET_PROBES", 1000)
+        monkeypatch.setattr(counts, "FACET_EXACT_MAX", 300)  # all 300 probed again: exact
         assert search_records(s, RecordQuery(), with_facets=True).facets.exact
 
 
@@ -311,7 +312,8 @@ def test_facets_of_matches_counted_on_the_way_to_the_page(big, monkeypatch):
         assert {d["decade"]: d["count"] for d in page.facets.decades} == want_decades
         assert {c["name"]: c["count"] for c in page.facets.collections} == want_cols
         assert page.facets.colorized == {"yes": want_yes, "no": len(ids) - want_yes}
-        monkeypatch.setattr(counts, "FACET_PROBES", 8)  # a hashed share probed, scaled; decades exact
+        monkeypatch.setattr(counts, "FACET_EXACT_MAX", 20)  # a hashed share of 8 probed, scaled; decades exact
+        monkeypatch.setattr(counts, "FACET_PROBES", 8)
         thin = search_records(s, RecordQuery(**q), with_facets=True)
         assert thin.total == 32 and not thin.facets.exact
         assert {d["decade"]: d["count"] for d in thin.facets.decades} == want_decades

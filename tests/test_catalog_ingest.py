@@ -306,3 +306,24 @@ def test_bulk_upsert_with_several_workers_stops_them_all_on_a_failure(clean_db, 
     assert len(outcome) == 1 and "disk full" in str(outcome[0])
     assert calls["n"] < 30  # the others stopped taking slices
     assert _count(clean_db, Record) % 10 == 0  # whole slices only
+
+
+def test_payload_hash_and_copy_rows_are_byte_for_byte_those_of_earlier_versions():
+    """A re-harvest must find a record unchanged whichever version of arhiva stored it: the
+    payload hash (and the COPY rows) of an awkward record are pinned as the str-based
+    serialisation of earlier versions made them (backslashes, tab, emoji, volatile path,
+    escaped NUL text, -0.0)."""
+    from catalog.records_in import copy_chunk
+
+    rec = RecordIn(source_key="k\\1", title="Strada \"Mare\"\tș щ 😀", year_lo=1940, year_hi=1949, lat=47.0245,
+                   lon=-0.0, raw={"b": [1.5, None, True], "a": "x\\u0000y", "n": {"views": 7}}, extra={"q": "\\"},
+                   volatile=("n.views",))
+    digest = "347d0079cf3d653290060a8963ad4e26a37edb498f3c411dcbc5262c36603b10"
+    chunk = copy_chunk([rec])
+    assert rec.payload_hash() == digest and chunk.hashes == {"k\\1": digest}
+    assert chunk.lines == [
+        b'k\\\\1\tStrada "Mare"\\t\xc8\x99 \xd1\x89 \xf0\x9f\x98\x80\t\\N\t\\N\t1940\t1949\t\\N\t47.0245\t-0.0'
+        b'\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t{"q":"\\\\\\\\"}\t{"a":"x\\\\\\\\u0000y","b":[1.5,null,true],'
+        b'"n":{"views":7}}\t' + digest.encode()]
+    assert chunk.revisions[0].startswith(digest.encode() + b'\t{"a":"x\\\\\\\\u0000y"')
+    assert b'"title":"Strada \\\\"Mare\\\\"\\\\t\xc8\x99 \xd1\x89 \xf0\x9f\x98\x80"' in chunk.revisions[0]

@@ -312,8 +312,8 @@ MIN_HITS = 200  # sampled matches below which a sample is not trusted for the co
 FACET_HITS = 4_000  # sampled matches facets are counted from (a smaller sample of the same blocks)
 # The colorized and collection facets probe each match (two index lookups) up to FACET_EXACT_MAX
 # matches, and beyond, a hashed share of FACET_PROBES of them, scaled: 1,000 probes put a share's
-# 95% interval within ±3 points. 2,500 probes took 15-25 ms of a years + word search's facets at
-# 10 million records (of ~200 ms at p95); 1,000 take about 40% of that.
+# 95% interval within ±3 points. Profiled on a slow day at 10 million records, a years + word
+# search's two probe statements took 25-33 ms for 2,500 matches and 15-16 ms for 1,000.
 FACET_EXACT_MAX = 2_500
 FACET_PROBES = 1_000
 

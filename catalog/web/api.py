@@ -35,6 +35,7 @@ from catalog.web.deps import (
     asset_urls,
     base_url,
     build_query,
+    known_query,
     read_session,
     record_out,
     reject_nul,
@@ -42,7 +43,7 @@ from catalog.web.deps import (
     settings_of,
 )
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", dependencies=[Depends(known_query)])
 DB = Annotated[Session, Depends(read_session)]
 RecordId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Record id.")]
 Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="sha256 of the file (lower-case hex).")]
@@ -229,7 +230,8 @@ def sources(session: DB) -> list[dict[str, Any]]:
 
 # --- writing: only with a token ------------------------------------------------------
 
-write_router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], tags=["writing (token)"])
+write_router = APIRouter(prefix="/api", dependencies=[Depends(require_token), Depends(known_query)],
+                         tags=["writing (token)"])
 CollectionName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00/]+$")]
 AUTH = {401: {"model": schemas.Problem}, 403: {"model": schemas.Problem}}
 

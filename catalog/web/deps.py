@@ -33,6 +33,31 @@ def read_session(request: Request) -> Iterator[Session]:
             session.rollback()
 
 
+def known_query(request: Request) -> None:
+    """A JSON API route refuses query parameters it does not take: ``?years=1920-1940`` would
+    otherwise answer the whole catalogue as if it were the search asked for. Parameters that
+    begin with ``_`` (a client's cache buster) are let through."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    taken: set[str] = set()
+    todo = [dependant]
+    while todo:  # the route's own query parameters and those of its dependencies
+        d = todo.pop()
+        taken.update(p.alias for p in d.query_params)
+        todo += d.dependencies
+    unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in taken and not k.startswith("_")]
+    if unknown:
+        import difflib
+
+        name = unknown[0]
+        near = difflib.get_close_matches(name, sorted(taken), n=1, cutoff=0.5)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        takes = ", ".join(sorted(taken)) or "none"
+        raise QueryError(f"unknown query parameter {name!r}{hint}; this endpoint takes: {takes}")
+
+
 def require_token(request: Request) -> None:
     """Writing routes: only with ARHIVA_WEB_TOKEN configured and sent as a Bearer token."""
     token = settings_of(request).web_token

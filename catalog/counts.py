@@ -27,7 +27,6 @@ collection.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +44,7 @@ from sqlalchemy import (
     tablesample,
     text,
     true,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -205,34 +205,75 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
 
 def _grouped(session: Session, stmt: Select, ways: dict[str, bool]) -> _Tally:
     """The matches of ``stmt`` (columns id, decade) grouped by decade, and the matches picked for
-    probing grouped by colorized or not and by collection: every match when there are at most
-    ``FACET_EXACT_MAX``, else a hashed share of ``FACET_PROBES`` (two index probes per picked
-    match are most of a facet's cost; the decade is on the row already). One statement."""
+    probing grouped by colorized or not and by collection (see ``_facet_parts``). One statement."""
     m = stmt.cte("matches").prefix_with("MATERIALIZED")
+    with _planner(session, **ways):
+        rows = session.execute(union_all(*_facet_parts(m))).all()
+    return _read_groups(rows, _Tally(0))
+
+
+def _facet_parts(m, upto: int | None = None) -> list[Select]:
+    """The facet groups of the matches ``m`` (a CTE with columns id and decade), as UNION ALL
+    branches of (kind, key, n): 'd' decades of every match; of the matches picked for probing,
+    'z' colorized or not and 'c' per collection. Picked: every match when there are at most
+    ``FACET_EXACT_MAX``, else a hashed share of ``FACET_PROBES`` (two index probes per picked
+    match are most of a facet's cost; the decade is on the row already); none when there are
+    ``upto`` or more (a count that reached its cap: the facets will come from elsewhere)."""
     n = select(func.greatest(func.count(), 1)).select_from(m).scalar_subquery()
     share = case((n <= FACET_EXACT_MAX, 1.0), else_=func.least(1.0, literal(float(FACET_PROBES)) / n))
+    if upto is not None:
+        share = case((n >= upto, 0.0), else_=share)
     picked = (select(m.c.id, exists().where(RecordAsset.record_id == m.c.id, RecordAsset.role == "colorized")
                      .label("colorized"))
               .where(func.hashint8(m.c.id).op("&")(2147483647) < share * 2147483648.0)
               .cte("picked").prefix_with("MATERIALIZED"))
-    decades = select(literal("d").label("kind"), m.c.decade.label("key"), func.count().label("n")).group_by(m.c.decade)
-    colorized = select(literal("z"), cast(picked.c.colorized, Integer), func.count()).group_by(picked.c.colorized)
+    decades = select(literal("d").label("kind"), cast(m.c.decade, BigInteger).label("key"),
+                     func.count().label("n")).group_by(m.c.decade)
+    colorized = select(literal("z"), cast(cast(picked.c.colorized, Integer), BigInteger), func.count()).group_by(picked.c.colorized)
     # a lateral join: one index probe per picked match, never a scan of every membership
     cm = select(CollectionMember.collection_id).where(CollectionMember.record_id == picked.c.id).lateral("cm")
-    members = (select(literal("c"), cm.c.collection_id, func.count())
+    members = (select(literal("c"), cast(cm.c.collection_id, BigInteger), func.count())
                .select_from(picked.join(cm, literal(True))).group_by(cm.c.collection_id))
-    tally = _Tally(0)
-    with _planner(session, **ways):
-        rows = session.execute(decades.union_all(colorized, members)).all()
+    return [decades, colorized, members]
+
+
+def _read_groups(rows, tally: _Tally) -> _Tally:
+    """Fill ``tally`` from the (kind, key, n) rows of ``_facet_parts``; its total is the sum of the decades."""
     for kind, key, count in rows:
         if kind == "d":
-            tally.by_decade[key] = count
+            tally.by_decade[None if key is None else int(key)] = count
         elif kind == "z":
             tally.by_colorized[bool(key)] = count
-        else:
-            tally.by_collection[key] = count
+        elif kind == "c":
+            tally.by_collection[int(key)] = count
     tally.total = sum(tally.by_decade.values())
     return tally
+
+
+def page_and_tally(session: Session, stmt: Select, *, page: int, cap: int, found: list[int],
+                   with_facets: bool) -> tuple[list[int], int, _Tally | None]:
+    """For a search's index path (catalog.seek): the first ``page`` ids of ``stmt`` (columns id
+    and decade) in id order, how many it matches up to ``cap``, and with ``with_facets`` the facet
+    tally of those matches and of ``found`` (the matches the windows found before them, by id), in
+    one statement: only the page and the groups come back, never every match (30,000 rows cost
+    the client more than the groups cost the server). No match is picked for probing when the
+    count reached ``cap`` (the facets then come from a sample)."""
+    m = stmt.order_by(Record.id).limit(cap).cte("matches").prefix_with("MATERIALIZED")
+    first = select(m.c.id).order_by(m.c.id).limit(page).subquery("first")
+    parts = [select(literal("p").label("kind"), first.c.id.label("key"), literal(None, BigInteger).label("n")),
+             select(literal("n"), literal(None, BigInteger), func.count()).select_from(m)]
+    if with_facets:
+        every = m
+        if found:
+            every = union_all(select(m.c.id, m.c.decade),
+                              select(Record.id, _decade()).where(Record.id == func.any(_bigints(found))))
+            every = every.cte("every_match").prefix_with("MATERIALIZED")
+        parts += _facet_parts(every, upto=cap)
+    rows = session.execute(union_all(*parts)).all()
+    ids = sorted(key for kind, key, _ in rows if kind == "p")
+    count = next(n for kind, _, n in rows if kind == "n")
+    tally = _read_groups(rows, _Tally(0)) if with_facets else None
+    return ids, count, tally
 
 
 def _records_sample(percent: float):
@@ -279,33 +320,8 @@ def _member_tally(session: Session, filtered: Select, collection_id: int, percen
     return _Tally(hits, rows=rows)
 
 
-def _known_tally(session: Session, ids: list[int], decades: dict[int, int | None]) -> _Tally:
-    """Facet groups of matches known by id: decades from ``decades`` (the rest read by primary
-    key), colorized and collections probed for all of them or, beyond ``FACET_EXACT_MAX``, for a
-    share of ``FACET_PROBES`` picked by a hash of the id (the same ones every time)."""
-    missing = [i for i in ids if i not in decades]
-    if missing:
-        decades = {**decades, **dict(session.execute(select(Record.id, decade_of(Record))
-                                                     .where(Record.id == func.any(_bigints(missing)))).all())}
-    tally = _Tally(len(ids), by_decade=dict(Counter(map(decades.get, ids))))
-    share = probe_share(len(ids))
-    picked = ids if share >= 1 else [i for i in ids if _mix(i) < share * 2**32]
-    yes = session.scalar(select(func.count(func.distinct(RecordAsset.record_id)))
-                         .where(RecordAsset.record_id == func.any(_bigints(picked)), RecordAsset.role == "colorized"))
-    tally.by_colorized = {True: yes, False: len(picked) - yes}
-    tally.by_collection = dict(session.execute(
-        select(CollectionMember.collection_id, func.count())
-        .where(CollectionMember.record_id == func.any(_bigints(picked))).group_by(CollectionMember.collection_id)).all())
-    return tally
-
-
 def _bigints(values: list[int]):
     return literal(values, ARRAY(BigInteger))
-
-
-def _mix(i: int) -> int:
-    """A well-mixed 32-bit hash of an id (Fibonacci hashing)."""
-    return ((i * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) >> 32
 
 
 MIN_HITS = 200  # sampled matches below which a sample is not trusted for the count
@@ -318,16 +334,10 @@ FACET_EXACT_MAX = 2_500
 FACET_PROBES = 1_000
 
 
-def probe_share(matches: int) -> float:
-    """The share of ``matches`` probed for the colorized and collection facets."""
-    return 1.0 if matches <= FACET_EXACT_MAX else min(1.0, FACET_PROBES / matches)
-
-
 def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", with_facets: bool = False,
                      exact_max: int = COUNT_EXACT_MAX, sample_rows: int = SAMPLE_ROWS,
                      density: float | None = None, known: int | None = None, beyond: int | None = None,
-                     known_ids: list[int] | None = None, known_decades: dict[int, int | None] | None = None,
-                     members_of: int | None = None, sampled_filter: Select | None = None,
+                     known_tally: _Tally | None = None, members_of: int | None = None, sampled_filter: Select | None = None,
                      past_bound: int | None = None) -> tuple[Count, Facets | None]:
     """How many match (exact up to ``exact_max``, or always with mode 'exact'; an estimate beyond)
     and, with ``with_facets``, the facets (exact when the count is, else from the sample).
@@ -338,13 +348,13 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     way to the page (catalog.seek), at most ``exact_max``. ``members_of``: the search is within
     this collection (its id), sampled from the collection's side. ``beyond``: counting on the way
     to the page already found more than ``exact_max`` matches, so none is counted again.
-    ``known_ids``: the ids of those ``known`` matches, and ``known_decades`` the decades of those
-    the page read: the facets then take the decades from there and probe the picked matches by id,
+    ``known_tally``: the facet groups of the matches counted on the way (catalog.seek, which
+    groups and probes them in the statement that counts them): the facets then come from there,
     instead of running the search again. ``sampled_filter``: the same search without the
     conditions that only help its index (catalog.queries), tested row by row on samples.
     ``past_bound``: the exact count of a search that counting on the way found past
-    ``exact_max`` (catalog.seek): exact, with facets scaled to it from the sample, or from the
-    matches read on the way (``known_ids``) when the sample would hold few of them."""
+    ``exact_max`` (catalog.seek): exact, with the facets of every one of those matches
+    (``known_tally``), or, without it, scaled to the count from the sample."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
         return count, (_facets(session, tally, exact, scale) if with_facets else None)
@@ -353,20 +363,19 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     if past_bound is not None and not (mode == "exact" and with_facets):
         if not with_facets:
             return Count(past_bound, True), None
+        if known_tally is not None and known_tally.total == past_bound:
+            # every match grouped on the way: exact decades, colorized and collections probed for
+            # all or a hashed share of them (exact only when all were)
+            return done(known_tally, True)
         percent = _sample_percent(session, sample_rows)
         if percent >= 100:
             return done(_tally(session, filtered, with_facets=True), True)
-        if known_ids and past_bound / max(1.0, table_rows(session)) * sample_rows < MIN_HITS:
-            # the sample would hold a few dozen matches: the first matches by id, read on the
-            # way to the page (thousands), tell the shares better
-            few = _known_tally(session, known_ids, known_decades or {})
-        else:
-            few = _tally(session, sf, percent=percent, with_facets=True)
+        few = _tally(session, sf, percent=percent, with_facets=True)
         return Count(past_bound, True), _facets(session, few, False, past_bound / max(1, few.total))
     if known is not None and not with_facets:
         return Count(known, True), None
-    if known_ids is not None and len(known_ids) == known and mode != "exact":
-        return done(_known_tally(session, known_ids, known_decades or {}), True)
+    if known_tally is not None and known_tally.total == known and mode != "exact":
+        return done(known_tally, True)
     if mode == "exact" or known is not None:
         return done(_tally(session, filtered, with_facets=with_facets), True)
     if members_of is not None:

@@ -352,7 +352,8 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
     ids = page_ids(session, stmt, after=q.after, before=q.before, offset=q.offset, limit=q.limit + 1, seen=seen,
                    walked=plain,
                    windows=() if members_of is not None else WINDOWS,
-                   count_up_to=exact_max if (with_total or with_facets) and members_of is None else None)
+                   count_up_to=exact_max if (with_total or with_facets) and members_of is None else None,
+                   facets=with_facets)
     loaded = {r.id: r for r in session.execute(select(Record).where(Record.id.in_(ids)).options(*opts)).scalars()}
     rows = [loaded[i] for i in ids if i in loaded]
     more = len(rows) > q.limit
@@ -369,8 +370,7 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
     if with_total or with_facets:
         n, page.facets = count_and_facets(session, stmt, mode=count, with_facets=with_facets, exact_max=exact_max,
                                           sample_rows=sample_rows, density=seen.density, known=seen.total,
-                                          beyond=seen.beyond, past_bound=seen.past_bound, known_ids=seen.ids,
-                                          known_decades=seen.decades,
+                                          beyond=seen.beyond, past_bound=seen.past_bound, known_tally=seen.tally,
                                           members_of=members_of, sampled_filter=plain)
         page.total, page.total_exact = n.value, n.exact
     return page

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, func, select, true
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -49,8 +50,7 @@ class Seen:
     total: int | None = None  # every match, when a search from the first record counted them on the way
     beyond: int | None = None  # counting on the way found more matches than this (the bound)
     past_bound: int | None = None  # then, every match all the same (the index path read them all)
-    ids: list[int] | None = None  # the ids of the matches the index path read (all when ``total`` is set)
-    decades: dict[int, int | None] | None = None  # the decade of each match the index path read (facets)
+    tally: Any = None  # with facets, the facet groups of every match the index path counted (catalog.counts)
 
     @property
     def density(self) -> float | None:
@@ -59,15 +59,17 @@ class Seen:
 
 def page_ids(session: Session, filtered: Select, *, after: int | None, before: int | None, offset: int,
              limit: int, windows: tuple[int, ...] = WINDOWS, seen: Seen | None = None,
-             count_up_to: int | None = None, walk_on: bool = True, walked: Select | None = None) -> list[int]:
+             count_up_to: int | None = None, walk_on: bool = True, walked: Select | None = None,
+             facets: bool = False) -> list[int]:
     """Up to ``limit`` ids of matches: after ``after`` ascending, or before ``before`` descending.
 
     The records are walked in id order a window at a time (``windows``: their sizes); a window
     without a single match means the search is narrow, and its index takes over at once.
     ``seen`` is told what the windows saw; on a first page, a narrow search's index path also
     counts its matches up to ``count_up_to`` (one bitmap for the page and the count), and
-    ``seen.total`` holds the count when it stayed within. ``walked``: the same search without
-    the conditions that only help its index (tested on the records walked; default ``filtered``)."""
+    ``seen.total`` holds the count when it stayed within; with ``facets``, ``seen.tally`` holds the
+    facet groups of the matches counted. ``walked``: the same search without the conditions that
+    only help its index (tested on the records walked; default ``filtered``)."""
     seen = seen if seen is not None else Seen()
     from_start = after is None and before is None
     ids_stmt = filtered.with_only_columns(Record.id)
@@ -116,18 +118,20 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     # that passes the bound is never made a second time
     counting = from_start and count_up_to is not None and _fewest_expected(session, seen) <= count_up_to
     if counting:
-        want = max(want, count_up_to + 1 - len(found))
-        # the decade of each match comes along (the rows are read anyway): facets need no second
-        # pass; and so does how many match in all: the bitmap path reads and sorts every match
-        # before the first row comes, so a count past the bound costs no more than one within
-        # (up to PAST_BOUND times the bound: a walk of the primary key, which the planner may
-        # choose, stops there)
+        # how many match in all comes in the same statement: the bitmap path reads and sorts every
+        # match before the first row comes, so a count past the bound costs no more than one
+        # within (up to PAST_BOUND times the bound: a walk of the primary key, which the planner
+        # may choose, stops there); and so do the facets' groups (decades of every match, probes
+        # of the picked ones): only the page and the groups come back, never every match
+        from catalog.counts import page_and_tally
+
         cap = PAST_BOUND * count_up_to + 1
-        rows = _planned(session, filtered.with_only_columns(Record.id, decade_of(Record)), edge, backwards, 0, want,
-                        by_index=True, rows=True, total_within=cap)
-        rest = [r[0] for r in rows]
-        after = rows[0][2] if rows else 0
-        seen.ids, seen.decades = found + rest, {r[0]: r[1] for r in rows}
+        stmt = filtered.with_only_columns(Record.id, decade_of(Record).label("decade"))
+        if edge is not None:
+            stmt = stmt.where(Record.id + 0 > edge)  # see _planned
+        with _bitmap(session, stmt, True):
+            rest, after, seen.tally = page_and_tally(session, stmt, page=want, cap=cap, found=found,
+                                                     with_facets=facets)
         if len(found) + after <= count_up_to:
             seen.total = len(found) + after
         else:
@@ -175,9 +179,14 @@ def _planned(session: Session, ids_stmt: Select, edge: int | None, backwards: bo
         inner = ids_stmt.order_by(order).limit(total_within).subquery("matches")
         stmt = (select(*inner.c, func.count().over()).order_by(inner.c.id.desc() if backwards else inner.c.id)
                 .offset(offset).limit(limit))
-    # a search marked BITMAP_ONLY reads its matches through its index's bitmap: never a walk of
-    # the primary key filtering every record, which the planner may prefer when it misjudges how
-    # few match (it did for the word × place index: 3 s instead of 20 ms at 10 million records)
-    bitmap = by_index and ids_stmt.get_execution_options().get(BITMAP_ONLY, False)
-    with local_settings(session, enable_indexscan="off", enable_seqscan="off") if bitmap else nullcontext():
+    with _bitmap(session, ids_stmt, by_index):
         return session.execute(stmt).all() if rows else list(session.scalars(stmt))
+
+
+def _bitmap(session: Session, stmt: Select, by_index: bool):
+    """A search marked BITMAP_ONLY reads its matches through its index's bitmap: never a walk of
+    the primary key filtering every record, which the planner may prefer when it misjudges how
+    few match (it did for the word × place index: 3 s instead of 20 ms at 10 million records)."""
+    if by_index and stmt.get_execution_options().get(BITMAP_ONLY, False):
+        return local_settings(session, enable_indexscan="off", enable_seqscan="off")
+    return nullcontext()

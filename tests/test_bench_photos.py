@@ -26,10 +26,9 @@ def _rcc(tree: dict, version: int = 3) -> bytes:
     def place(index: int, folder: dict) -> None:  # a folder's children are consecutive nodes
         first = len(nodes)
         items = sorted(folder.items())
-        for n, _ in items:
-            nodes.append([name(n), 0, 0, 0])
+        nodes.extend([name(n), 0, 0, 0] for n, _ in items)
         nodes[index][2:] = [len(items), first]
-        for k, (n, v) in enumerate(items):
+        for k, (_, v) in enumerate(items):
             if isinstance(v, dict):
                 nodes[first + k][1] = 2
                 place(first + k, v)

@@ -347,8 +347,9 @@ def test_a_count_past_the_bound_on_the_way_is_exact_all_the_same(big, monkeypatc
     """The index path to a page reads and sorts every match before its first row comes: when
     counting on the way finds more than the bound, how many match in all comes in the same
     statement. That count is exact (not scaled from a sample, which a few hundred sampled rows
-    make rough); the facets come from the matches read on the way (the sample would hold few),
-    scaled to it."""
+    make rough); so are the facets, grouped and probed in that statement from every match it
+    counted (no sample at all); beyond FACET_EXACT_MAX matches the colorized and collection
+    facets are probed for a share, and only the decades stay exact."""
     import catalog.counts as counts
     import catalog.queries as queries
     import catalog.seek as seek
@@ -367,9 +368,23 @@ def test_a_count_past_the_bound_on_the_way_is_exact_all_the_same(big, monkeypatc
         monkeypatch.setattr(counts, "_tally", sampled_only)
         page = search_records(s, q, exact_max=64, sample_rows=100)
         assert page.total_exact and page.total == 100 and page.total_label == "100"
+        monkeypatch.setattr(counts, "_tally", lambda *a, **k: pytest.fail("searched again, or sampled"))
         faceted = search_records(s, q, with_facets=True, exact_max=64, sample_rows=100)
-        assert faceted.total_exact and faceted.total == 100 and not faceted.facets.exact
-        assert 90 <= sum(d["count"] for d in faceted.facets.decades) <= 110  # the sample's, scaled to 100
+        assert faceted.total_exact and faceted.total == 100 and faceted.facets.exact
+        stmt = _filtered(q, s)
+        decade = func.div(func.coalesce(Record.year_lo, Record.year_hi), 10) * 10
+        assert {d["decade"]: d["count"] for d in faceted.facets.decades} == dict(
+            s.execute(stmt.with_only_columns(decade, func.count()).group_by(decade)).all())
+        ids = list(s.scalars(stmt.with_only_columns(Record.id)))
+        yes = s.scalar(select(func.count(func.distinct(RecordAsset.record_id)))
+                       .where(RecordAsset.record_id.in_(ids), RecordAsset.role == "colorized"))
+        assert faceted.facets.colorized == {"yes": yes, "no": 100 - yes}
+        monkeypatch.setattr(counts, "FACET_EXACT_MAX", 30)  # 100 matches: a hashed share of 20 probed, scaled
+        monkeypatch.setattr(counts, "FACET_PROBES", 20)
+        thin = search_records(s, q, with_facets=True, exact_max=64, sample_rows=100)
+        assert thin.total_exact and thin.total == 100 and not thin.facets.exact
+        assert thin.facets.decades == faceted.facets.decades
+        assert thin.facets.colorized["yes"] + thin.facets.colorized["no"] == 100
 
 
 def test_the_count_past_the_bound_goes_no_further_than_three_times_it(big):

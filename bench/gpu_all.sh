@@ -2,12 +2,12 @@
 # Every GPU check of the colorization engine in one call (fits a short device lease):
 #   1. bench/colorize_gpu.py: stage-2 training img/s (engine vs reference) and inference img/s
 #   2. bench/quality.py: equal-time training of both recipes on the real photographs of
-#      bench/photos.py (50 for training), judged on the 17 held-out ones (people, streets and
+#      bench/photos.py (291 for training), judged on the 17 held-out ones (people, streets and
 #      buildings, landscapes, interiors) next to greyscale, the engine at vivid 0, 0.5 and 1.
 # Usage: bash bench/gpu_all.sh OUTDIR [SECONDS_PER_RECIPE (120)] [extra quality.py args...]
 # Fits one 10-minute device call: throughput <= 200 s, quality <= 360 s (2 x 120 s of training).
 # Data: `python bench/photos.py --out .gpudata/photos` here first (it needs the package
-# registries; the device machine has none), then carry `.gpudata/photos` (11 MB) to the device.
+# registries; the device machine has none), then carry `.gpudata/photos` (34 MB) to the device.
 # Runs with only torch, torchvision, numpy, Pillow and scikit-image (no arhiva install:
 # checkpoints are written in the safetensors format by colorization.safetensors_lite when the
 # safetensors package is missing).

@@ -212,17 +212,17 @@ def _grouped(session: Session, stmt: Select, ways: dict[str, bool]) -> _Tally:
     return _read_groups(rows, _Tally(0))
 
 
-def _facet_parts(m, upto: int | None = None) -> list[Select]:
+def _facet_parts(m, capped: Any = None) -> list[Select]:
     """The facet groups of the matches ``m`` (a CTE with columns id and decade), as UNION ALL
     branches of (kind, key, n): 'd' decades of every match; of the matches picked for probing,
     'z' colorized or not and 'c' per collection. Picked: every match when there are at most
     ``FACET_EXACT_MAX``, else a hashed share of ``FACET_PROBES`` (two index probes per picked
-    match are most of a facet's cost; the decade is on the row already); none when there are
-    ``upto`` or more (a count that reached its cap: the facets will come from elsewhere)."""
+    match are most of a facet's cost; the decade is on the row already); none when ``capped``
+    (an SQL condition) holds: a count that reached its cap, whose facets come from elsewhere."""
     n = select(func.greatest(func.count(), 1)).select_from(m).scalar_subquery()
     share = case((n <= FACET_EXACT_MAX, 1.0), else_=func.least(1.0, literal(float(FACET_PROBES)) / n))
-    if upto is not None:
-        share = case((n >= upto, 0.0), else_=share)
+    if capped is not None:
+        share = case((capped, 0.0), else_=share)
     picked = (select(m.c.id, exists().where(RecordAsset.record_id == m.c.id, RecordAsset.role == "colorized")
                      .label("colorized"))
               .where(func.hashint8(m.c.id).op("&")(2147483647) < share * 2147483648.0)
@@ -268,7 +268,7 @@ def page_and_tally(session: Session, stmt: Select, *, page: int, cap: int, found
             every = union_all(select(m.c.id, m.c.decade),
                               select(Record.id, _decade()).where(Record.id == func.any(_bigints(found))))
             every = every.cte("every_match").prefix_with("MATERIALIZED")
-        parts += _facet_parts(every, upto=cap)
+        parts += _facet_parts(every, capped=select(func.count()).select_from(m).scalar_subquery() >= cap)
     rows = session.execute(union_all(*parts)).all()
     ids = sorted(key for kind, key, _ in rows if kind == "p")
     count = next(n for kind, _, n in rows if kind == "n")
@@ -363,7 +363,7 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     if past_bound is not None and not (mode == "exact" and with_facets):
         if not with_facets:
             return Count(past_bound, True), None
-        if known_tally is not None and known_tally.total == past_bound:
+        if known_tally is not None and known_tally.total == past_bound and known_tally.picked:
             # every match grouped on the way: exact decades, colorized and collections probed for
             # all or a hashed share of them (exact only when all were)
             return done(known_tally, True)

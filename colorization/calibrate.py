@@ -37,7 +37,9 @@ GRID = {
     "shrinkage": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0),
     "gain": (0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.3, 2.6),
 }
-MIN_GAP = 0.6  # restore at least this share of the colourfulness (a margin over the issue's 0.5)
+# restore at least this share of the validation photos' colourfulness (a margin over the issue's 0.5:
+# the held-out photos, more colourful, got less back, 47% of theirs at 0.6 and 56% at 0.7)
+MIN_GAP = 0.7
 
 
 @dataclass

@@ -33,7 +33,7 @@ class TrainConfig:
     class_gan_weight: float = 0.0  # classes head, stage 2: weight of the adversarial term
     rebalance: float = 0.0  # classes head: lambda of the class rebalancing (0 = off, Zhang et al.: 0.5)
     calibrate: bool = True  # classes head: fit vivid 0's decoding on the validation photos at the end
-    calibration_gap: float = 0.6  # ... the least CIEDE2000 that restores this share of the colourfulness
+    calibration_gap: float = 0.7  # ... the least CIEDE2000 that restores this share of the colourfulness
     calibration_size: int = 128  # ... at this render size (shorter side)
     augment: bool = True  # engine only: zoom, flips and old-print tone (see colorization.data)
     ndf: int = 64

@@ -179,7 +179,8 @@ class _Tally:
 def _tally(session: Session, filtered: Select, *, percent: float | None = None, limit: int | None = None,
            with_facets: bool = False) -> _Tally:
     """Count the matches (all, the first ``limit``, or those in a ``percent`` block sample) in one
-    statement, with the facet groups when asked."""
+    statement, with the facet groups when asked. With ``limit``, the facets probe nothing when the
+    count reaches it (the matches are then more than counted: their facets come from a sample)."""
     ways = _ways(percent is not None, limit is not None)
     if percent is not None and not with_facets:
         # matches and all records of the sample in one scan: the estimate is their ratio times
@@ -193,22 +194,23 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
     cols = [Record.id, _decade()] if with_facets else [Record.id]
     stmt = filtered.with_only_columns(*cols)
     if percent is not None:
-        sample = _records_sample(percent)
-        stmt = ClauseAdapter(sample).traverse(stmt)
+        stmt = ClauseAdapter(_records_sample(percent)).traverse(stmt)
     if limit is not None:
         stmt = stmt.limit(limit)
     if not with_facets:
         with _planner(session, **ways):
             return _Tally(session.scalar(select(func.count()).select_from(stmt.subquery("matches"))))
-    return _grouped(session, stmt, ways)
+    return _grouped(session, stmt, ways, cap=limit)
 
 
-def _grouped(session: Session, stmt: Select, ways: dict[str, bool]) -> _Tally:
+def _grouped(session: Session, stmt: Select, ways: dict[str, bool], cap: int | None = None) -> _Tally:
     """The matches of ``stmt`` (columns id, decade) grouped by decade, and the matches picked for
-    probing grouped by colorized or not and by collection (see ``_facet_parts``). One statement."""
+    probing grouped by colorized or not and by collection (see ``_facet_parts``; none picked when
+    there are ``cap`` or more). One statement."""
     m = stmt.cte("matches").prefix_with("MATERIALIZED")
+    capped = None if cap is None else select(func.count()).select_from(m).scalar_subquery() >= cap
     with _planner(session, **ways):
-        rows = session.execute(union_all(*_facet_parts(m))).all()
+        rows = session.execute(union_all(*_facet_parts(m, capped))).all()
     return _read_groups(rows, _Tally(0))
 
 
@@ -409,13 +411,10 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     low = (sampled.total - 4 * math.sqrt(sampled.total)) / max(1, sampled.rows) * table_rows(session)
     untrusted = sampled.total < MIN_HITS and low <= exact_max
     if counted is None and (untrusted or estimate <= exact_max):
-        # facets on the way only when the sample expects an exact count: otherwise they would
-        # most likely be thrown away (the bound reached), then taken from the sample anyway
-        likely_exact = estimate <= exact_max
-        counted = _tally(session, filtered, limit=exact_max + 1, with_facets=with_facets and likely_exact)
+        # facets on the way: should the bound be reached, they cost only the decades' GROUP BY
+        # (nothing is probed: see _tally), and when it is not, no second pass is needed
+        counted = _tally(session, filtered, limit=exact_max + 1, with_facets=with_facets)
         if counted.total <= exact_max:
-            if with_facets and not likely_exact:
-                counted = _tally(session, filtered, with_facets=True)
             return done(counted, True)
     estimate = max(exact_max + 1, estimate)
     if not with_facets:
@@ -451,10 +450,8 @@ def _collection_count(session: Session, filtered: Select, collection_id: int, *,
                            whole=whole)
     estimate = round(size * probed.total / max(1, probed.rows))
     if probed.total < MIN_HITS or estimate <= exact_max:  # too few matches to trust: count
-        counted = _tally(session, filtered, limit=exact_max + 1, with_facets=with_facets and estimate <= exact_max)
+        counted = _tally(session, filtered, limit=exact_max + 1, with_facets=with_facets)
         if counted.total <= exact_max:
-            if with_facets and estimate > exact_max:
-                counted = _tally(session, filtered, with_facets=True)
             return done(counted, True)
     estimate = max(exact_max + 1, estimate)
     if not with_facets:

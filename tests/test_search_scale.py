@@ -416,3 +416,20 @@ def test_a_collection_stored_in_a_run_of_blocks_is_estimated_within_a_fifth(big,
         for name, truth in (("all", N), ("thirds", 100), ("tail", 250)):
             page = search_records(s, RecordQuery(collection=name), exact_max=20, sample_rows=50)
             assert not page.total_exact and 0.8 * truth <= page.total <= 1.2 * truth, (name, page.total)
+
+
+def test_a_bounded_count_groups_its_facets_and_probes_only_when_within_the_bound(big):
+    """A count up to a bound brings its facet groups in the same statement, so a count that
+    stays within needs no second pass; when the bound is reached the matches are more than were
+    counted, so nothing is probed (the facets then come from a sample), only the decades grouped."""
+    from catalog.counts import _tally
+
+    q = RecordQuery(text="veche")  # two records in three: 200 of the 300
+    with session_scope(big) as s:
+        stmt = _filtered(q, s)
+        within = _tally(s, stmt, limit=201, with_facets=True)
+        assert within.total == 200 and within.picked == 200
+        assert within.by_collection[s.scalar(select(Collection.id).where(Collection.name == "all"))] == 200
+        reached = _tally(s, stmt, limit=150, with_facets=True)
+        assert reached.total == 150 and sum(reached.by_decade.values()) == 150
+        assert reached.picked == 0 and reached.by_collection == {}

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.photos import _name, _usable, dep5_credit, rcc_files
+from bench.packages import dep5_credit, rcc_files
+from bench.photos import _name, _usable
 
 
 def _rcc(tree: dict, version: int = 3) -> bytes:

@@ -128,7 +128,7 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
         cap = PAST_BOUND * count_up_to + 1
         stmt = filtered.with_only_columns(Record.id, decade_of(Record).label("decade"))
         if edge is not None:
-            stmt = stmt.where(Record.id + 0 > edge)  # see _planned
+            stmt = stmt.where(Record.id + 0 > edge)  # ``id + 0``: see _planned
         with _bitmap(session, stmt, True):
             rest, after, seen.tally = page_and_tally(session, stmt, page=want, cap=cap, found=found,
                                                      with_facets=facets)
@@ -164,23 +164,17 @@ def _fewest_expected(session: Session, seen: Seen) -> float:
 
 
 def _planned(session: Session, ids_stmt: Select, edge: int | None, backwards: bool, offset: int,
-             limit: int, by_index: bool = False, rows: bool = False, total_within: int | None = None) -> list:
-    """Ids (or rows, ``rows``) of ``ids_stmt`` in order past ``edge``. ``total_within``: each row
-    also says how many match past the edge, counted up to that many."""
+             limit: int, by_index: bool = False) -> list[int]:
+    """Ids of ``ids_stmt`` in order past ``edge``."""
     if edge is not None:
         # After the windows the search is narrow: ``id + 0`` keeps the planner from also reading
         # the primary key's range (most of the table) into a bitmap beside the search index.
         key = Record.id + 0 if by_index else Record.id
         ids_stmt = ids_stmt.where(key < edge if backwards else key > edge)
     order = Record.id.desc() if backwards else Record.id
-    if total_within is None:
-        stmt = ids_stmt.order_by(order).offset(offset).limit(limit)
-    else:
-        inner = ids_stmt.order_by(order).limit(total_within).subquery("matches")
-        stmt = (select(*inner.c, func.count().over()).order_by(inner.c.id.desc() if backwards else inner.c.id)
-                .offset(offset).limit(limit))
+    stmt = ids_stmt.order_by(order).offset(offset).limit(limit)
     with _bitmap(session, ids_stmt, by_index):
-        return session.execute(stmt).all() if rows else list(session.scalars(stmt))
+        return list(session.scalars(stmt))
 
 
 def _bitmap(session: Session, stmt: Select, by_index: bool):

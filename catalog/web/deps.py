@@ -52,8 +52,8 @@ def known_query(request: Request) -> None:
         import difflib
 
         name = unknown[0]
-        near = difflib.get_close_matches(name, sorted(taken), n=1, cutoff=0.5)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        near = difflib.get_close_matches(name, sorted(taken), n=2, cutoff=0.5)
+        hint = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
         takes = ", ".join(sorted(taken)) or "none"
         raise QueryError(f"unknown query parameter {name!r}{hint}; this endpoint takes: {takes}")
 

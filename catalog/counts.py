@@ -252,32 +252,6 @@ def _read_groups(rows, tally: _Tally) -> _Tally:
     return tally
 
 
-def page_and_tally(session: Session, stmt: Select, *, page: int, cap: int, found: list[int],
-                   with_facets: bool) -> tuple[list[int], int, _Tally | None]:
-    """For a search's index path (catalog.seek): the first ``page`` ids of ``stmt`` (columns id
-    and decade) in id order, how many it matches up to ``cap``, and with ``with_facets`` the facet
-    tally of those matches and of ``found`` (the matches the windows found before them, by id), in
-    one statement: only the page and the groups come back, never every match (30,000 rows cost
-    the client more than the groups cost the server). No match is picked for probing when the
-    count reached ``cap`` (the facets then come from a sample)."""
-    m = stmt.order_by(Record.id).limit(cap).cte("matches").prefix_with("MATERIALIZED")
-    first = select(m.c.id).order_by(m.c.id).limit(page).subquery("first")
-    parts = [select(literal("p").label("kind"), first.c.id.label("key"), literal(None, BigInteger).label("n")),
-             select(literal("n"), literal(None, BigInteger), func.count()).select_from(m)]
-    if with_facets:
-        every = m
-        if found:
-            every = union_all(select(m.c.id, m.c.decade),
-                              select(Record.id, _decade()).where(Record.id == func.any(_bigints(found))))
-            every = every.cte("every_match").prefix_with("MATERIALIZED")
-        parts += _facet_parts(every, capped=select(func.count()).select_from(m).scalar_subquery() >= cap)
-    rows = session.execute(union_all(*parts)).all()
-    ids = sorted(key for kind, key, _ in rows if kind == "p")
-    count = next(n for kind, _, n in rows if kind == "n")
-    tally = _read_groups(rows, _Tally(0)) if with_facets else None
-    return ids, count, tally
-
-
 def _records_sample(percent: float):
     return tablesample(Record, func.system(percent), name="records_sample", seed=literal(SAMPLE_SEED))
 

@@ -25,7 +25,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select, true
+from sqlalchemy import BigInteger, Select, func, literal, select, true, union_all
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.util import ClauseAdapter
@@ -123,15 +123,13 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
         # within (up to PAST_BOUND times the bound: a walk of the primary key, which the planner
         # may choose, stops there); and so do the facets' groups (decades of every match, probes
         # of the picked ones): only the page and the groups come back, never every match
-        from catalog.counts import page_and_tally
-
         cap = PAST_BOUND * count_up_to + 1
         stmt = filtered.with_only_columns(Record.id, decade_of(Record).label("decade"))
         if edge is not None:
             stmt = stmt.where(Record.id + 0 > edge)  # ``id + 0``: see _planned
         with _bitmap(session, stmt, True):
-            rest, after, seen.tally = page_and_tally(session, stmt, page=want, cap=cap, found=found,
-                                                     with_facets=facets)
+            rest, after, seen.tally = _page_and_tally(session, stmt, page=want, cap=cap, found=found,
+                                                      with_facets=facets)
         if len(found) + after <= count_up_to:
             seen.total = len(found) + after
         else:
@@ -141,6 +139,34 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     else:
         rest = _planned(session, ids_stmt, edge, backwards, 0, want, by_index=True)
     return (found + rest)[:limit]
+
+
+def _page_and_tally(session: Session, stmt: Select, *, page: int, cap: int, found: list[int],
+                    with_facets: bool) -> tuple[list[int], int, Any]:
+    """For a search's index path (catalog.seek): the first ``page`` ids of ``stmt`` (columns id
+    and decade) in id order, how many it matches up to ``cap``, and with ``with_facets`` the facet
+    tally of those matches and of ``found`` (the matches the windows found before them, by id), in
+    one statement: only the page and the groups come back, never every match (30,000 rows cost
+    the client more than the groups cost the server). No match is picked for probing when the
+    count reached ``cap`` (the facets then come from a sample)."""
+    from catalog.counts import _bigints, _decade, _facet_parts, _read_groups, _Tally
+
+    m = stmt.order_by(Record.id).limit(cap).cte("matches").prefix_with("MATERIALIZED")
+    first = select(m.c.id).order_by(m.c.id).limit(page).subquery("first")
+    parts = [select(literal("p").label("kind"), first.c.id.label("key"), literal(None, BigInteger).label("n")),
+             select(literal("n"), literal(None, BigInteger), func.count()).select_from(m)]
+    if with_facets:
+        every = m
+        if found:
+            every = union_all(select(m.c.id, m.c.decade),
+                              select(Record.id, _decade()).where(Record.id == func.any(_bigints(found))))
+            every = every.cte("every_match").prefix_with("MATERIALIZED")
+        parts += _facet_parts(every, capped=select(func.count()).select_from(m).scalar_subquery() >= cap)
+    rows = session.execute(union_all(*parts)).all()
+    ids = sorted(key for kind, key, _ in rows if kind == "p")
+    count = next(n for kind, _, n in rows if kind == "n")
+    tally = _read_groups(rows, _Tally(0)) if with_facets else None
+    return ids, count, tally
 
 
 def decade_of(record):

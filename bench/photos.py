@@ -283,8 +283,9 @@ def _usable(img: Image.Image) -> str | None:
     from skimage.color import rgb2lab
 
     lab = rgb2lab(small)
-    if float(np.hypot(lab[..., 1], lab[..., 2]).mean()) < MIN_CHROMA:
-        return f"nearly colourless (mean C*ab {float(np.hypot(lab[..., 1], lab[..., 2]).mean()):.1f})"
+    chroma = float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+    if chroma < MIN_CHROMA:
+        return f"nearly colourless (mean C*ab {chroma:.1f})"
     return None
 
 
@@ -330,33 +331,34 @@ def build(out: Path, cache: Path, offline: bool = False, short_train: int = 512,
         for old in (out / split).iterdir():
             old.unlink()
     photos: list[Photo] = []
-    entries = [(p, path, "heldout", cat) for p, path, cat in HELDOUT] + [(p, path, "train", None) for p, path in TRAIN]
-    entries += [(p, path, "train", None) for p, pattern in TRAIN_ALL for path in packages[p].every(pattern)]
-    chosen = {pattern for _, pattern, _, _ in entries[:len(HELDOUT) + len(TRAIN)]}
+    # (package, pattern, split, category, globbed: found by a TRAIN_ALL glob, so checked here, not by hand)
+    entries = [(p, path, "heldout", cat, False) for p, path, cat in HELDOUT]
+    entries += [(p, path, "train", None, False) for p, path in TRAIN]
+    entries += [(p, path, "train", None, True) for p, pattern in TRAIN_ALL for path in packages[p].every(pattern)]
     left_out: list[tuple[str, str]] = []
-    for pkg_name, pattern, split, category in entries:
+    for pkg_name, pattern, split, category, globbed in entries:
         pkg = packages[pkg_name]
         path, data = pkg.pick(pattern)
         img = Image.open(io.BytesIO(data))
         img.load()
         src_size = list(img.size)
-        if pattern not in chosen:  # found by a TRAIN_ALL glob: checked here, not by hand
-            why = _usable(img) or _near(dhash(_shrink(img.convert("RGB"), short_train)), photos)
-            if why:
-                left_out.append((path, why))
-                continue
-        img = img.convert("RGB")
+        why = _usable(img) if globbed else None
+        rgb = img.convert("RGB")
+        img = _shrink(rgb, short_heldout if split == "heldout" else short_train)
+        h = dhash(img)
+        why = why or (_near(h, photos) if globbed else None)
+        if why:
+            left_out.append((path, why))
+            continue
         name = _name(path)
         if split == "heldout":
             name = f"{category}-{name}"
-            img = _shrink(img, short_heldout)
             img.save(out / split / f"{name}.png", optimize=True)
         else:
-            img = _shrink(img, short_train)
             img.save(out / split / f"{name}.jpg", quality=95)
         author, licence = pkg.credit(path)
         photos.append(Photo(name, split, category, pkg_name, pkg.version(), path, hashlib.sha256(data).hexdigest(),
-                            src_size, list(img.size), author, licence, dhash(img)))
+                            src_size, list(img.size), author, licence, h))
     _check_disjoint(photos)
     _check_recorded(photos)
     for path, why in left_out:

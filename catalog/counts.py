@@ -211,7 +211,7 @@ def _grouped(session: Session, stmt: Select, ways: dict[str, bool], cap: int | N
     capped = None if cap is None else select(func.count()).select_from(m).scalar_subquery() >= cap
     with _planner(session, **ways):
         rows = session.execute(union_all(*_facet_parts(m, capped))).all()
-    return _read_groups(rows, _Tally(0))
+    return _read_groups(rows)
 
 
 def _facet_parts(m, capped: Any = None) -> list[Select]:
@@ -239,8 +239,9 @@ def _facet_parts(m, capped: Any = None) -> list[Select]:
     return [decades, colorized, members]
 
 
-def _read_groups(rows, tally: _Tally) -> _Tally:
-    """Fill ``tally`` from the (kind, key, n) rows of ``_facet_parts``; its total is the sum of the decades."""
+def _read_groups(rows) -> _Tally:
+    """A tally from the (kind, key, n) rows of ``_facet_parts``; its total is the sum of the decades."""
+    tally = _Tally(0)
     for kind, key, count in rows:
         if kind == "d":
             tally.by_decade[None if key is None else int(key)] = count

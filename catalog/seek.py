@@ -149,7 +149,7 @@ def _page_and_tally(session: Session, stmt: Select, *, page: int, cap: int, foun
     one statement: only the page and the groups come back, never every match (30,000 rows cost
     the client more than the groups cost the server). No match is picked for probing when the
     count reached ``cap`` (the facets then come from a sample)."""
-    from catalog.counts import _bigints, _decade, _facet_parts, _read_groups, _Tally
+    from catalog.counts import _bigints, _decade, _facet_parts, _read_groups
 
     m = stmt.order_by(Record.id).limit(cap).cte("matches").prefix_with("MATERIALIZED")
     first = select(m.c.id).order_by(m.c.id).limit(page).subquery("first")
@@ -165,7 +165,7 @@ def _page_and_tally(session: Session, stmt: Select, *, page: int, cap: int, foun
     rows = session.execute(union_all(*parts)).all()
     ids = sorted(key for kind, key, _ in rows if kind == "p")
     count = next(n for kind, _, n in rows if kind == "n")
-    tally = _read_groups(rows, _Tally(0)) if with_facets else None
+    tally = _read_groups(rows) if with_facets else None
     return ids, count, tally
 
 

@@ -12,9 +12,10 @@ chunk is bisected (savepoints) until only the refused record is rejected.
 How: each chunk of key-sorted records is validated and serialised into COPY
 text (on a thread, while PostgreSQL works on the previous chunk); its stored
 rows are looked up and locked in key order. New keys are COPYed straight into
-``records`` and their first revisions into ``record_revisions``; changed ones
-go through a temporary table and one merge statement whose RETURNING feeds
-their revision rows; unchanged ones only move "last seen". ``bulk_upsert`` runs
+``records`` (a record holds its current payload: its history starts empty);
+changed ones go through a temporary table and one merge statement, which also
+moves the payloads they replace into ``record_history``; unchanged ones only
+move "last seen". ``bulk_upsert`` runs
 the same over several connections for large loads, one transaction per slice.
 """
 from __future__ import annotations
@@ -37,7 +38,6 @@ from catalog.models import Collection, CollectionMember, Record, Source
 from catalog.records_in import (  # RecordIn, Rejection and validate are used from here too
     COPY_COLUMNS,
     MAPPED,
-    REVISION_CELLS,
     CopyChunk,
     RecordIn,
     Rejection,
@@ -258,9 +258,9 @@ _LOCK_SQL = (
     "AND source_key = ANY(%(keys)s::text[]) ORDER BY source_key FOR UPDATE"
 )
 # New keys: ids drawn from the records' sequence (in key order, as an INSERT would), then the
-# rows and their first revisions COPYed straight into their tables (no staging, no per-row
-# conflict handling: the keys were just looked up; a key stored meanwhile by someone else
-# fails the COPY, which is undone to a savepoint and merged instead).
+# rows COPYed straight into the table (no staging, no per-row conflict handling: the keys were
+# just looked up; a key stored meanwhile by someone else fails the COPY, which is undone to a
+# savepoint and merged instead). A new record is its own first revision: nothing else is written.
 _IDS_SQL = (
     "SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence('records', 'id')::regclass AS seq) q, "
     "generate_series(1, %(n)s)"
@@ -268,19 +268,26 @@ _IDS_SQL = (
 _COPY_NEW = (
     f"COPY records ({', '.join(COPY_COLUMNS)}, id, source_id, first_seen_run_id, last_seen_run_id) FROM STDIN"
 )
-_COPY_REVISIONS = f"COPY record_revisions (record_id, revision, {', '.join(REVISION_CELLS)}, run_id) FROM STDIN"
 # Changed payloads (and new keys whose COPY met a concurrent insert) are staged in a temporary
-# table and merged by one statement: the upsert (CTE ``up``) and, from its RETURNING, the
-# revisions of what it inserted or changed (``fields``: the mapped fields as stored, the same
-# object ``RecordIn.mapped`` gives). A key stored meanwhile with the same payload returns nothing.
-_REV_CTE = (
-    "rev AS (INSERT INTO record_revisions (record_id, revision, payload_hash, raw, fields, run_id) "
-    "SELECT up.id, CASE WHEN up.inserted THEN 1 ELSE coalesce((SELECT max(rr.revision) FROM record_revisions rr "
-    "WHERE rr.record_id = up.id), 0) + 1 END, up.payload_hash, up.raw, up.fields, %(run_id)s FROM up) "
-)
-_FIELDS_SQL = "jsonb_build_object(" + ", ".join(f"'{c}', {c}" for c in (*MAPPED, "extra")) + ")"
+# table and merged by one statement: CTE ``old`` moves each payload being replaced into
+# ``record_history`` (numbered after the record's history, with the run and time that saw it:
+# those that replaced the last history row, or that first saw the record; and this run and now as
+# what replaced it), and ``up`` inserts or updates the records. Both read the rows as they were
+# before the statement; the rows were locked in _LOCK_SQL. A key stored meanwhile with the same
+# payload returns nothing. ``fields`` are the mapped fields as stored (what ``RecordIn.mapped``
+# gives; the same object the view ``record_revisions`` shows for a current payload).
+_FIELDS_SQL = "jsonb_build_object(" + ", ".join(f"'{c}', r.{c}" for c in (*MAPPED, "extra")) + ")"
 _MERGE_SQL = (
-    "WITH up AS (INSERT INTO records (source_id, first_seen_run_id, last_seen_run_id, source_key, "
+    "WITH old AS (INSERT INTO record_history (record_id, revision, payload_hash, raw, fields, run_id, seen_at, "
+    "replaced_run_id, replaced_at) "
+    "SELECT r.id, coalesce(last.revision, 0) + 1, r.payload_hash, r.raw, " + _FIELDS_SQL + ", "
+    "coalesce(last.replaced_run_id, r.first_seen_run_id), coalesce(last.replaced_at, r.first_seen_at), "
+    "%(run_id)s, now() FROM arhiva_incoming i JOIN records r ON r.source_id = %(source_id)s "
+    "AND r.source_key = i.source_key "
+    "LEFT JOIN LATERAL (SELECT h.revision, h.replaced_run_id, h.replaced_at FROM record_history h "
+    "WHERE h.record_id = r.id ORDER BY h.revision DESC LIMIT 1) last ON true "
+    "WHERE r.payload_hash IS DISTINCT FROM i.payload_hash), "
+    "up AS (INSERT INTO records (source_id, first_seen_run_id, last_seen_run_id, source_key, "
     + ", ".join(_UPSERT_COLS) + ") SELECT %(source_id)s, %(run_id)s, %(run_id)s, i.source_key, "
     + ", ".join(f"i.{c}" for c in _UPSERT_COLS)
     + " FROM arhiva_incoming i ORDER BY i.source_key "
@@ -289,8 +296,8 @@ _MERGE_SQL = (
     + ", last_seen_run_id = excluded.last_seen_run_id, last_seen_at = now(), updated_at = now(), "
     "status = 'active', withdrawn_at = NULL "
     "WHERE records.payload_hash IS DISTINCT FROM excluded.payload_hash "
-    "RETURNING id, source_key, (xmax = 0) AS inserted, payload_hash, raw, " + _FIELDS_SQL + " AS fields), "
-    + _REV_CTE + "SELECT id, source_key, inserted FROM up"
+    "RETURNING id, source_key, (xmax = 0) AS inserted) "
+    "SELECT id, source_key, inserted FROM up"
 )
 _TOUCH_SQL = (
     "UPDATE records SET last_seen_at = now(), last_seen_run_id = %(run_id)s, status = 'active', withdrawn_at = NULL "
@@ -379,13 +386,12 @@ def _upsert_part(cur, source_id: int, prepared: CopyChunk, run_id: int | None) -
 
 def _copy_new(cur, prepared: CopyChunk, new: list[int], source_id: int, run_id: int | None,
               done: dict[str, tuple[int, bool]]) -> bool:
-    """COPY the records at positions ``new`` (keys not stored) and their first revisions, and
-    add them to ``done``; False, with nothing written, when another writer stored one of the
-    keys meanwhile."""
+    """COPY the records at positions ``new`` (keys not stored) and add them to ``done``; False,
+    with nothing written, when another writer stored one of the keys meanwhile."""
     ids = [rid for (rid,) in cur.execute(_IDS_SQL, {"n": len(new)})]
     run = b"\\N" if run_id is None else str(run_id).encode()
     tail = b"\t%d\t%s\t%s\n" % (source_id, run, run)
-    lines, revisions = prepared.lines, prepared.revisions
+    lines = prepared.lines
     cur.execute("SAVEPOINT arhiva_new_keys")
     try:
         with cur.copy(_COPY_NEW) as copy:
@@ -393,8 +399,6 @@ def _copy_new(cur, prepared: CopyChunk, new: list[int], source_id: int, run_id: 
     except psycopg.errors.UniqueViolation:
         cur.execute("ROLLBACK TO SAVEPOINT arhiva_new_keys")
         return False
-    with cur.copy(_COPY_REVISIONS) as copy:
-        copy.write(b"".join(b"%d\t1\t%s\t%s\n" % (rid, revisions[i], run) for i, rid in zip(new, ids)))
     cur.execute("RELEASE SAVEPOINT arhiva_new_keys")
     keys = list(prepared.hashes)
     done.update((keys[i], (rid, True)) for i, rid in zip(new, ids))

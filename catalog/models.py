@@ -166,19 +166,44 @@ class Record(Base):
     )
 
 
-class RecordRevision(Base):
-    """Every distinct payload a record had, in order, with the run that saw it."""
+class RecordHistory(Base):
+    """A payload a record had before its current one (migration 0012): the record itself holds
+    the current payload, so a new record writes nothing here. When a harvest changes a record,
+    the version it replaces is moved here, with the run and time that first saw it and those
+    that replaced it. Read revisions through ``RecordRevision``."""
 
-    __tablename__ = "record_revisions"
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
-    revision: Mapped[int] = mapped_column(Integer)
+    __tablename__ = "record_history"
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True)
     payload_hash: Mapped[str] = mapped_column(String(64))
     raw: Mapped[dict[str, Any]]
-    fields: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    fields: Mapped[dict[str, Any]]
     run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
-    seen_at: Mapped[datetime] = _now()
-    __table_args__ = (UniqueConstraint("record_id", "revision", name="uq_record_revisions_record_rev"),)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    replaced_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    replaced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class _View(DeclarativeBase):
+    """Views (made by the migrations, read only): kept out of ``Base.metadata``, which the
+    migrations' drift check compares with the tables."""
+
+    type_annotation_map = Base.type_annotation_map
+
+
+class RecordRevision(_View):
+    """Every distinct payload a record had, in order, with the run that saw it: the view
+    ``record_revisions`` (migration 0012), the rows of ``record_history`` and then each record's
+    current payload as its last revision."""
+
+    __tablename__ = "record_revisions"
+    record_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    raw: Mapped[dict[str, Any]]
+    fields: Mapped[dict[str, Any]]
+    run_id: Mapped[int | None]
+    seen_at: Mapped[datetime]
 
 
 class Asset(Base):

@@ -145,20 +145,18 @@ _TEXT_FIELDS = TEXT_FIELDS
 
 @dataclass
 class CopyChunk:
-    """Records ready for COPY, in key order: each one's row of ``COPY_COLUMNS`` and its
-    revision cells (``REVISION_CELLS``), both in COPY text format without the line end; the
-    payload hash of each key (in the same order); and the records that cannot be stored."""
+    """Records ready for COPY, in key order: each one's row of ``COPY_COLUMNS`` in COPY text
+    format without the line end; the payload hash of each key (in the same order); and the
+    records that cannot be stored."""
 
     lines: list[bytes]
-    revisions: list[bytes]
     hashes: dict[str, str]
     rejected: list[Rejection]
 
     def part(self, picked: Sequence[int]) -> CopyChunk:
         """The records at the ``picked`` positions as a chunk of their own (no rejections)."""
         keys = list(self.hashes)
-        return CopyChunk([self.lines[i] for i in picked], [self.revisions[i] for i in picked],
-                         {keys[i]: self.hashes[keys[i]] for i in picked}, [])
+        return CopyChunk([self.lines[i] for i in picked], {keys[i]: self.hashes[keys[i]] for i in picked}, [])
 
     def data(self, picked: Iterable[int] | None = None) -> bytes:
         """The COPY text of all rows, or of the rows at the ``picked`` positions."""
@@ -167,9 +165,6 @@ class CopyChunk:
 
 
 COPY_COLUMNS = ("source_key", *MAPPED, "extra", "raw", "payload_hash")
-# What a revision row holds besides its record, number and run: the payload and the mapped
-# fields as canonical JSON (``RecordIn.mapped``), the same object the payload hash covers.
-REVISION_CELLS = ("payload_hash", "raw", "fields")
 
 
 def _copy_value(v: Any) -> str:
@@ -186,14 +181,13 @@ def _copy_value(v: Any) -> str:
 def copy_chunk(records: list[RecordIn]) -> CopyChunk:
     """Check and serialise records (sorted by key) into COPY rows; no database."""
     lines: list[bytes] = []
-    revisions: list[bytes] = []
     hashes: dict[str, str] = {}
     rejected: list[Rejection] = []
     for rec in records:
         problem = check_fields(rec)
         if problem is None:
             try:
-                raw_json, fields_json, digest, extra_json = _serialise(rec)
+                raw_json, _, digest, extra_json = _serialise(rec)
                 values = (rec.source_key, *_get_mapped_and_extra(rec)[:-1])
                 line = "\t".join(map(_copy_value, values)).encode("utf-8")
             except _NotStorable as exc:
@@ -201,13 +195,11 @@ def copy_chunk(records: list[RecordIn]) -> CopyChunk:
             except UnicodeEncodeError as exc:  # only the key is not inside the JSON checked above
                 problem = Rejection(None, "source_key", f"not valid Unicode text ({exc.reason})")
         if problem is None:
-            raw_cell, digest_cell = _copy_json(raw_json), digest.encode()
-            lines.append(b"%s\t%s\t%s\t%s" % (line, _copy_json(extra_json), raw_cell, digest_cell))
-            revisions.append(b"%s\t%s\t%s" % (digest_cell, raw_cell, _copy_json(fields_json)))
+            lines.append(b"%s\t%s\t%s\t%s" % (line, _copy_json(extra_json), _copy_json(raw_json), digest.encode()))
             hashes[rec.source_key] = digest
         else:
             rejected.append(problem)
-    return CopyChunk(lines, revisions, hashes, rejected)
+    return CopyChunk(lines, hashes, rejected)
 
 
 def _copy_json(b: bytes) -> bytes:
@@ -288,6 +280,6 @@ def _unstorable(rec: RecordIn, part: str, exc: Exception) -> Rejection:
     return Rejection(rec.source_key, "raw" if part == "fields" else part, f"not JSON-serialisable: {exc}")
 
 
-__all__ = ["MAPPED", "COPY_COLUMNS", "REVISION_CELLS", "RecordIn", "Rejection", "CopyChunk", "validate", "check_fields",
+__all__ = ["MAPPED", "COPY_COLUMNS", "RecordIn", "Rejection", "CopyChunk", "validate", "check_fields",
            "copy_chunk", "MAX_KEY_BYTES", "MAX_TEXT_CHARS", "MAX_SHORT_TEXT_CHARS", "MAX_PAYLOAD_BYTES",
            "SEARCH_TEXT_CHARS"]

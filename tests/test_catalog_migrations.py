@@ -1,6 +1,8 @@
 """The schema: Alembic up and down, and no drift between models and migrations."""
 from __future__ import annotations
 
+import json
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
@@ -16,9 +18,10 @@ def test_upgrade_downgrade_upgrade_and_no_drift():
     try:
         migrate.upgrade(engine)
         tables = set(inspect(engine).get_table_names())
-        assert {"sources", "records", "record_revisions", "assets", "record_assets", "collections",
+        assert {"sources", "records", "record_history", "assets", "record_assets", "collections",
                 "collection_members", "crawl_runs", "training_runs", "colorization_runs", "model_versions",
                 "training_examples", "colorizations"} <= tables
+        assert inspect(engine).get_view_names() == ["record_revisions"]
         assert migrate.state(engine).up_to_date
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
@@ -26,6 +29,7 @@ def test_upgrade_downgrade_upgrade_and_no_drift():
 
         migrate.downgrade(engine, "base")
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        assert inspect(engine).get_view_names() == []
         assert migrate.state(engine).current is None
 
         migrate.upgrade(engine)
@@ -138,6 +142,75 @@ def test_records_stored_before_0011_gain_start_and_end_years_and_lose_them_down(
         migrate.downgrade(engine, "0010")
         assert found("~s1895 | ~e1899 | ~x190") == []
         assert found("~d189 & ~d190") == ["crosses"]
+    finally:
+        engine.dispose()
+        drop_database(name)
+
+
+def test_revisions_stored_before_0012_read_the_same_through_the_view_and_come_back_down():
+    """0012 moves the revisions a record has moved on from into record_history and drops the
+    rest (the records hold them): the view record_revisions shows every revision as the table
+    did; a change after the upgrade numbers on; downgrading puts the table back as it was."""
+    from sqlalchemy import text
+
+    from catalog.db import session_scope
+    from catalog.ingest import RecordIn, get_or_create_source, upsert_records
+    from catalog.runs import activity
+
+    name = create_database("arhiva_mig")
+    engine = create_engine(database_url(name))
+    cols = "record_id, revision, payload_hash, raw, fields, run_id, seen_at"
+
+    def revisions():
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(f"SELECT {cols} FROM record_revisions "
+                                                        "ORDER BY record_id, revision"))]
+
+    def harvest(*recs):
+        with session_scope(engine) as s:
+            sid = get_or_create_source(s, "m", "folder").id
+        with activity("crawl", "test", engine=engine, source_id=sid) as run, session_scope(engine) as s:
+            upsert_records(s, sid, list(recs), run_id=run.id)
+
+    def harvest_before_0012(key, title, raw):
+        """What ingestion before 0012 wrote: the record, and each payload as a revision row."""
+        with session_scope(engine) as s:
+            sid = get_or_create_source(s, "m", "folder").id
+        rec = RecordIn(key, title=title, raw=raw)
+        fields = json.dumps(rec.mapped())
+        with activity("crawl", "test", engine=engine, source_id=sid) as run, engine.begin() as conn:
+            rid = conn.execute(text(
+                "INSERT INTO records (source_id, source_key, title, raw, payload_hash, first_seen_run_id, "
+                "last_seen_run_id) VALUES (:s, :k, :t, CAST(:raw AS jsonb), :h, :run, :run) "
+                "ON CONFLICT (source_id, source_key) DO UPDATE SET title = excluded.title, raw = excluded.raw, "
+                "payload_hash = excluded.payload_hash, last_seen_run_id = excluded.last_seen_run_id RETURNING id"),
+                {"s": sid, "k": key, "t": title, "raw": json.dumps(raw), "h": rec.payload_hash(), "run": run.id}
+            ).scalar_one()
+            conn.execute(text(
+                "INSERT INTO record_revisions (record_id, revision, payload_hash, raw, fields, run_id) "
+                "SELECT :r, coalesce(max(revision), 0) + 1, :h, CAST(:raw AS jsonb), CAST(:f AS jsonb), :run "
+                "FROM record_revisions WHERE record_id = :r"),
+                {"r": rid, "h": rec.payload_hash(), "raw": json.dumps(raw), "f": fields, "run": run.id})
+
+    try:
+        migrate.upgrade(engine, "0011")
+        harvest_before_0012("a", "Gara", {"v": 1})
+        harvest_before_0012("b", "Piața", {})
+        harvest_before_0012("a", "Gara veche", {"v": 2})
+        harvest_before_0012("a", "Gara veche", {"v": 3})
+        before = revisions()
+        assert [(r[0], r[1]) for r in before] == [(1, 1), (1, 2), (1, 3), (2, 1)]
+        migrate.upgrade(engine, "0012")
+        assert revisions() == before
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM record_history")).scalar() == 2
+        harvest(RecordIn("b", title="Piața Mare"))
+        after = revisions()
+        assert after[:4] == before and [(r[0], r[1]) for r in after[4:]] == [(2, 2)]
+        assert after[4][4]["title"] == "Piața Mare" and after[4][5] > before[2][5]
+        migrate.downgrade(engine, "0011")
+        assert revisions() == after
+        assert "record_revisions" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
         drop_database(name)

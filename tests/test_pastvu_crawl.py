@@ -149,7 +149,7 @@ def test_recrawl_is_incremental_and_refreshes_changes(server, env):
     assert (got[str(b)].year_lo, got[str(b)].year_hi, got[str(b)].date_text) == (1901, 1905, "1901—1905")
     assert got[str(gone)].status == "withdrawn" and got[str(gone)].withdrawn_at is not None
     with env.connect() as c:
-        revs = dict(c.execute(select(Record.source_key, func.count()).join(RecordRevision)
+        revs = dict(c.execute(select(Record.source_key, func.count()).join(RecordRevision, RecordRevision.record_id == Record.id)
                               .group_by(Record.source_key)).all())
         urls = c.execute(select(RecordAsset.source_url).where(RecordAsset.record_id == got[str(c_)].id)).scalars()
         assert any("newfile123" in u for u in urls)

@@ -178,6 +178,17 @@ def _copy_value(v: Any) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
 
+def _copy_line(key: str, values: Sequence[Any]) -> bytes:
+    """The key and the mapped ``values`` as COPY text cells (as ``_copy_value`` writes each), UTF-8.
+    Most records have no text to escape: one scan of their text finds that out, and the cells
+    are then written without a function call each."""
+    text = key + "".join([v for v in values if isinstance(v, str)])
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return "\t".join(map(_copy_value, (key, *values))).encode("utf-8")
+    return "\t".join([key, *["\\N" if v is None else v if isinstance(v, str) else repr(v) if isinstance(v, float)
+                              else str(v) for v in values]]).encode("utf-8")
+
+
 def copy_chunk(records: list[RecordIn]) -> CopyChunk:
     """Check and serialise records (sorted by key) into COPY rows; no database."""
     lines: list[bytes] = []
@@ -186,10 +197,10 @@ def copy_chunk(records: list[RecordIn]) -> CopyChunk:
     for rec in records:
         problem = check_fields(rec)
         if problem is None:
+            values = _get_mapped_and_extra(rec)
             try:
-                raw_json, _, digest, extra_json = _serialise(rec)
-                values = (rec.source_key, *_get_mapped_and_extra(rec)[:-1])
-                line = "\t".join(map(_copy_value, values)).encode("utf-8")
+                raw_json, _, digest, extra_json = _serialise(rec, values)
+                line = _copy_line(rec.source_key, values[:-1])
             except _NotStorable as exc:
                 problem = exc.rejection
             except UnicodeEncodeError as exc:  # only the key is not inside the JSON checked above
@@ -224,23 +235,28 @@ def _json(value: Any) -> bytes:
     return orjson.dumps(value, option=_JSON_OPTS, default=str)
 
 
-def _serialise(rec: RecordIn) -> tuple[bytes, bytes, str, bytes]:
-    """(raw JSON, mapped-fields JSON, payload hash, extra JSON), the JSON as UTF-8; raises _NotStorable."""
-    out = {}
-    for name, value in (("raw", rec.raw), ("extra", rec.extra), ("fields", None)):
-        try:
-            out[name] = _json(rec.mapped() if name == "fields" else value)
-        except (orjson.JSONEncodeError, TypeError) as exc:
-            raise _NotStorable(_unstorable(rec, name, exc)) from None
-    for name in ("raw", "extra"):
-        if b"\\u0000" in out[name] and _JSON_NUL.search(out[name]):
+def _serialise(rec: RecordIn, values: tuple[Any, ...] | None = None) -> tuple[bytes, bytes, str, bytes]:
+    """(raw JSON, mapped-fields JSON, payload hash, extra JSON), the JSON as UTF-8; raises _NotStorable.
+    ``values``: the record's mapped fields and extra (``_get_mapped_and_extra``), when at hand."""
+    try:
+        raw, extra = _json(rec.raw), _json(rec.extra)
+        fields = _json(dict(zip(_MAPPED_AND_EXTRA, _get_mapped_and_extra(rec) if values is None else values)))
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        for name, value in (("raw", rec.raw), ("extra", rec.extra)):  # which part (fields: the first that passes)
+            try:
+                _json(value)
+            except (orjson.JSONEncodeError, TypeError) as part_exc:
+                raise _NotStorable(_unstorable(rec, name, part_exc)) from None
+        raise _NotStorable(_unstorable(rec, "fields", exc)) from None
+    for name, out in (("raw", raw), ("extra", extra)):
+        if b"\\u0000" in out and _JSON_NUL.search(out):
             raise _NotStorable(Rejection(rec.source_key, name, "contains a NUL character (\\u0000)"))
-        if len(out[name]) > MAX_PAYLOAD_BYTES:
-            raise _NotStorable(Rejection(rec.source_key, name, f"{len(out[name]):,} bytes of JSON, "
+        if len(out) > MAX_PAYLOAD_BYTES:
+            raise _NotStorable(Rejection(rec.source_key, name, f"{len(out):,} bytes of JSON, "
                                                                f"over the limit of {MAX_PAYLOAD_BYTES:,}"))
-    hashed_raw = _json(_without(rec.raw, rec.volatile)) if rec.volatile else out["raw"]
-    digest = hashlib.sha256(b"%s\n%s" % (hashed_raw, out["fields"])).hexdigest()
-    return out["raw"], out["fields"], digest, out["extra"]
+    hashed_raw = _json(_without(rec.raw, rec.volatile)) if rec.volatile else raw
+    digest = hashlib.sha256(b"%s\n%s" % (hashed_raw, fields)).hexdigest()
+    return raw, fields, digest, extra
 
 
 def _without(value: Any, paths: Iterable[str]) -> Any:

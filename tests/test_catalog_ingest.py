@@ -360,3 +360,35 @@ def test_payload_hash_and_copy_rows_are_byte_for_byte_those_of_earlier_versions(
         b'k\\\\1\tStrada "Mare"\\t\xc8\x99 \xd1\x89 \xf0\x9f\x98\x80\t\\N\t\\N\t1940\t1949\t\\N\t47.0245\t-0.0'
         b'\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t{"q":"\\\\\\\\"}\t{"a":"x\\\\\\\\u0000y","b":[1.5,null,true],'
         b'"n":{"views":7}}\t' + digest.encode()]
+
+
+def test_copy_rows_escape_any_text_as_postgresql_reads_it_back(clean_db):
+    """The COPY line's fast path (no escaping when the text has nothing to escape) and its slow
+    path give the cells PostgreSQL reads back as the very values given, for any text."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from catalog.records_in import _copy_line, _copy_value
+
+    texts = st.one_of(st.none(), st.text(alphabet=st.characters(blacklist_characters="\x00",
+                                                                blacklist_categories=("Cs",)), max_size=12))
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(key=st.text(min_size=1, max_size=8).filter(lambda k: "\x00" not in k and k.strip()
+                                                       and all(not 0xD800 <= ord(c) <= 0xDFFF for c in k)),
+           values=st.tuples(texts, texts, st.one_of(st.none(), st.integers(-9999, 9999)),
+                            st.one_of(st.none(), st.floats(-90, 90, allow_nan=False))))
+    def check(key, values):
+        line = _copy_line(key, values)
+        assert line == "\t".join(map(_copy_value, (key, *values))).encode("utf-8")
+        with clean_db.connect() as conn:
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cur:
+                cur.execute("CREATE TEMP TABLE IF NOT EXISTS copy_back (k text, a text, b text, y int, f float8)")
+                cur.execute("TRUNCATE copy_back")
+                with cur.copy("COPY copy_back FROM STDIN") as copy:
+                    copy.write(line + b"\n")
+                assert cur.execute("SELECT * FROM copy_back").fetchone() == (key, *values)
+            conn.rollback()
+
+    check()

@@ -1,0 +1,101 @@
+"""What the parts of a bulk load of new records cost: ``bulk_upsert`` of the catalogue benchmark's
+records into a fresh catalogue, as it is and with one part taken away, the variants taking turns
+(the machine is noisy), best and mean of the rounds against the current code in the same run.
+
+    python bench/upsert_parts.py                       # 100,000 records, 3 rounds
+    python bench/upsert_parts.py --records 50000 --rounds 4 --only current,prepared
+
+Variants (each measures what one part costs; none is a way to run arhiva):
+- ``current``: bulk_upsert over 2 connections, 5,000 records a transaction;
+- ``no source FK``: the foreign key records → sources dropped (its per-row check);
+- ``prepared``: every slice validated and serialised beforehand, so the load only talks to
+  PostgreSQL (the most any client-side speed-up could give);
+- ``no word × place index``: ix_records_word_places dropped (what migration 0010 costs a load).
+
+Also prints how long validating and serialising takes per record (``copy_chunk``, one thread).
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import print_table, scratch_database  # noqa: E402
+from bench.catalog_bench import synthetic  # noqa: E402
+from catalog import ingest  # noqa: E402
+from catalog.db import session_scope  # noqa: E402
+from catalog.records_in import copy_chunk  # noqa: E402
+
+VARIANTS = {
+    "current": None,
+    "no source FK": "ALTER TABLE records DROP CONSTRAINT fk_records_source_id_sources",
+    "prepared": None,
+    "no word × place index": "DROP INDEX ix_records_word_places",
+}
+
+
+@contextmanager
+def prepared_beforehand(slices: dict):
+    """ingest.copy_chunk answered from ``slices`` (made before the clock starts)."""
+    ingest.copy_chunk = lambda part: slices[(part[0].source_key, part[-1].source_key, len(part))]
+    try:
+        yield
+    finally:
+        ingest.copy_chunk = copy_chunk
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", help="comma-separated variant names (default: all)")
+    args = ap.parse_args()
+    names = [n.strip() for n in args.only.split(",")] if args.only else list(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        sys.exit(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
+    rng = random.Random(1)
+    batch = [synthetic(i, rng) for i in range(args.records)]
+    slices = {}
+    t0 = time.perf_counter()
+    for part in ingest._sorted_chunks(batch, 5_000, ingest.UpsertReport()):
+        slices[(part[0].source_key, part[-1].source_key, len(part))] = copy_chunk(part)
+    prep_us = (time.perf_counter() - t0) / args.records * 1e6
+    rates: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(args.rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):  # turns: A B C, C B A, ...
+            with scratch_database() as engine:
+                if VARIANTS[name]:
+                    with engine.begin() as conn:
+                        conn.exec_driver_sql(VARIANTS[name])
+                with session_scope(engine) as s:
+                    sid = ingest.get_or_create_source(s, "bench", "folder").id
+                with prepared_beforehand(slices) if name == "prepared" else _nothing():
+                    t = time.perf_counter()
+                    report = ingest.bulk_upsert(engine, sid, batch, workers=2)
+                    rates[name].append(args.records / (time.perf_counter() - t))
+                assert report.new == args.records, report.as_stats()
+            print(f"  round {r + 1}: {name} {rates[name][-1]:,.0f} records/s", file=sys.stderr, flush=True)
+    base = rates.get("current")
+    rows = []
+    for name in names:
+        best, mean = max(rates[name]), sum(rates[name]) / len(rates[name])
+        ratio = f"{mean / (sum(base) / len(base)):.2f}×" if base else ""
+        rows.append([name, f"{best:,.0f}", f"{mean:,.0f}", ratio])
+    print_table(f"bulk_upsert of {args.records:,} new records, 2 connections, {args.rounds} rounds taking turns "
+                f"(validating and serialising: {prep_us:.1f} µs a record on one thread)",
+                ["variant", "records/s best", "records/s mean", "mean vs current"], rows)
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+if __name__ == "__main__":
+    main()

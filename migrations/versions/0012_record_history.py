@@ -1,13 +1,14 @@
 """record history: superseded payloads in ``record_history``, the current one on the record itself
 
 Every record stored a first revision row beside itself: its raw payload and mapped fields a
-second time, with two b-trees and two foreign keys to maintain. That row was a fifth of what
-storing a new record cost (bulk_upsert of 100,000 new records: 13,852 records/s mean with it,
-17,503 without, the same hour) and doubled the catalogue's payload bytes, for information the
-record already holds. Now, as in SQL:2011's system-versioned tables, ``record_history`` keeps
-only the payloads a record *had*: when a harvest changes a record, the version it replaces is
-moved there (with the run and time that first saw it, and the run and time that replaced it),
-in the same statement that updates the record.
+second time, with two b-trees and two foreign keys to maintain. That row cost a sixth of storing
+a new record (bench/catalog_bench.py, bulk_upsert of 100,000 new records, before and after
+taking turns: 15,236 and 15,514 records/s best with it, 17,882 and 18,381 without) and doubled
+the catalogue's payload bytes, for information the record already holds. Now, as in SQL:2011's
+system-versioned tables, ``record_history`` keeps only the payloads a record *had*: when a
+harvest changes a record, the version it replaces is moved there (with the run and time that
+first saw it, and the run and time that replaced it), in the same statement that updates the
+record.
 
 ``record_revisions`` becomes a view with the columns it had (less the surrogate ``id``): every
 history row, then each record's current payload as its last revision, numbered after its

@@ -10,13 +10,17 @@ Variants (each measures what one part costs; none is a way to run arhiva):
 - ``no source FK``: the foreign key records → sources dropped (its per-row check);
 - ``prepared``: every slice validated and serialised beforehand, so the load only talks to
   PostgreSQL (the most any client-side speed-up could give);
-- ``no word × place index``: ix_records_word_places dropped (what migration 0010 costs a load).
+- ``no word × place index``: ix_records_word_places dropped (what migration 0010 costs a load);
+- ``in a crawl run``: the load inside a crawl run, as a harvest stores it (each new record then
+  names the run as first and last seen: two more foreign-key checks); the other variants, like
+  ``catalog_bench.py``, load without a run.
 
 Also prints how long validating and serialising takes per record (``copy_chunk``, one thread).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 import time
@@ -30,12 +34,14 @@ from bench.catalog_bench import synthetic  # noqa: E402
 from catalog import ingest  # noqa: E402
 from catalog.db import session_scope  # noqa: E402
 from catalog.records_in import copy_chunk  # noqa: E402
+from catalog.runs import activity  # noqa: E402
 
 VARIANTS = {
     "current": None,
     "no source FK": "ALTER TABLE records DROP CONSTRAINT fk_records_source_id_sources",
     "prepared": None,
     "no word × place index": "DROP INDEX ix_records_word_places",
+    "in a crawl run": None,
 }
 
 
@@ -75,9 +81,14 @@ def main() -> None:
                         conn.exec_driver_sql(VARIANTS[name])
                 with session_scope(engine) as s:
                     sid = ingest.get_or_create_source(s, "bench", "folder").id
-                with prepared_beforehand(slices) if name == "prepared" else _nothing():
+                with contextlib.ExitStack() as stack:
+                    if name == "prepared":
+                        stack.enter_context(prepared_beforehand(slices))
+                    run_id = None
+                    if name == "in a crawl run":
+                        run_id = stack.enter_context(activity("crawl", "bench", engine=engine, source_id=sid)).id
                     t = time.perf_counter()
-                    report = ingest.bulk_upsert(engine, sid, batch, workers=2)
+                    report = ingest.bulk_upsert(engine, sid, batch, run_id=run_id, workers=2)
                     rates[name].append(args.records / (time.perf_counter() - t))
                 assert report.new == args.records, report.as_stats()
             print(f"  round {r + 1}: {name} {rates[name][-1]:,.0f} records/s", file=sys.stderr, flush=True)
@@ -90,11 +101,6 @@ def main() -> None:
     print_table(f"bulk_upsert of {args.records:,} new records, 2 connections, {args.rounds} rounds taking turns "
                 f"(validating and serialising: {prep_us:.1f} µs a record on one thread)",
                 ["variant", "records/s best", "records/s mean", "mean vs current"], rows)
-
-
-@contextmanager
-def _nothing():
-    yield
 
 
 if __name__ == "__main__":

@@ -20,11 +20,10 @@ Also prints how long validating and serialising takes per record (``copy_chunk``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import random
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -81,7 +80,7 @@ def main() -> None:
                         conn.exec_driver_sql(VARIANTS[name])
                 with session_scope(engine) as s:
                     sid = ingest.get_or_create_source(s, "bench", "folder").id
-                with contextlib.ExitStack() as stack:
+                with ExitStack() as stack:
                     if name == "prepared":
                         stack.enter_context(prepared_beforehand(slices))
                     run_id = None

@@ -15,8 +15,8 @@ rows are looked up and locked in key order. New keys are COPYed straight into
 ``records`` (a record holds its current payload: its history starts empty);
 changed ones go through a temporary table and one merge statement, which also
 moves the payloads they replace into ``record_history``; unchanged ones only
-move "last seen". ``bulk_upsert`` runs
-the same over several connections for large loads, one transaction per slice.
+move "last seen". ``bulk_upsert`` runs the same over several connections for
+large loads, one transaction per slice.
 """
 from __future__ import annotations
 

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session, selectinload
 from catalog.counts import COUNT_EXACT_MAX, COUNT_MODES, SAMPLE_ROWS, Count, Facets, count_and_facets, quick_settings
 from catalog.fields import MAPPED
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
+from catalog.search_text import TextQueryError, parse_text, text_match
 from catalog.seek import BITMAP_ONLY, WINDOWS, Seen, page_ids
 
-MAX_WORDS = 12
 MAX_OFFSET = 10_000  # deeper pages: the ``next`` cursor (keyset pagination on id)
 BOTH_INCLUSIVE = literal_column("'[]'")
 YEAR_RANGE = func.int4range(Record.year_lo, Record.year_hi, BOTH_INCLUSIVE)
@@ -129,6 +129,11 @@ class RecordQuery:
             raise QueryError(f"limit must be between 1 and {max_limit}")
         if self.offset < 0:
             raise QueryError("offset must not be negative")
+        if self.text:
+            try:
+                parse_text(self.text)
+            except TextQueryError as exc:
+                raise QueryError(str(exc)) from None
         if self.offset > MAX_OFFSET:
             raise QueryError(f"offset: at most {MAX_OFFSET:,}; deeper pages follow a cursor instead "
                              "(after=… in the 'next' link; --after in the CLI)")
@@ -203,34 +208,28 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return parts[0], parts[1], parts[2], parts[3]
 
 
-def query_words(query: str) -> list[str]:
-    return re.findall(r"\w+", query, flags=re.UNICODE)[:MAX_WORDS]
-
-
 def text_condition(query: str, unindexed: bool = False):
-    """Every word must match (any inflection, with or without diacritics). ``unindexed``: the
-    words are tested on the rows only (``ts_match_vq`` is ``@@`` as a function, which the planner
-    does not give the search index), where another index already brings few records (a common
-    word's posting list is millions long: the planner would intersect it with those few)."""
-    words = query_words(query)
-    if not words:
-        return None
-    conds = []
-    for w in words:
-        folded = func.arhiva_fold(w)
-        tsq = func.plainto_tsquery(literal_column("'arhiva'::regconfig"), folded)
-        conds.append(func.ts_match_vq(Record.search, tsq) if unindexed else Record.search.op("@@")(tsq))
-    return and_(*conds)
+    """What the text asks (``catalog.search_text``: every word in any inflection, with or without
+    diacritics, "phrases", prefix*, OR, -exclusions), or None when it asks nothing; raises
+    QueryError. ``unindexed``: tested on the rows only, where another index already brings few
+    records (a common word's posting list is millions long: the planner would intersect it with
+    those few)."""
+    try:
+        return text_match(Record.search, parse_text(query), unindexed)
+    except TextQueryError as exc:
+        raise QueryError(str(exc)) from None
 
 
 def _word_place_tokens(session: Session, text: str, cells: list[str], decades: list[str]) -> list[str] | None:
-    """The tokens of ix_records_word_places (migration 0010) for the most telling word of
-    ``text`` (its longest single lexeme not starting with a digit, nor overlong) in each 0.01° cell and decade,
+    """The tokens of ix_records_word_places (migration 0010) for the most telling word every
+    match of ``text`` has (its longest single lexeme not starting with a digit, nor overlong) in each 0.01° cell and decade,
     with each cell's tokens for records spanning more decades (``w``) and for records with too
     many words to carry them (``all``); None when no word qualifies or the cells are coarser."""
     if not cells or not all(c.startswith(FINE_CELL) for c in cells):
         return None
-    words = query_words(text)
+    words = parse_text(text).required_words()
+    if not words:
+        return None
     rows = session.execute(sql_text("SELECT w, tsvector_to_array(to_tsvector('arhiva'::regconfig, arhiva_fold(w))) "
                                     "FROM unnest(CAST(:words AS text[])) AS w"), {"words": words})
     single = [lex[0] for _, lex in rows

@@ -66,6 +66,8 @@ def test_bad_filter_gives_a_clear_error(filled):
     assert r.exit_code == 2 and "1950 is after 1940" in r.stderr
     r = runner.invoke(app, ["records", "--bbox", "a,b"])
     assert r.exit_code == 2 and "W,S,E,N" in r.stderr
+    r = runner.invoke(app, ["search", "strada " * 25])
+    assert r.exit_code == 2 and "at most 24 words" in r.stderr
 
 
 def test_exports_csv_jsonl_and_dublin_core(filled, tmp_path):

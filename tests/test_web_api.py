@@ -159,6 +159,7 @@ def test_unknown_ids_give_404(client, cat):
     ({"offset": -1}, "offset"),
     ({"q": "x" * 501}, "q"),
     ({"q": "a\x00b"}, "NUL"),
+    ({"q": "catedrala " * 25}, "at most 24 words"),
     ({"collection": "a\x00"}, "NUL"),
 ])
 def test_bad_parameters_give_422_with_the_reason(client, params, reason):

@@ -225,7 +225,7 @@ def collections() -> None:
 
 @app.command("records")
 def records(
-    text: Optional[str] = typer.Option(None, "--text", "-t", help="Words to find (any inflection, diacritics optional)."),
+    text: Optional[str] = typer.Option(None, "--text", "-t", help='Words to find (any inflection, diacritics optional); "a phrase", a OR b, -without.'),
     collection: Optional[str] = typer.Option(None, "--collection", "-c"),
     source: Optional[str] = typer.Option(None, "--source", "-s", help="Source slug."),
     years: Optional[str] = typer.Option(None, "--years", "-y", help="FROM-TO, e.g. 1920-1940 (overlap)."),
@@ -290,7 +290,7 @@ def records(
 
 
 @app.command("search")
-def search(words: str = typer.Argument(..., help="Words to find."),
+def search(words: str = typer.Argument(..., help='Words to find; "a phrase", a OR b, -without.'),
            collection: Optional[str] = typer.Option(None, "--collection", "-c"),
            years: Optional[str] = typer.Option(None, "--years", "-y"),
            limit: int = typer.Option(20, "--limit", "-n"),

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from catalog.counts import COUNT_EXACT_MAX, COUNT_MODES, SAMPLE_ROWS, Count, Facets, count_and_facets, quick_settings
 from catalog.fields import MAPPED
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
-from catalog.search_text import TextQueryError, parse_text, text_match
+from catalog.search_text import TextQueryError, check_words, parse_text, text_match
 from catalog.seek import BITMAP_ONLY, WINDOWS, Seen, page_ids
 
 MAX_OFFSET = 10_000  # deeper pages: the ``next`` cursor (keyset pagination on id)
@@ -220,6 +220,14 @@ def text_condition(query: str, unindexed: bool = False):
         raise QueryError(str(exc)) from None
 
 
+def _check_words(session: Session, q: RecordQuery) -> None:
+    if q.text:
+        try:
+            check_words(session, parse_text(q.text))
+        except TextQueryError as exc:
+            raise QueryError(str(exc)) from None
+
+
 def _word_place_tokens(session: Session, text: str, cells: list[str], decades: list[str]) -> list[str] | None:
     """The tokens of ix_records_word_places (migration 0010) for the most telling word every
     match of ``text`` has (its longest single lexeme not starting with a digit, nor overlong) in each 0.01° cell and decade,
@@ -334,6 +342,7 @@ def search_records(session: Session, q: RecordQuery, *, with_total: bool = True,
         # the sample then pays one index probe per sampled record: a quarter of the rows still
         # finds hundreds of matches wherever an estimate is made (fewer: counted exactly)
         sample_rows = max(1, sample_rows // PROBED_SAMPLE_SHARE)
+    _check_words(session, q)
     with quick_settings(session):
         return _search(session, q, with_total=with_total, count=count, with_facets=with_facets,
                        exact_max=exact_max, sample_rows=sample_rows)
@@ -378,6 +387,7 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
 def iter_records(session: Session, q: RecordQuery, chunk: int = 500) -> Iterator[Record]:
     """Every matching record, in id order, a chunk at a time (exports)."""
     q.check(max_limit=10**9)
+    _check_words(session, q)
     last = 0
     while True:
         rows = list(session.execute(

@@ -12,18 +12,19 @@ by the CLI (``--text``, ``arhiva search``), the JSON API and the web page (``q``
   ``Alba-Iulia``, only separates words).
 
 Anything else (punctuation, a ``*``) separates words. There are no prefix searches: words are
-stemmed (``catedrala`` finds *catedralei*, ``podul`` *podului*), and the index holds stems, not
-words, so a prefix would miss words whose stem is shorter than it (*liceul*'s is *lic*). Stop words (the Russian
-stemmer's *на*, *в*, *и* …) are not in the index: a query leaves them out, and a phrase keeps
-their place (``"вид на город"`` finds *вид* two words before *город*). A query of stop words
-only finds nothing. No database here beyond building the SQL expression.
+stemmed (``podul`` finds *podului*, ``крепость`` *крепости*), and the index holds stems, not
+words, so a prefix would miss words whose stem is shorter than it (*liceul*'s is *lic*). Stop
+words (the Russian stemmer's *на*, *в*, *и* …) are not in the index: a query leaves them out,
+and a phrase keeps their place (``"вид на город"`` finds *вид* two words before *город*). A
+query of stop words only is refused with that reason (``check_words``). No database here but
+the SQL expressions and that one check.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, literal_column, not_
+from sqlalchemy import and_, func, literal_column, not_, select
 
 MAX_TERMS = 24  # words and phrases of one query, all together
 CONFIG = literal_column("'arhiva'::regconfig")  # the text search configuration of migration 0001
@@ -113,6 +114,16 @@ def _any(terms: tuple[Term, ...]):
     return out
 
 
+def asked(query: TextQuery):
+    """The tsquery of what ``query`` requires (its clauses, without exclusions), or None."""
+    if not query.all_of:
+        return None
+    out = _any(query.all_of[0])
+    for clause in query.all_of[1:]:
+        out = func.tsquery_and(out, _any(clause))
+    return out
+
+
 def text_match(vector, query: TextQuery, unindexed: bool = False):
     """The condition on ``vector`` (the records' search vector) for ``query``, or None when it
     asks nothing. Everything asked is one tsquery (a stop word's part is empty, and an empty
@@ -122,14 +133,23 @@ def text_match(vector, query: TextQuery, unindexed: bool = False):
     Exclusions alone are tested on the rows (the index cannot find what lacks a word)."""
     if not query:
         return None
-    if not query.all_of:
+    wanted = asked(query)
+    if wanted is None:
         return and_(*(not_(func.coalesce(func.ts_match_vq(vector, _tsquery(t)), False)) for t in query.none_of))
-    asked = _any(query.all_of[0])
-    for clause in query.all_of[1:]:
-        asked = func.tsquery_and(asked, _any(clause))
     for t in query.none_of:
-        asked = func.tsquery_and(asked, func.tsquery_not(_tsquery(t)))
-    return func.ts_match_vq(vector, asked) if unindexed else vector.op("@@")(asked)
+        wanted = func.tsquery_and(wanted, func.tsquery_not(_tsquery(t)))
+    return func.ts_match_vq(vector, wanted) if unindexed else vector.op("@@")(wanted)
 
 
-__all__ = ["MAX_TERMS", "Term", "TextQuery", "TextQueryError", "parse_text", "text_match"]
+def check_words(session, query: TextQuery) -> None:
+    """Raise TextQueryError when every word ``query`` requires is a stop word (it would find
+    nothing: stop words are not indexed). One short query to PostgreSQL, whose dictionaries
+    decide."""
+    wanted = asked(query)
+    if wanted is not None and session.scalar(select(func.numnode(wanted))) == 0:
+        said = " ".join(t.text for clause in query.all_of for t in clause)
+        raise TextQueryError(f"text: {said!r} holds only stop words (such as на, в, и), which are not "
+                             "indexed: search for other words")
+
+
+__all__ = ["MAX_TERMS", "Term", "TextQuery", "TextQueryError", "asked", "check_words", "parse_text", "text_match"]

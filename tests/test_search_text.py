@@ -125,7 +125,9 @@ def test_stop_words_leave_a_search_and_keep_their_place_in_a_phrase(clean_db):
     assert found('"вид на город"') == {"vid"}  # the stop word's place is kept
     assert found('"вид город"') == set()
     assert found('город -"вид на город"') == {"gorod"}
-    assert found("на") == found("в OR и") == set()  # stop words only: nothing to look for
+    for only_stop_words in ("на", "в OR и", '"на в" -город'):  # nothing to look for: said so
+        with pytest.raises(QueryError, match="only stop words .* not indexed"), session_scope(clean_db) as s:
+            search_records(s, RecordQuery(text=only_stop_words))
     assert found("кишинев колокольня") == {"vid"}
 
 

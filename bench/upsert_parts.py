@@ -13,7 +13,11 @@ Variants (each measures what one part costs; none is a way to run arhiva):
 - ``no word × place index``: ix_records_word_places dropped (what migration 0010 costs a load);
 - ``in a crawl run``: the load inside a crawl run, as a harvest stores it (each new record then
   names the run as first and last seen: two more foreign-key checks); the other variants, like
-  ``catalog_bench.py``, load without a run.
+  ``catalog_bench.py``, load without a run;
+- ``64 MB pending lists``: both GIN indexes keep up to 64 MB of new keys in their pending lists
+  (4 MB by default), which are then cleaned (``gin_clean_pending_list``) within the clock;
+- ``indexes built after``: both GIN indexes dropped for the load and built again (with 256 MB of
+  maintenance_work_mem) within the clock, as restores do.
 
 Also prints how long validating and serialising takes per record (``copy_chunk``, one thread).
 """
@@ -32,15 +36,24 @@ from bench._common import print_table, scratch_database  # noqa: E402
 from bench.catalog_bench import synthetic  # noqa: E402
 from catalog import ingest  # noqa: E402
 from catalog.db import session_scope  # noqa: E402
+from catalog.models import WORD_PLACES_EXPR  # noqa: E402
 from catalog.records_in import copy_chunk  # noqa: E402
 from catalog.runs import activity  # noqa: E402
 
+_GIN = {"ix_records_search": "search", "ix_records_word_places": WORD_PLACES_EXPR}
+# variant: (SQL before the clock starts, SQL after the load within the clock)
 VARIANTS = {
-    "current": None,
-    "no source FK": "ALTER TABLE records DROP CONSTRAINT fk_records_source_id_sources",
-    "prepared": None,
-    "no word × place index": "DROP INDEX ix_records_word_places",
-    "in a crawl run": None,
+    "current": ("", ""),
+    "no source FK": ("ALTER TABLE records DROP CONSTRAINT fk_records_source_id_sources", ""),
+    "prepared": ("", ""),
+    "no word × place index": ("DROP INDEX ix_records_word_places", ""),
+    "in a crawl run": ("", ""),
+    "64 MB pending lists": (";".join(f"ALTER INDEX {i} SET (gin_pending_list_limit = 65536)" for i in _GIN),
+                            "SET maintenance_work_mem = '256MB';"
+                            + ";".join(f"SELECT gin_clean_pending_list('{i}')" for i in _GIN)),
+    "indexes built after": (";".join(f"DROP INDEX {i}" for i in _GIN),
+                            "SET maintenance_work_mem = '256MB';"
+                            + ";".join(f"CREATE INDEX {i} ON records USING gin ({e})" for i, e in _GIN.items())),
 }
 
 
@@ -75,9 +88,10 @@ def main() -> None:
     for r in range(args.rounds):
         for name in (names if r % 2 == 0 else names[::-1]):  # turns: A B C, C B A, ...
             with scratch_database() as engine:
-                if VARIANTS[name]:
+                before, after = VARIANTS[name]
+                if before:
                     with engine.begin() as conn:
-                        conn.exec_driver_sql(VARIANTS[name])
+                        conn.exec_driver_sql(before)
                 with session_scope(engine) as s:
                     sid = ingest.get_or_create_source(s, "bench", "folder").id
                 with ExitStack() as stack:
@@ -88,6 +102,9 @@ def main() -> None:
                         run_id = stack.enter_context(activity("crawl", "bench", engine=engine, source_id=sid)).id
                     t = time.perf_counter()
                     report = ingest.bulk_upsert(engine, sid, batch, run_id=run_id, workers=2)
+                    if after:
+                        with engine.begin() as conn:
+                            conn.exec_driver_sql(after)
                     rates[name].append(args.records / (time.perf_counter() - t))
                 assert report.new == args.records, report.as_stats()
             print(f"  round {r + 1}: {name} {rates[name][-1]:,.0f} records/s", file=sys.stderr, flush=True)

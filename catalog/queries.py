@@ -210,7 +210,7 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
 
 def text_condition(query: str, unindexed: bool = False):
     """What the text asks (``catalog.search_text``: every word in any inflection, with or without
-    diacritics, "phrases", prefix*, OR, -exclusions), or None when it asks nothing; raises
+    diacritics, "phrases", OR, -exclusions), or None when it asks nothing; raises
     QueryError. ``unindexed``: tested on the rows only, where another index already brings few
     records (a common word's posting list is millions long: the planner would intersect it with
     those few)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import and_, func, literal_column, not_, select
 
@@ -64,8 +65,10 @@ class TextQuery:
         return [w for clause in self.all_of if len(clause) == 1 for w in clause[0].words]
 
 
+@lru_cache(maxsize=256)
 def parse_text(text: str | None) -> TextQuery:
-    """Read the text of a search (see the module docstring); raises TextQueryError."""
+    """Read the text of a search (see the module docstring); raises TextQueryError. Cached: one
+    search reads its text several times (checks, conditions, the word × place tokens)."""
     items: list[tuple[bool, Term] | None] = []  # None: an OR
     for m in _TERM.finditer(text or ""):
         if m["bar"] or (m["word"] == "OR" and not m["neg"]):

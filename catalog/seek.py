@@ -194,19 +194,20 @@ def _fewest_expected(session: Session, seen: Seen) -> float:
     15,000, but could as well have seen 1."""
     if not seen.matches:
         return 0.0
-    from catalog.counts import table_rows
-
-    matches = max(0.0, seen.matches - 2 * seen.matches**0.5)
-    return matches / seen.rows * max(seen.rows, table_rows(session))
+    return _in_table(session, seen, max(0.0, seen.matches - 2 * seen.matches**0.5))
 
 
 def _most_expected(session: Session, seen: Seen) -> float:
     """Matches in the whole table at the high end of what the density the windows saw can mean
     (two standard deviations of a Poisson count above what they saw, and two more, as a window
     that saw 2 may well have met 6)."""
+    return _in_table(session, seen, seen.matches + 2 * seen.matches**0.5 + 2)
+
+
+def _in_table(session: Session, seen: Seen, matches: float) -> float:
+    """``matches`` in the records the windows saw, scaled to the whole table."""
     from catalog.counts import table_rows
 
-    matches = seen.matches + 2 * seen.matches**0.5 + 2
     return matches / seen.rows * max(seen.rows, table_rows(session))
 
 

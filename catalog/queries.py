@@ -223,7 +223,7 @@ def text_condition(query: str, unindexed: bool = False):
 def _check_words(session: Session, q: RecordQuery) -> None:
     if q.text:
         try:
-            check_words(session, parse_text(q.text))
+            check_words(session, q.text)
         except TextQueryError as exc:
             raise QueryError(str(exc)) from None
 

@@ -8,31 +8,35 @@ by the CLI (``--text``, ``arhiva search``), the JSON API and the web page (``q``
   the end);
 - ``gara OR vokzal`` (or ``gara | vokzal``): either; ``OR`` binds its two neighbours, so
   ``strada gara OR podul`` is *strada* and (*gara* or *podul*);
-- ``-biserica``, ``-"strada veche"``: records without it (a hyphen inside a word, as in
-  ``Alba-Iulia``, only separates words).
+- ``-biserica``, ``-"strada veche"``: records without it (a hyphen counts so only at the start
+  of a term, after a space: in ``Alba-Iulia`` it separates words, and inside a phrase it is read
+  as the index read it).
 
 Anything else (punctuation, a ``*``) separates words. There are no prefix searches: words are
 stemmed (``podul`` finds *podului*, ``крепость`` *крепости*), and the index holds stems, not
 words, so a prefix would miss words whose stem is shorter than it (*liceul*'s is *lic*). Stop
 words (the Russian stemmer's *на*, *в*, *и* …) are not in the index: a query leaves them out,
 and a phrase keeps their place (``"вид на город"`` finds *вид* two words before *город*). A
-query of stop words only is refused with that reason (``check_words``). No database here but
-the SQL expressions and that one check.
+query whose required words are all stop words, or that excludes only stop words, is refused
+with that reason (``check_words``). At most ``MAX_WORDS`` words. No database here but the SQL
+expressions and that one check.
 """
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
 from sqlalchemy import and_, func, literal_column, not_, select
 
-MAX_TERMS = 24  # words and phrases of one query, all together
+MAX_WORDS = 24  # words of one query, a phrase's each counted (a phrase is tested on every record holding its words)
+MAX_WORD_BYTES = 2047  # PostgreSQL leaves longer words out of the index
 CONFIG = literal_column("'arhiva'::regconfig")  # the text search configuration of migration 0001
 
-# A term: an optional leading "-" (not after a letter: "Alba-Iulia" is two words), then a quoted
-# phrase or a word; or "|" as an operator.
-_TERM = re.compile(r'(?P<neg>(?<!\w)-)?(?:"(?P<phrase>[^"]*)"?|(?P<word>\w+))|(?P<bar>\|)')
+# A term: an optional "-" at its start (after a space or at the beginning: "Alba-Iulia" is two
+# words, '"strada"-veche' asks for veche), then a quoted phrase or a word; or "|" as an operator.
+_TERM = re.compile(r'(?P<neg>(?<!\S)-)?(?:"(?P<phrase>[^"]*)"?|(?P<word>\w+))|(?P<bar>\|)')
 
 
 class TextQueryError(ValueError):
@@ -42,11 +46,11 @@ class TextQueryError(ValueError):
 @dataclass(frozen=True)
 class Term:
     kind: str  # "word" or "phrase"
-    text: str  # the word, or the phrase's words separated by spaces
+    text: str  # the word, or the phrase as typed (PostgreSQL reads "Alba-Iulia" in it as it indexed it)
 
     @property
     def words(self) -> list[str]:
-        return self.text.split(" ")
+        return re.findall(r"\w+", self.text)
 
 
 @dataclass(frozen=True)
@@ -68,9 +72,10 @@ class TextQuery:
 @lru_cache(maxsize=256)
 def parse_text(text: str | None) -> TextQuery:
     """Read the text of a search (see the module docstring); raises TextQueryError. Cached: one
-    search reads its text several times (checks, conditions, the word × place tokens)."""
+    search reads its text several times (checks, conditions, the word × place tokens). Letters
+    typed as a base and a combining mark (as some systems paste "ș") are composed first."""
     items: list[tuple[bool, Term] | None] = []  # None: an OR
-    for m in _TERM.finditer(text or ""):
+    for m in _TERM.finditer(unicodedata.normalize("NFC", text or "")):
         if m["bar"] or (m["word"] == "OR" and not m["neg"]):
             items.append(None)
             continue
@@ -78,13 +83,17 @@ def parse_text(text: str | None) -> TextQuery:
             words = re.findall(r"\w+", m["phrase"])
             if not words:
                 continue
-            term = Term("phrase", " ".join(words)) if len(words) > 1 else Term("word", words[0])
+            term = Term("phrase", " ".join(m["phrase"].split())) if len(words) > 1 else Term("word", words[0])
         else:
             term = Term("word", m["word"])
         items.append((bool(m["neg"]), term))
-    terms = [it for it in items if it is not None]
-    if len(terms) > MAX_TERMS:
-        raise TextQueryError(f"text: at most {MAX_TERMS} words and phrases, got {len(terms)}")
+    words = [w for it in items if it is not None for w in it[1].words]
+    if len(words) > MAX_WORDS:
+        raise TextQueryError(f"text: at most {MAX_WORDS} words (a phrase's words count each), got {len(words)}")
+    for w in words:
+        if len(w.encode("utf-8", "surrogatepass")) > MAX_WORD_BYTES:
+            raise TextQueryError(f"text: the word {w[:30] + '…'!r} is longer than a word the index holds "
+                                 f"({MAX_WORD_BYTES:,} bytes)")
     all_of: list[tuple[Term, ...]] = []
     none_of: list[Term] = []
     joined = False  # an OR follows a positive term: the next positive term joins its clause
@@ -144,15 +153,23 @@ def text_match(vector, query: TextQuery, unindexed: bool = False):
     return func.ts_match_vq(vector, wanted) if unindexed else vector.op("@@")(wanted)
 
 
-def check_words(session, query: TextQuery) -> None:
-    """Raise TextQueryError when every word ``query`` requires is a stop word (it would find
-    nothing: stop words are not indexed). One short query to PostgreSQL, whose dictionaries
-    decide."""
-    wanted = asked(query)
-    if wanted is not None and session.scalar(select(func.numnode(wanted))) == 0:
-        said = " ".join(t.text for clause in query.all_of for t in clause)
-        raise TextQueryError(f"text: {said!r} holds only stop words (such as на, в, и), which are not "
-                             "indexed: search for other words")
+def check_words(session, text: str) -> None:
+    """Raise TextQueryError when the words ``text`` requires, or one of those it excludes, are all
+    stop words (not indexed: the search would find nothing, or exclude nothing). One short query
+    to PostgreSQL, whose dictionaries decide."""
+    query = parse_text(text)
+    parts = [asked(query), *(_tsquery(t) for t in query.none_of)]
+    if not any(p is not None for p in parts):
+        return
+    sizes = session.execute(select(*(func.numnode(p) for p in parts if p is not None))).one()
+    said = f"text: {text.strip()!r}"
+    if query.all_of and sizes[0] == 0:
+        raise TextQueryError(f"{said}: every word it requires is a stop word (such as на, в, и), which the "
+                             "index leaves out: search for other words")
+    for term, size in zip(query.none_of, sizes[1 if query.all_of else 0:]):
+        if size == 0:
+            raise TextQueryError(f"{said}: -{term.text} excludes only stop words (such as на, в, и), which the "
+                                 "index leaves out")
 
 
-__all__ = ["MAX_TERMS", "Term", "TextQuery", "TextQueryError", "asked", "check_words", "parse_text", "text_match"]
+__all__ = ["MAX_WORDS", "Term", "TextQuery", "TextQueryError", "asked", "check_words", "parse_text", "text_match"]

@@ -30,7 +30,10 @@ W, P = "word", "phrase"
     ("chișin* gara*", [[(W, "chișin")], [(W, "gara")]], []),  # no prefixes: words are stemmed
     ('"unclosed phrase', [[(P, "unclosed phrase")]], []),
     ('"" "one" x', [[(W, "one")], [(W, "x")]], []),
-    ('a -b -"c, d!"', [[(W, "a")]], [(W, "b"), (P, "c d")]),
+    ('a -b -"c, d!"', [[(W, "a")]], [(W, "b"), (P, "c, d!")]),
+    ('"strada"-veche x-y', [[(W, "strada")], [(W, "veche")], [(W, "x")], [(W, "y")]], []),  # "-" only after a space
+    ('"strada  Alba-Iulia"', [[(P, "strada Alba-Iulia")]], []),  # a phrase as typed
+    ("Chis\u0326ina\u0306u", [[(W, "Chișinău")]], []),  # a base and a combining mark: composed
     ("gara gara", [[(W, "gara")]], []),
     ("!!! & <-> :*", [], []),
 ])
@@ -41,10 +44,14 @@ def test_the_syntax_is_read_like_a_web_search_box(text, all_of, none_of):
 
 
 def test_unreadable_text_is_refused_with_the_reason():
-    with pytest.raises(TextQueryError, match="at most 24 words and phrases, got 25"):
+    with pytest.raises(TextQueryError, match="at most 24 words \\(a phrase's words count each\\), got 25"):
         parse_text(" ".join(f"w{i}" for i in range(25)))
+    with pytest.raises(TextQueryError, match="got 30"):  # one long phrase is tested on every record with its words
+        parse_text('"' + "strada " * 30 + '"')
     with pytest.raises(QueryError, match="at most 24"):
         RecordQuery(text="a " * 30).check()
+    with pytest.raises(TextQueryError, match="longer than a word the index holds \\(2,047 bytes\\)"):
+        parse_text("gara " + "ă" * 1100)
 
 
 WORDS = ["strada", "biserica", "gara", "podul", "parcul", "liceul"]
@@ -126,9 +133,30 @@ def test_stop_words_leave_a_search_and_keep_their_place_in_a_phrase(clean_db):
     assert found('"вид город"') == set()
     assert found('город -"вид на город"') == {"gorod"}
     for only_stop_words in ("на", "в OR и", '"на в" -город'):  # nothing to look for: said so
-        with pytest.raises(QueryError, match="only stop words .* not indexed"), session_scope(clean_db) as s:
+        with pytest.raises(QueryError, match=f"text: '{only_stop_words}': every word it requires is a stop "
+                                             "word"), session_scope(clean_db) as s:
             search_records(s, RecordQuery(text=only_stop_words))
+    with pytest.raises(QueryError, match="-на excludes only stop words"), session_scope(clean_db) as s:
+        search_records(s, RecordQuery(text="город -на"))
     assert found("кишинев колокольня") == {"vid"}
+
+
+def test_a_phrase_is_read_as_the_index_read_its_words(clean_db):
+    """PostgreSQL indexes "Alba-Iulia" as the whole and its parts, three positions: a phrase
+    with such a word must be read the same way, or it finds nothing (and excludes nothing)."""
+    recs = [RecordIn("alba", title="Strada Alba-Iulia veche", year_lo=1930, year_hi=1930, lat=47.02, lon=28.83),
+            RecordIn("rostov", title="Вид на Ростов-на-Дону"), RecordIn("other", title="Strada Alba veche")]
+    with session_scope(clean_db) as s:
+        upsert_records(s, get_or_create_source(s, "hy", "folder").id, recs)
+
+    def found(**kw):
+        with session_scope(clean_db) as s:
+            return {r.source_key for r in search_records(s, RecordQuery(**kw)).items}
+    assert found(text='"strada Alba-Iulia"') == {"alba"}
+    assert found(text='"strada Alba-Iulia"', year_from=1930, year_to=1939, bbox=(28.82, 47.01, 28.84, 47.03)) == {"alba"}
+    assert found(text='"Вид на Ростов-на-Дону"') == {"rostov"}
+    assert found(text='strada -"strada Alba-Iulia"') == {"other"}
+    assert found(text="Alba-Iulia") == {"alba"}  # unquoted: the words, anywhere
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

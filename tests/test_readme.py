@@ -118,6 +118,8 @@ def check(section: str, command: str, result, env) -> None:
         assert "Catedrala" in result.out, result
     if words[:2] == ["arhiva", "search"]:
         assert "Lăpușneanu" in result.out, result
+        if "OR" in words:  # the syntax: any of the words (vedere too), but not the phrase excluded
+            assert "Catedrala" in result.out and "Vedere generală" not in result.out, result
     if words[:2] == ["arhiva", "train"]:
         assert "nothing to do" in result.err, result
     if words[:2] == ["arhiva", "colorize"]:

@@ -13,6 +13,7 @@ import math
 import operator
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,10 +131,8 @@ class RecordQuery:
         if self.offset < 0:
             raise QueryError("offset must not be negative")
         if self.text:
-            try:
+            with _text_errors():
                 parse_text(self.text)
-            except TextQueryError as exc:
-                raise QueryError(str(exc)) from None
         if self.offset > MAX_OFFSET:
             raise QueryError(f"offset: at most {MAX_OFFSET:,}; deeper pages follow a cursor instead "
                              "(after=… in the 'next' link; --after in the CLI)")
@@ -214,18 +213,23 @@ def text_condition(query: str, unindexed: bool = False):
     QueryError. ``unindexed``: tested on the rows only, where another index already brings few
     records (a common word's posting list is millions long: the planner would intersect it with
     those few)."""
-    try:
+    with _text_errors():
         return text_match(Record.search, parse_text(query), unindexed)
-    except TextQueryError as exc:
-        raise QueryError(str(exc)) from None
 
 
 def _check_words(session: Session, q: RecordQuery) -> None:
     if q.text:
-        try:
+        with _text_errors():
             check_words(session, q.text)
-        except TextQueryError as exc:
-            raise QueryError(str(exc)) from None
+
+
+@contextmanager
+def _text_errors() -> Iterator[None]:
+    """The search text's errors as the filters' (QueryError: the CLI's exit 2, the API's 422)."""
+    try:
+        yield
+    except TextQueryError as exc:
+        raise QueryError(str(exc)) from None
 
 
 def _word_place_tokens(session: Session, text: str, cells: list[str], decades: list[str]) -> list[str] | None:

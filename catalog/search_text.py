@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, reduce
 
 from sqlalchemy import and_, func, literal_column, not_, select
 
@@ -37,6 +37,7 @@ CONFIG = literal_column("'arhiva'::regconfig")  # the text search configuration 
 # A term: an optional "-" at its start (after a space or at the beginning: "Alba-Iulia" is two
 # words, '"strada"-veche' asks for veche), then a quoted phrase or a word; or "|" as an operator.
 _TERM = re.compile(r'(?P<neg>(?<!\S)-)?(?:"(?P<phrase>[^"]*)"?|(?P<word>\w+))|(?P<bar>\|)')
+_WORD = re.compile(r"\w+")
 
 
 class TextQueryError(ValueError):
@@ -50,7 +51,7 @@ class Term:
 
     @property
     def words(self) -> list[str]:
-        return re.findall(r"\w+", self.text)
+        return _WORD.findall(self.text)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def parse_text(text: str | None) -> TextQuery:
             items.append(None)
             continue
         if m["phrase"] is not None:
-            words = re.findall(r"\w+", m["phrase"])
+            words = _WORD.findall(m["phrase"])
             if not words:
                 continue
             term = Term("phrase", " ".join(m["phrase"].split())) if len(words) > 1 else Term("word", words[0])
@@ -119,21 +120,12 @@ def _tsquery(term: Term):
     return (func.plainto_tsquery if term.kind == "word" else func.phraseto_tsquery)(CONFIG, folded)
 
 
-def _any(terms: tuple[Term, ...]):
-    out = _tsquery(terms[0])
-    for t in terms[1:]:
-        out = func.tsquery_or(out, _tsquery(t))
-    return out
-
-
 def asked(query: TextQuery):
-    """The tsquery of what ``query`` requires (its clauses, without exclusions), or None."""
+    """The tsquery of what ``query`` requires (the AND of its clauses, each the OR of its terms,
+    without exclusions), or None."""
     if not query.all_of:
         return None
-    out = _any(query.all_of[0])
-    for clause in query.all_of[1:]:
-        out = func.tsquery_and(out, _any(clause))
-    return out
+    return reduce(func.tsquery_and, (reduce(func.tsquery_or, map(_tsquery, clause)) for clause in query.all_of))
 
 
 def text_match(vector, query: TextQuery, unindexed: bool = False):

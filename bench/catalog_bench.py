@@ -149,7 +149,7 @@ def fill_sql() -> str:
                            lons=", ".join(str(t[2]) for t in TOWNS), nt=len(TOWNS))
 
 
-SEARCH_INDEXES = ("ix_records_search", "ix_records_word_places")
+SEARCH_INDEXES = ("ix_records_search", "ix_records_word_place_keys")
 
 
 def fill(engine, n: int, step: int = 200_000) -> float:
@@ -326,7 +326,7 @@ def yardstick(engine) -> str:
 def disk_rows(engine) -> list[list]:
     sql = ("SELECT pg_total_relation_size('records'), pg_relation_size('records'), "
            "pg_relation_size('ix_records_search'), "
-           "coalesce(pg_relation_size(to_regclass('ix_records_word_places')), 0), pg_total_relation_size('collection_members'), "
+           "coalesce(pg_relation_size(to_regclass('ix_records_word_place_keys')), 0), pg_total_relation_size('collection_members'), "
            "pg_total_relation_size('record_assets'), pg_database_size(current_database())")
     with engine.connect() as conn:
         sizes = conn.execute(text(sql)).one()

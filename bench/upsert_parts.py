@@ -10,7 +10,7 @@ Variants (each measures what one part costs; none is a way to run arhiva):
 - ``no source FK``: the foreign key records → sources dropped (its per-row check);
 - ``prepared``: every slice validated and serialised beforehand, so the load only talks to
   PostgreSQL (the most any client-side speed-up could give);
-- ``no word × place index``: ix_records_word_places dropped (what migration 0010 costs a load);
+- ``no word × place index``: ix_records_word_place_keys dropped (what migrations 0010 and 0013 cost a load);
 - ``in a crawl run``: the load inside a crawl run, as a harvest stores it (each new record then
   names the run as first and last seen: two more foreign-key checks); the other variants, like
   ``catalog_bench.py``, load without a run;
@@ -40,13 +40,13 @@ from catalog.models import WORD_PLACES_EXPR  # noqa: E402
 from catalog.records_in import copy_chunk  # noqa: E402
 from catalog.runs import activity  # noqa: E402
 
-_GIN = {"ix_records_search": "search", "ix_records_word_places": WORD_PLACES_EXPR}
+_GIN = {"ix_records_search": "search", "ix_records_word_place_keys": WORD_PLACES_EXPR}
 # variant: (SQL before the clock starts, SQL after the load within the clock)
 VARIANTS = {
     "current": ("", ""),
     "no source FK": ("ALTER TABLE records DROP CONSTRAINT fk_records_source_id_sources", ""),
     "prepared": ("", ""),
-    "no word × place index": ("DROP INDEX ix_records_word_places", ""),
+    "no word × place index": ("DROP INDEX ix_records_word_place_keys", ""),
     "in a crawl run": ("", ""),
     "64 MB pending lists": (";".join(f"ALTER INDEX {i} SET (gin_pending_list_limit = 65536)" for i in _GIN),
                             "SET maintenance_work_mem = '256MB';"

@@ -46,7 +46,7 @@ RECORD_STATUSES = ("active", "withdrawn")
 # Russian) plus decade, start/end-year and grid-cell tokens; SQL functions arhiva_fold and
 # arhiva_search_vector are created by the first migration, arhiva_fold redone
 # with unaccent by the third.
-WORD_PLACES_EXPR = "arhiva_word_places(search, year_lo, year_hi, lat, lon)"
+WORD_PLACES_EXPR = "arhiva_word_place_keys(search, year_lo, year_hi, lat, lon)"
 SEARCH_EXPR = "arhiva_search_vector(coalesce(title, '') || ' ' || coalesce(description, '') || ' ' || coalesce(place, '') || ' ' || coalesce(author, '') || ' ' || coalesce(date_text, ''), year_lo, year_hi, lat, lon)"
 
 
@@ -160,9 +160,10 @@ class Record(Base):
         # Words, decades and grid cells are all in the search vector: one GIN
         # index answers map + years + words (see catalog/queries.py).
         Index("ix_records_search", "search", postgresql_using="gin"),
-        # Each word of a located, dated record with its 0.01° cell and decade (migration 0010):
-        # a word in a few streets over a decade reads only the records that have all three.
-        Index("ix_records_word_places", text(WORD_PLACES_EXPR), postgresql_using="gin"),
+        # Each word of a located, dated record with its 0.01° cell and decade, as one bigint
+        # (migrations 0010, 0013): a word in a few streets over a decade reads only the records
+        # that have all three.
+        Index("ix_records_word_place_keys", text(WORD_PLACES_EXPR), postgresql_using="gin"),
     )
 
 

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, cast, exists, false, func, literal_column, not_, or_, select
+from sqlalchemy import BigInteger, Select, and_, cast, exists, false, func, literal_column, not_, or_, select
 from sqlalchemy import text as sql_text
-from sqlalchemy.dialects.postgresql import TSQUERY
+from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.counts import COUNT_EXACT_MAX, COUNT_MODES, SAMPLE_ROWS, Count, Facets, count_and_facets, quick_settings
@@ -32,11 +32,13 @@ MAX_OFFSET = 10_000  # deeper pages: the ``next`` cursor (keyset pagination on i
 BOTH_INCLUSIVE = literal_column("'[]'")
 YEAR_RANGE = func.int4range(Record.year_lo, Record.year_hi, BOTH_INCLUSIVE)
 POINT = func.point(Record.lon, Record.lat)
-# Each word of a located, dated record with its 0.01° cell and decade (migration 0010; the
-# expression of the index ix_records_word_places, which the planner matches as written).
-WORD_PLACES = func.arhiva_word_places(Record.search, Record.year_lo, Record.year_hi, Record.lat, Record.lon)
+# Each word of a located, dated record with its 0.01° cell and decade, as one bigint (migration
+# 0013; the expression of the index ix_records_word_place_keys, which the planner matches as
+# written): the cell's row and column, a slot (the decade, WIDE_SLOT for a record spanning more
+# decades, ALL_SLOT for a record of too many words) and the word's hashtext.
+WORD_PLACE_KEYS = func.arhiva_word_place_keys(Record.search, Record.year_lo, Record.year_hi, Record.lat, Record.lon)
 FINE_CELL = "~g001_"
-MAX_WORD_BYTES = 2000  # longer words are not in that index (migration 0010)
+WIDE_SLOT, ALL_SLOT, HASH_BITS = 30, 31, 27
 # Decade and grid tokens in the search vector (see migrations 0001 and 0008).
 DECADE_MIN, DECADE_MAX = 1800, 2039
 MAX_CELL_TOKENS = 64
@@ -81,12 +83,12 @@ def cell_tokens(w: float, s: float, e: float, n: float) -> list[str] | None:
 TOKEN_CHUNK = 20
 
 
-def _token_query(tokens: list[str], vector=Record.search):
-    """Records whose ``vector`` carries any of the tokens. GIN tests every item of the tokens'
+def _token_query(tokens: list[str]):
+    """Records whose search vector carries any of the tokens. GIN tests every item of the tokens'
     posting lists against the whole query, so one query of 98 alternatives cost ~1.1 µs per item
     where five queries of 20, OR'ed, cost about half (measured at 10M records: 166,000 items,
     188 ms against 78 ms with a word)."""
-    parts = [vector.op("@@")(cast(" | ".join(_quoted(t) for t in tokens[i:i + TOKEN_CHUNK]), TSQUERY))
+    parts = [Record.search.op("@@")(cast(" | ".join(_quoted(t) for t in tokens[i:i + TOKEN_CHUNK]), TSQUERY))
              for i in range(0, len(tokens), TOKEN_CHUNK)]
     return parts[0] if len(parts) == 1 else or_(*parts)
 
@@ -232,26 +234,36 @@ def _text_errors() -> Iterator[None]:
         raise QueryError(str(exc)) from None
 
 
-def _word_place_tokens(session: Session, text: str, cells: list[str], decades: list[str]) -> list[str] | None:
-    """The tokens of ix_records_word_places (migration 0010) for the most telling word every
-    match of ``text`` has (its longest single lexeme not starting with a digit, nor overlong) in each 0.01° cell and decade,
-    with each cell's tokens for records spanning more decades (``w``) and for records with too
-    many words to carry them (``all``); None when no word qualifies or the cells are coarser."""
+def word_place_keys(cells: list[str], decades: list[str], word_hash: int) -> list[int]:
+    """The keys of ix_records_word_place_keys (migration 0013) for a word (its ``hashtext``) in
+    each 0.01° cell (``FINE_CELL`` tokens) and decade (``~d`` tokens), with each cell's keys for
+    records spanning more decades and for records with too many words to carry them."""
+    word = word_hash & ((1 << HASH_BITS) - 1)
+    keys = []
+    for c in cells:
+        lat, lon = (int(v) for v in c[len(FINE_CELL):].split("_"))
+        spot = ((lat + 9000) << 48) | ((lon + 18000) << 32)
+        keys += [spot | ((int(d[2:]) - 180) << HASH_BITS) | word for d in decades]
+        keys += [spot | (WIDE_SLOT << HASH_BITS) | word, spot | (ALL_SLOT << HASH_BITS)]
+    return keys
+
+
+def _word_place_keys(session: Session, text: str, cells: list[str], decades: list[str]) -> list[int] | None:
+    """The word × place keys for the most telling word every match of ``text`` has (its longest
+    single lexeme not starting with a digit); None when no word qualifies or the cells are
+    coarser. The word's hash is the server's, as the index's is."""
     if not cells or not all(c.startswith(FINE_CELL) for c in cells):
         return None
     words = parse_text(text).required_words()
     if not words:
         return None
-    rows = session.execute(sql_text("SELECT w, tsvector_to_array(to_tsvector('arhiva'::regconfig, arhiva_fold(w))) "
-                                    "FROM unnest(CAST(:words AS text[])) AS w"), {"words": words})
-    single = [lex[0] for _, lex in rows
-              if len(lex) == 1 and not "0" <= lex[0][0] <= "9" and len(lex[0].encode()) <= MAX_WORD_BYTES]
+    rows = session.execute(sql_text(
+        "SELECT lex, hashtext(lex[1]) FROM (SELECT tsvector_to_array(to_tsvector('arhiva'::regconfig, "
+        "arhiva_fold(w))) AS lex FROM unnest(CAST(:words AS text[])) AS w) x"), {"words": words})
+    single = [(lex[0], h) for lex, h in rows if len(lex) == 1 and not "0" <= lex[0][0] <= "9"]
     if not single:
         return None
-    lexeme = max(single, key=len)
-    spots = [c[len(FINE_CELL):] for c in cells]
-    tokens = [f"{s}_{d[2:]}_{lexeme}" for s in spots for d in decades]
-    return tokens + [t for s in spots for t in (f"{s}_w_{lexeme}", f"{s}_all_*")]
+    return word_place_keys(cells, decades, max(single, key=lambda lh: len(lh[0]))[1])
 
 
 def _collection_id(session: Session, q: RecordQuery) -> int | None:
@@ -296,13 +308,13 @@ def _filters(q: RecordQuery, session: Session | None = None) -> tuple[Select, Se
         cells = None if any(c is None for c in per_box) else [t for c in per_box for t in c]
     # Undated records carry no decade token: with include_undated, only the exact test applies.
     decades = decade_tokens(q.year_from, q.year_to) if years_asked and not q.include_undated else []
-    word_place = (_word_place_tokens(session, q.text, cells, decades)
+    word_place = (_word_place_keys(session, q.text, cells, decades)
                   if session is not None and q.text and decades and cells is not None
                   and len(cells) * (len(decades) + 2) <= MAX_COMBINED_TOKENS else None)
     if word_place is not None:
         # word × place × decade: only the records with all three (the words then need no lookup
         # in the search index, which would walk their whole posting lists)
-        aids.append(_token_query(word_place, WORD_PLACES))
+        aids.append(WORD_PLACE_KEYS.op("&&")(cast(word_place, ARRAY(BigInteger))))
     elif decades and cells is not None and len(cells) * len(decades) <= MAX_COMBINED_TOKENS:
         # place × decade tokens: one short posting list per (cell, decade)
         aids.append(_token_query([f"{c}_d{d[2:]}" for c in cells for d in decades]))

@@ -102,7 +102,7 @@ def test_records_stored_before_0010_are_in_its_word_place_index_and_it_goes_down
                 # a word of 2,040 letters: with its place it would pass a token's 2,047 bytes
                 RecordIn("long", title="Gara " + "b" * 2040, year_lo=1946, year_hi=1946, lat=47.0201, lon=28.8399)])
         assert tokens() is None
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, "0010")
         assert tokens() == ["long", "one", "wide"]
         migrate.downgrade(engine, "0009")
         assert tokens() is None
@@ -135,7 +135,7 @@ def test_records_stored_before_0011_gain_start_and_end_years_and_lose_them_down(
                 RecordIn("crosses", title="Gara", year_lo=1895, year_hi=1905, lat=47.0245, lon=28.8323),
                 RecordIn("open", title="Gara", year_lo=None, year_hi=1899)])
         assert found("~s1895 | ~e1899 | ~x190") == []
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, "0011")
         assert found("~s1895 & ~e1905 & ~x190") == ["crosses"] and found("~s1800 & ~e1899") == ["open"]
         with engine.connect() as conn:  # the word × place index came back with the column
             assert conn.execute(text("SELECT to_regclass('ix_records_word_places')")).scalar() is not None
@@ -211,6 +211,65 @@ def test_revisions_stored_before_0012_read_the_same_through_the_view_and_come_ba
         migrate.downgrade(engine, "0011")
         assert revisions() == after
         assert "record_revisions" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+        drop_database(name)
+
+
+def test_records_stored_before_0013_are_found_by_its_word_place_keys_and_it_goes_down_cleanly():
+    """0013 turns the word × place tokens into 64-bit keys: a catalogue upgraded from 0012 finds
+    a word in a few streets over a decade through them at once (a record of that decade, one
+    spanning many decades, one of over 1,000 words, one whose other word is 2,040 letters long),
+    and downgrading puts 0010's tokens back."""
+    from sqlalchemy import text
+
+    from catalog.db import session_scope
+    from catalog.ingest import RecordIn, get_or_create_source, upsert_records
+    from catalog.models import Record
+    from catalog.queries import RecordQuery, _filters, search_records
+
+    name = create_database("arhiva_mig")
+    engine = create_engine(database_url(name))
+    many = " ".join(f"cuvânt{i}" for i in range(1_100))
+
+    def tokens():
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT source_key FROM records WHERE arhiva_word_places(search, year_lo, "
+                                     "year_hi, lat, lon) @@ '4702_2883_194_gar | 4702_2883_w_gar'::tsquery "
+                                     "ORDER BY source_key")).scalars().all()
+
+    def found(words):
+        q = RecordQuery(text=words, year_from=1940, year_to=1949, bbox=(28.83, 47.02, 28.84, 47.03), limit=100)
+        with session_scope(engine) as s:
+            by_index = _filters(q, s)[0]
+            assert "arhiva_word_place_keys" in str(by_index.compile())  # the keys' path
+            got = sorted(s.scalars(by_index.with_only_columns(Record.source_key)))
+            assert got == sorted(r.source_key for r in search_records(s, q).items)
+            return got
+
+    try:
+        migrate.upgrade(engine, "0012")
+        with session_scope(engine) as s:
+            upsert_records(s, get_or_create_source(s, "m", "folder").id, [
+                RecordIn("one", title="Gara", year_lo=1945, year_hi=1945, lat=47.0245, lon=28.8323),
+                RecordIn("wide", title="Gara veche", year_lo=1900, year_hi=1960, lat=47.0249, lon=28.8301),
+                RecordIn("elsewhere", title="Gara", year_lo=1945, year_hi=1945, lat=47.1, lon=28.8323),
+                RecordIn("later", title="Gara", year_lo=1955, year_hi=1955, lat=47.0245, lon=28.8323),
+                RecordIn("many", title="Gara", description=many, year_lo=1941, year_hi=1941, lat=47.025, lon=28.835),
+                RecordIn("long", title="Gara " + "b" * 2040, year_lo=1946, year_hi=1946, lat=47.0201, lon=28.8399)])
+        assert tokens() == ["long", "one", "wide"]
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT to_regclass('ix_records_word_places')")).scalar() is None
+        assert found("gări") == ["long", "many", "one", "wide"]
+        assert found("veche gara") == ["wide"]
+        assert found("b" * 2040) == ["long"]  # in the keys now: a hash has no length
+        migrate.downgrade(engine, "0012")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT to_regproc('arhiva_word_place_keys')")).scalar() is None
+        assert tokens() == ["long", "one", "wide"]
+        migrate.upgrade(engine)
+        assert found("gara") == ["long", "many", "one", "wide"]
     finally:
         engine.dispose()
         drop_database(name)

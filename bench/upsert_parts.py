@@ -14,6 +14,8 @@ Variants (each measures what one part costs; none is a way to run arhiva):
 - ``in a crawl run``: the load inside a crawl run, as a harvest stores it (each new record then
   names the run as first and last seen: two more foreign-key checks); the other variants, like
   ``catalog_bench.py``, load without a run;
+- ``text word × place tokens``: the word × place index as it was before migration 0013, a text
+  token a word (``<cell>_<decade>_<word>``) instead of a 64-bit key;
 - ``64 MB pending lists``: both GIN indexes keep up to 64 MB of new keys in their pending lists
   (4 MB by default), which are then cleaned (``gin_clean_pending_list``) within the clock;
 - ``indexes built after``: both GIN indexes dropped for the load and built again (with 256 MB of
@@ -24,6 +26,7 @@ Also prints how long validating and serialising takes per record (``copy_chunk``
 from __future__ import annotations
 
 import argparse
+import importlib
 import random
 import sys
 import time
@@ -48,6 +51,9 @@ VARIANTS = {
     "prepared": ("", ""),
     "no word × place index": ("DROP INDEX ix_records_word_place_keys", ""),
     "in a crawl run": ("", ""),
+    "text word × place tokens": (importlib.import_module("migrations.versions.0010_word_place_index").WORD_PLACES
+                                 + "; DROP INDEX ix_records_word_place_keys; CREATE INDEX ix_records_word_places ON "
+                                 "records USING gin (arhiva_word_places(search, year_lo, year_hi, lat, lon))", ""),
     "64 MB pending lists": (";".join(f"ALTER INDEX {i} SET (gin_pending_list_limit = 65536)" for i in _GIN),
                             "SET maintenance_work_mem = '256MB';"
                             + ";".join(f"SELECT gin_clean_pending_list('{i}')" for i in _GIN)),

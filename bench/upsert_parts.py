@@ -7,7 +7,10 @@ records into a fresh catalogue, as it is and with one part taken away, the varia
 
 Variants (each measures what one part costs; none is a way to run arhiva):
 - ``current``: bulk_upsert over 2 connections, 5,000 records a transaction;
-- ``no source FK``: the foreign key records → sources dropped (its per-row check);
+- ``no reference checks``: the triggers that check each INSERT's sources and runs (migration
+  0014) dropped;
+- ``foreign keys``: the references checked as before migration 0014, by three foreign keys
+  (each new row looked up on its own);
 - ``prepared``: every slice validated and serialised beforehand, so the load only talks to
   PostgreSQL (the most any client-side speed-up could give);
 - ``no word × place index``: ix_records_word_place_keys dropped (what migrations 0010 and 0013 cost a load);
@@ -16,6 +19,7 @@ Variants (each measures what one part costs; none is a way to run arhiva):
   ``catalog_bench.py``, load without a run;
 - ``text word × place tokens``: the word × place index as it was before migration 0013, a text
   token a word (``<cell>_<decade>_<word>``) instead of a 64-bit key;
+- ``as before 0013 and 0014``: both of the above (text tokens and foreign keys);
 - ``64 MB pending lists``: both GIN indexes keep up to 64 MB of new keys in their pending lists
   (4 MB by default), which are then cleaned (``gin_clean_pending_list``) within the clock;
 - ``indexes built after``: both GIN indexes dropped for the load and built again (with 256 MB of
@@ -44,16 +48,24 @@ from catalog.records_in import copy_chunk  # noqa: E402
 from catalog.runs import activity  # noqa: E402
 
 _GIN = {"ix_records_search": "search", "ix_records_word_place_keys": WORD_PLACES_EXPR}
+_FOREIGN_KEYS = "DROP TRIGGER records_named_new ON records; DROP TRIGGER records_named_changed ON records; " + "; ".join(
+    f"ALTER TABLE records ADD CONSTRAINT {name} FOREIGN KEY ({column}) REFERENCES {table} (id)"
+    for name, column, table in importlib.import_module("migrations.versions.0014_record_references_per_statement")
+    .FOREIGN_KEYS)
+_TEXT_TOKENS = (importlib.import_module("migrations.versions.0010_word_place_index").WORD_PLACES
+                + "; DROP INDEX ix_records_word_place_keys; CREATE INDEX ix_records_word_places ON records "
+                "USING gin (arhiva_word_places(search, year_lo, year_hi, lat, lon))")
 # variant: (SQL before the clock starts, SQL after the load within the clock)
 VARIANTS = {
     "current": ("", ""),
-    "no source FK": ("ALTER TABLE records DROP CONSTRAINT fk_records_source_id_sources", ""),
+    "no reference checks": ("DROP TRIGGER records_named_new ON records", ""),
+    "foreign keys": (_FOREIGN_KEYS, ""),
     "prepared": ("", ""),
     "no word × place index": ("DROP INDEX ix_records_word_place_keys", ""),
     "in a crawl run": ("", ""),
-    "text word × place tokens": (importlib.import_module("migrations.versions.0010_word_place_index").WORD_PLACES
-                                 + "; DROP INDEX ix_records_word_place_keys; CREATE INDEX ix_records_word_places ON "
-                                 "records USING gin (arhiva_word_places(search, year_lo, year_hi, lat, lon))", ""),
+    "foreign keys in a crawl run": (_FOREIGN_KEYS, ""),
+    "text word × place tokens": (_TEXT_TOKENS, ""),
+    "as before 0013 and 0014": (_TEXT_TOKENS + "; " + _FOREIGN_KEYS, ""),
     "64 MB pending lists": (";".join(f"ALTER INDEX {i} SET (gin_pending_list_limit = 65536)" for i in _GIN),
                             "SET maintenance_work_mem = '256MB';"
                             + ";".join(f"SELECT gin_clean_pending_list('{i}')" for i in _GIN)),
@@ -104,7 +116,7 @@ def main() -> None:
                     if name == "prepared":
                         stack.enter_context(prepared_beforehand(slices))
                     run_id = None
-                    if name == "in a crawl run":
+                    if name.endswith("in a crawl run"):
                         run_id = stack.enter_context(activity("crawl", "bench", engine=engine, source_id=sid)).id
                     t = time.perf_counter()
                     report = ingest.bulk_upsert(engine, sid, batch, run_id=run_id, workers=2)

@@ -117,7 +117,9 @@ class ColorizationRun(_RunMixin, Base):
 class Record(Base):
     __tablename__ = "records"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    # The source and the crawl runs are checked once a statement by triggers, not by foreign
+    # keys (migration 0014: one lookup per source or run named, not one per record).
+    source_id: Mapped[int] = mapped_column()
     source_key: Mapped[str] = mapped_column(Text(collation="C"))  # an identifier: bytewise, fast
     title: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
@@ -139,13 +141,13 @@ class Record(Base):
     status: Mapped[str] = mapped_column(String(20), server_default="active")
     first_seen_at: Mapped[datetime] = _now()
     last_seen_at: Mapped[datetime] = _now()
-    first_seen_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
-    last_seen_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    first_seen_run_id: Mapped[int | None] = mapped_column()
+    last_seen_run_id: Mapped[int | None] = mapped_column()
     withdrawn_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = _now()
     search: Mapped[Any] = mapped_column(TSVECTOR, Computed(SEARCH_EXPR, persisted=True), nullable=True)
 
-    source: Mapped[Source] = relationship()
+    source: Mapped[Source] = relationship(primaryjoin="foreign(Record.source_id) == Source.id")
     # originals first, then the colorized version shown (see RecordAsset.shown), then the rest as added
     assets: Mapped[list[RecordAsset]] = relationship(
         back_populates="record",

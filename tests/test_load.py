@@ -16,7 +16,7 @@ runner = CliRunner()
 
 def _records(engine, slug):
     with session_scope(engine) as s:
-        rows = s.execute(select(Record).join(Source).where(Source.slug == slug).order_by(Record.source_key)).scalars()
+        rows = s.execute(select(Record).join(Record.source).where(Source.slug == slug).order_by(Record.source_key)).scalars()
         return {r.source_key: (r.title, r.year_lo, r.year_hi, r.lat, r.lon, r.place, r.extra, r.raw,
                                r.first_seen_run_id) for r in rows}
 

@@ -71,6 +71,15 @@ def test_the_search_vectors_of_stored_records_follow_the_fold_up_and_down():
         drop_database(name)
 
 
+def _gara_records():
+    """A record of the 1940s in the cell 47.02, 28.83; one there spanning six decades; one elsewhere."""
+    from catalog.ingest import RecordIn
+
+    return [RecordIn("one", title="Gara", year_lo=1945, year_hi=1945, lat=47.0245, lon=28.8323),
+            RecordIn("wide", title="Gara veche", year_lo=1900, year_hi=1960, lat=47.0249, lon=28.8301),
+            RecordIn("elsewhere", title="Gara", year_lo=1945, year_hi=1945, lat=47.1, lon=28.8323)]
+
+
 def test_records_stored_before_0010_are_in_its_word_place_index_and_it_goes_down_cleanly():
     """0010 adds an index of word × 0.01° cell × decade tokens: a catalogue upgraded from 0009
     finds its records by them at once (a record spanning many decades by its ``w`` token), and
@@ -95,10 +104,7 @@ def test_records_stored_before_0010_are_in_its_word_place_index_and_it_goes_down
     try:
         migrate.upgrade(engine, "0009")
         with session_scope(engine) as s:
-            upsert_records(s, get_or_create_source(s, "m", "folder").id, [
-                RecordIn("one", title="Gara", year_lo=1945, year_hi=1945, lat=47.0245, lon=28.8323),
-                RecordIn("wide", title="Gara veche", year_lo=1900, year_hi=1960, lat=47.0249, lon=28.8301),
-                RecordIn("elsewhere", title="Gara", year_lo=1945, year_hi=1945, lat=47.1, lon=28.8323),
+            upsert_records(s, get_or_create_source(s, "m", "folder").id, [*_gara_records(),
                 # a word of 2,040 letters: with its place it would pass a token's 2,047 bytes
                 RecordIn("long", title="Gara " + "b" * 2040, year_lo=1946, year_hi=1946, lat=47.0201, lon=28.8399)])
         assert tokens() is None
@@ -250,10 +256,7 @@ def test_records_stored_before_0013_are_found_by_its_word_place_keys_and_it_goes
     try:
         migrate.upgrade(engine, "0012")
         with session_scope(engine) as s:
-            upsert_records(s, get_or_create_source(s, "m", "folder").id, [
-                RecordIn("one", title="Gara", year_lo=1945, year_hi=1945, lat=47.0245, lon=28.8323),
-                RecordIn("wide", title="Gara veche", year_lo=1900, year_hi=1960, lat=47.0249, lon=28.8301),
-                RecordIn("elsewhere", title="Gara", year_lo=1945, year_hi=1945, lat=47.1, lon=28.8323),
+            upsert_records(s, get_or_create_source(s, "m", "folder").id, [*_gara_records(),
                 RecordIn("later", title="Gara", year_lo=1955, year_hi=1955, lat=47.0245, lon=28.8323),
                 RecordIn("many", title="Gara", description=many, year_lo=1941, year_hi=1941, lat=47.025, lon=28.835),
                 RecordIn("long", title="Gara " + "b" * 2040, year_lo=1946, year_hi=1946, lat=47.0201, lon=28.8399)])

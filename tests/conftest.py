@@ -17,7 +17,10 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
-# Prefect (flow tests) keeps its state in a temporary folder and stays offline.
+# Prefect (flow tests) keeps its state in a temporary folder and stays offline; each pytest-xdist
+# worker has its own (the temporary Prefect server's SQLite database is not for two processes).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix=f"arhiva-prefect-{os.environ['PYTEST_XDIST_WORKER']}-")
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="arhiva-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")

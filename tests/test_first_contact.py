@@ -97,6 +97,7 @@ def test_sigkill_then_the_next_command_closes_the_run_and_a_new_crawl_finishes(u
             assert s.execute(select(CrawlRun.status)).scalar_one() == "running"  # nobody could close it
         (killed,) = runs(user_env)
         assert killed["status"] == "failed" and "process vanished" in killed["error"], killed
+        server.latency = 0  # the slowness was for the kill; the next crawl need not wait on it
         again = run(["crawl", "pastvu", "--bbox", AREA, "--api-url", server.api_url, *FAST, "--json"], user_env)
         assert again.code == 0, again
         summary = again.json()
@@ -119,7 +120,7 @@ def test_no_network_says_so_in_one_line_and_fails_the_run(user_env, tmp_path, ap
     host = api.split("/")[2]
     user_env = dict(user_env, ARHIVA_ALLOW_PRIVATE=f"http://{host}")  # a closed port of ours: allowed, not answering
     bg = Background(["crawl", "pastvu", "--bbox", AREA, "--api-url", api, "--tile-size", "0.02",
-                     "--setting", "ROBOTSTXT_OBEY=false", "--setting", "ARHIVA_NETWORK_GIVE_UP=15"],
+                     "--setting", "ROBOTSTXT_OBEY=false", "--setting", "ARHIVA_NETWORK_GIVE_UP=6"],
                     user_env, tmp_path)
     bg.wait_for(lambda: f"cannot reach {host}: {words}" in bg.output(), timeout=60)
     result = bg.finish(timeout=90)

@@ -29,6 +29,15 @@ years = "1850-1990"
 """
 
 
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch):
+    """The CLI's console is made once per process (its width from COLUMNS then): a wide one here,
+    whichever test of this process made it, so the table's cells are not cut."""
+    from flows.cli.ui import console
+
+    monkeypatch.setattr(console, "width", 250)
+
+
 def test_schedule_file_becomes_cron_deployments(tmp_path):
     path = tmp_path / "schedules.toml"
     path.write_text(GOOD, encoding="utf-8")
@@ -44,7 +53,7 @@ def test_schedule_file_becomes_cron_deployments(tmp_path):
         (schedule,) = d.schedules
         assert schedule.schedule.cron == e["cron"] and schedule.schedule.timezone == "Europe/Chisinau"
         assert d.parameters == e["parameters"]
-    r = CliRunner().invoke(app, ["serve", "--config", str(path), "--dry-run"], env={"COLUMNS": "250"})
+    r = CliRunner().invoke(app, ["serve", "--config", str(path), "--dry-run"])
     assert r.exit_code == 0, r.output
     assert "pastvu-moldova-nightly" in r.stdout and "0 4 * * 0" in r.stdout
 
@@ -83,7 +92,7 @@ def test_missing_schedule_file(tmp_path):
 def test_dry_run_checks_every_entry_against_its_flow(tmp_path, entry, words):
     path = tmp_path / "schedules.toml"
     path.write_text(entry, encoding="utf-8")
-    r = CliRunner().invoke(app, ["serve", "--config", str(path), "--dry-run"], env={"COLUMNS": "250"})
+    r = CliRunner().invoke(app, ["serve", "--config", str(path), "--dry-run"])
     assert r.exit_code == 2, r.output
     for w in words:
         assert w in r.stderr, r.stderr

@@ -224,6 +224,16 @@ def query_cases(rng: random.Random, collections: list[str]) -> dict:
     }
 
 
+def facet_cases(rng: random.Random, collections: list[str]) -> dict:
+    """The searches asked with facets: name → a function drawing one query."""
+    return {"facets: everything": lambda: RecordQuery(),
+            "facets: years only (5 years)": lambda: RecordQuery(year_from=(y := rng.randint(1880, 1985)), year_to=y + 4),
+            "facets: one common word": lambda: RecordQuery(text=rng.choice(WORDS[:2])),
+            "facets: narrow": lambda: RecordQuery(year_from=(y := rng.randint(1880, 1980)), year_to=y + 9,
+                                                  text=rng.choice(WORDS[5:])),
+            "facets: one collection": lambda: RecordQuery(collection=rng.choice(collections))}
+
+
 def bench_query(engine, n: int, repeats: int, exact_checks: int, only: str | None = None) -> tuple[list[list], list[list]]:
     """Latency of search_records as the API calls it (page of 50 + count), facets, estimate error."""
     rng = random.Random(7)
@@ -255,13 +265,7 @@ def bench_query(engine, n: int, repeats: int, exact_checks: int, only: str | Non
             rows.append([name, f"{n:,}", repeats, f"{statistics.median(totals):,.0f}", f"{estimated}/{repeats}",
                          err, f"{p50:.1f}", f"{p95:.1f}"])
             print(f"  {name}: p95 {p95:.1f} ms", file=sys.stderr, flush=True)
-        for name, make in (("facets: everything", lambda: RecordQuery()),
-                           ("facets: years only (5 years)", lambda: RecordQuery(
-                               year_from=(y := rng.randint(1880, 1985)), year_to=y + 4)),
-                           ("facets: one common word", lambda: RecordQuery(text=rng.choice(WORDS[:2]))),
-                           ("facets: narrow", lambda: RecordQuery(year_from=(y := rng.randint(1880, 1980)),
-                                                                  year_to=y + 9, text=rng.choice(WORDS[5:]))),
-                           ("facets: one collection", lambda: RecordQuery(collection=rng.choice(collections)))):
+        for name, make in facet_cases(rng, collections).items():
             if only and only not in name:
                 continue
             times, exact_n, estimated, errors = [], 0, 0, []

@@ -1,11 +1,16 @@
 """Where a search's time goes, statement by statement: the slowest of a draw of searches.
 
-Runs searches of years (10) + one of the rarer words of the catalogue benchmark, with facets, as
-the web search page asks for them, on a catalogue filled by ``bench/catalog_bench.py``, and
-prints each slow search's statements with their time in PostgreSQL (execution and transfer) and
-the rest (Python):
+Runs one search case of ``bench/catalog_bench.py`` (facets of years + word by default, as the web
+search page asks for them) on a catalogue it filled, and prints each slow search's statements with
+their time as the client sees it (execution and transfer) and what is left (Python's):
 
     python bench/search_profile.py --db arhiva_bench_10m --queries 80 --show 8
+    python bench/search_profile.py --db arhiva_bench_10m --case "narrow: years" --show 3
+    python bench/search_profile.py --db arhiva_bench_10m --explain 1
+
+The queries are the benchmark's own draw (its seed: ``catalog_bench.py --only CASE`` run alone
+asks the same ones). ``--explain N`` also prints ``EXPLAIN (ANALYZE, BUFFERS)`` of the slowest
+statement of the N slowest searches, run again as the search ran it.
 """
 from __future__ import annotations
 
@@ -21,53 +26,82 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import event  # noqa: E402
 
 from bench._common import named_database  # noqa: E402
-from bench.catalog_bench import WORDS  # noqa: E402
+from bench.catalog_bench import COLLECTIONS, _cursor_at, facet_cases, query_cases  # noqa: E402
+from catalog.counts import QUICK_SETTINGS  # noqa: E402
 from catalog.db import session_scope  # noqa: E402
 from catalog.queries import RecordQuery, search_records  # noqa: E402
 
-QUIET = ("current_setting", "set_config", "reltuples")  # settings and statistics reads: under 1 ms each
+# what a statement does, by a phrase of its SQL (the first that appears names it)
+KINDS = (("TABLESAMPLE", "sample"), ("array_agg", "window in id order"), ("FROM matches", "matches through the index"),
+         ("hashtext(lex", "word × place keys"), ("numnode(", "words checked"), ("reltuples", "table size"),
+         ("pg_stats", "statistics"), ("FROM collections", "collections"), ("FROM records", "records"))
+
+
+def kind(sql: str) -> str:
+    return next((name for phrase, name in KINDS if phrase in sql), sql.split(" FROM ")[0][:40])
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--db", default="arhiva_bench_10m")
-    ap.add_argument("--queries", type=int, default=80)
-    ap.add_argument("--show", type=int, default=8, help="the slowest searches shown statement by statement")
-    ap.add_argument("--no-facets", action="store_true")
-    ap.add_argument("--seed", type=int, default=11)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", default="arhiva_bench_10m", help="a catalogue catalog_bench.py filled (--db NAME)")
+    ap.add_argument("--case", default="facets: narrow",
+                    help="a search case of catalog_bench.py (the first whose name contains this)")
+    ap.add_argument("--queries", type=int, default=30)
+    ap.add_argument("--show", type=int, default=5, help="the slowest searches shown statement by statement")
+    ap.add_argument("--no-facets", action="store_true", help="a facets case without its facets")
+    ap.add_argument("--explain", type=int, default=0, help="EXPLAIN ANALYZE the slowest statement of the N slowest")
     args = ap.parse_args()
     engine = named_database(args.db)
-    log: list[tuple[str, float, int]] = []
+    rng = random.Random(7)  # catalog_bench's seed; building the cases draws nothing
+    collections = [c for c, _ in COLLECTIONS]
+    cases = {**query_cases(rng, collections), **facet_cases(rng, collections)}
+    name = next((n for n in cases if args.case in n), None)
+    if name is None:
+        sys.exit(f"no case named like {args.case!r}; cases: {list(cases)}")
+    statements: list[tuple[float, str, str, object]] = []
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _before(conn, cursor, statement, parameters, context, executemany):
-        conn.info["t0"] = time.perf_counter()
+    def _start(conn, cursor, statement, params, context, executemany):
+        conn.info["arhiva_t0"] = time.perf_counter()
 
     @event.listens_for(engine, "after_cursor_execute")
-    def _after(conn, cursor, statement, parameters, context, executemany):
-        log.append((" ".join(statement.split())[:100], (time.perf_counter() - conn.info["t0"]) * 1000, cursor.rowcount))
+    def _end(conn, cursor, statement, params, context, executemany):
+        if not statement.lstrip().upper().startswith(("SET", "RESET", "SELECT SET_CONFIG")):
+            statements.append(((time.perf_counter() - conn.info["arhiva_t0"]) * 1000, kind(statement), statement, params))
 
-    rng = random.Random(args.seed)
-    runs = []
+    queries = []
     with session_scope(engine) as s:
         for _ in range(args.queries):
-            y = rng.randint(1880, 1980)
-            q = RecordQuery(year_from=y, year_to=y + 9, text=rng.choice(WORDS[5:]))
-            log.clear()
+            q = cases[name]()
+            skip = 0
+            if isinstance(q, tuple):
+                q, skip = q
+                q = RecordQuery(**{**q.__dict__, "after": _cursor_at(s, q, skip)})
+            statements.clear()
             t0 = time.perf_counter()
-            page = search_records(s, q, with_facets=not args.no_facets)
-            total = (time.perf_counter() - t0) * 1000
-            runs.append((total, sum(t for _, t, _ in log), page.total, page.total_exact, q, list(log)))
+            page = search_records(s, q, with_facets=name.startswith("facets") and not args.no_facets)
+            ms = (time.perf_counter() - t0) * 1000
+            queries.append((ms, q, page.total, page.total_exact, list(statements)))
             s.expunge_all()
-    times = sorted(r[0] for r in runs)
-    print(f"{len(runs)} searches: p50 {statistics.median(times):.1f} ms, p95 {times[int(0.95 * len(times)) - 1]:.1f} ms; "
-          f"share in PostgreSQL {sum(r[1] for r in runs) / sum(r[0] for r in runs):.0%}")
-    for total, sql, n, exact, q, statements in sorted(runs, key=lambda r: -r[0])[:args.show]:
-        print(f"\n{total:.1f} ms (PostgreSQL {sql:.1f}, Python {total - sql:.1f}): {q.text} {q.year_from}-{q.year_to}, "
-              f"{n:,} matches{'' if exact else ' (estimated)'}")
-        for statement, t, rows in statements:
-            if not any(k in statement for k in QUIET):
-                print(f"  {t:7.1f} ms  rows {rows:<6} {statement}")
+    times = sorted(ms for ms, *_ in queries)
+    print(f"{name}: {args.queries} queries, p50 {statistics.median(times):.1f} ms, "
+          f"p95 {times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]:.1f} ms")
+    slowest = sorted(queries, key=lambda r: -r[0])
+    for ms, q, total, exact, stmts in slowest[:args.show]:
+        asked = {k: v for k, v in q.__dict__.items() if v not in (None, False, 0, 50, "active", ())}
+        sql_ms = sum(t for t, *_ in stmts)
+        print(f"\n{ms:.1f} ms  {asked}  {total:,} {'exact' if exact else 'estimated'}  "
+              f"(SQL {sql_ms:.1f}, Python {ms - sql_ms:.1f})")
+        for t, what, *_ in stmts:
+            print(f"  {t:7.1f}  {what}")
+    for ms, *_, stmts in slowest[:args.explain]:
+        t, what, sql, params = max(stmts, key=lambda st: st[0])
+        print(f"\nEXPLAIN of the {what} statement ({t:.1f} ms) of the {ms:.1f} ms query:")
+        with engine.connect() as conn, conn.connection.driver_connection.cursor() as cur:
+            for key, value in QUICK_SETTINGS.items():  # as the search ran it
+                cur.execute(f"SET {key} = {value}")
+            cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+            print("\n".join(line for (line,) in cur.fetchall()))
 
 
 if __name__ == "__main__":

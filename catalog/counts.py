@@ -27,6 +27,8 @@ collection.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,13 +118,31 @@ def planned_rows(session: Session, filtered: Select) -> float:
     return float(plan[0]["Plan"]["Plan Rows"])
 
 
+_SIZES = "arhiva_table_rows"  # session.info key: the sizes read within sizes_once
+
+
 def table_rows(session: Session, table: str = "records") -> float:
     """A table's size now, as the planner reckons it: rows per page when last analysed times the
-    pages it has now (-1: never analysed)."""
-    return session.scalar(text(
-        "SELECT CASE WHEN reltuples <= 0 OR relpages = 0 THEN reltuples ELSE reltuples / relpages * "
-        "(pg_relation_size(oid) / current_setting('block_size')::int) END "
-        "FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": table}) or -1.0
+    pages it has now (-1: never analysed). Read once per table within ``sizes_once``."""
+    memo = session.info.get(_SIZES, {})
+    if table not in memo:
+        memo[table] = session.scalar(text(
+            "SELECT CASE WHEN reltuples <= 0 OR relpages = 0 THEN reltuples ELSE reltuples / relpages * "
+            "(pg_relation_size(oid) / current_setting('block_size')::int) END "
+            "FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": table}) or -1.0
+    return memo[table]
+
+
+@contextmanager
+def sizes_once(session: Session) -> Iterator[None]:
+    """Each table's size read once within the block (one search), not in four or five statements."""
+    mine = _SIZES not in session.info
+    session.info.setdefault(_SIZES, {})
+    try:
+        yield
+    finally:
+        if mine:
+            session.info.pop(_SIZES, None)
 
 
 def _sample_percent(session: Session, sample_rows: int, table: str = "records") -> float:

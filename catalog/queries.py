@@ -22,7 +22,16 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY
 from sqlalchemy.orm import Session, selectinload
 
-from catalog.counts import COUNT_EXACT_MAX, COUNT_MODES, SAMPLE_ROWS, Count, Facets, count_and_facets, quick_settings
+from catalog.counts import (
+    COUNT_EXACT_MAX,
+    COUNT_MODES,
+    SAMPLE_ROWS,
+    Count,
+    Facets,
+    count_and_facets,
+    quick_settings,
+    sizes_once,
+)
 from catalog.fields import MAPPED
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
 from catalog.search_text import TextQueryError, check_words, parse_text, text_match
@@ -359,7 +368,7 @@ def search_records(session: Session, q: RecordQuery, *, with_total: bool = True,
         # finds hundreds of matches wherever an estimate is made (fewer: counted exactly)
         sample_rows = max(1, sample_rows // PROBED_SAMPLE_SHARE)
     _check_words(session, q)
-    with quick_settings(session):
+    with quick_settings(session), sizes_once(session):
         return _search(session, q, with_total=with_total, count=count, with_facets=with_facets,
                        exact_max=exact_max, sample_rows=sample_rows)
 

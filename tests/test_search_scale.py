@@ -456,3 +456,31 @@ def test_a_bounded_count_groups_its_facets_and_probes_only_when_within_the_bound
         reached = _tally(s, stmt, limit=150, with_facets=True)
         assert reached.total == 150 and sum(reached.by_decade.values()) == 150
         assert reached.picked == 0 and reached.by_collection == {}
+
+
+def test_a_search_reads_the_tables_size_once_and_the_next_search_anew(big):
+    """The sampled count and facets ask how large the records table is in several places (which
+    path, the sample's share, the estimate, its low end): one statement per search; a later search
+    in the same session sees the table as it is then."""
+    from sqlalchemy import event
+
+    sizes = []
+
+    def seen(conn, cursor, statement, *args):
+        if "FROM pg_class WHERE oid" in statement:
+            sizes.append(statement)
+
+    event.listen(big, "before_cursor_execute", seen)
+    try:
+        with session_scope(big) as s:
+            first = search_records(s, RecordQuery(), with_facets=True, **SMALL)
+            assert not first.total_exact and 0.5 * N <= first.total <= 1.5 * N
+            assert len(sizes) == 1, sizes
+            sid = get_or_create_source(s, "scale", "folder").id
+            upsert_records(s, sid, [rec(i) for i in range(N, 3 * N)])  # the table triples
+            s.flush()
+            later = search_records(s, RecordQuery(), with_facets=True, **SMALL)
+            assert not later.total_exact and 1.5 * N <= later.total <= 4.5 * N, later.total
+            assert len(sizes) == 2
+    finally:
+        event.remove(big, "before_cursor_execute", seen)

@@ -37,6 +37,9 @@ from catalog.models import Asset, Collection, CollectionMember, Record, RecordAs
 from catalog.search_text import TextQueryError, check_words, parse_text, text_match
 from catalog.seek import BITMAP_ONLY, WINDOWS, Seen, page_ids
 
+# what a record shown or exported comes with: its source, its asset links and their files (joining
+# the source and the files instead saved two statements a page and no time: measured at 1M)
+RECORD_LOADS = (selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
 MAX_OFFSET = 10_000  # deeper pages: the ``next`` cursor (keyset pagination on id)
 BOTH_INCLUSIVE = literal_column("'[]'")
 YEAR_RANGE = func.int4range(Record.year_lo, Record.year_hi, BOTH_INCLUSIVE)
@@ -376,7 +379,6 @@ def search_records(session: Session, q: RecordQuery, *, with_total: bool = True,
 def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, with_facets: bool,
             exact_max: int, sample_rows: int) -> Page:
     stmt, plain = _filters(q, session)
-    opts = (selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
     backwards = q.before is not None and q.after is None
     seen = Seen()
     # within a collection, its membership index gives the page in id order at once (no windows)
@@ -387,7 +389,7 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
                    windows=() if members_of is not None else WINDOWS,
                    count_up_to=exact_max if (with_total or with_facets) and members_of is None else None,
                    facets=with_facets)
-    loaded = {r.id: r for r in session.execute(select(Record).where(Record.id.in_(ids)).options(*opts)).scalars()}
+    loaded = {r.id: r for r in session.execute(select(Record).where(Record.id.in_(ids)).options(*RECORD_LOADS)).scalars()}
     rows = [loaded[i] for i in ids if i in loaded]
     more = len(rows) > q.limit
     items = rows[:q.limit]
@@ -417,7 +419,7 @@ def iter_records(session: Session, q: RecordQuery, chunk: int = 500) -> Iterator
     while True:
         rows = list(session.execute(
             _filtered(q, session).where(Record.id > last)
-            .options(selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
+            .options(*RECORD_LOADS)
             .order_by(Record.id).limit(chunk)).scalars())
         if not rows:
             return

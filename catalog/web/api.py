@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from sqlalchemy import delete, func, literal, select, union_all
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from catalog.db import session_scope
 from catalog.ingest import add_to_collection
@@ -26,7 +26,7 @@ from catalog.models import (
 )
 from catalog.provenance import RUN_MODELS, model_ref, produced_by, record_provenance, run_out
 from catalog.queries import MAX_OFFSET as SEARCH_MAX_OFFSET
-from catalog.queries import decode_cursor, search_records
+from catalog.queries import RECORD_LOADS, decode_cursor, search_records
 from catalog.web import schemas
 from catalog.web.deps import (
     MAX_OFFSET,
@@ -55,7 +55,7 @@ NOT_FOUND = {404: {"model": schemas.Problem, "description": "No such thing."}}
 def load_record(session: Session, record_id: int) -> Record:
     rec = session.execute(
         select(Record).where(Record.id == record_id)
-        .options(selectinload(Record.source), selectinload(Record.assets).selectinload(RecordAsset.asset))
+        .options(*RECORD_LOADS)
     ).scalar_one_or_none()
     if rec is None:
         raise HTTPException(404, f"record {record_id} not found")

@@ -84,8 +84,10 @@ def main() -> None:
             queries.append((ms, q, page.total, page.total_exact, list(statements)))
             s.expunge_all()
     times = sorted(ms for ms, *_ in queries)
+    python = statistics.mean(ms - sum(t for t, *_ in stmts) for ms, *_, stmts in queries)
     print(f"{name}: {args.queries} queries, p50 {statistics.median(times):.1f} ms, "
-          f"p95 {times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]:.1f} ms")
+          f"p95 {times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]:.1f} ms; a search: "
+          f"{statistics.mean(len(stmts) for *_, stmts in queries):.1f} statements, Python {python:.1f} ms")
     slowest = sorted(queries, key=lambda r: -r[0])
     for ms, q, total, exact, stmts in slowest[:args.show]:
         asked = {k: v for k, v in q.__dict__.items() if v not in (None, False, 0, 50, "active", ())}

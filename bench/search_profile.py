@@ -2,7 +2,8 @@
 
 Runs one search case of ``bench/catalog_bench.py`` (facets of years + word by default, as the web
 search page asks for them) on a catalogue it filled, and prints each slow search's statements with
-their time as the client sees it (execution and transfer) and what is left (Python's):
+their time as the client sees it (execution and transfer) and what is left (Python's), after
+the time a search spends on each kind of statement on average:
 
     python bench/search_profile.py --db arhiva_bench_10m --queries 80 --show 8
     python bench/search_profile.py --db arhiva_bench_10m --case "narrow: years" --show 3
@@ -88,6 +89,13 @@ def main() -> None:
     print(f"{name}: {args.queries} queries, p50 {statistics.median(times):.1f} ms, "
           f"p95 {times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]:.1f} ms; a search: "
           f"{statistics.mean(len(stmts) for *_, stmts in queries):.1f} statements, Python {python:.1f} ms")
+    by_kind: dict[str, list[float]] = {}
+    for *_, stmts in queries:
+        for t, what, *_ in stmts:
+            by_kind.setdefault(what, []).append(t)
+    print("per search, by statement: " + ", ".join(
+        f"{what} {sum(ts) / len(queries):.1f} ms ({len(ts) / len(queries):.1f}×, median {statistics.median(ts):.1f})"
+        for what, ts in sorted(by_kind.items(), key=lambda kv: -sum(kv[1]))))
     slowest = sorted(queries, key=lambda r: -r[0])
     for ms, q, total, exact, stmts in slowest[:args.show]:
         asked = {k: v for k, v in q.__dict__.items() if v not in (None, False, 0, 50, "active", ())}

@@ -26,7 +26,14 @@ Variants (each measures what one part costs; none is a way to run arhiva):
   memory in which an insert that cleans a GIN pending list gathers its keys before writing them
   to the index (more gathered: fewer writes of a shared key);
 - ``indexes built after``: both GIN indexes dropped for the load and built again (with 256 MB of
-  maintenance_work_mem) within the clock, as restores do.
+  maintenance_work_mem) within the clock, as restores do;
+- ``1 MB pending lists``, ``256 kB pending lists``: both GIN indexes clean their pending lists
+  (into their trees) at that size instead of 4 MB: smaller, more frequent merges;
+- ``word × place without pending list``: the word × place index (whose keys are nearly all
+  distinct, so a pending list gathers few repeats) takes each key straight into its tree;
+- ``GIL switch 0.5 ms``: Python's thread switch interval at 0.5 ms instead of 5 during the load
+  (does a worker thread whose statement has returned wait for the thread serialising the next
+  slices to let go of the interpreter?).
 
 With ``--again`` the clock times storing the same records a second time instead (a re-harvest
 of unchanged records: each is only marked seen again, by a new crawl run in the crawl-run variants).
@@ -77,6 +84,10 @@ VARIANTS = {
                             "SET maintenance_work_mem = '256MB';"
                             + ";".join(f"SELECT gin_clean_pending_list('{i}')" for i in _GIN)),
     "work_mem 64 MB": (_WORK_MEM.format("64MB"), ""),
+    "1 MB pending lists": (";".join(f"ALTER INDEX {i} SET (gin_pending_list_limit = 1024)" for i in _GIN), ""),
+    "256 kB pending lists": (";".join(f"ALTER INDEX {i} SET (gin_pending_list_limit = 256)" for i in _GIN), ""),
+    "word × place without pending list": ("ALTER INDEX ix_records_word_place_keys SET (fastupdate = off)", ""),
+    "GIL switch 0.5 ms": ("", ""),
     "indexes built after": (";".join(f"DROP INDEX {i}" for i in _GIN),
                             "SET maintenance_work_mem = '256MB';"
                             + ";".join(f"CREATE INDEX {i} ON records USING gin ({e})" for i, e in _GIN.items())),
@@ -127,6 +138,9 @@ def main() -> None:
                 with ExitStack() as stack:
                     if name == "prepared":
                         stack.enter_context(prepared_beforehand(slices))
+                    if name == "GIL switch 0.5 ms":
+                        stack.callback(sys.setswitchinterval, sys.getswitchinterval())
+                        sys.setswitchinterval(0.0005)
                     runs = [stack.enter_context(activity("crawl", "bench", engine=engine, source_id=sid)).id
                             if name.endswith("in a crawl run") else None for _ in range(2 if args.again else 1)]
                     if args.again:

@@ -11,7 +11,8 @@ no match at all, or too few to expect a page from the larger one, hands over to 
 once (a narrow search pays little for the probe).
 Either way at most about 18,000 rows are read before the index path, whatever the size of the
 catalogue; when the windows nearly filled the page, the few matches still wanted are looked for
-in one more window sized by the density seen (at most ``WALK_ON_MAX`` rows expected), since the
+in one more window sized by the density seen (at most ``WALK_ON_MAX`` rows expected; should it
+still leave the page short, the index path gives the rest as after the windows), since the
 index path reads every match of the search; unless even the most matches that density can mean
 in the whole table cost its index less than that walk (``INDEX_MATCH_COST``), as in a catalogue
 of a million or so (at ten million, a density that leaves a page unfilled after the windows
@@ -67,7 +68,7 @@ class Seen:
 
 def page_ids(session: Session, filtered: Select, *, after: int | None, before: int | None, offset: int,
              limit: int, windows: tuple[int, ...] = WINDOWS, seen: Seen | None = None,
-             count_up_to: int | None = None, walk_on: bool = True, walked: Select | None = None,
+             count_up_to: int | None = None, walked: Select | None = None,
              facets: bool = False) -> list[int]:
     """Up to ``limit`` ids of matches: after ``after`` ascending, or before ``before`` descending.
 
@@ -88,39 +89,46 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     found: list[int] = []
     walked = filtered if walked is None else walked
     where = walked.whereclause if walked.whereclause is not None else true()
-    for k, size in enumerate(windows):
-        w, hit = _window(where, edge, backwards, size)
-        # one row: how many records the window held, where it ended, and its matches in order
-        n, end, hits = session.execute(select(
-            func.count(), func.min(w.c.id) if backwards else func.max(w.c.id),
-            func.array_agg(aggregate_order_by(w.c.id, w.c.id.desc() if backwards else w.c.id)).filter(hit))).one()
-        seen.rows, seen.matches = seen.rows + n, seen.matches + len(hits or [])
-        found += (hits or [])[:limit - len(found)]
+
+    def walk(size: int) -> tuple[bool, list[int]]:
+        """Walk the next ``size`` records past ``edge``: whether that ended the walk (a full page,
+        or the end of the table), and the window's matches."""
+        nonlocal edge
+        n, end, hits = _walk(session, where, edge, backwards, size)
+        seen.rows, seen.matches = seen.rows + n, seen.matches + len(hits)
+        found.extend(hits[:limit - len(found)])
         if n < size and from_start and count_up_to is not None and seen.matches <= count_up_to:
             seen.total = seen.matches  # the whole table walked: every match seen
-        if len(found) >= limit or n < size:  # a full page, or the window reached the end
-            return found
         edge = end
+        return len(found) >= limit or n < size, hits
+
+    for k, size in enumerate(windows):
+        done, hits = walk(size)
+        if done:
+            return found
         if not hits:  # not one match in a window: a narrow search, for its index
             break
         following = windows[k + 1] if k + 1 < len(windows) else 0
-        if len(hits) * following / n < limit - len(found):
+        if len(hits) * following / size < limit - len(found):
             # at this density the next window would not fill the page either: its rows would be
             # read for a few matches, then the index asked anyway
             break
-    if walk_on and seen.matches:
+    if seen.matches:
         # the matches still wanted lie within the next few thousand records at the density
         # seen: found by walking on, rather than by the index, which reads every match (unless
         # even the most matches the density can mean cost the index less than the walk: in a
         # catalogue of a million, two words that met 2 times in 2,000 records walked 64,000
-        # records in 48 ms, where their index read all 3,247 matches and counted them in 8)
+        # records in 48 ms, where their index read all 3,247 matches and counted them in 8).
+        # Should that window still leave the page short, the index gives the rest below, counting
+        # on the way as after the windows (every match before the edge is in ``found``): at 10
+        # million records the rest once came through the index uncounted, and then a sample and
+        # a bounded count went through it again (200-350 ms for a search of 7,421 matches)
         need = (limit - len(found)) * seen.rows / seen.matches
         window = int(2 * need) + 100
         if need <= WALK_ON_MAX and _most_expected(session, seen) * INDEX_MATCH_COST >= window:
-            more = page_ids(session, filtered, after=None if backwards else edge,
-                            before=edge if backwards else None, offset=0, limit=limit - len(found),
-                            windows=(window,), walk_on=False, walked=walked)
-            return found + more
+            done, _ = walk(window)
+            if done:
+                return found
     want = limit - len(found)
     # few matches expected (or too few seen to tell): counted on the way to the page; the index
     # path reads every match anyway, so the count costs only the rows sent back, and a count
@@ -148,6 +156,16 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     else:
         rest = _planned(session, ids_stmt, edge, backwards, 0, want, by_index=True)
     return (found + rest)[:limit]
+
+
+def _walk(session: Session, where: Any, edge: int | None, backwards: bool, size: int) -> tuple[int, Any, list[int]]:
+    """One window in id order: how many records it held, where it ended, and its matches in order
+    (one row)."""
+    w, hit = _window(where, edge, backwards, size)
+    n, end, hits = session.execute(select(
+        func.count(), func.min(w.c.id) if backwards else func.max(w.c.id),
+        func.array_agg(aggregate_order_by(w.c.id, w.c.id.desc() if backwards else w.c.id)).filter(hit))).one()
+    return n, end, hits or []
 
 
 def _window(where: Any, edge: int | None, backwards: bool, size: int) -> tuple[Any, Any]:

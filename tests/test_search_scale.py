@@ -376,7 +376,25 @@ def test_a_sparse_search_takes_its_index_rather_than_walking_on_when_the_catalog
         seen = Seen()
         assert page_ids(s, stmt, after=None, before=None, offset=0, limit=4, windows=(70,), seen=seen,
                         count_up_to=1000) == want
-        assert seen.total is None  # walked on: nothing counted
+        assert (seen.rows, seen.total) == (N, 4)  # walked on to the end of the table: every match seen
+
+
+def test_a_walk_on_that_leaves_the_page_short_counts_on_the_way_through_the_index(big, monkeypatch):
+    """Five matches among the first 20 records, two more far on: the walk on (140 records, at the
+    density seen) leaves the page short, and the index gives the rest, counting on the way every
+    match (those walked past included) with their facets: no sample, no second count after."""
+    import catalog.counts as counts
+
+    monkeypatch.setattr(counts, "table_rows", lambda *a, **k: 3_000.0)  # the density then asks a walk on
+    with session_scope(big) as s:
+        every = list(s.scalars(select(Record.id).order_by(Record.id)))
+        picked = every[:5] + [every[200], every[290]]
+        stmt = _filtered(RecordQuery(ids=picked), s)
+        seen = Seen()
+        assert page_ids(s, stmt, after=None, before=None, offset=0, limit=10, windows=(20,), seen=seen,
+                        count_up_to=1000, facets=True) == picked
+        assert (seen.rows, seen.matches) == (160, 5)  # the window and the walk on
+        assert seen.total == 7 and seen.tally.total == 7
 
 
 def test_a_count_past_the_bound_on_the_way_is_exact_all_the_same(big, monkeypatch):

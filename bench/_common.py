@@ -8,6 +8,8 @@ from contextlib import contextmanager
 import psycopg
 from sqlalchemy import create_engine
 
+from catalog.db import ENGINE_OPTIONS
+
 SERVER = os.environ.get("ARHIVA_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 
 
@@ -20,7 +22,7 @@ def scratch_database(prefix: str = "arhiva_bench", keep: bool = False, migrated:
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    engine = create_engine(SERVER.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}")
+    engine = create_engine(SERVER.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}", **ENGINE_OPTIONS)
     try:
         if migrated:
             migrate.upgrade(engine)
@@ -53,6 +55,6 @@ def named_database(name: str):
     with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
-    engine = create_engine(SERVER.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}")
+    engine = create_engine(SERVER.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}", **ENGINE_OPTIONS)
     migrate.upgrade(engine)
     return engine

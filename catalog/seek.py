@@ -175,28 +175,11 @@ def _window(where: Any, edge: int | None, backwards: bool, size: int) -> tuple[A
     instead of 11-15."""
     table = Record.__table__
     used = {el.key: el for el in visitors.iterate(where) if isinstance(el, Column) and el.table is table}
-    for columns in ([table.c.id, *(c for key, c in used.items() if key != "id")], list(table.c)):
-        scan = select(*columns)
-        if edge is not None:
-            scan = scan.where(table.c.id < edge if backwards else table.c.id > edge)
-        w = scan.order_by(table.c.id.desc() if backwards else table.c.id).limit(size).subquery("window")
-        hit = ClauseAdapter(w).traverse(where)
-        if not _reads(hit, table, w):  # every column read through the window, never the table beside it
-            break
-    return w, hit
-
-
-def _reads(clause: Any, table: Any, window: Any) -> bool:
-    """Whether ``clause`` reads a column of ``table`` itself (not through ``window``)."""
-    todo = [clause]
-    while todo:
-        el = todo.pop()
-        if el is window:
-            continue
-        if isinstance(el, Column) and el.table is table:
-            return True
-        todo.extend(el.get_children())
-    return False
+    scan = select(table.c.id, *(c for key, c in used.items() if key != "id"))
+    if edge is not None:
+        scan = scan.where(table.c.id < edge if backwards else table.c.id > edge)
+    w = scan.order_by(table.c.id.desc() if backwards else table.c.id).limit(size).subquery("window")
+    return w, ClauseAdapter(w).traverse(where)
 
 
 def _page_and_tally(session: Session, stmt: Select, *, page: int, cap: int, found: list[int],

@@ -11,7 +11,12 @@ the time a search spends on each kind of statement on average:
 
 The queries are the benchmark's own draw (its seed: ``catalog_bench.py --only CASE`` run alone
 asks the same ones). ``--explain N`` also prints ``EXPLAIN (ANALYZE, BUFFERS)`` of the slowest
-statement of the N slowest searches, run again as the search ran it.
+statement of the N slowest searches, run again as the search ran it. ``--years``/``--text``
+(``--facets``) run one search of your own ``--queries`` times instead; ``--prepared`` opens the
+database with psycopg's default (a statement prepared on the server after its fifth run) instead
+of arhiva's engine options (never prepared):
+
+    python bench/search_profile.py --years 1889-1898 --text cetatea --facets --queries 6 --show 0
 """
 from __future__ import annotations
 
@@ -24,13 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import event  # noqa: E402
+from sqlalchemy import create_engine, event  # noqa: E402
 
 from bench._common import named_database  # noqa: E402
 from bench.catalog_bench import COLLECTIONS, _cursor_at, facet_cases, query_cases  # noqa: E402
 from catalog.counts import QUICK_SETTINGS  # noqa: E402
 from catalog.db import session_scope  # noqa: E402
-from catalog.queries import RecordQuery, search_records  # noqa: E402
+from catalog.queries import RecordQuery, parse_years, search_records  # noqa: E402
 
 # what a statement does, by a phrase of its SQL (the first that appears names it)
 KINDS = (("TABLESAMPLE", "sample"), ("array_agg", "window in id order"), ("FROM matches", "matches through the index"),
@@ -51,12 +56,23 @@ def main() -> None:
     ap.add_argument("--show", type=int, default=5, help="the slowest searches shown statement by statement")
     ap.add_argument("--no-facets", action="store_true", help="a facets case without its facets")
     ap.add_argument("--explain", type=int, default=0, help="EXPLAIN ANALYZE the slowest statement of the N slowest")
+    ap.add_argument("--years", help="one search of your own (FROM-TO), run --queries times, instead of a case")
+    ap.add_argument("--text", help="one search of your own: its words")
+    ap.add_argument("--facets", action="store_true", help="one search of your own: with its facets")
+    ap.add_argument("--prepared", action="store_true",
+                    help="statements prepared on the server after five runs (psycopg's default), not as arhiva runs")
     args = ap.parse_args()
     engine = named_database(args.db)
+    if args.prepared:
+        engine = create_engine(engine.url)
     rng = random.Random(7)  # catalog_bench's seed; building the cases draws nothing
     collections = [c for c, _ in COLLECTIONS]
     cases = {**query_cases(rng, collections), **facet_cases(rng, collections)}
-    name = next((n for n in cases if args.case in n), None)
+    if args.years or args.text:
+        lo, hi = parse_years(args.years) if args.years else (None, None)
+        name = f"{'facets: ' if args.facets else ''}{args.text or ''} {args.years or ''}".strip()
+        cases[name] = lambda: RecordQuery(year_from=lo, year_to=hi, text=args.text)
+    name = name if args.years or args.text else next((n for n in cases if args.case in n), None)
     if name is None:
         sys.exit(f"no case named like {args.case!r}; cases: {list(cases)}")
     statements: list[tuple[float, str, str, object]] = []

@@ -72,7 +72,8 @@ def main() -> None:
         lo, hi = parse_years(args.years) if args.years else (None, None)
         name = f"{'facets: ' if args.facets else ''}{args.text or ''} {args.years or ''}".strip()
         cases[name] = lambda: RecordQuery(year_from=lo, year_to=hi, text=args.text)
-    name = name if args.years or args.text else next((n for n in cases if args.case in n), None)
+    else:
+        name = next((n for n in cases if args.case in n), None)
     if name is None:
         sys.exit(f"no case named like {args.case!r}; cases: {list(cases)}")
     statements: list[tuple[float, str, str, object]] = []

@@ -89,12 +89,13 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     found: list[int] = []
     walked = filtered if walked is None else walked
     where = walked.whereclause if walked.whereclause is not None else true()
+    columns = _tested_columns(where)
 
     def walk(size: int) -> tuple[bool, list[int]]:
         """Walk the next ``size`` records past ``edge``: whether that ended the walk (a full page,
         or the end of the table), and the window's matches."""
         nonlocal edge
-        n, end, hits = _walk(session, where, edge, backwards, size)
+        n, end, hits = _walk(session, where, columns, edge, backwards, size)
         seen.rows, seen.matches = seen.rows + n, seen.matches + len(hits)
         found.extend(hits[:limit - len(found)])
         if n < size and from_start and count_up_to is not None and seen.matches <= count_up_to:
@@ -158,28 +159,28 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     return (found + rest)[:limit]
 
 
-def _walk(session: Session, where: Any, edge: int | None, backwards: bool, size: int) -> tuple[int, Any, list[int]]:
-    """One window in id order: how many records it held, where it ended, and its matches in order
-    (one row)."""
-    w, hit = _window(where, edge, backwards, size)
+def _tested_columns(where: Any) -> list[Any]:
+    """The records' id and the columns ``where`` reads: all a window needs to carry (carrying
+    every column, the raw payload and the text fields among them, made a window of 16,000
+    records at 10 million cost 18-20 ms instead of 11-15)."""
+    table = Record.__table__
+    used = {el.key: el for el in visitors.iterate(where) if isinstance(el, Column) and el.table is table}
+    return [table.c.id, *(c for key, c in used.items() if key != "id")]
+
+
+def _walk(session: Session, where: Any, columns: list[Any], edge: int | None, backwards: bool,
+          size: int) -> tuple[int, Any, list[int]]:
+    """One window: the next ``size`` records in id order past ``edge`` (only ``columns``), and in
+    one row how many it held, where it ended, and those matching ``where`` in order."""
+    scan = select(*columns)
+    if edge is not None:
+        scan = scan.where(Record.id < edge if backwards else Record.id > edge)
+    w = scan.order_by(Record.id.desc() if backwards else Record.id).limit(size).subquery("window")
+    hit = ClauseAdapter(w).traverse(where)
     n, end, hits = session.execute(select(
         func.count(), func.min(w.c.id) if backwards else func.max(w.c.id),
         func.array_agg(aggregate_order_by(w.c.id, w.c.id.desc() if backwards else w.c.id)).filter(hit))).one()
     return n, end, hits or []
-
-
-def _window(where: Any, edge: int | None, backwards: bool, size: int) -> tuple[Any, Any]:
-    """The next ``size`` records in id order past ``edge`` (a subquery) and ``where`` on them.
-    The window carries only the columns ``where`` reads: carrying every column (the raw payload
-    and the text fields among them) made a window of 16,000 records at 10 million cost 18-20 ms
-    instead of 11-15."""
-    table = Record.__table__
-    used = {el.key: el for el in visitors.iterate(where) if isinstance(el, Column) and el.table is table}
-    scan = select(table.c.id, *(c for key, c in used.items() if key != "id"))
-    if edge is not None:
-        scan = scan.where(table.c.id < edge if backwards else table.c.id > edge)
-    w = scan.order_by(table.c.id.desc() if backwards else table.c.id).limit(size).subquery("window")
-    return w, ClauseAdapter(w).traverse(where)
 
 
 def _page_and_tally(session: Session, stmt: Select, *, page: int, cap: int, found: list[int],

@@ -16,6 +16,7 @@ from catalog.assets import get_store, link_asset, register_image
 from catalog.db import session_scope
 from catalog.ingest import RecordIn, get_or_create_source, upsert_records
 from flows.cli import app
+from tests.cli_user import shell
 from tests.conftest import create_database, database_url, drop_database
 from tests.helpers import jpeg_bytes
 
@@ -104,6 +105,18 @@ def test_help_and_catalogue_commands_import_no_torch_prefect_or_scrapy(filled, p
         p = _run_cli(args, env)
         assert p.returncode == 0, p.stderr
         assert "HEAVY=\n" in p.stderr or p.stderr.rstrip().endswith("HEAVY="), (args, p.stderr[-300:])
+
+
+def test_output_into_a_pipe_closed_early_ends_quietly(filled, pg_url, tmp_path):
+    """``arhiva records | head``: when the reader has what it wanted and closes the pipe, arhiva
+    stops without an ``error:`` line or a traceback (the reader here closes before the first line)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARHIVA_")} | {
+        "ARHIVA_DATABASE_URL": pg_url, "ARHIVA_HOME": str(tmp_path)}
+    for command in ("arhiva records --help", "arhiva records --format csv", "arhiva records --format json",
+                    "arhiva records", "arhiva --help"):
+        r = shell(f"{command} | true; exit ${{PIPESTATUS[0]}}", env)
+        assert r.code == 1 and r.err == "", (command, r.code, r.err)
+    assert shell("arhiva records --format csv | head -n 1", env).out.startswith("id,source,source_key")
 
 
 def test_unreachable_database_is_one_clear_line(tmp_path):

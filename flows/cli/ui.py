@@ -10,6 +10,8 @@ data is never read as markup); ``progress(*columns)`` is a progress display on `
   or model, a missing file) become one ``error:`` line and exit status 2;
 - Ctrl-C or SIGTERM end with ``interrupted`` and status 130 / 143 (the run is marked cancelled
   by the activity that owned it);
+- output whose reader has gone (``arhiva records --format csv | head``: a closed pipe) ends
+  quietly, status 1, as Click and Rich end it when they meet the closed pipe themselves;
 - anything else is one line naming the log file, status 1.
 
 Full tracebacks always go to ``$ARHIVA_HOME/logs/arhiva.log``; ``-v`` also prints them.
@@ -169,6 +171,8 @@ def _report(exc: BaseException) -> int:
         return _interrupt_code(exc)
     if isinstance(exc, SystemExit):
         return exc.code if isinstance(exc.code, int) else 1
+    if isinstance(exc, BrokenPipeError) and _stdout_reader_gone():
+        return _quiet_exit_reader_gone()
     where = _record_traceback(exc)
     if verbose():
         err.print_exception()
@@ -178,4 +182,30 @@ def _report(exc: BaseException) -> int:
         return 2
     err.print(f"[red]error:[/red] {escape(_one_line(f'{type(exc).__name__}: {exc}'))}"
               + (f" (traceback in {escape(where)})" if where else ""))
+    return 1
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether standard output is a pipe whose reading end has been closed (``| head`` that has
+    read its lines). Only then is a broken pipe the reader's doing: one from a socket (a server
+    that hung up) is an error like any other."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.__stdout__.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows) or no standard output
+        return True
+
+
+def _quiet_exit_reader_gone() -> int:
+    """Nothing more is printed to the closed pipe: standard output goes to the null device (as
+    Rich does), so that the interpreter's last flush finds no broken pipe either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass
     return 1

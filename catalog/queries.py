@@ -144,6 +144,9 @@ class RecordQuery:
             raise QueryError(f"limit must be between 1 and {max_limit}")
         if self.offset < 0:
             raise QueryError("offset must not be negative")
+        bad = next((i for i in self.ids or () if not 1 <= i < 2**63), None)
+        if bad is not None:
+            raise QueryError(f"id: {bad} is not a record id (1 to {2**63 - 1:,})")
         if self.text:
             with _text_errors():
                 parse_text(self.text)

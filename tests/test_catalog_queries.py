@@ -136,6 +136,9 @@ def test_bad_filters_name_the_problem():
         RecordQuery(bbox=(28, 50, 29, 40)).check()
     with pytest.raises(QueryError, match="limit"):
         RecordQuery(limit=5000).check(max_limit=1000)
+    with pytest.raises(QueryError, match="id: 99999999999999999999 is not a record id"):
+        RecordQuery(ids=[5, 99999999999999999999]).check()
+    RecordQuery(ids=[1, 2**63 - 1]).check()
 
 
 def test_small_boxes_find_exactly_the_records_inside(clean_db, arhiva_env):

@@ -69,6 +69,9 @@ def test_bad_filter_gives_a_clear_error(filled):
     assert r.exit_code == 2 and "W,S,E,N" in r.stderr
     r = runner.invoke(app, ["search", "strada " * 25])
     assert r.exit_code == 2 and "at most 24 words" in r.stderr
+    for bad in ("99999999999999999999", "0"):  # past PostgreSQL's bigint: once a DataError and its SQL
+        r = runner.invoke(app, ["records", "--id", bad])
+        assert r.exit_code == 2 and "--id" in r.stderr and "DataError" not in r.output, r.output
 
 
 def test_exports_csv_jsonl_and_dublin_core(filled, tmp_path):

@@ -233,7 +233,7 @@ def records(
     bbox: Optional[str] = typer.Option(None, "--bbox", help="W,S,E,N in degrees (longitude first)."),
     colorized: Optional[Colorized] = typer.Option(None, "--colorized", help="yes: has a colorization; no: lacks one."),
     status: RecordStatus = typer.Option(RecordStatus.active, "--status", help="active, withdrawn or any."),
-    ids: Optional[list[int]] = typer.Option(None, "--id", help="Record id (repeatable)."),
+    ids: Optional[list[int]] = typer.Option(None, "--id", help="Record id (repeatable).", min=1, max=2**63 - 1),
     limit: int = typer.Option(50, "--limit", "-n", help="Records per page."),
     page: int = typer.Option(1, "--page", "-p", min=1),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),

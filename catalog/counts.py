@@ -27,8 +27,6 @@ collection.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +42,6 @@ from sqlalchemy import (
     literal,
     select,
     tablesample,
-    text,
     true,
     union_all,
 )
@@ -55,6 +52,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 from catalog.db import local_settings
 from catalog.models import Collection, CollectionMember, Record, RecordAsset
 from catalog.seek import decade_of
+from catalog.sizes import group_size, table_rows
 
 COUNT_EXACT_MAX = 10_000
 SAMPLE_ROWS = 40_000
@@ -116,33 +114,6 @@ def planned_rows(session: Session, filtered: Select) -> float:
     compiled = stmt.compile(dialect=session.get_bind().dialect)
     plan = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
     return float(plan[0]["Plan"]["Plan Rows"])
-
-
-_SIZES = "arhiva_table_rows"  # session.info key: the sizes read within sizes_once
-
-
-def table_rows(session: Session, table: str = "records") -> float:
-    """A table's size now, as the planner reckons it: rows per page when last analysed times the
-    pages it has now (-1: never analysed). Read once per table within ``sizes_once``."""
-    memo = session.info.get(_SIZES, {})
-    if table not in memo:
-        memo[table] = session.scalar(text(
-            "SELECT CASE WHEN reltuples <= 0 OR relpages = 0 THEN reltuples ELSE reltuples / relpages * "
-            "(pg_relation_size(oid) / current_setting('block_size')::int) END "
-            "FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": table}) or -1.0
-    return memo[table]
-
-
-@contextmanager
-def sizes_once(session: Session) -> Iterator[None]:
-    """Each table's size read once within the block (one search), not in four or five statements."""
-    mine = _SIZES not in session.info
-    session.info.setdefault(_SIZES, {})
-    try:
-        yield
-    finally:
-        if mine:
-            session.info.pop(_SIZES, None)
 
 
 def _sample_percent(session: Session, sample_rows: int, table: str = "records") -> float:
@@ -456,29 +427,11 @@ def _collection_count(session: Session, filtered: Select, collection_id: int, *,
     return done(few, False, estimate / max(1, few.total), estimate)
 
 
-MEMBER_COUNT_MAX = 200_000  # a collection's members counted exactly up to this many (its index only)
-
-
 def _collection_size(session: Session, collection_id: int) -> float | None:
-    """How many members the collection has: its share of the memberships in the table's
-    statistics (a row sample ANALYZE takes across the whole table: 5.8% standard error at a
-    share of 1%) times the table's size now, when that comes to ``MEMBER_COUNT_MAX / 2`` or
-    more; else counted (an index-only range of the primary key) up to ``MEMBER_COUNT_MAX``;
-    None when neither tells. Never from the block sample: memberships are stored collection by
-    collection, as harvests add them, so a collection lies in a run of blocks that a sample of
-    1% of the blocks catches a few times or not at all (+69% for a collection of 100,000 in
-    10,000,000 memberships)."""
-    rows = table_rows(session, "collection_members")
-    stats = session.execute(text(
-        "SELECT most_common_vals::text::bigint[], most_common_freqs FROM pg_stats WHERE schemaname = current_schema() "
-        "AND tablename = 'collection_members' AND attname = 'collection_id'")).first()
-    share = dict(zip(stats[0] or [], stats[1] or [])).get(collection_id) if stats else None
-    if share is None or share * rows < MEMBER_COUNT_MAX / 2:  # the statistics' error grows as the share shrinks
-        members = select(CollectionMember.record_id).where(CollectionMember.collection_id == collection_id)
-        n = session.scalar(select(func.count()).select_from(members.limit(MEMBER_COUNT_MAX + 1).subquery()))
-        if n <= MEMBER_COUNT_MAX:
-            return n
-    return None if share is None or rows <= 0 else share * rows
+    """How many members the collection has (catalog.sizes: counted while cheap, else from the
+    table's statistics, never from the block sample); None when neither tells."""
+    size = group_size(session, CollectionMember.__table__.c.collection_id, collection_id)
+    return None if size is None else size[0]
 
 
 def _facets(session: Session, tally: _Tally, exact: bool, scale: float) -> Facets:

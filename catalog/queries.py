@@ -30,12 +30,12 @@ from catalog.counts import (
     Facets,
     count_and_facets,
     quick_settings,
-    sizes_once,
 )
 from catalog.fields import MAPPED
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
 from catalog.search_text import TextQueryError, check_words, parse_text, text_match
 from catalog.seek import BITMAP_ONLY, WINDOWS, Seen, page_ids
+from catalog.sizes import group_sizes, sizes_once
 
 # what a record shown or exported comes with: its source, its asset links and their files (joining
 # the source and the files to the records instead was no faster at 1M)
@@ -450,3 +450,23 @@ def asset_dict(ra: RecordAsset) -> dict[str, Any]:
     return {"sha256": ra.asset_sha256, "role": ra.role, "media_type": a.media_type if a else None,
             "width": a.width if a else None, "height": a.height if a else None,
             "is_colour": a.is_colour if a else None, "source_url": ra.source_url, "crop_box": ra.crop_box}
+
+
+def list_collections(session: Session) -> list[dict[str, Any]]:
+    """Every collection and how many records it holds: exact up to catalog.sizes.COUNT_MAX, an
+    estimate beyond (``records_exact`` false, ``records_label`` "about 6 million")."""
+    rows = session.execute(select(Collection).order_by(Collection.name)).scalars().all()
+    sizes = group_sizes(session, CollectionMember.__table__.c.collection_id, [c.id for c in rows])
+    return [{"name": c.name, "description": c.description, **_size_out(sizes[c.id])} for c in rows]
+
+
+def list_sources(session: Session) -> list[dict[str, Any]]:
+    """Every source and how many records it holds (as ``list_collections`` counts them)."""
+    rows = session.execute(select(Source).order_by(Source.slug)).scalars().all()
+    sizes = group_sizes(session, Record.__table__.c.source_id, [s.id for s in rows])
+    return [{"slug": s.slug, "kind": s.kind, "base_url": s.base_url, **_size_out(sizes[s.id])} for s in rows]
+
+
+def _size_out(size: tuple[int, bool]) -> dict[str, Any]:
+    n, exact = size
+    return {"records": n, "records_exact": exact, "records_label": Count(n, exact).label()}

@@ -37,6 +37,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 
 from catalog.db import local_settings
 from catalog.models import Record
+from catalog.sizes import table_rows
 
 WINDOWS = (2_000, 16_000)
 WALK_ON_MAX = 32_000  # rows walked on after the windows to fill a page they nearly filled
@@ -237,8 +238,6 @@ def _most_expected(session: Session, seen: Seen) -> float:
 
 def _in_table(session: Session, seen: Seen, matches: float) -> float:
     """``matches`` in the records the windows saw, scaled to the whole table."""
-    from catalog.counts import table_rows
-
     return matches / seen.rows * max(seen.rows, table_rows(session))
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from xml.etree import ElementTree
 
 import pytest
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from catalog.assets import get_store, link_asset, register_image
 from catalog.db import session_scope
 from catalog.ingest import RecordIn, get_or_create_source, upsert_records
+from catalog.models import CrawlRun
 from flows.cli import app
 from tests.cli_user import shell
 from tests.conftest import create_database, database_url, drop_database
@@ -60,6 +62,23 @@ def test_records_filters_csv_and_table(filled):
     assert r.exit_code == 0 and "Teodor" in r.stdout and "Lăpușneanu" not in r.stdout
     r = runner.invoke(app, ["search", "teodor", "--format", "json"])
     assert [d["source_key"] for d in json.loads(r.stdout)] == ["1001"]
+
+
+def test_sources_and_collections_list_their_sizes(filled):
+    r = runner.invoke(app, ["collections", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == [{"name": "moldova", "description": None, "records": 3, "records_exact": True,
+                                     "records_label": "3"}]
+    r = runner.invoke(app, ["sources", "--json"])
+    (src,) = json.loads(r.stdout)
+    assert (src["slug"], src["records"], src["records_label"], src["last_crawl"]) == ("pastvu", 3, "3", None)
+    with session_scope(filled) as s:
+        sid = get_or_create_source(s, "pastvu", "pastvu").id
+        s.add(CrawlRun(agent="test", code_version="x", source_id=sid, owner_host="h", owner_pid=1))
+    (src,) = json.loads(runner.invoke(app, ["sources", "--json"]).stdout)
+    assert datetime.fromisoformat(src["last_crawl"]).tzinfo is not None  # the crawl's start, with its zone
+    r = runner.invoke(app, ["collections"])
+    assert r.exit_code == 0 and "moldova" in r.stdout and "3" in r.stdout
 
 
 def test_bad_filter_gives_a_clear_error(filled):

@@ -368,6 +368,7 @@ def test_a_sparse_search_takes_its_index_rather_than_walking_on_when_the_catalog
     which its index reads (and counts) for less than that walk; in a catalogue of ten million
     the same density could mean 700,000 matches, and the page walks on."""
     import catalog.counts as counts
+    import catalog.seek as seek
 
     q = RecordQuery(year_from=1960, year_to=1961)
     with session_scope(big) as s:
@@ -378,7 +379,8 @@ def test_a_sparse_search_takes_its_index_rather_than_walking_on_when_the_catalog
         assert page_ids(s, stmt, after=None, before=None, offset=0, limit=4, windows=(70,), seen=seen,
                         count_up_to=1000) == want
         assert (seen.rows, seen.matches, seen.total) == (70, 1, 4)  # by the index, counted on the way
-        monkeypatch.setattr(counts, "table_rows", lambda *a, **k: 10_000_000.0)
+        for module in (counts, seek):
+            monkeypatch.setattr(module, "table_rows", lambda *a, **k: 10_000_000.0)
         seen = Seen()
         assert page_ids(s, stmt, after=None, before=None, offset=0, limit=4, windows=(70,), seen=seen,
                         count_up_to=1000) == want
@@ -390,8 +392,10 @@ def test_a_walk_on_that_leaves_the_page_short_counts_on_the_way_through_the_inde
     density seen) leaves the page short, and the index gives the rest, counting on the way every
     match (those walked past included) with their facets: no sample, no second count after."""
     import catalog.counts as counts
+    import catalog.seek as seek
 
-    monkeypatch.setattr(counts, "table_rows", lambda *a, **k: 3_000.0)  # the density then asks a walk on
+    for module in (counts, seek):  # the density then asks a walk on
+        monkeypatch.setattr(module, "table_rows", lambda *a, **k: 3_000.0)
     with session_scope(big) as s:
         every = list(s.scalars(select(Record.id).order_by(Record.id)))
         picked = every[:5] + [every[200], every[290]]
@@ -464,11 +468,11 @@ def test_the_count_past_the_bound_goes_no_further_than_three_times_it(big):
 def test_a_collection_stored_in_a_run_of_blocks_is_estimated_within_a_fifth(big, monkeypatch, counted_up_to):
     """Memberships are stored collection by collection, as harvests add them: a block sample of
     them catches a collection's run of blocks a few times or not at all. Its size is counted
-    instead (up to MEMBER_COUNT_MAX members) or, when larger, read from the table's statistics;
+    instead (up to catalog.sizes.COUNT_MAX members) or, when larger, read from the table's statistics;
     the estimate of a search within it is that size times the share of sampled members matching."""
-    import catalog.counts as counts
+    import catalog.sizes as sizes
 
-    monkeypatch.setattr(counts, "MEMBER_COUNT_MAX", counted_up_to)
+    monkeypatch.setattr(sizes, "COUNT_MAX", counted_up_to)
     with session_scope(big) as s:
         ids = list(s.scalars(select(Record.id).order_by(Record.id)))
         add_to_collection(s, "tail", ids[:250])
@@ -476,6 +480,34 @@ def test_a_collection_stored_in_a_run_of_blocks_is_estimated_within_a_fifth(big,
         for name, truth in (("all", N), ("thirds", 100), ("tail", 250)):
             page = search_records(s, RecordQuery(collection=name), exact_max=20, sample_rows=50)
             assert not page.total_exact and 0.8 * truth <= page.total <= 1.2 * truth, (name, page.total)
+
+
+def test_collections_and_sources_are_counted_while_cheap_and_estimated_beyond(big, monkeypatch):
+    """The lists of collections and sources (the web page's menus, /api/collections, ``arhiva
+    sources``) count a group up to catalog.sizes.COUNT_MAX rows and read a larger one from the
+    table's statistics, marked as an estimate; a large group the statistics do not know yet (the
+    table not analysed since) is counted whole rather than guessed."""
+    import catalog.sizes as sizes
+    from catalog.queries import list_collections, list_sources
+
+    monkeypatch.setattr(sizes, "COUNT_MAX", 150)
+    with session_scope(big) as s:
+        add_to_collection(s, "few", list(s.scalars(select(Record.id).order_by(Record.id).limit(40))))
+        before = {c["name"]: c for c in list_collections(s)}  # collection_members never analysed
+        assert {n: (c["records"], c["records_exact"]) for n, c in before.items()} == {
+            "all": (N, True), "thirds": (100, True), "few": (40, True)}
+        s.execute(text("ANALYZE collection_members"))
+        after = {c["name"]: c for c in list_collections(s)}
+        assert after["few"]["records_label"] == "40" and after["few"]["records_exact"]  # 40 < 150 / 2: counted
+        assert after["thirds"]["records"] == 100 and not after["thirds"]["records_exact"]  # ANALYZE read every row
+        assert not after["all"]["records_exact"] and 0.8 * N <= after["all"]["records"] <= 1.2 * N
+        assert after["all"]["records_label"] == f"about {approx(after['all']['records'])}"
+        (source,) = list_sources(s)
+        assert source["slug"] == "scale" and not source["records_exact"]
+        assert 0.8 * N <= source["records"] <= 1.2 * N
+        monkeypatch.setattr(sizes, "COUNT_MAX", 1000)
+        assert [(c["records"], c["records_exact"]) for c in list_collections(s)] == [(N, True), (40, True), (100, True)]
+        assert [(x["records"], x["records_exact"]) for x in list_sources(s)] == [(N, True)]
 
 
 def test_a_bounded_count_groups_its_facets_and_probes_only_when_within_the_bound(big):

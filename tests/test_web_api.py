@@ -110,7 +110,8 @@ def test_assets_runs_and_model_versions(client, cat):
     mv = client.get(f"/api/model-versions/{cat.model_id}").json()
     assert mv["architecture"] == "unet-resnet18" and mv["colorizations"] == 1 and mv["metrics"] == {"psnr": 24.1}
     assert client.get("/api/model-versions").json()["total"] == 1
-    assert client.get("/api/collections").json() == [{"name": "moldova", "description": None, "records": 9}]
+    assert client.get("/api/collections").json() == [{"name": "moldova", "description": None, "records": 9,
+                                                      "records_exact": True, "records_label": "9"}]
     assert client.get("/api/sources").json()[0]["records"] == 9
 
 
@@ -236,7 +237,8 @@ def test_writing_needs_the_configured_token(cat, clean_db):
         assert c.post(url, json={"record_ids": ids}, headers={"Authorization": "Bearer wrong"}).status_code == 401
         auth = {"Authorization": "Bearer s3cret-token"}
         r = c.post(url, json={"record_ids": ids}, headers=auth)
-        assert r.status_code == 200 and r.json() == {"name": "favourites", "description": None, "records": 2}
+        assert r.status_code == 200 and r.json() == {"name": "favourites", "description": None, "records": 2,
+                                                  "records_exact": True, "records_label": "2"}
         assert c.post(url, json={"record_ids": [987654]}, headers=auth).status_code == 404
         assert c.post(url, json={"record_ids": []}, headers=auth).status_code == 422
         assert keys(c.get("/api/records", params={"collection": "favourites"})) == {"soroca", "balti"}

@@ -21,12 +21,11 @@ from catalog.models import (
     ModelVersion,
     Record,
     RecordAsset,
-    Source,
     TrainingExample,
 )
 from catalog.provenance import RUN_MODELS, model_ref, produced_by, record_provenance, run_out
 from catalog.queries import MAX_OFFSET as SEARCH_MAX_OFFSET
-from catalog.queries import RECORD_LOADS, decode_cursor, search_records
+from catalog.queries import RECORD_LOADS, decode_cursor, list_collections, list_sources, search_records
 from catalog.web import schemas
 from catalog.web.deps import (
     MAX_OFFSET,
@@ -202,18 +201,6 @@ def model_version(session: DB, model_id: Annotated[int, Path(ge=1, le=2**31 - 1)
     if mv is None:
         raise HTTPException(404, f"model version {model_id} not found")
     return _model_out(session, mv)
-
-
-def list_collections(session: Session) -> list[dict[str, Any]]:
-    count = select(func.count()).where(CollectionMember.collection_id == Collection.id).scalar_subquery()
-    rows = session.execute(select(Collection, count).order_by(Collection.name)).all()
-    return [{"name": c.name, "description": c.description, "records": n} for c, n in rows]
-
-
-def list_sources(session: Session) -> list[dict[str, Any]]:
-    count = select(func.count()).where(Record.source_id == Source.id).scalar_subquery()
-    rows = session.execute(select(Source, count).order_by(Source.slug)).all()
-    return [{"slug": s.slug, "kind": s.kind, "base_url": s.base_url, "records": n} for s, n in rows]
 
 
 @router.get("/collections", response_model=list[schemas.CollectionOut], tags=["records"])

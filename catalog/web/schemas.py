@@ -199,14 +199,18 @@ class AssetOut(BaseModel):
 class CollectionOut(BaseModel):
     name: str
     description: str | None = None
-    records: int
+    records: int = Field(description="Records it holds: exact up to 200,000, an estimate beyond (records_exact).")
+    records_exact: bool = True
+    records_label: str = Field(description="'1,234' when exact, 'about 1.2 million' when estimated.")
 
 
 class SourceOut(BaseModel):
     slug: str
     kind: str
     base_url: str | None = None
-    records: int
+    records: int = Field(description="Records it holds: exact up to 200,000, an estimate beyond (records_exact).")
+    records_exact: bool = True
+    records_label: str = Field(description="'1,234' when exact, 'about 1.2 million' when estimated.")
 
 
 class MembersIn(BaseModel):

@@ -184,42 +184,41 @@ def db_stop() -> None:
 
 @app.command("sources")
 def sources(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Sources in the catalogue, with record counts and their last crawl."""
+    """Sources in the catalogue, with record counts (estimated beyond 200,000) and their last crawl."""
     from sqlalchemy import func, select
 
     from catalog.db import open_catalog, session_scope
-    from catalog.models import CrawlRun, Record, Source
+    from catalog.models import CrawlRun, Source
+    from catalog.queries import list_sources
 
     with session_scope(open_catalog()) as s:
-        counts = dict(s.execute(select(Record.source_id, func.count()).group_by(Record.source_id)).all())
-        last = dict(s.execute(select(CrawlRun.source_id, func.max(CrawlRun.started_at))
-                              .group_by(CrawlRun.source_id)).all())
-        rows = [{"slug": src.slug, "kind": src.kind, "base_url": src.base_url, "records": counts.get(src.id, 0),
-                 "last_crawl": last[src.id].isoformat(timespec="seconds") if src.id in last else None}
-                for src in s.execute(select(Source).order_by(Source.slug)).scalars()]
+        last = dict(s.execute(select(Source.slug, func.max(CrawlRun.started_at)).join(CrawlRun)
+                              .group_by(Source.slug)).all())
+        rows = [r | {"last_crawl": last[r["slug"]].isoformat(timespec="seconds") if r["slug"] in last else None}
+                for r in list_sources(s)]
     if as_json:
         console.print_json(json.dumps(rows))
         return
     t = Table("source", "kind", "records", "last crawl", "base URL")
     for r in rows:
-        t.add_row(r["slug"], r["kind"], str(r["records"]), r["last_crawl"] or "—", r["base_url"] or "")
+        t.add_row(r["slug"], r["kind"], r["records_label"], r["last_crawl"] or "—", r["base_url"] or "")
     console.print(t)
 
 
 @app.command("collections")
-def collections() -> None:
-    """Collections and how many records each holds."""
-    from sqlalchemy import func, select
-
+def collections(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Collections and how many records each holds (estimated beyond 200,000)."""
     from catalog.db import open_catalog, session_scope
-    from catalog.models import Collection, CollectionMember
+    from catalog.queries import list_collections
 
     with session_scope(open_catalog()) as s:
-        rows = s.execute(select(Collection.name, func.count(CollectionMember.record_id))
-                         .outerjoin(CollectionMember).group_by(Collection.name).order_by(Collection.name)).all()
+        rows = list_collections(s)
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
     t = Table("collection", "records")
-    for name, n in rows:
-        t.add_row(name, str(n))
+    for r in rows:
+        t.add_row(r["name"], r["records_label"])
     console.print(t)
 
 

@@ -112,6 +112,19 @@ def test_exports_csv_jsonl_and_dublin_core(filled, tmp_path):
     assert not list(tmp_path.glob(".export*"))  # no temp files left
 
 
+def test_an_export_gets_the_permissions_of_a_file_the_user_made(filled, tmp_path):
+    """Written under a private temporary name, the export is then readable as the user's umask
+    allows (an archive's shared folder), not left 0600."""
+    for umask in (0o022, 0o077):
+        old = os.umask(umask)
+        try:
+            out = tmp_path / f"export-{umask:o}.csv"
+            assert runner.invoke(app, ["export", "--format", "csv", "--out", str(out)]).exit_code == 0
+        finally:
+            os.umask(old)
+        assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def _run_cli(args, env_extra, code=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARHIVA_")} | env_extra
     code = code or ("import sys; from flows.cli import main; sys.argv = ['arhiva', *sys.argv[1:]]\n"

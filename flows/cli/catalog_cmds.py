@@ -332,6 +332,9 @@ def export(
             try:
                 with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
                     n = writer(iter_records(s, q), f)
+                umask = os.umask(0o022)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)  # as a file the user made (mkstemp's is private: 0600)
                 os.replace(tmp, out)
             except BaseException:
                 os.unlink(tmp)

@@ -18,7 +18,7 @@ from catalog.db import session_scope
 from catalog.ingest import RecordIn, get_or_create_source, upsert_records
 from catalog.models import CrawlRun
 from flows.cli import app
-from tests.cli_user import shell
+from tests.cli_user import run, shell
 from tests.conftest import create_database, database_url, drop_database
 from tests.helpers import jpeg_bytes
 
@@ -152,6 +152,23 @@ def test_output_into_a_pipe_closed_early_ends_quietly(filled, pg_url, tmp_path):
         r = shell(f"{command} | true; exit ${{PIPESTATUS[0]}}", env)
         assert r.code == 1 and r.err == "", (command, r.code, r.err)
     assert shell("arhiva records --format csv | head -n 1", env).out.startswith("id,source,source_key")
+
+
+def test_web_on_an_address_it_cannot_have_is_one_clear_line(filled, pg_url, tmp_path):
+    """A port another program listens on, or a host that is not this machine: one ``error:`` line,
+    status 2, before anything says the server is up."""
+    import socket
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARHIVA_")} | {
+        "ARHIVA_DATABASE_URL": pg_url, "ARHIVA_HOME": str(tmp_path)}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, says in ((["--port", str(port)], "Address already in use (another program listens there"),
+                           (["--host", "192.0.2.1", "--port", str(port)], "not an address of this machine")):
+            r = run(["web", *args], env, timeout=60)
+            assert r.code == 2 and r.out == "" and r.err.count("\n") == 1 and says in r.err, r
 
 
 def test_unreachable_database_is_one_clear_line(tmp_path):

@@ -81,6 +81,16 @@ def test_sources_and_collections_list_their_sizes(filled):
     assert r.exit_code == 0 and "moldova" in r.stdout and "3" in r.stdout
 
 
+def test_an_unknown_collection_or_source_stops_the_command_naming_what_there_is(filled, tmp_path):
+    for args in (["records", "--collection", "Moldova"], ["search", "vedere", "-c", "nope"],
+                 ["export", "--out", str(tmp_path / "x.jsonl"), "--source", "pastvu.com"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert r.stderr.startswith("error: no ") and ("(there are: moldova;" in r.stderr
+                                                      or "(there are: pastvu;" in r.stderr), r.stderr
+    assert not (tmp_path / "x.jsonl").exists()
+
+
 def test_bad_filter_gives_a_clear_error(filled):
     r = runner.invoke(app, ["records", "--years", "1950-1940"])
     assert r.exit_code == 2 and "1950 is after 1940" in r.stderr
@@ -110,6 +120,30 @@ def test_exports_csv_jsonl_and_dublin_core(filled, tmp_path):
     dates = [e.text for e in tree.getroot().iterfind("oai_dc:dc/dc:date", ns)]
     assert "1930-е" in dates and "1944" in dates
     assert not list(tmp_path.glob(".export*"))  # no temp files left
+
+
+def test_an_export_that_cannot_be_written_says_where_and_keeps_the_last_one(filled, tmp_path, monkeypatch):
+    import errno
+
+    from catalog import exports
+
+    r = runner.invoke(app, ["export", "--format", "csv", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "is a folder" in r.stderr
+    (tmp_path / "blocked").write_text("a file where a folder should be")
+    r = runner.invoke(app, ["export", "--format", "csv", "--out", str(tmp_path / "blocked" / "x.csv")])
+    assert r.exit_code == 2 and f"--out {tmp_path / 'blocked' / 'x.csv'}: cannot write there" in r.stderr
+    out = tmp_path / "last.csv"
+    assert runner.invoke(app, ["export", "--format", "csv", "--out", str(out)]).exit_code == 0
+    last = out.read_bytes()
+
+    def disk_full(records, f):
+        f.write("id,title\n")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setitem(exports.WRITERS, "csv", disk_full)
+    r = runner.invoke(app, ["export", "--format", "csv", "--out", str(out)])
+    assert r.exit_code == 1 and "No space left on device" in r.stderr and "nothing was written" in r.stderr
+    assert out.read_bytes() == last and not list(tmp_path.glob(".last.csv*"))  # no temporary file left
 
 
 def test_an_export_gets_the_permissions_of_a_file_the_user_made(filled, tmp_path):

@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from flows.cli.ui import Table, console, err, fail, say
+from flows.cli.ui import Table, console, err, fail, say, unquoted
 
 app = typer.Typer()
 db_app = typer.Typer(name="db", help="The catalogue database: migrate, inspect, stop the embedded server.",
@@ -72,6 +72,21 @@ def _query(collection, source, years, include_undated, bbox, text, colorized, st
                        limit=limit, offset=(page - 1) * limit)
 
 
+def _check_names(session, q) -> None:
+    """An unknown --collection or --source is a typo far more often than a wish for nothing: it
+    stops the command (status 2) naming what there is, instead of an empty result."""
+    from sqlalchemy import select
+
+    from catalog.models import Collection, Source
+
+    for given, column, kind, listing in ((q.collection, Collection.name, "collection", "arhiva collections"),
+                                         (q.source, Source.slug, "source", "arhiva sources")):
+        if given and session.scalar(select(column).where(column == given)) is None:
+            known = session.scalars(select(column).order_by(column).limit(11)).all()
+            there = ", ".join(known[:10]) + (", …" if len(known) > 10 else "") if known else "none yet"
+            fail(f"no {kind} named {given!r} (there are: {there}; {listing} lists them)")
+
+
 def _print_provenance(record_id: int, fmt: OutputFormat) -> None:
     from catalog.db import open_catalog, session_scope
     from catalog.provenance import lineage
@@ -80,7 +95,7 @@ def _print_provenance(record_id: int, fmt: OutputFormat) -> None:
         try:
             chain = lineage(s, record_id)
         except LookupError as exc:
-            fail(str(exc).strip("'\""))
+            fail(unquoted(str(exc)))
     if fmt is OutputFormat.json:
         sys.stdout.write(json.dumps(chain, ensure_ascii=False, indent=2, default=str) + "\n")
         return
@@ -256,6 +271,7 @@ def records(
     q = _query(collection, source, years, include_undated, bbox, text, colorized, status, ids, limit, page)
     settings = get_settings()
     with session_scope(open_catalog()) as s:
+        _check_names(s, q)
         try:
             if after:
                 q.after, q.offset = decode_cursor(after), 0
@@ -324,11 +340,17 @@ def export(
     q = _query(collection, source, years, include_undated, bbox, text, colorized, "active", None, 50, 1)
     writer = WRITERS[fmt.value]
     with session_scope(open_catalog()) as s:
+        _check_names(s, q)
         if str(out) == "-":
             n = writer(iter_records(s, q), sys.stdout)
         else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
+            if out.is_dir():
+                fail(f"--out {out}: is a folder; name the file to write")
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
+            except OSError as exc:
+                fail(f"--out {out}: cannot write there ({exc.strerror or exc})")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
                     n = writer(iter_records(s, q), f)
@@ -336,8 +358,10 @@ def export(
                 os.umask(umask)
                 os.chmod(tmp, 0o666 & ~umask)  # as a file the user made (mkstemp's is private: 0600)
                 os.replace(tmp, out)
-            except BaseException:
+            except BaseException as exc:
                 os.unlink(tmp)
+                if isinstance(exc, OSError) and exc.errno is not None:  # disk full, the folder gone
+                    fail(f"--out {out}: cannot write there ({exc.strerror}); nothing was written", code=1)
                 raise
     say(f"exported {n} record(s) as {fmt.value}" + ("" if str(out) == "-" else f" to {out}"))
 

@@ -177,7 +177,7 @@ def _report(exc: BaseException) -> int:
     if verbose():
         err.print_exception()
     if isinstance(exc, expected_errors()) and not isinstance(exc, (KeyError, IndexError)):
-        message = str(exc).strip().strip("'\"") or type(exc).__name__
+        message = unquoted(str(exc).strip()) or type(exc).__name__
         err.print(f"[red]error:[/red] {escape(_one_line(message))}")
         return 2
     err.print(f"[red]error:[/red] {escape(_one_line(f'{type(exc).__name__}: {exc}'))}"
@@ -209,3 +209,11 @@ def _quiet_exit_reader_gone() -> int:
     except (AttributeError, OSError, ValueError):
         pass
     return 1
+
+
+def unquoted(message: str) -> str:
+    """A LookupError raised as ``KeyError``-style prints its text in quotes ('no record 7'): those
+    go; a quote the message ends with ("no collection named 'nope'") stays."""
+    if len(message) >= 2 and message[0] == message[-1] and message[0] in "'\"":
+        return message[1:-1]
+    return message

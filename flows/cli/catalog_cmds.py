@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -14,7 +15,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from flows.cli.ui import Table, console, err, fail, say, unquoted
+from flows.cli.ui import Table, console, err, fail, progress, say, unquoted
 
 app = typer.Typer()
 db_app = typer.Typer(name="db", help="The catalogue database: migrate, inspect, stop the embedded server.",
@@ -330,9 +331,6 @@ def export(
     colorized: Optional[Colorized] = typer.Option(None, "--colorized", help="yes: has a colorization; no: lacks one."),
 ) -> None:
     """Export every matching record (streamed; written atomically)."""
-    import os
-    import tempfile
-
     from catalog.db import open_catalog, session_scope
     from catalog.exports import WRITERS
     from catalog.queries import iter_records
@@ -341,29 +339,73 @@ def export(
     writer = WRITERS[fmt.value]
     with session_scope(open_catalog()) as s:
         _check_names(s, q)
-        if str(out) == "-":
-            n = writer(iter_records(s, q), sys.stdout)
-        else:
-            if out.is_dir():
-                fail(f"--out {out}: is a folder; name the file to write")
-            try:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-            except OSError as exc:
-                fail(f"--out {out}: cannot write there ({exc.strerror or exc})")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                    n = writer(iter_records(s, q), f)
-                umask = os.umask(0o022)
-                os.umask(umask)
-                os.chmod(tmp, 0o666 & ~umask)  # as a file the user made (mkstemp's is private: 0600)
-                os.replace(tmp, out)
-            except BaseException as exc:
-                os.unlink(tmp)
-                if isinstance(exc, OSError) and exc.errno is not None:  # disk full, the folder gone
-                    fail(f"--out {out}: cannot write there ({exc.strerror}); nothing was written", code=1)
-                raise
-    say(f"exported {n} record(s) as {fmt.value}" + ("" if str(out) == "-" else f" to {out}"))
+        to_file = str(out) != "-"
+        fd, tmp = _temporary_beside(out) if to_file else (None, None)
+        with _export_progress(s, q) as shown:
+            records = shown(iter_records(s, q))
+            n = _write_atomically(out, fd, tmp, lambda f: writer(records, f)) if to_file else writer(records, sys.stdout)
+    say(f"exported {n} record(s) as {fmt.value}" + (f" to {out}" if to_file else ""))
+
+
+def _temporary_beside(out: Path) -> tuple[int, str]:
+    """A private temporary file in ``out``'s folder (made when missing), or an error naming --out."""
+    import tempfile
+
+    if out.is_dir():
+        fail(f"--out {out}: is a folder; name the file to write")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
+    except OSError as exc:
+        fail(f"--out {out}: cannot write there ({exc.strerror or exc})")
+
+
+def _write_atomically(out: Path, fd: int, tmp: str, write) -> int:
+    """``write(file)`` into the temporary file, which then replaces ``out`` with the permissions a
+    file the user made gets; on failure it goes, and an earlier ``out`` stays as it was."""
+    import os
+
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            n = write(f)
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private (0600)
+        os.replace(tmp, out)
+        return n
+    except BaseException as exc:
+        os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None:  # disk full, the folder gone
+            fail(f"--out {out}: cannot write there ({exc.strerror}); nothing was written", code=1)
+        raise
+
+
+@contextmanager
+def _export_progress(session, q):
+    """A progress line on stderr while an export runs: records written of how many match (the
+    search's own count: exact up to 10,000, else an estimate, said so), elapsed time."""
+    from dataclasses import replace
+
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+
+    from catalog.queries import QueryError, search_records
+
+    try:
+        total = search_records(session, replace(q, limit=1))
+    except QueryError as exc:
+        fail(str(exc))
+    label = total.total_label
+    with progress(TextColumn("exporting"), BarColumn(), TextColumn("{task.completed:,} of " + escape(label)),
+                  TimeElapsedColumn()) as bar:
+        task = bar.add_task("export", total=max(1, total.total))
+
+        def shown(records):
+            for i, record in enumerate(records, 1):
+                yield record
+                if i % 500 == 0:
+                    bar.update(task, completed=i)
+
+        yield shown
 
 
 @app.command("runs")

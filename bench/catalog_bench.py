@@ -221,6 +221,12 @@ def query_cases(rng: random.Random, collections: list[str]) -> dict:
         "page 1 of a broad query (1940-1969)": lambda: broad,
         "page 10 of a broad query (cursor)": lambda: (broad, 9 * 50),
         "page 2,000 of a broad query (cursor)": lambda: (broad, 1999 * 50),
+        # drawn last, so that adding them left the draws of the cases above as they were
+        "one collection + years (5 years)": lambda: RecordQuery(
+            collection=rng.choice(collections), year_from=(y := rng.randint(1880, 1985)), year_to=y + 4),
+        "one collection + years + word": lambda: RecordQuery(
+            collection=rng.choice(collections), year_from=(y := rng.randint(1880, 1980)), year_to=y + 9,
+            text=rng.choice(WORDS[5:])),
     }
 
 
@@ -231,7 +237,10 @@ def facet_cases(rng: random.Random, collections: list[str]) -> dict:
             "facets: one common word": lambda: RecordQuery(text=rng.choice(WORDS[:2])),
             "facets: narrow": lambda: RecordQuery(year_from=(y := rng.randint(1880, 1980)), year_to=y + 9,
                                                   text=rng.choice(WORDS[5:])),
-            "facets: one collection": lambda: RecordQuery(collection=rng.choice(collections))}
+            "facets: one collection": lambda: RecordQuery(collection=rng.choice(collections)),
+            "facets: collection + years + word": lambda: RecordQuery(
+                collection=rng.choice(collections), year_from=(y := rng.randint(1880, 1980)), year_to=y + 9,
+                text=rng.choice(WORDS[5:]))}
 
 
 def bench_query(engine, n: int, repeats: int, exact_checks: int, only: str | None = None) -> tuple[list[list], list[list]]:

@@ -11,7 +11,7 @@ the time a search spends on each kind of statement on average:
 
 The queries are the benchmark's own draw (its seed: ``catalog_bench.py --only CASE`` run alone
 asks the same ones). ``--explain N`` also prints ``EXPLAIN (ANALYZE, BUFFERS)`` of the slowest
-statement of the N slowest searches, run again as the search ran it. ``--years``/``--text``
+statement of the N slowest searches, run again as the search ran it. ``--years``/``--text``/``--collection``
 (``--facets``) run one search of your own ``--queries`` times instead; ``--prepared`` opens the
 database with psycopg's default (a statement prepared on the server after its fifth run) instead
 of arhiva's engine options (never prepared):
@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--explain", type=int, default=0, help="EXPLAIN ANALYZE the slowest statement of the N slowest")
     ap.add_argument("--years", help="one search of your own (FROM-TO), run --queries times, instead of a case")
     ap.add_argument("--text", help="one search of your own: its words")
+    ap.add_argument("--collection", help="one search of your own: within this collection")
     ap.add_argument("--facets", action="store_true", help="one search of your own: with its facets")
     ap.add_argument("--prepared", action="store_true",
                     help="statements prepared on the server after five runs (psycopg's default), not as arhiva runs")
@@ -68,10 +69,10 @@ def main() -> None:
     rng = random.Random(7)  # catalog_bench's seed; building the cases draws nothing
     collections = [c for c, _ in COLLECTIONS]
     cases = {**query_cases(rng, collections), **facet_cases(rng, collections)}
-    if args.years or args.text:
+    if args.years or args.text or args.collection:
         lo, hi = parse_years(args.years) if args.years else (None, None)
-        name = f"{'facets: ' if args.facets else ''}{args.text or ''} {args.years or ''}".strip()
-        cases[name] = lambda: RecordQuery(year_from=lo, year_to=hi, text=args.text)
+        name = " ".join(filter(None, ("facets:" if args.facets else "", args.collection, args.text, args.years)))
+        cases[name] = lambda: RecordQuery(year_from=lo, year_to=hi, text=args.text, collection=args.collection)
     else:
         name = next((n for n in cases if args.case in n), None)
     if name is None:

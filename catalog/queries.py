@@ -14,7 +14,7 @@ import operator
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import BigInteger, Select, and_, cast, exists, false, func, literal_column, not_, or_, select
@@ -384,12 +384,20 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
     stmt, plain = _filters(q, session)
     backwards = q.before is not None and q.after is None
     seen = Seen()
-    # within a collection, its membership index gives the page in id order at once (no windows)
-    # and the count is sampled from the collection's side (catalog.counts)
+    # within a collection and nothing else, its first members are the page, from its membership
+    # index at once; with more conditions, the windows walk its members (catalog.seek), as they walk
+    # the whole table otherwise. The count is sampled from the collection's side (catalog.counts)
     members_of = _collection_id(session, q)
+    narrowed = bool(q.text or q.source or q.ids or q.bbox or q.colorized is not None
+                or q.year_from is not None or q.year_to is not None)
+    if members_of is not None and narrowed:  # a member walked needs no test of its membership
+        walked = _filters(replace(q, collection=None), session)[1]
+    else:
+        walked = plain
     ids = page_ids(session, stmt, after=q.after, before=q.before, offset=q.offset, limit=q.limit + 1, seen=seen,
-                   walked=plain,
-                   windows=() if members_of is not None else WINDOWS,
+                   walked=walked,
+                   windows=WINDOWS if members_of is None or narrowed else (),
+                   members_of=members_of,
                    count_up_to=exact_max if (with_total or with_facets) and members_of is None else None,
                    facets=with_facets)
     loaded = {r.id: r for r in session.execute(select(Record).where(Record.id.in_(ids)).options(*RECORD_LOADS)).scalars()}

@@ -252,6 +252,65 @@ def test_cli_marks_estimates_and_counts_exactly_when_asked(big, monkeypatch):
     assert r.exit_code == 2 and "offset: at most 10,000" in r.output
 
 
+def test_within_a_collection_the_windows_walk_its_members(big):
+    """With more than the collection asked, a page is looked for among the collection's members in
+    record id order (its membership index, each member's record by its key), as it is among all
+    records otherwise: the same pages both ways and backwards, the members walked counted."""
+    with session_scope(big) as s:
+        cid = s.scalar(select(Collection.id).where(Collection.name == "thirds"))
+        q = RecordQuery(collection="thirds", year_from=1900, year_to=1950)
+        stmt = _filtered(q, s)
+        want = list(s.scalars(stmt.with_only_columns(Record.id).order_by(Record.id)))
+        assert 40 <= len(want) <= 100
+        seen = Seen()
+        first = page_ids(s, stmt, after=None, before=None, offset=0, limit=10, windows=(30, 60), seen=seen,
+                         members_of=cid)
+        assert first == want[:10] and seen.population == 100 and 0 < seen.rows <= 90
+        assert page_ids(s, stmt, after=first[-1], before=None, offset=0, limit=10, windows=(30, 60),
+                        members_of=cid) == want[10:20]
+        assert page_ids(s, stmt, after=None, before=want[20], offset=0, limit=10, windows=(30, 60),
+                        members_of=cid) == want[10:20][::-1]
+        # through the API's search: the same records, page after page
+        pages, after = [], None
+        while True:
+            page = search_records(s, RecordQuery(collection="thirds", year_from=1900, year_to=1950, limit=15,
+                                                 after=after), **SMALL)
+            pages += [r.id for r in page.items]
+            if page.next_after is None:
+                break
+            after = page.next_after
+        assert pages == want
+
+
+def test_a_collection_search_with_few_matches_in_its_first_probes_probes_more_instead_of_counting(big, monkeypatch):
+    """The probed members of the sample held too few matches to trust, yet more than a bounded count
+    would stop at: more members are probed (more sampled blocks when needed), and the estimate comes
+    from them, within a fifth of the truth, without counting the matches one by one."""
+    import catalog.counts as counts
+
+    monkeypatch.setattr(counts, "MIN_HITS", 40)
+    monkeypatch.setattr(counts, "MEMBER_PROBES", 30)  # ~10 matches among 30 probed: too few
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(big, "before_cursor_execute", seen)
+    try:
+        with session_scope(big) as s:
+            s.execute(text("ANALYZE collection_members"))
+            truth = s.scalar(select(func.count()).select_from(_filtered(RecordQuery(collection="all", text="nouă"), s)
+                                                              .with_only_columns(Record.id).subquery()))
+            statements.clear()
+            page = search_records(s, RecordQuery(collection="all", text="nouă"), exact_max=20, sample_rows=150)
+    finally:
+        event.remove(big, "before_cursor_execute", seen)
+    assert truth == N // 3
+    assert not page.total_exact and 0.8 * truth <= page.total <= 1.2 * truth, page.total
+    assert sum("members_sample" in st for st in statements) >= 3  # the sample's size, then two rounds of probes
+    assert not [st for st in statements if "AS matches" in st or "WITH matches" in st]  # no count of the matches
+
+
 def test_a_collection_is_paged_and_sampled_from_its_own_side(big, monkeypatch):
     """Within a collection the page comes from its membership index and the estimate from a sample
     of memberships (a hashed share of them probed when the collection is large)."""

@@ -58,7 +58,9 @@ COUNT_EXACT_MAX = 10_000
 SAMPLE_ROWS = 40_000
 MEMBER_SAMPLE_FACTOR = 2  # a collection's search samples this many times SAMPLE_ROWS membership rows
 MEMBER_PROBES = 2_000  # members of the sample tested against the rest of the search (at most about)
-MEMBER_PROBES_MAX = 20_000  # ... when that found too few matches to trust (one record probe each)
+# ... when those found too few matches to trust (one record probe each; 20,000 left a collection
+# of 3 million with a 0.8% share matching to a bounded count of 0.4-0.5 s at 10 million records)
+MEMBER_PROBES_MAX = 50_000
 SAMPLE_SEED = 1  # the same blocks every time: paging through results keeps the same estimate
 COUNT_MODES = ("auto", "exact")
 

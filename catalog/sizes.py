@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 COUNT_MAX = 200_000  # a group's rows counted exactly up to this many (an index-only range)
 
-_SIZES = "arhiva_table_rows"  # session.info key: the sizes read within sizes_once
+_SIZES = "arhiva_table_rows"  # session.info key: the sizes read within sizes_once (tables and groups)
 
 
 def table_rows(session: Session, table: str = "records") -> float:
@@ -63,8 +63,13 @@ def common_shares(session: Session, column: Column) -> dict[int, float]:
 def group_size(session: Session, column: Column, key: int) -> tuple[float, bool] | None:
     """How many rows have ``column`` = ``key``, and whether counted: from the statistics when
     they put it at ``COUNT_MAX / 2`` or more (their error grows as the share shrinks), else counted
-    up to ``COUNT_MAX`` and, beyond, from the statistics; None when neither tells."""
-    return _sizes(session, column, [key]).get(key)
+    up to ``COUNT_MAX`` and, beyond, from the statistics; None when neither tells. Read once per
+    group within ``sizes_once`` (a search within a collection asks for its page and its count)."""
+    memo = session.info.get(_SIZES, {})
+    name = (column.table.name, column.name, key)
+    if name not in memo:
+        memo[name] = _sizes(session, column, [key]).get(key)
+    return memo[name]
 
 
 def group_sizes(session: Session, column: Column, keys: Iterable[int]) -> dict[int, tuple[int, bool]]:

@@ -270,7 +270,20 @@ def test_within_a_collection_the_windows_walk_its_members(big):
                         members_of=cid) == want[10:20]
         assert page_ids(s, stmt, after=None, before=want[20], offset=0, limit=10, windows=(30, 60),
                         members_of=cid) == want[10:20][::-1]
-        # through the API's search: the same records, page after page
+        # through the API's search: the same records, page after page; the collection's size read
+        # once a search (its walk and its count both ask for it)
+        stats = []
+
+        def seen_stats(conn, cursor, statement, *args):
+            if "FROM pg_stats" in statement:
+                stats.append(statement)
+
+        event.listen(big, "before_cursor_execute", seen_stats)
+        try:
+            search_records(s, RecordQuery(collection="thirds", year_from=1900, year_to=1950, limit=15), **SMALL)
+        finally:
+            event.remove(big, "before_cursor_execute", seen_stats)
+        assert len(stats) == 1, stats
         pages, after = [], None
         while True:
             page = search_records(s, RecordQuery(collection="thirds", year_from=1900, year_to=1950, limit=15,

@@ -389,9 +389,12 @@ def _export_progress(session, q):
     from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
     from catalog.queries import QueryError, search_records
+    from catalog.settings import get_settings
 
+    settings = get_settings()
     try:
-        total = search_records(session, replace(q, limit=1))
+        total = search_records(session, replace(q, limit=1), exact_max=settings.count_exact_max,
+                               sample_rows=settings.count_sample_rows)
     except QueryError as exc:
         fail(str(exc))
     label = total.total_label

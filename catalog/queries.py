@@ -114,6 +114,14 @@ class QueryError(ValueError):
     """A filter value is wrong; the message names the filter."""
 
 
+class UnknownName(QueryError):
+    """A collection or source that the catalogue does not hold (``kind``: which)."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
 @dataclass
 class RecordQuery:
     collection: str | None = None
@@ -234,10 +242,17 @@ def text_condition(query: str, unindexed: bool = False):
         return text_match(Record.search, parse_text(query), unindexed)
 
 
-def _check_words(session: Session, q: RecordQuery) -> None:
+def check_inputs(session: Session, q: RecordQuery) -> None:
+    """The words, and that the collection and source named exist: an unknown one is a typo far
+    more often than a wish for nothing, so it is an error naming the ones there are (up to ten)."""
     if q.text:
         with _text_errors():
             check_words(session, q.text)
+    for given, column, kind in ((q.collection, Collection.name, "collection"), (q.source, Source.slug, "source")):
+        if given and session.scalar(select(column).where(column == given)) is None:
+            known = session.scalars(select(column).order_by(column).limit(11)).all()
+            there = ", ".join(known[:10]) + (", …" if len(known) > 10 else "") if known else "none yet"
+            raise UnknownName(f"no {kind} named {given!r} (there are: {there})", kind)
 
 
 @contextmanager
@@ -373,7 +388,7 @@ def search_records(session: Session, q: RecordQuery, *, with_total: bool = True,
         # the sample then pays one index probe per sampled record: a quarter of the rows still
         # finds hundreds of matches wherever an estimate is made (fewer: counted exactly)
         sample_rows = max(1, sample_rows // PROBED_SAMPLE_SHARE)
-    _check_words(session, q)
+    check_inputs(session, q)
     with quick_settings(session), sizes_once(session):
         return _search(session, q, with_total=with_total, count=count, with_facets=with_facets,
                        exact_max=exact_max, sample_rows=sample_rows)
@@ -425,7 +440,7 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
 def iter_records(session: Session, q: RecordQuery, chunk: int = 500) -> Iterator[Record]:
     """Every matching record, in id order, a chunk at a time (exports)."""
     q.check(max_limit=10**9)
-    _check_words(session, q)
+    check_inputs(session, q)
     last = 0
     while True:
         rows = list(session.execute(

@@ -86,8 +86,8 @@ def test_an_unknown_collection_or_source_stops_the_command_naming_what_there_is(
                  ["export", "--out", str(tmp_path / "x.jsonl"), "--source", "pastvu.com"]):
         r = runner.invoke(app, args)
         assert r.exit_code == 2, (args, r.output)
-        assert r.stderr.startswith("error: no ") and ("(there are: moldova;" in r.stderr
-                                                      or "(there are: pastvu;" in r.stderr), r.stderr
+        assert r.stderr.startswith("error: no ") and ("(there are: moldova); arhiva collections" in r.stderr
+                                                      or "(there are: pastvu); arhiva sources" in r.stderr), r.stderr
     assert not (tmp_path / "x.jsonl").exists()
 
 

@@ -58,7 +58,9 @@ def test_search_by_words_place_colorization_collection(client):
     assert keys(client.get("/api/records", params={"colorized": True})) == {"cat-1935"}
     assert "cat-1935" not in keys(client.get("/api/records", params={"colorized": False}))
     assert len(keys(client.get("/api/records", params={"collection": "moldova", "limit": 50}))) == 9
-    assert keys(client.get("/api/records", params={"collection": "nope"})) == set()
+    for param, name in (("collection", "nope"), ("source", "Pastvu")):  # a typo is an error, not nothing
+        r = client.get("/api/records", params={param: name, "facets": True})
+        assert r.status_code == 422 and f"no {param} named {name!r} (there are: " in r.json()["detail"][0]["msg"]
     assert keys(client.get("/api/records", params={"source": "pastvu", "year_from": 1960})) == {"bender"}
 
 
@@ -286,6 +288,8 @@ def test_search_page_shows_count_grid_and_errors(client, cat):
     bad = client.get("/", params={"year_from": 1940, "year_to": 1930})
     assert bad.status_code == 422 and "years: 1940 is after 1930" in bad.text
     assert client.get("/", params={"page": "x"}).status_code == 422
+    typo = client.get("/", params={"collection": "moldva"})  # an edited link: says so, not "0 records"
+    assert typo.status_code == 422 and "no collection named" in typo.text and "moldova" in typo.text
     rec = client.get(f"/records/{cat.ids['cat-1935']}").text
     for text_ in ("circa 1935", "Chișinău, Piața Catedralei", "creativecommons.org/licenses/by/4.0/",
                   "Colecția Muzeului Național", "https://pastvu.com/p/1001", "unet-r18-2026-06", "Revision 2",

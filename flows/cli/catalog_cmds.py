@@ -74,18 +74,14 @@ def _query(collection, source, years, include_undated, bbox, text, colorized, st
 
 
 def _check_names(session, q) -> None:
-    """An unknown --collection or --source is a typo far more often than a wish for nothing: it
-    stops the command (status 2) naming what there is, instead of an empty result."""
-    from sqlalchemy import select
+    """An unknown --collection or --source stops the command (status 2) naming what there is
+    (catalog.queries checks it for every search; here it comes first, with where to list them)."""
+    from catalog.queries import QueryError, UnknownName, check_inputs
 
-    from catalog.models import Collection, Source
-
-    for given, column, kind, listing in ((q.collection, Collection.name, "collection", "arhiva collections"),
-                                         (q.source, Source.slug, "source", "arhiva sources")):
-        if given and session.scalar(select(column).where(column == given)) is None:
-            known = session.scalars(select(column).order_by(column).limit(11)).all()
-            there = ", ".join(known[:10]) + (", …" if len(known) > 10 else "") if known else "none yet"
-            fail(f"no {kind} named {given!r} (there are: {there}; {listing} lists them)")
+    try:
+        check_inputs(session, q)
+    except QueryError as exc:
+        fail(f"{exc}; arhiva {exc.kind}s lists them" if isinstance(exc, UnknownName) else str(exc))
 
 
 def _print_provenance(record_id: int, fmt: OutputFormat) -> None:

@@ -127,7 +127,7 @@ def main() -> None:
         print(f"\nEXPLAIN of the {what} statement ({t:.1f} ms) of the {ms:.1f} ms query:")
         with engine.connect() as conn, conn.connection.driver_connection.cursor() as cur:
             for key, value in QUICK_SETTINGS.items():  # as the search ran it
-                cur.execute(f"SET {key} = {value}")
+                cur.execute(f"SET {key} = '{value}'")
             cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
             print("\n".join(line for (line,) in cur.fetchall()))
 

@@ -117,9 +117,13 @@ def open_catalog(settings: Settings | None = None, *, migrate: bool | None = Non
     return engine
 
 
+MEMORY_SETTINGS = ("work_mem", "maintenance_work_mem")
+
+
 @contextmanager
 def local_settings(session: Session, **values: str) -> Iterator[None]:
-    """PostgreSQL settings for the statements inside (``jit="off"``), then as the caller had them.
+    """PostgreSQL settings for the statements inside (``jit="off"``), then as the caller had them;
+    a memory setting (``work_mem="32MB"``) is raised to the value, never lowered.
 
     One round trip saves and sets them (``set_config(..., true)``: this transaction only). They are
     put back when the block ends normally; after an error the transaction (or savepoint) is rolled
@@ -129,8 +133,14 @@ def local_settings(session: Session, **values: str) -> Iterator[None]:
     if not names:
         yield
         return
+
+    def new(i: int, n: str) -> str:  # memory is only ever raised: a server given more keeps it
+        return (f"CASE WHEN pg_size_bytes(current_setting('{n}')) < pg_size_bytes(:v{i}) THEN :v{i} "
+                f"ELSE current_setting('{n}') END" if n in MEMORY_SETTINGS else f":v{i}")
+
     saved = session.execute(text("SELECT " + ", ".join(
-        [f"current_setting('{n}')" for n in names] + [f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names)])),
+        [f"current_setting('{n}')" for n in names] + [f"set_config('{n}', {new(i, n)}, true)"
+                                                      for i, n in enumerate(names)])),
         {f"v{i}": str(v) for i, v in enumerate(values.values())}).one()[:len(names)]
     yield
     session.execute(text("SELECT " + ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))),

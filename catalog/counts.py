@@ -128,7 +128,9 @@ def _sample_percent(session: Session, sample_rows: int, table: str = "records") 
     return min(100.0, 100.0 * sample_rows / rows)
 
 
-QUICK_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0", "work_mem": "32MB"}
+QUICK_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0"}
+# work_mem (at least) of a bounded count through the indexes' bitmaps; see _planner
+BITMAP_MEM = "32MB"
 
 
 def quick_settings(session: Session):
@@ -136,26 +138,32 @@ def quick_settings(session: Session):
     search's statements are short, but their cost estimates (a sample with one index probe per
     row, a bounded count) often cross ``jit_above_cost``: compiling them took ~85 ms, more than
     running them; and starting workers on a busy 2-core machine made a bounded count of 10,000
-    members 40-60 ms slower than running it in one process. ``work_mem`` at least 32 MB: with
-    PostgreSQL's default 4 MB the bitmap of a count's candidates beyond ~80,000 records went lossy
-    (a page's every row tested again against the search vector): a count within a collection of
-    100,000 by five years read 83,000 candidates in 569 ms, 240 ms with the bitmap exact (at 10M;
-    the collection searches' p95 about halved, bench/catalog_bench.py)."""
+    members 40-60 ms slower than running it in one process."""
     return local_settings(session, **QUICK_SETTINGS)
 
 
-def _planner(session: Session, **off: bool):
-    """Switch planner methods off (``hashjoin=True`` → enable_hashjoin off) for one statement."""
-    return local_settings(session, **{f"enable_{k}": "off" for k, v in off.items() if v})
+def _planner(session: Session, *, bitmap_mem: bool = False, **off: bool):
+    """Switch planner methods off (``hashjoin=True`` → enable_hashjoin off) for one statement;
+    with ``bitmap_mem``, work_mem of at least BITMAP_MEM. With PostgreSQL's default 4 MB, the
+    bitmap of a bounded count's candidates went lossy beyond ~80,000 records (every row of such a
+    page tested again against the search vector): within a collection of 100,000, five years'
+    83,000 candidates were read in 569 ms, in 240 ms with the bitmap exact (10M records). Only
+    there: with more memory for every statement, the planner hashed all 300,000 colorized links
+    to probe a sample's 4,000 records (the facets of one collection: p95 91 -> 198 ms)."""
+    settings = {f"enable_{k}": "off" for k, v in off.items() if v}
+    if bitmap_mem:
+        settings["work_mem"] = BITMAP_MEM
+    return local_settings(session, **settings)
 
 
 def _ways(sampled: bool, limited: bool) -> dict[str, bool]:
     """How a count is made to run. On a sample, a collection or colorization filter is answered by
     one index probe per sampled record (the planner would rather hash every member of the
     collection, millions). A bounded exact count (few matches expected) goes through the indexes'
-    bitmaps: the planner, hoping to reach the bound early, would otherwise walk the whole table."""
+    bitmaps (with the memory to keep them exact): the planner, hoping to reach the bound early,
+    would otherwise walk the whole table."""
     return {"hashjoin": sampled, "mergejoin": sampled, "seqscan": limited and not sampled,
-            "indexscan": limited and not sampled}
+            "indexscan": limited and not sampled, "bitmap_mem": limited and not sampled}
 
 
 @dataclass

@@ -6,6 +6,8 @@ the paths a national catalogue takes."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,6 +28,22 @@ from tests.helpers import jpeg_bytes
 
 N = 300
 SMALL = {"exact_max": 20, "sample_rows": 100}  # the table holds 300: a third is sampled
+
+
+@contextmanager
+def _statements(engine, phrase: str) -> Iterator[list[str]]:
+    """The statements run on ``engine`` inside the block that contain ``phrase``."""
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, *args):
+        if phrase in statement:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
 
 
 def rec(i: int, **kw) -> RecordIn:
@@ -100,17 +118,8 @@ def test_cursor_visits_every_record_once_despite_inserts(big):
 
 
 def test_window_then_index_gives_the_same_pages(big):
-    windows_sql: list[str] = []
-
-    def seen_sql(conn, cursor, statement, *args):
-        if '"window"' in statement:
-            windows_sql.append(statement)
-
-    event.listen(big, "before_cursor_execute", seen_sql)
-    try:
+    with _statements(big, '"window"') as windows_sql:
         _same_pages_every_way(big)
-    finally:
-        event.remove(big, "before_cursor_execute", seen_sql)
     # a window carries the columns its search tests, never the payload (10M: 18-20 ms a window of
     # 16,000 records with every column, 11-15 with only those)
     assert windows_sql and not [sql for sql in windows_sql if "records.raw" in sql or "records.title" in sql]
@@ -272,17 +281,8 @@ def test_within_a_collection_the_windows_walk_its_members(big):
                         members_of=cid) == want[10:20][::-1]
         # through the API's search: the same records, page after page; the collection's size read
         # once a search (its walk and its count both ask for it)
-        stats = []
-
-        def seen_stats(conn, cursor, statement, *args):
-            if "FROM pg_stats" in statement:
-                stats.append(statement)
-
-        event.listen(big, "before_cursor_execute", seen_stats)
-        try:
+        with _statements(big, "FROM pg_stats") as stats:
             search_records(s, RecordQuery(collection="thirds", year_from=1900, year_to=1950, limit=15), **SMALL)
-        finally:
-            event.remove(big, "before_cursor_execute", seen_stats)
         assert len(stats) == 1, stats
         pages, after = [], None
         while True:
@@ -303,21 +303,12 @@ def test_a_collection_search_with_few_matches_in_its_first_probes_probes_more_in
 
     monkeypatch.setattr(counts, "MIN_HITS", 40)
     monkeypatch.setattr(counts, "MEMBER_PROBES", 30)  # ~10 matches among 30 probed: too few
-    statements = []
-
-    def seen(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(big, "before_cursor_execute", seen)
-    try:
-        with session_scope(big) as s:
-            s.execute(text("ANALYZE collection_members"))
-            truth = s.scalar(select(func.count()).select_from(_filtered(RecordQuery(collection="all", text="nouă"), s)
-                                                              .with_only_columns(Record.id).subquery()))
-            statements.clear()
-            page = search_records(s, RecordQuery(collection="all", text="nouă"), exact_max=20, sample_rows=150)
-    finally:
-        event.remove(big, "before_cursor_execute", seen)
+    with _statements(big, "") as statements, session_scope(big) as s:
+        s.execute(text("ANALYZE collection_members"))
+        truth = s.scalar(select(func.count()).select_from(_filtered(RecordQuery(collection="all", text="nouă"), s)
+                                                          .with_only_columns(Record.id).subquery()))
+        statements.clear()
+        page = search_records(s, RecordQuery(collection="all", text="nouă"), exact_max=20, sample_rows=150)
     assert truth == N // 3
     assert not page.total_exact and 0.8 * truth <= page.total <= 1.2 * truth, page.total
     assert sum("members_sample" in st for st in statements) >= 3  # the sample's size, then two rounds of probes
@@ -603,28 +594,16 @@ def test_a_search_reads_the_tables_size_once_and_the_next_search_anew(big):
     """The sampled count and facets ask how large the records table is in several places (which
     path, the sample's share, the estimate, its low end): one statement per search; a later search
     in the same session sees the table as it is then."""
-    from sqlalchemy import event
-
-    sizes = []
-
-    def seen(conn, cursor, statement, *args):
-        if "FROM pg_class WHERE oid" in statement:
-            sizes.append(statement)
-
-    event.listen(big, "before_cursor_execute", seen)
-    try:
-        with session_scope(big) as s:
-            first = search_records(s, RecordQuery(), with_facets=True, **SMALL)
-            assert not first.total_exact and 0.5 * N <= first.total <= 1.5 * N
-            assert len(sizes) == 1, sizes
-            sid = get_or_create_source(s, "scale", "folder").id
-            upsert_records(s, sid, [rec(i) for i in range(N, 3 * N)])  # the table triples
-            s.flush()
-            later = search_records(s, RecordQuery(), with_facets=True, **SMALL)
-            assert not later.total_exact and 1.5 * N <= later.total <= 4.5 * N, later.total
-            assert len(sizes) == 2
-    finally:
-        event.remove(big, "before_cursor_execute", seen)
+    with _statements(big, "FROM pg_class WHERE oid") as sizes, session_scope(big) as s:
+        first = search_records(s, RecordQuery(), with_facets=True, **SMALL)
+        assert not first.total_exact and 0.5 * N <= first.total <= 1.5 * N
+        assert len(sizes) == 1, sizes
+        sid = get_or_create_source(s, "scale", "folder").id
+        upsert_records(s, sid, [rec(i) for i in range(N, 3 * N)])  # the table triples
+        s.flush()
+        later = search_records(s, RecordQuery(), with_facets=True, **SMALL)
+        assert not later.total_exact and 1.5 * N <= later.total <= 4.5 * N, later.total
+        assert len(sizes) == 2
 
 
 def test_a_bounded_count_gets_memory_for_exact_bitmaps_but_never_less_than_the_server_gives(clean_db):

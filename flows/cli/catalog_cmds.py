@@ -73,15 +73,12 @@ def _query(collection, source, years, include_undated, bbox, text, colorized, st
                        limit=limit, offset=(page - 1) * limit)
 
 
-def _check_names(session, q) -> None:
-    """An unknown --collection or --source stops the command (status 2) naming what there is
-    (catalog.queries checks it for every search; here it comes first, with where to list them)."""
-    from catalog.queries import QueryError, UnknownName, check_inputs
+def _query_failed(exc) -> None:
+    """A search's QueryError as one error line (status 2); an unknown --collection or --source,
+    a typo far more often than a wish for nothing, also says where to list what there is."""
+    from catalog.queries import UnknownName
 
-    try:
-        check_inputs(session, q)
-    except QueryError as exc:
-        fail(f"{exc}; arhiva {exc.kind}s lists them" if isinstance(exc, UnknownName) else str(exc))
+    fail(f"{exc}; arhiva {exc.kind}s lists them" if isinstance(exc, UnknownName) else str(exc))
 
 
 def _print_provenance(record_id: int, fmt: OutputFormat) -> None:
@@ -268,14 +265,13 @@ def records(
     q = _query(collection, source, years, include_undated, bbox, text, colorized, status, ids, limit, page)
     settings = get_settings()
     with session_scope(open_catalog()) as s:
-        _check_names(s, q)
         try:
             if after:
                 q.after, q.offset = decode_cursor(after), 0
             result = search_records(s, q, max_limit=settings.page_size_max, exact_max=settings.count_exact_max,
                                     sample_rows=settings.count_sample_rows, count="exact" if exact_count else "auto")
         except QueryError as exc:
-            fail(str(exc))
+            _query_failed(exc)
         data = [record_dict(r) for r in result.items]
     if fmt is OutputFormat.json:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
@@ -334,10 +330,10 @@ def export(
     q = _query(collection, source, years, include_undated, bbox, text, colorized, "active", None, 50, 1)
     writer = WRITERS[fmt.value]
     with session_scope(open_catalog()) as s:
-        _check_names(s, q)
+        matching = _matching(s, q)
         to_file = str(out) != "-"
         fd, tmp = _temporary_beside(out) if to_file else (None, None)
-        with _export_progress(s, q) as shown:
+        with _export_progress(matching) as shown:
             records = shown(iter_records(s, q))
             n = _write_atomically(out, fd, tmp, lambda f: writer(records, f)) if to_file else writer(records, sys.stdout)
     say(f"exported {n} record(s) as {fmt.value}" + (f" to {out}" if to_file else ""))
@@ -376,27 +372,30 @@ def _write_atomically(out: Path, fd: int, tmp: str, write) -> int:
         raise
 
 
-@contextmanager
-def _export_progress(session, q):
-    """A progress line on stderr while an export runs: records written of how many match (the
-    search's own count: exact up to 10,000, else an estimate, said so), elapsed time."""
+def _matching(session, q):
+    """How many records ``q`` matches (the search's own count: exact up to 10,000, else an
+    estimate, said so); a bad filter or an unknown name stops the command here, before any file."""
     from dataclasses import replace
-
-    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
     from catalog.queries import QueryError, search_records
     from catalog.settings import get_settings
 
     settings = get_settings()
     try:
-        total = search_records(session, replace(q, limit=1), exact_max=settings.count_exact_max,
-                               sample_rows=settings.count_sample_rows)
+        return search_records(session, replace(q, limit=1), exact_max=settings.count_exact_max,
+                              sample_rows=settings.count_sample_rows)
     except QueryError as exc:
-        fail(str(exc))
-    label = total.total_label
-    with progress(TextColumn("exporting"), BarColumn(), TextColumn("{task.completed:,} of " + escape(label)),
-                  TimeElapsedColumn()) as bar:
-        task = bar.add_task("export", total=max(1, total.total))
+        _query_failed(exc)
+
+
+@contextmanager
+def _export_progress(matching):
+    """A progress line on stderr while an export runs: records written of how many match, elapsed time."""
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+
+    with progress(TextColumn("exporting"), BarColumn(),
+                  TextColumn("{task.completed:,} of " + escape(matching.total_label)), TimeElapsedColumn()) as bar:
+        task = bar.add_task("export", total=max(1, matching.total))
 
         def shown(records):
             for i, record in enumerate(records, 1):

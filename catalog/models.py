@@ -148,10 +148,13 @@ class Record(Base):
     search: Mapped[Any] = mapped_column(TSVECTOR, Computed(SEARCH_EXPR, persisted=True), nullable=True)
 
     source: Mapped[Source] = relationship(primaryjoin="foreign(Record.source_id) == Source.id")
-    # originals first, then the colorized version shown (see RecordAsset.shown), then the rest as added
+    # originals first, then the colorized version shown (see RecordAsset.shown), then the rest: the
+    # ones the latest harvest saw first (a scan replaced in its folder, an image its archive swapped:
+    # the new one; the old link stays as history), then as added
     assets: Mapped[list[RecordAsset]] = relationship(
         back_populates="record",
-        order_by=lambda: [RecordAsset.role != "original", RecordAsset.shown.desc(), RecordAsset.id])
+        order_by=lambda: [RecordAsset.role != "original", RecordAsset.shown.desc(),
+                          RecordAsset.last_seen_run_id.desc().nulls_last(), RecordAsset.id])
 
     __table_args__ = (
         UniqueConstraint("source_id", "source_key", name="uq_records_source_key"),

@@ -47,7 +47,15 @@ from catalog.db import open_catalog, session_scope
 from catalog.fields import MAPPED, YEAR_FIELDS
 from catalog.harvest import touch_records
 from catalog.imaging import use_pixel_limit
-from catalog.ingest import RecordIn, get_or_create_source, upsert_records, validate, withdraw_records
+from catalog.ingest import (
+    RecordIn,
+    add_to_collection,
+    get_or_create_source,
+    remember_source,
+    upsert_records,
+    validate,
+    withdraw_records,
+)
 from catalog.licences import normalise_licence
 from catalog.models import Record, RecordAsset
 from catalog.runs import activity
@@ -63,6 +71,8 @@ COLUMNS = ("file", *("date" if name == "date_text" else name for name in MAPPED 
 ALIASES = {"license": "licence", "filename": "file", "path": "file", "creator": "author", "year": "date",
            "latitude": "lat", "longitude": "lon", "source": "attribution"}
 BATCH = 50
+ERRORS_KEPT = 200  # problems of an import kept on its run (all are counted)
+CSV_FIELD_MAX = 16_000_000  # characters of one sidecar field (a record's longest text takes 4,000,000)
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -92,7 +102,7 @@ class ImportReport:
                                                  "unchanged": self.unchanged, "withdrawn": self.withdrawn,
                                                  "rejected": self.rejected},
                 "images": {"stored": self.images_stored}, "errors": {"count": len(self.errors),
-                                                                     "examples": self.errors[:200]}}
+                                                                     "examples": self.errors[:ERRORS_KEPT]}}
 
 
 # -- sidecars ---------------------------------------------------------------------------------------
@@ -115,9 +125,11 @@ def read_sidecar(path: Path, report: ImportReport) -> dict[str, dict[str, Any]]:
             dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
         except csv.Error:
             dialect = csv.excel
+        # a field may be as long as the longest text a record takes (csv's own limit: 131,072)
+        csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_MAX))
         reader = csv.reader(io.StringIO(text), dialect)
         header: list[str] | None = None
-        for row in reader:
+        for row in _csv_rows(reader, path, report):
             line = reader.line_num
             if header is None:
                 if not any(c.strip() for c in row):
@@ -136,7 +148,7 @@ def read_sidecar(path: Path, report: ImportReport) -> dict[str, dict[str, Any]]:
     else:
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # (nested past Python's recursion limit)
             report.error(str(path), f"sidecar is not valid JSON: {exc}")
             return {}
         if isinstance(data, dict) and isinstance(data.get("files"), list):
@@ -162,6 +174,14 @@ def read_sidecar(path: Path, report: ImportReport) -> dict[str, dict[str, Any]]:
                 continue
             out[rel] = values | {"_where": where}
     return out
+
+
+def _csv_rows(reader, path: Path, report: ImportReport):
+    """The reader's rows until one it cannot parse, which is reported (the rows before it count)."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        report.error(f"{path}:{reader.line_num}", f"sidecar cannot be read further: {exc}; rows from here ignored")
 
 
 def _check_row(row: dict[str, Any], where: str, base: Path, report: ImportReport
@@ -217,26 +237,32 @@ def _has_surrogates(text: str) -> bool:
         return True
 
 
-def _walk(folder: Path, report: ImportReport) -> list[Path]:
-    """Every file of the tree, sorted; hidden files and folders skipped. The link rule,
+def _walk(folder: Path, report: ImportReport) -> tuple[list[Path], list[str]]:
+    """Every file of the tree, sorted, and the folders that could not be read (relative, POSIX;
+    "." for the folder itself); hidden files and folders skipped. The link rule,
     one for files and folders: a symbolic link is never followed. One whose target is inside the
     folder adds nothing (the target is imported under its own path); one that points out of the
-    tree (or nowhere) is skipped and reported."""
+    tree (or nowhere, or round in a loop) is skipped and reported."""
     root = folder.resolve()
-    pending, found = [folder], []
+    pending, found, unreadable = [folder], [], []
     while pending:
         here = pending.pop()
         try:
             entries = list(os.scandir(here))
         except OSError as exc:
-            report.error(here.relative_to(folder).as_posix(), f"folder cannot be read: {exc.strerror}")
+            unreadable.append(here.relative_to(folder).as_posix())
+            report.error(unreadable[-1], f"folder cannot be read: {exc.strerror}; its records are left as they were")
             continue
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             path = Path(entry.path)
             if entry.is_symlink():
-                target = path.resolve()
+                try:
+                    target = path.resolve()
+                except (RuntimeError, OSError):  # a loop (RuntimeError up to Python 3.12)
+                    report.error(path.relative_to(folder).as_posix(), "symbolic link loop: skipped")
+                    continue
                 if not target.exists():
                     report.error(path.relative_to(folder).as_posix(), "broken symbolic link: skipped")
                 elif not target.is_relative_to(root):
@@ -246,7 +272,7 @@ def _walk(folder: Path, report: ImportReport) -> list[Path]:
                 pending.append(path)
             else:  # regular files, and special ones (a FIFO, a device) for _read to refuse by name
                 found.append(path)
-    return sorted(found)
+    return sorted(found), unreadable
 
 
 def _sidecars(folder: Path, files: list[Path], report: ImportReport) -> dict[str, dict[str, Any]]:
@@ -347,13 +373,69 @@ def _record(rel: str, data: bytes, sha: str, meta: dict[str, Any] | None, exif: 
         attribution=_s(meta.get("attribution")), url=_s(meta.get("url")), extra=extra, raw=raw)
 
 
+def _checked_record(rel: str, data: bytes, sha: str, row: dict[str, Any] | None, exif: dict[str, Any],
+                    report: ImportReport) -> tuple[RecordIn, Any]:
+    """The file's record and, when it cannot be stored, the problem. A value of the sidecar row or
+    of the EXIF tags that the catalogue refuses (too long, a NUL) is left out and reported, and the
+    file is imported without it; a problem of the file itself (its key) keeps it out."""
+    row, exif = dict(row or {}), dict(exif)
+    while True:
+        rec = _record(rel, data, sha, row, exif)
+        problem = validate(rec)
+        if problem is None:
+            return rec, None
+        key = "date" if problem.field in ("date_text", "year_lo", "year_hi") else problem.field
+        if key in row:
+            where = f"{row.get('_where') or rel}: {key}"
+            row.pop(key)
+        elif problem.field == "title" and exif.get("description"):
+            where = f"{rel}: EXIF image description"
+            exif.pop("description")
+        else:
+            return rec, problem
+        report.error(where, f"{problem.message}; the file is imported without it")
+
+
 def _s(v: Any) -> str | None:
     return None if v is None or str(v).strip() == "" else str(v).strip()
 
 
 def _source_slug(folder: Path) -> str:
-    digest = hashlib.sha1(str(folder).encode("utf-8")).hexdigest()[:8]
-    return f"folder:{folder.name[:60]}-{digest}"
+    digest = hashlib.sha1(os.fsencode(folder)).hexdigest()[:8]
+    return f"folder:{safe_text(folder.name)[:60]}-{digest}"
+
+
+SLUG_MAX = 100  # characters of a source's slug (the sources table's column)
+
+
+def checked_names(collection: str | None, source: str | None) -> None:
+    """ValueError naming a collection or source name that cannot be one, before any work."""
+    if collection is not None and not collection.strip():
+        raise ValueError("--collection: the name must not be empty")
+    if source is not None:
+        if not source.strip():
+            raise ValueError("--source: the slug must not be empty (leave it out for the folder's own)")
+        if len(source) > SLUG_MAX:
+            raise ValueError(f"--source: at most {SLUG_MAX} characters, got {len(source):,}")
+
+
+def _folder_source(s: Session, slug: str, folder: Path):
+    """The folder's source: created, or one that this folder's earlier imports made. A source of
+    another kind (a crawl's, a loaded file's) or of another folder that is still there is refused:
+    importing into it would withdraw its records as files gone. A folder that moved (the old path
+    is gone) takes its source along."""
+    path = safe_text(str(folder))
+    src = get_or_create_source(s, slug, "folder", folder.as_uri(), {"path": path})
+    if src.kind != "folder":
+        raise ValueError(f"--source {slug}: a {src.kind} source, not a folder's; importing into it would withdraw "
+                         "its records as files gone (name another --source, or leave it out)")
+    earlier = (src.config or {}).get("path")
+    if earlier and earlier != path:
+        if Path(earlier).exists():
+            raise ValueError(f"--source {slug}: holds the scans of {earlier}; importing {path} into it would "
+                             "withdraw those as files gone (name another --source, or leave it out)")
+        src = remember_source(s, slug, "folder", folder.as_uri(), {"path": path, "moved_from": earlier})
+    return src
 
 
 # -- the import ---------------------------------------------------------------------------------------
@@ -363,16 +445,16 @@ def import_folder(folder: Path | str, *, collection: str | None = None, source: 
     """Import every image under ``folder`` (see the module docstring); returns the report (also on the run)."""
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
-        raise NotADirectoryError(f"{folder} is not a folder")
+        raise NotADirectoryError(f"{safe_text(str(folder))} is not a folder")
+    checked_names(collection, source)
     settings = settings or get_settings()
     use_pixel_limit(settings.max_image_pixels)
     engine = engine or open_catalog(settings)
     store = get_store(settings)
     report = ImportReport(source=source or _source_slug(folder))
     with session_scope(engine) as s:
-        src = get_or_create_source(s, report.source, "folder", folder.as_uri(), {"path": str(folder)})
-        source_id = src.id
-    with activity("crawl", "import", {"folder": str(folder), "collection": collection}, engine=engine,
+        source_id = _folder_source(s, report.source, folder).id
+    with activity("crawl", "import", {"folder": safe_text(str(folder)), "collection": collection}, engine=engine,
                   stats=lambda: {"summary": report.as_stats()}, source_id=source_id) as run:
         report.run_id = run.id
         _import(folder, source_id, collection, engine, store, settings, report, progress)
@@ -410,7 +492,7 @@ def _read(path: Path, limit: int) -> bytes:
 
 
 def _import(folder, source_id, collection, engine, store, settings, report, progress) -> None:
-    files = _walk(folder, report)
+    files, unreadable = _walk(folder, report)
     meta = _sidecars(folder, files, report)
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     with session_scope(engine) as s:
@@ -430,8 +512,12 @@ def _import(folder, source_id, collection, engine, store, settings, report, prog
     for i, path in enumerate(images, 1):
         name = path.relative_to(folder).as_posix()
         rel = safe_text(name)  # the key: a name that is not UTF-8 keeps its odd bytes as \xNN
-        seen_keys.add(rel)
         report.files += 1
+        if rel in seen_keys:  # 'a\xff.jpg' written out, beside a name whose byte \xff is not UTF-8
+            report.reject(rel, "another file's name reads the same once its bytes that are not UTF-8 are "
+                               "written as \\xNN; rename one of them")
+            continue
+        seen_keys.add(rel)
         if progress:
             progress({"done": i, "total": total, "file": rel, "new": report.new, "changed": report.changed,
                       "unchanged": report.unchanged, "errors": len(report.errors)})
@@ -444,10 +530,9 @@ def _import(folder, source_id, collection, engine, store, settings, report, prog
             report.reject(rel, f"image rejected: {exc}")
             continue
         sha = hashlib.sha256(data).hexdigest()
-        rec = _record(rel, data, sha, meta.get(rel), _exif(data))
+        rec, problem = _checked_record(rel, data, sha, meta.get(rel), _exif(data), report)
         if rel != name:
             rec.extra["file_name_not_utf8"] = True
-        problem = validate(rec)
         if problem is not None:
             report.reject(rel, f"record rejected: {problem.field}: {problem.message}")
             continue
@@ -465,9 +550,13 @@ def _import(folder, source_id, collection, engine, store, settings, report, prog
         if len(batch) >= BATCH:
             flush()
     flush()
-    gone = [k for k, v in known.items() if k not in seen_keys and v[2] == "active"]
+    # a file gone is withdrawn; one under a folder that could not be read may be there still
+    hidden = tuple("" if u == "." else u + "/" for u in unreadable)
+    gone = [k for k, v in known.items() if k not in seen_keys and v[2] == "active" and not k.startswith(hidden or "\0")]
     with session_scope(engine) as s:
         touch_records(s, unchanged, run_id=report.run_id)  # last seen moves; withdrawn ones come back
+        if collection:  # unchanged records join a collection named anew, as new and changed ones do
+            add_to_collection(s, collection, unchanged)
         if gone:
             report.withdrawn = withdraw_records(s, source_id, gone, run_id=report.run_id)
 

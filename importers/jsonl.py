@@ -33,6 +33,7 @@ from catalog.runs import activity
 # What an ``arhiva export --format jsonl`` line says about the exporting catalogue, not the record.
 EXPORT_ONLY = ("id", "source", "status", "first_seen_at", "last_seen_at", "assets")
 _RECORD_FIELDS = {f.name for f in fields(RecordIn)}
+ERRORS_KEPT = 100  # problems of a load kept on its run (all are counted)
 
 
 @dataclass
@@ -49,7 +50,7 @@ class LoadReport:
     def as_stats(self) -> dict[str, Any]:
         return {"source": self.source, "run_id": self.run_id, "lines": self.lines, "stored": self.stored,
                 "new": self.new, "changed": self.changed, "unchanged": self.unchanged, "errors": len(self.errors),
-                "error_samples": self.errors[:100]}
+                "error_samples": self.errors[:ERRORS_KEPT]}
 
 
 def record_from_line(obj: Any) -> RecordIn:

@@ -99,3 +99,105 @@ def test_files_refused_as_images_become_no_records(arhiva_env, clean_db, tmp_pat
     errors = {e["where"]: e["message"] for e in report.errors}
     assert "empty" in errors["gol.jpg"] and "HTML" in errors["pagina.jpg"]
     assert "image rejected" in errors["taiat.png"]
+
+
+def test_a_source_that_is_not_this_folders_is_refused_and_a_moved_folder_keeps_its_own(arhiva_env, clean_db, tmp_path):
+    """--source naming a crawl's source, or the source of another folder still there, would withdraw
+    its records as files gone: refused before any work. A folder that moved takes its source along."""
+    import pytest
+
+    from catalog.db import session_scope
+    from catalog.ingest import RecordIn, get_or_create_source, upsert_records
+
+    with session_scope(clean_db) as s:
+        upsert_records(s, get_or_create_source(s, "pastvu", "pastvu").id, [RecordIn(source_key="1", title="Gara")])
+    first, other = tmp_path / "first", tmp_path / "other"
+    for folder, seed in ((first, 1), (other, 2)):
+        folder.mkdir()
+        (folder / f"foto{seed}.jpg").write_bytes(jpeg_bytes(seed))
+    with pytest.raises(ValueError, match="a pastvu source, not a folder's"):
+        import_folder(first, collection="c", source="pastvu", engine=clean_db)
+    import_folder(first, collection="c", source="mine", engine=clean_db)
+    with pytest.raises(ValueError, match=f"holds the scans of {first}"):
+        import_folder(other, collection="c", source="mine", engine=clean_db)
+    assert {k: r.status for k, r in _records(clean_db).items()} == {"1": "active", "foto1.jpg": "active"}
+    moved = first.rename(tmp_path / "moved")
+    again = import_folder(moved, collection="c", source="mine", engine=clean_db)
+    assert (again.new, again.unchanged, again.withdrawn) == (0, 1, 0)
+    for bad, message in ((dict(collection=" "), "--collection: the name must not be empty"),
+                         (dict(collection="c", source=""), "--source: the slug must not be empty"),
+                         (dict(collection="c", source="x" * 101), "--source: at most 100 characters")):
+        with pytest.raises(ValueError, match=message):
+            import_folder(other, engine=clean_db, **bad)
+    with clean_db.connect() as c:  # nothing made for the refused imports
+        assert c.execute(text("SELECT count(*) FROM crawl_runs")).scalar() == 2
+        assert c.execute(text("SELECT count(*) FROM sources")).scalar() == 2
+
+
+def test_a_folder_that_cannot_be_read_leaves_its_records_and_loops_and_bad_sidecars_are_reported(
+        arhiva_env, clean_db, tmp_path, monkeypatch):
+    import os as os_
+
+    folder = tmp_path / "scans"
+    (folder / "album").mkdir(parents=True)
+    (folder / "album" / "foto.jpg").write_bytes(jpeg_bytes(1))
+    (folder / "bun.jpg").write_bytes(jpeg_bytes(2))
+    assert import_folder(folder, collection="c", engine=clean_db).new == 2
+    real_scandir = os_.scandir
+
+    def scandir(path):  # the folder is there, but cannot be read now (permissions, a failing disk)
+        if str(path).endswith("album"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os_, "scandir", scandir)
+    (folder / "loop1").symlink_to(folder / "loop2")
+    (folder / "loop2").symlink_to(folder / "loop1")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "metadata.json").write_text("[" * 100_000 + "]" * 100_000)
+    (folder / "metadata.csv").write_text("file,title,description\nbun.jpg,Bun,\"" + "a" * 5_000_000 + "\"\n")
+    report = import_folder(folder, collection="c", engine=clean_db)
+    assert {k: r.status for k, r in _records(clean_db).items()} == {"album/foto.jpg": "active", "bun.jpg": "active"}
+    assert report.withdrawn == 0 and report.changed == 1  # bun.jpg has its sidecar title now
+    errors = {e["where"]: e["message"] for e in report.errors}
+    assert "folder cannot be read" in errors["album"] and "left as they were" in errors["album"]
+    assert "loop" in errors["loop1"] and "loop" in errors["loop2"]
+    assert any("sidecar is not valid JSON" in m for m in errors.values())
+    assert "over the limit" in errors[f"{folder / 'metadata.csv'}:2: description"]
+    with clean_db.connect() as c:
+        assert c.execute(text("SELECT title, description FROM records WHERE source_key = 'bun.jpg'")).one() == ("Bun", None)
+
+
+def test_a_replaced_scan_is_shown_and_unchanged_files_join_a_new_collection(arhiva_env, clean_db, tmp_path):
+    from catalog.db import session_scope
+    from catalog.models import Record
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "foto.jpg").write_bytes(jpeg_bytes(1))
+    (folder / "alta.jpg").write_bytes(jpeg_bytes(2))
+    import_folder(folder, collection="c", engine=clean_db)
+    (folder / "foto.jpg").write_bytes(jpeg_bytes(3))  # a better scan of the same photo
+    again = import_folder(folder, collection="moldova", engine=clean_db)
+    assert (again.changed, again.unchanged) == (1, 1)
+    with session_scope(clean_db) as s:
+        rec = s.query(Record).filter_by(source_key="foto.jpg").one()
+        originals = [ra for ra in rec.assets if ra.role == "original"]
+        assert len(originals) == 2 and originals[0].last_seen_run_id == again.run_id  # the new one first
+        assert originals[0].asset.sha256 == rec.extra["sha256"]
+    with clean_db.connect() as c:
+        members = c.execute(text("SELECT r.source_key FROM collection_members m JOIN collections k ON k.id = "
+                                 "m.collection_id JOIN records r ON r.id = m.record_id WHERE k.name = 'moldova'"))
+        assert sorted(members.scalars()) == ["alta.jpg", "foto.jpg"]
+
+
+def test_two_names_that_read_the_same_are_one_record_and_the_other_reported(arhiva_env, clean_db, tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "a\\xff.jpg").write_bytes(jpeg_bytes(1))  # a backslash written out in the name
+    with open(os.path.join(os.fsencode(folder), b"a\xff.jpg"), "wb") as f:  # a byte that is not UTF-8
+        f.write(jpeg_bytes(2))
+    first = import_folder(folder, collection="c", engine=clean_db)
+    assert (first.new, first.rejected) == (1, 1) and "reads the same" in first.errors[0]["message"]
+    again = import_folder(folder, collection="c", engine=clean_db)
+    assert (again.new, again.changed, again.unchanged, again.rejected) == (0, 0, 1, 1)  # stable

@@ -29,10 +29,15 @@ def import_cmd(
 
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    from importers.folder import import_folder
+    from importers.folder import ERRORS_KEPT as FOLDER_ERRORS_KEPT
+    from importers.folder import checked_names, import_folder
 
     if not folder.is_dir():
         fail(f"{folder} is not a folder")
+    try:
+        checked_names(collection, source)  # before the progress line, which would leave a blank one
+    except ValueError as exc:
+        fail(str(exc))
     with progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         task = bar.add_task("importing…", total=None)
 
@@ -47,7 +52,7 @@ def import_cmd(
              (("files", report.files), ("records new", report.new), ("records changed", report.changed),
               ("records unchanged", report.unchanged), ("records withdrawn (file gone)", report.withdrawn),
               ("images stored", report.images_stored), ("files rejected", report.rejected)),
-             report.errors, report.run_id)
+             report.errors, report.run_id, FOLDER_ERRORS_KEPT)
     if report.rejected:  # files that became no record (each is named above and on the run)
         raise typer.Exit(1)
 
@@ -68,6 +73,7 @@ def load_cmd(
 
     from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from importers.jsonl import ERRORS_KEPT as JSONL_ERRORS_KEPT
     from importers.jsonl import load_jsonl
 
     if file != "-" and not Path(file).is_file():
@@ -86,14 +92,14 @@ def load_cmd(
             fail(str(exc))
     _summary(report.as_stats(), json_out, f"load run {report.run_id} into {report.source}",
              (("lines", report.lines), ("records new", report.new), ("records changed", report.changed),
-              ("records unchanged", report.unchanged)), report.errors, report.run_id)
+              ("records unchanged", report.unchanged)), report.errors, report.run_id, JSONL_ERRORS_KEPT)
     if report.errors:
         raise typer.Exit(1)
 
 
 
 def _summary(stats: dict[str, Any], json_out: bool, title: str, counts, errors: list[dict[str, Any]],
-             run_id: int | None) -> None:
+             run_id: int | None, kept: int) -> None:
     """Print a run's summary: JSON, or a table and the first errors (all are stored on the run)."""
     import json
 
@@ -109,4 +115,4 @@ def _summary(stats: dict[str, Any], json_out: bool, title: str, counts, errors: 
     for e in errors[:20]:
         err.print(f"  [yellow]{escape(str(e['where']))}[/yellow] {escape(str(e['message']))}", highlight=False)
     if len(errors) > 20:
-        err.print(f"  … and {len(errors) - 20} more (stored on run {run_id})")
+        err.print(f"  … and {len(errors) - 20:,} more (run {run_id} keeps the first {min(len(errors), kept):,})")

@@ -103,7 +103,8 @@ def test_combined_filters_and_collection(catalogue):
     assert keys(catalogue, text="chisinau") == {"before-1900", "x"}
     assert keys(catalogue, collection="moldova", year_from=1930, year_to=1940, bbox=(26.6, 45.4, 30.2, 48.5)) == {
         "exact-1935", "soroca", "iasi"}
-    assert keys(catalogue, collection="nope") == set()
+    with pytest.raises(QueryError, match=r"no collection named 'nope' \(there are: moldova"):
+        keys(catalogue, collection="nope")  # a typo: an error naming what there is, not an empty page
 
 
 def test_with_and_without_colorization(catalogue):

@@ -202,6 +202,24 @@ def test_bad_parameters_are_refused(arhiva_env, clean_db):
         run_crawl("archive", {"start_urls": [f"{B}/oai/request"], "from_date": "last week"})
 
 
+def test_an_archive_on_a_private_address_is_crawled_when_allowed(arhiva_env, monkeypatch):
+    """An intranet archive reached by its IP address: refused, unless ARHIVA_ALLOW_PRIVATE names it
+    (the start URLs were checked without that setting, so the message asked for what was set)."""
+    from catalog.settings import reset_settings_cache
+    from crawlers.runner import CrawlError, checked_params
+
+    intranet = "http://192.168.1.20:8080/iiif/collection/top"
+    with pytest.raises(CrawlError, match="refused unless ARHIVA_ALLOW_PRIVATE lists http://192.168.1.20:8080"):
+        checked_params("archive", {"start_urls": [intranet]})
+    monkeypatch.setenv("ARHIVA_ALLOW_PRIVATE", "http://192.168.1.20:8080")
+    reset_settings_cache()
+    try:
+        assert checked_params("archive", {"start_urls": [intranet]})["start_urls"] == [intranet]
+    finally:
+        monkeypatch.delenv("ARHIVA_ALLOW_PRIVATE")
+        reset_settings_cache()
+
+
 def test_cli_crawl_archive(arhiva_env, clean_db, server):
     import json
 

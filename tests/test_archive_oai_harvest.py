@@ -84,3 +84,17 @@ def test_item_pages_of_other_platforms_give_records(arhiva_env, clean_db, server
     cdm = recs[f"{W}/digital/collection/photos/id/117"]
     assert (cdm.year_lo, cdm.licence) == (1938, "http://rightsstatements.org/vocab/NoC-US/1.0/")
     assert summary["images"]["stored"] == 3
+
+
+def test_a_crawl_stopped_early_keeps_the_records_it_held_for_merging(arhiva_env, clean_db, server):
+    """Records wait to be merged with their other views until the crawl goes idle; a crawl that stops
+    before (Ctrl-C, SIGTERM, a source gone silent: here a page limit closes it after the first
+    page) stores what it holds, as it is, instead of dropping it."""
+    from crawlers.runner import run_crawl
+    from crawlers.settings import LOCAL_PROFILE
+
+    summary = run_crawl("archive", {"start_urls": [LIST], "collection": "archives", "source": "wild"},
+                        settings_overrides={**LOCAL_PROFILE, "ARHIVA_HOST_MAP": server.host_map(),
+                                            "LOG_LEVEL": "WARNING", "CLOSESPIDER_PAGECOUNT": 1}, timeout=120)
+    assert summary["records"]["new"] >= 2, summary
+    assert set(stored(clean_db)) == KEYS - {f"{W}/record/rec-3"}  # the first page's, whole; the rest never came

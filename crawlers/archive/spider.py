@@ -37,7 +37,7 @@ from crawlers.archive.text import canonical_url
 from crawlers.archive.xmlsafe import BadXML, UnsafeXML
 from crawlers.base import ArhivaSpider
 from crawlers.items import RecordItem, SeenItem
-from crawlers.urlgate import INTERNAL_SCHEME, UnsafeURL, UrlGate, gate_for
+from crawlers.urlgate import INTERNAL_SCHEME, UnsafeURL, UrlGate, gate_for, private_setting
 
 DEFAULT_DEPTH = 3
 DEFAULT_MAX_PAGES = 10_000
@@ -69,7 +69,9 @@ class ArchiveSpider(ArhivaSpider):
         p["start_urls"] = urls
         p["allow_domains"] = [d.lower().lstrip(".") for d in _as_list(p.get("allow_domains"))] or \
             sorted({urlsplit(u).netloc for u in urls})  # host, and port when not the default
-        gate = UrlGate(p["allow_domains"])  # a bad --allow-domain raises ValueError
+        # a bad --allow-domain raises ValueError; loopback and private addresses pass where
+        # ARHIVA_ALLOW_PRIVATE lists them, as for every request of the crawl (crawlers.urlgate)
+        gate = UrlGate(p["allow_domains"], private_setting({}))
         for u in urls:
             try:
                 gate.check(u)
@@ -378,6 +380,27 @@ class ArchiveSpider(ArhivaSpider):
     def _flush_cb(self, response):
         yield from self._emit(ready_only=False)
 
+    def _save_held(self) -> None:
+        """A crawl stopped early (Ctrl-C, SIGTERM, a source that went silent): the photographs still
+        held for merging are stored as they are, checked as the pipeline checks them, without the
+        documents and images still awaited (the next crawl completes them: a record without its
+        image is asked for again). The item pipelines have closed by now: written here directly."""
+        if not len(self.grouper):
+            return
+        from scrapy.exceptions import DropItem
+
+        from crawlers.pipelines import ValidatePipeline
+
+        check = ValidatePipeline.from_crawler(self.crawler)
+        items = []
+        for item in self._emit(ready_only=False):
+            try:
+                items.append(check.process_item(item))
+            except DropItem:
+                pass
+        counts = self.store.write(items)
+        self.logger.info("crawl stopped early: %d held record(s) stored as they were (%s)", len(items), counts)
+
     def _emit(self, *, ready_only: bool):
         groups = self.grouper.pop_all()
         keep, merged = [], []
@@ -407,7 +430,10 @@ class ArchiveSpider(ArhivaSpider):
 
     # -- the end -------------------------------------------------------------------------------
     def closed(self, reason):
-        if reason != "finished" or not self.oai_deleted:
+        if reason != "finished":
+            self._save_held()
+            return
+        if not self.oai_deleted:
             return
         from sqlalchemy import or_, select
 

@@ -233,3 +233,19 @@ def test_cli_crawl_archive(arhiva_env, clean_db, server):
     out = json.loads(result.stdout[result.stdout.index("{"):])
     assert out["records"]["new"] == 1 and out["images"]["stored"] == 1
     assert set(records(clean_db)) == {f"{O}/s/fototeca/item/1201"}
+
+
+def test_a_start_url_that_answers_with_nothing_readable_is_not_a_success(arhiva_env, clean_db, server):
+    """A feed down for maintenance (an HTML page at the OAI address), a JSON error, an RSS feed: the
+    run is partial and says what came back, never a success with nothing in it."""
+    server.add(BASA, "/oai/down", "<html><body><h1>Down for maintenance</h1><p>Back soon.</p></body></html>",
+               ctype="text/html; charset=UTF-8")
+    server.add(BASA, "/api/broken", '{"error": "maintenance"}', ctype="application/json")
+    server.add(BASA, "/rss", '<?xml version="1.0"?><rss version="2.0"><channel><title>Noutăți</title></channel></rss>',
+               ctype="application/rss+xml")
+    for i, path in enumerate(("/oai/down?verb=ListRecords&metadataPrefix=oai_dc", "/api/broken", "/rss")):
+        summary = crawl(server, [f"https://{BASA}{path}"], source=f"down-{i}")
+        assert summary["status"] == "partial", (path, summary)
+        assert summary["errors"]["by_kind"] == {"unsupported_content": 1}, (path, summary)
+    assert "no item, listing, manifest or feed" in errors(summary := crawl(
+        server, [f"https://{BASA}/oai/down"], source="down-3"))[0]["message"], summary

@@ -127,6 +127,7 @@ class ArchiveSpider(ArhivaSpider):
         self.oai_restarted: set[str] = set()
         self.oai_tokens: dict[str, set[str]] = {}  # list start → tokens asked in its current run
         self._limit_logged = False
+        self.views_added = 0                     # views of photographs found (to tell a page with none)
 
     # -- requests ------------------------------------------------------------------------------
     async def start(self):
@@ -186,16 +187,30 @@ class ArchiveSpider(ArhivaSpider):
         handler = {"oai": self._parse_oai, "xml": self._parse_xml, "json": self._parse_json,
                    "html": self._parse_html}.get(kind)
         if handler is None:
-            self.runlog.error("unsupported_content", f"cannot read {kind} content", url=response.url)
+            self._unreadable(response, f"cannot read {kind} content")
             return
+        before = (self.views_added, len(self.scheduled))
         yield from handler(response, depth)
+        if response.meta.get("arhiva_kind") == "start" and kind == "html" \
+                and before == (self.views_added, len(self.scheduled)):
+            # an HTML page where a feed, a manifest or an item was expected ("down for maintenance")
+            self._unreadable(response, "an HTML page with no item, listing, manifest or feed in it")
         yield from self._maybe_flush()
+
+    def _unreadable(self, response, what: str) -> None:
+        """A page, feed or manifest whose content is not one arhiva reads: reported, and (unless it
+        was an image's media document) the harvest is incomplete: a start URL that answers with a
+        maintenance page, an RSS feed or a PDF must not pass for a source with nothing in it."""
+        self.runlog.error("unsupported_content", what, url=response.url)
+        if response.meta.get("arhiva_kind") != "media":
+            self._lost()
 
     def _lost(self) -> None:
         """Count a part of the source this crawl could not read; the run ends as partial."""
         self.runlog.count("incomplete")
 
     def _add(self, views: list[Found]):
+        self.views_added += len(views)
         for v in views:
             ids = v.identities() or [v.fetched_url]
             if any(i in self.flushed for i in ids):
@@ -265,7 +280,7 @@ class ArchiveSpider(ArhivaSpider):
         if root.tag == "{http://www.openarchives.org/OAI/2.0/}OAI-PMH":
             yield from self._parse_oai(response, depth)
         else:
-            self.runlog.error("unsupported_content", f"XML with root {root.tag} is not OAI-PMH", url=response.url)
+            self._unreadable(response, f"XML with root {root.tag} is not OAI-PMH")
 
     def _oai_error(self, page, response, depth: int, start: str):
         code = page.error_code
@@ -327,7 +342,7 @@ class ArchiveSpider(ArhivaSpider):
         elif commons.is_commons_api(doc):
             self._add(commons.parse_api(doc, url))
         else:
-            self.runlog.error("unsupported_content", "JSON that is neither IIIF, Omeka S nor Commons", url=url)
+            self._unreadable(response, "JSON that is neither IIIF, Omeka S nor Commons")
 
     def _follow(self, view: Found, depth: int):
         for target in view.follow:

@@ -10,6 +10,7 @@ Every value can be overridden (``crawler_settings(overrides)``, the CLI's
 """
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 BOT_NAME = "arhiva"
@@ -150,13 +151,41 @@ def crawler_settings(overrides: dict[str, Any] | None = None, app_settings: Any 
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
-    """``NAME=VALUE`` from the command line; VALUE read as JSON when it parses."""
+    """``NAME=VALUE`` from the command line; VALUE read as JSON when it parses. The name must be a
+    setting Scrapy or arhiva has, and a number's or a switch's value one too: a typo would
+    otherwise leave the politeness the user meant unapplied, or fail the run once it started."""
     import json
 
     name, sep, value = text.partition("=")
-    if not sep or not name.strip():
+    name = name.strip()
+    if not sep or not name:
         raise ValueError(f"expected NAME=VALUE, got {text!r}")
     try:
-        return name.strip(), json.loads(value)
+        parsed = json.loads(value)
     except ValueError:
-        return name.strip(), value
+        parsed = value
+    _check_setting(name, parsed)
+    return name, parsed
+
+
+_NON_NEGATIVE = ("DELAY", "TIMEOUT", "TIMES", "SIZE", "GIVE_UP", "BACKOFF", "CONCURRENT", "MAX", "INTERVAL")
+
+
+def _check_setting(name: str, value: Any) -> None:
+    import difflib
+
+    from scrapy.settings import default_settings
+
+    known = {k: getattr(mod, k) for mod in (default_settings, sys.modules[__name__]) for k in dir(mod) if k.isupper() and not k.startswith("_")}
+    if name not in known:
+        near = difflib.get_close_matches(name, known, n=1)
+        raise ValueError(f"--setting {name}: no such setting" + (f" (did you mean {near[0]}?)" if near else ""))
+    default = known[name]
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"--setting {name}: expected true or false, got {value!r}")
+    elif isinstance(default, (int, float)) and default is not None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"--setting {name}: expected a number, got {value!r}")
+        if value < 0 and any(part in name for part in _NON_NEGATIVE):
+            raise ValueError(f"--setting {name}: must not be negative, got {value}")

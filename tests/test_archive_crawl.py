@@ -1,6 +1,7 @@
 """The archive spider end to end against the local fake of the archive sites (tests/archive_server.py)."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -198,8 +199,23 @@ def test_bad_parameters_are_refused(arhiva_env, clean_db):
         run_crawl("archive", {"start_urls": [f"{O}/x"], "allow_domains": ["other.example"]})
     with pytest.raises(CrawlError, match="START_URL"):
         run_crawl("archive", {"start_urls": []})
-    with pytest.raises(CrawlError, match="--from"):
-        run_crawl("archive", {"start_urls": [f"{B}/oai/request"], "from_date": "last week"})
+    for day in ("last week", "2024-13-45", "2024-02-30T10:00:00Z"):
+        with pytest.raises(CrawlError, match="--from"):
+            run_crawl("archive", {"start_urls": [f"{B}/oai/request"], "from_date": day})
+
+
+def test_a_setting_that_does_not_exist_or_cannot_be_its_kind_stops_the_crawl_before_it_starts():
+    from crawlers.settings import parse_setting
+
+    assert parse_setting("DOWNLOAD_DELAY=0.5") == ("DOWNLOAD_DELAY", 0.5)
+    assert parse_setting("ROBOTSTXT_OBEY=false") == ("ROBOTSTXT_OBEY", False)
+    assert parse_setting("DEPTH_PRIORITY=-1") == ("DEPTH_PRIORITY", -1)  # negative where Scrapy means something
+    for given, message in (("DOWNLAOD_DELAY=5", "no such setting (did you mean DOWNLOAD_DELAY?)"),
+                           ("DOWNLOAD_DELAY=abc", "expected a number, got 'abc'"),
+                           ("DOWNLOAD_TIMEOUT=-1", "must not be negative"),
+                           ("AUTOTHROTTLE_ENABLED=no", "expected true or false")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            parse_setting(given)
 
 
 def test_an_archive_on_a_private_address_is_crawled_when_allowed(arhiva_env, monkeypatch):

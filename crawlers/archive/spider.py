@@ -84,9 +84,15 @@ class ArchiveSpider(ArhivaSpider):
                 raise ValueError(f"{name.replace('_', '-')} must be at least {1 if name == 'max_pages' else 0}")
         if p.get("from_date"):
             import re
+            from datetime import datetime
 
-            if not re.fullmatch(r"\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\dZ)?", str(p["from_date"])):
-                raise ValueError(f"--from must be YYYY-MM-DD (or YYYY-MM-DDThh:mm:ssZ), got {p['from_date']!r}")
+            text = str(p["from_date"])
+            try:
+                if not re.fullmatch(r"\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\dZ)?", text):
+                    raise ValueError
+                datetime.fromisoformat(text.removesuffix("Z"))  # a real day and time (not 2024-13-45)
+            except ValueError:
+                raise ValueError(f"--from must be YYYY-MM-DD (or YYYY-MM-DDThh:mm:ssZ), got {text!r}") from None
         return {k: v for k, v in p.items() if v not in (None, "", [])}
 
     @classmethod

@@ -67,9 +67,9 @@ class Settings(BaseSettings):
     contact_url: str = Field(default="https://github.com/arhiva-project/arhiva", description="Contact URL put in the User-Agent.")
     pastvu_api_url: str = Field(default="https://pastvu.com/api2", description="PastVu API endpoint.")
     pastvu_base_url: str = Field(default="https://pastvu.com", description="PastVu site (photo links, images).")
-    max_image_bytes: int = Field(default=60_000_000, description="Largest image file accepted.")
-    max_image_pixels: int = Field(default=120_000_000, description="Largest image (pixels) accepted: decompression-bomb guard.")
-    page_size_max: int = Field(default=1000, description="Largest page a query or the API returns.")
+    max_image_bytes: int = Field(default=60_000_000, ge=1, description="Largest image file accepted.")
+    max_image_pixels: int = Field(default=120_000_000, ge=1, description="Largest image (pixels) accepted: decompression-bomb guard.")
+    page_size_max: int = Field(default=1000, ge=1, description="Largest page a query or the API returns.")
     count_exact_max: int = Field(default=10_000, ge=0, description="Searches count their matches exactly up to "
                                  "this many; beyond, the count is an estimate (marked 'about').")
     count_sample_rows: int = Field(default=40_000, ge=1, description="Rows of the records table an estimated count "

@@ -213,6 +213,15 @@ def test_unreachable_database_is_one_clear_line(tmp_path):
     assert len(lines) == 1 and "cannot reach the catalogue database" in lines[0] and "Traceback" not in p.stderr
 
 
+def test_a_setting_that_cannot_be_is_one_line_naming_it(tmp_path):
+    p = _run_cli(["records"], {"ARHIVA_HOME": str(tmp_path), "ARHIVA_MAX_IMAGE_PIXELS": "-5",
+                               "ARHIVA_PAGE_SIZE_MAX": "many"})
+    lines = [ln for ln in p.stderr.splitlines() if not ln.startswith("HEAVY=")]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert "ARHIVA_MAX_IMAGE_PIXELS: Input should be greater than or equal to 1, got '-5'" in lines[0]
+    assert "ARHIVA_PAGE_SIZE_MAX: " in lines[0] and "got 'many'" in lines[0] and "pydantic" not in lines[0]
+
+
 def test_configured_database_behind_the_schema_says_so(tmp_path):
     name = create_database("arhiva_cli")
     try:

@@ -177,7 +177,7 @@ def _report(exc: BaseException) -> int:
     if verbose():
         err.print_exception()
     if isinstance(exc, expected_errors()) and not isinstance(exc, (KeyError, IndexError)):
-        message = unquoted(str(exc).strip()) or type(exc).__name__
+        message = _settings_problem(exc) or unquoted(str(exc).strip()) or type(exc).__name__
         err.print(f"[red]error:[/red] {escape(_one_line(message))}")
         return 2
     err.print(f"[red]error:[/red] {escape(_one_line(f'{type(exc).__name__}: {exc}'))}"
@@ -209,6 +209,15 @@ def _quiet_exit_reader_gone() -> int:
     except (AttributeError, OSError, ValueError):
         pass
     return 1
+
+
+def _settings_problem(exc: BaseException) -> str | None:
+    """A setting of the installation that cannot be (``ARHIVA_MAX_IMAGE_PIXELS=-5``) as the user
+    wrote it, one problem after another, instead of pydantic's report."""
+    if type(exc).__name__ != "ValidationError" or getattr(exc, "title", None) != "Settings":
+        return None
+    return "; ".join(f"ARHIVA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}, got {e.get('input')!r}"
+                     for e in exc.errors())
 
 
 def unquoted(message: str) -> str:

@@ -37,6 +37,7 @@ class Handler(BaseHTTPRequestHandler):
         time.sleep(ANSWER)
         key = self.path.rsplit("/", 1)[-1]
         body = (f'<html><head><meta property="og:title" content="Photo {key}"><title>Photo {key}</title>'
+                f'<meta property="og:image" content="https://{HOST}/img/{key}.jpg">'  # (images not fetched)
                 f"</head><body><h1>Photo {key}</h1></body></html>").encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")

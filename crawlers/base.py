@@ -18,6 +18,11 @@ from twisted.python.failure import Failure
 from crawlers.runlog import RunLog
 from crawlers.store import CrawlStore
 
+# what a failure means, for those that come without a message
+FAILURE_WORDS = {"ResponseDataLossError": "the connection closed before the whole answer came",
+                 "ResponseFailed": "the answer broke off", "ConnectionLost": "the connection was lost",
+                 "TimeoutError": "no answer in time"}
+
 
 class ArhivaSpider(scrapy.Spider):
     source_slug: str = ""
@@ -59,7 +64,8 @@ class ArhivaSpider(scrapy.Spider):
         if response is not None:
             message = f"HTTP {response.status}"
         else:
-            message = f"{failure.type.__name__}: {failure.getErrorMessage()}"
+            name = failure.type.__name__
+            message = f"{name}: {failure.getErrorMessage() or FAILURE_WORDS.get(name, 'no detail given')}"
         kind = (request.meta.get("arhiva_kind") if request is not None else None) or "request"
         self.runlog.error(f"{kind}_failed", message, url=request.url if request is not None else None,
                           key=request.meta.get("arhiva_key") if request is not None else None)

@@ -95,7 +95,7 @@ def run_crawl(spider_name: str, params: dict[str, Any], *, settings_overrides: d
                                                             CrawlRun.status == "running")
                                   .order_by(CrawlRun.id)).scalars().first()
             return {"status": "skipped", "run_id": None, "source": src["slug"],
-                    "reason": f"another crawl of {src['slug']} {cls.scope_of(params)} is running"
+                    "reason": " ".join(filter(None, ("another crawl of", src["slug"], cls.scope_of(params), "is running")))
                               + (f" (run {other})" if other else "") + "; this one was not started"}
         state: dict[str, Any] = {"progress": {}, "summary": None, "scrapy": None}
         with activity("crawl", f"scrapy:{spider_name}",

@@ -162,5 +162,7 @@ def test_crawl_runs_show_their_counts_and_the_source_its_urls(user_env, tmp_path
         assert r.code == 0, r
         (last,) = runs(user_env)
         assert last["stats"].startswith("new 8") and "images 8" in last["stats"], last
+        assert last["source"] == "pastvu", last  # which source each run crawled
+        assert "pastvu" in run(["runs"], user_env).out
         sources = json.loads(run(["sources", "--json"], user_env).out)
         assert [(s["slug"], s["base_url"]) for s in sources] == [("pastvu", server.base_url)]

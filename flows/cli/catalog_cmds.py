@@ -423,7 +423,8 @@ def runs(kind: RunKind = typer.Option(RunKind.crawl, "--kind", help="crawl, trai
         for k, rid in reap_vanished(s):
             err.print(f"[yellow]{k} run {rid}: its process is gone; marked failed[/yellow]")
         rows = s.execute(select(model).order_by(model.id.desc()).limit(limit)).scalars().all()
-        data = [{"id": r.id, "agent": r.agent, "status": r.status,
+        of = _runs_of(s, rows)
+        data = [{"id": r.id, "agent": r.agent, **of(r), "status": r.status,
                  "started": r.started_at.isoformat(timespec="seconds"),
                  "ended": r.ended_at.isoformat(timespec="seconds") if r.ended_at else None,
                  "owner": f"{r.owner_host}:{r.owner_pid}" if r.owner_host else None,
@@ -431,8 +432,25 @@ def runs(kind: RunKind = typer.Option(RunKind.crawl, "--kind", help="crawl, trai
     if as_json:
         console.print_json(json.dumps(data, ensure_ascii=False))
         return
-    t = Table("id", "agent", "status", "started", "ended", "stats", "error / note")
+    t = Table("id", "agent", "source" if kind is RunKind.crawl else "collection", "status", "started", "ended",
+              "stats", "error / note")
     for d in data:
-        t.add_row(str(d["id"]), d["agent"], d["status"], d["started"], d["ended"] or "—", d["stats"],
-                  d["error"] or "")
+        t.add_row(str(d["id"]), d["agent"], d.get("source") or d.get("collection") or "—", d["status"], d["started"],
+                  d["ended"] or "—", d["stats"], d["error"] or "")
     console.print(t)
+
+
+def _runs_of(session, rows):
+    """What each run worked on: a crawl's source (slug), a training's or colorization's collection."""
+    from sqlalchemy import select
+
+    from catalog.models import Collection, Source
+
+    if rows and hasattr(rows[0], "source_id"):
+        slugs = dict(session.execute(select(Source.id, Source.slug).where(
+            Source.id.in_({r.source_id for r in rows}))).all())
+        return lambda r: {"source": slugs.get(r.source_id)}
+    ids = {r.collection_id for r in rows if getattr(r, "collection_id", None)}
+    names = dict(session.execute(select(Collection.id, Collection.name).where(Collection.id.in_(ids))).all()) \
+        if ids else {}
+    return lambda r: {"collection": names.get(getattr(r, "collection_id", None))}

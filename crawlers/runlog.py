@@ -65,6 +65,9 @@ def summarize(stats: dict[str, Any], examples: list[dict[str, Any]] | None = Non
         "requests": {"total": int(stats.get("downloader/request_count", 0) or 0),
                      "responses": int(stats.get("downloader/response_count", 0) or 0),
                      "retries": int(stats.get("retry/count", 0) or 0), "by_kind": requests_by_kind},
+        # links a crawl's own limits left unfollowed (--max-pages reached, beyond --depth)
+        "limits": {"max_pages_reached": _get(stats, "limits/max_pages") > 0,
+                   "links_past_depth": _get(stats, "limits/past_depth")},
         "duration_s": round(float(duration), 3) if duration is not None else None,
         "finish_reason": stats.get("finish_reason"),
         "records_per_s": (round((records["new"] + records["changed"] + records["unchanged"]) / float(duration), 2)

@@ -186,10 +186,12 @@ def test_depth_and_max_pages(arhiva_env, clean_db, server):
     summary = crawl(server, [f"{O}/s/fototeca/item"], depth=0)
     assert summary["status"] == "succeeded" and summary["records"]["new"] == 0
     assert {r["path"] for r in server.requests} == {"/s/fototeca/item"}  # both listing pages, no item
+    assert summary["limits"]["links_past_depth"] > 0 and not summary["limits"]["max_pages_reached"]  # said
     server.requests.clear()
     summary = crawl(server, [f"{O}/s/fototeca/item"], max_pages=2)
     pages = [r for r in server.requests if not r["path"].endswith(".jpg")]
     assert len(pages) == 2 and summary["records"]["new"] == 1
+    assert summary["limits"]["max_pages_reached"]
 
 
 def test_bad_parameters_are_refused(arhiva_env, clean_db):

@@ -155,7 +155,11 @@ class ArchiveSpider(ArhivaSpider):
               meta: dict[str, Any] | None = None, dont_filter: bool = False) -> Request | None:
         """A request for a page/feed/manifest, within the depth and page limits (None when refused)."""
         url = canonical_url(url)
-        if url is None or depth > self.max_depth:
+        if url is None:
+            return None
+        if depth > self.max_depth:
+            if url not in self.scheduled:
+                self.runlog.count("limits/past_depth")  # the summary says how many were left
             return None
         if url in self.scheduled and not dont_filter:
             return None
@@ -163,7 +167,7 @@ class ArchiveSpider(ArhivaSpider):
             if not self._limit_logged:
                 self._limit_logged = True
                 self.logger.info("--max-pages %d reached: no more pages are fetched", self.max_pages)
-                self.runlog.count("max_pages_reached")
+                self.runlog.count("limits/max_pages")
             return None
         self.scheduled.add(url)
         if completes:

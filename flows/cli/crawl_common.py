@@ -74,6 +74,12 @@ def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, An
             where = e.get("key") or e.get("url") or ""
             detail = escape(f"{where} {e.get('message', '')}")
             err.print(f"  [yellow]{escape(str(e.get('kind')))}[/yellow] {detail}", highlight=False)
+    limits = summary.get("limits") or {}
+    if limits.get("max_pages_reached"):
+        say("--max-pages reached: the rest of the source was not fetched (a higher --max-pages goes on)", "yellow")
+    if limits.get("links_past_depth"):
+        say(f"{limits['links_past_depth']:,} link(s) beyond --depth not followed (a higher --depth follows them)",
+            "yellow")
     lost = _lost_records(summary)
     if summary.get("status") != "succeeded" or lost:
         n = (summary.get("errors") or {}).get("count", 0)

@@ -229,13 +229,19 @@ def test_an_archive_on_a_private_address_is_crawled_when_allowed(arhiva_env, mon
     intranet = "http://192.168.1.20:8080/iiif/collection/top"
     with pytest.raises(CrawlError, match="refused unless ARHIVA_ALLOW_PRIVATE lists http://192.168.1.20:8080"):
         checked_params("archive", {"start_urls": [intranet]})
-    monkeypatch.setenv("ARHIVA_ALLOW_PRIVATE", "http://192.168.1.20:8080")
-    reset_settings_cache()
-    try:
-        assert checked_params("archive", {"start_urls": [intranet]})["start_urls"] == [intranet]
-    finally:
-        monkeypatch.delenv("ARHIVA_ALLOW_PRIVATE")
+    from flows.cli.crawl_common import allow_private_from
+
+    for allow in (lambda: monkeypatch.setenv("ARHIVA_ALLOW_PRIVATE", "http://192.168.1.20:8080"),
+                  lambda: allow_private_from({"ARHIVA_ALLOW_PRIVATE": "http://192.168.1.20:8080"})):  # --setting
+        monkeypatch.delenv("ARHIVA_ALLOW_PRIVATE", raising=False)
         reset_settings_cache()
+        allow()
+        reset_settings_cache()
+        try:
+            assert checked_params("archive", {"start_urls": [intranet]})["start_urls"] == [intranet]
+        finally:
+            monkeypatch.delenv("ARHIVA_ALLOW_PRIVATE", raising=False)
+            reset_settings_cache()
 
 
 def test_cli_crawl_archive(arhiva_env, clean_db, server):

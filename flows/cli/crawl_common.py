@@ -55,6 +55,7 @@ def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, An
     from crawlers.runner import checked_params
     from flows.cli.flowrun import RunWatcher, flow_session
 
+    allow_private_from(settings)
     checked_params(spider, params)  # bad parameters are answered before any flow or process starts
     with flow_session(), RunWatcher("crawl", describe, on_news=network_news) as watch:
         from flows import crawl as crawl_module  # Prefect loads once its home is ready
@@ -91,6 +92,21 @@ def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, An
         err.print(f"[red]error:[/red] crawl run {summary.get('run_id')} {escape(str(summary.get('status')))}: "
                   f"{escape(str(reason))}", highlight=False)
         raise typer.Exit(1)
+
+
+def allow_private_from(settings: dict[str, Any]) -> None:
+    """``--setting ARHIVA_ALLOW_PRIVATE=…`` allows those origins as the environment variable does:
+    added to it for this command (the start URLs' check here, and the crawl process after it)."""
+    import os
+
+    from catalog.settings import reset_settings_cache
+
+    value = settings.get("ARHIVA_ALLOW_PRIVATE")
+    if not value:
+        return
+    given = value if isinstance(value, str) else ",".join(map(str, value))
+    os.environ["ARHIVA_ALLOW_PRIVATE"] = ",".join(filter(None, (os.environ.get("ARHIVA_ALLOW_PRIVATE"), given)))
+    reset_settings_cache()
 
 
 def _lost_records(summary: dict[str, Any]) -> int:

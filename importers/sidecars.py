@@ -125,6 +125,9 @@ def _check_row(row: dict[str, Any], where: str, base: Path, report: Reports
             continue
         if v is None or (isinstance(v, str) and not v.strip()):
             continue
+        if isinstance(v, (dict, list)) and k in COLUMNS:  # (other columns keep theirs in extra.sidecar)
+            report.error(where, f"{k}: a JSON {'object' if isinstance(v, dict) else 'list'}, not one value; left out")
+            continue
         values[k] = v.strip() if isinstance(v, str) else v
     for coord, limit in (("lat", 90.0), ("lon", 180.0)):
         if coord in values:

@@ -201,3 +201,19 @@ def test_two_names_that_read_the_same_are_one_record_and_the_other_reported(arhi
     assert (first.new, first.rejected) == (1, 1) and "reads the same" in first.errors[0]["message"]
     again = import_folder(folder, collection="c", engine=clean_db)
     assert (again.new, again.changed, again.unchanged, again.rejected) == (0, 0, 1, 1)  # stable
+
+
+def test_a_sidecar_value_that_is_a_structure_is_left_out_and_a_number_is_read_as_text(arhiva_env, clean_db, tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "foto.jpg").write_bytes(jpeg_bytes(1))
+    (folder / "metadata.json").write_text('[{"file": "foto.jpg", "title": {"ro": "Gara"}, "author": ["A", "B"], '
+                                          '"date": 1936, "place": "Chișinău", "tags": ["gara"]}]')
+    report = import_folder(folder, collection="c", engine=clean_db)
+    messages = sorted(e["message"] for e in report.errors)
+    assert messages == ["author: a JSON list, not one value; left out",
+                        "title: a JSON object, not one value; left out"], messages
+    with clean_db.connect() as c:
+        rec = c.execute(text("SELECT title, author, year_lo, place, extra FROM records")).one()
+    assert (rec.title, rec.author, rec.year_lo, rec.place) == ("foto", None, 1936, "Chișinău")  # not "{'ro': ...}"
+    assert rec.extra["sidecar"] == {"tags": ["gara"]}

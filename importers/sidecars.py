@@ -39,8 +39,12 @@ def read_sidecar(path: Path, report: Reports) -> dict[str, dict[str, Any]]:
     rows: list[tuple[str, dict[str, Any]]] = []  # (where, row)
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        report.error(str(path), f"sidecar cannot be read: {exc}")
+    except UnicodeDecodeError as exc:
+        report.error(str(path), f"sidecar is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at {exc.start:,}); "
+                                "save it as UTF-8 (in Excel: 'CSV UTF-8'); its rows are not used")
+        return {}
+    except OSError as exc:
+        report.error(str(path), f"sidecar cannot be read: {exc.strerror or exc}")
         return {}
     if path.suffix.lower() == ".csv":
         try:

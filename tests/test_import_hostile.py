@@ -217,3 +217,13 @@ def test_a_sidecar_value_that_is_a_structure_is_left_out_and_a_number_is_read_as
         rec = c.execute(text("SELECT title, author, year_lo, place, extra FROM records")).one()
     assert (rec.title, rec.author, rec.year_lo, rec.place) == ("foto", None, 1936, "Chișinău")  # not "{'ro': ...}"
     assert rec.extra["sidecar"] == {"tags": ["gara"]}
+
+
+def test_a_sidecar_saved_in_a_windows_code_page_says_how_to_save_it(arhiva_env, clean_db, tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "foto.jpg").write_bytes(jpeg_bytes(1))
+    (folder / "metadata.csv").write_bytes("file,title\nfoto.jpg,Piaţa Mare\n".encode("cp1250"))  # Excel's "CSV"
+    report = import_folder(folder, collection="c", engine=clean_db)
+    assert report.new == 1 and len(report.errors) == 1
+    assert "not UTF-8 text (byte 0xfe" in report.errors[0]["message"] and "CSV UTF-8" in report.errors[0]["message"]

@@ -432,8 +432,10 @@ def runs(kind: RunKind = typer.Option(RunKind.crawl, "--kind", help="crawl, trai
     if as_json:
         console.print_json(json.dumps(data, ensure_ascii=False))
         return
+    from rich.table import Column
+
     t = Table("id", "agent", "source" if kind is RunKind.crawl else "collection", "status", "started", "ended",
-              "stats", "error / note")
+              Column("stats", overflow="fold"), Column("error / note", overflow="fold"))  # wrapped, never cut
     for d in data:
         t.add_row(str(d["id"]), d["agent"], d.get("source") or d.get("collection") or "—", d["status"], d["started"],
                   d["ended"] or "—", d["stats"], d["error"] or "")

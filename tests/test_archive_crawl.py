@@ -257,6 +257,12 @@ def test_cli_crawl_archive(arhiva_env, clean_db, server):
     out = json.loads(result.stdout[result.stdout.index("{"):])
     assert out["records"]["new"] == 1 and out["images"]["stored"] == 1
     assert set(records(clean_db)) == {f"{O}/s/fototeca/item/1201"}
+    # a failed image is listed with its record and the image's own URL (not the record's alone)
+    failed = CliRunner().invoke(app, ["crawl", "archive", f"{O}/s/fototeca/item/1187", "--collection", "cli",
+                                      "--source", "one", *server.cli_settings()])
+    image = EXPECTED[f"{O}/s/fototeca/item/1187"][4]
+    assert f"image_download {O}/s/fototeca/item/1187 {image} HTTP 404" in " ".join(failed.stderr.split()), \
+        failed.stderr
 
 
 def test_a_start_url_that_answers_with_nothing_readable_is_not_a_success(arhiva_env, clean_db, server):

@@ -72,7 +72,8 @@ def crawl_and_report(spider: str, params: dict[str, Any], settings: dict[str, An
     else:
         console.print(summary_table(summary))
         for e in ((summary.get("errors") or {}).get("examples") or [])[:max_examples]:
-            where = e.get("key") or e.get("url") or ""
+            key, url = e.get("key"), e.get("url")  # a record's key, and the URL that failed when another
+            where = f"{key} {url}" if key and url and url != key else (key or url or "")
             detail = escape(f"{where} {e.get('message', '')}")
             err.print(f"  [yellow]{escape(str(e.get('kind')))}[/yellow] {detail}", highlight=False)
     limits = summary.get("limits") or {}

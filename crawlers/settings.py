@@ -176,7 +176,8 @@ def _check_setting(name: str, value: Any) -> None:
 
     from scrapy.settings import default_settings
 
-    known = {k: getattr(mod, k) for mod in (default_settings, sys.modules[__name__]) for k in dir(mod) if k.isupper() and not k.startswith("_")}
+    known = {k: getattr(mod, k) for mod in (default_settings, sys.modules[__name__])
+             for k in dir(mod) if k.isupper() and not k.startswith("_")}
     if name not in known:
         near = difflib.get_close_matches(name, known, n=1)
         raise ValueError(f"--setting {name}: no such setting" + (f" (did you mean {near[0]}?)" if near else ""))

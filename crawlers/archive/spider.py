@@ -134,6 +134,7 @@ class ArchiveSpider(ArhivaSpider):
         self.oai_tokens: dict[str, set[str]] = {}  # list start → tokens asked in its current run
         self._limit_logged = False
         self.views_added = 0                     # views of photographs found (to tell a page with none)
+        self.past_depth: set[str] = set()        # links left beyond --depth
 
     # -- requests ------------------------------------------------------------------------------
     async def start(self):
@@ -158,8 +159,9 @@ class ArchiveSpider(ArhivaSpider):
         if url is None:
             return None
         if depth > self.max_depth:
-            if url not in self.scheduled:
-                self.runlog.count("limits/past_depth")  # the summary says how many were left
+            if url not in self.scheduled and url not in self.past_depth:  # each link once in the summary
+                self.past_depth.add(url)
+                self.runlog.count("limits/past_depth")
             return None
         if url in self.scheduled and not dont_filter:
             return None

@@ -20,6 +20,7 @@ def _panel(draw: ImageDraw.ImageDraw, box, title: str, series: dict[str, list[tu
     draw.text((x0 + 4, y0 + 2), title, fill=(0, 0, 0))
     pts = [p for s in series.values() for p in s if math.isfinite(p[1])]
     if not pts:
+        draw.text((x0 + 4, (y0 + y1) // 2), "nothing logged in this run", fill=(90, 90, 90))
         return
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
     xmin, xmax = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
@@ -48,10 +49,14 @@ def plot_curves(records: Sequence[dict], path: str | Path, x_key: str = "step") 
     """Training losses (per logged step) and validation metrics (per epoch) as one PNG."""
     train = [r for r in records if r.get("kind") == "train"]
     val = [r for r in records if r.get("kind") == "val" and "val_l1" in r]  # none without validation photos
+    adversarial = ("adversarial", {"G": [(r[x_key], r["g_gan"]) for r in train if "g_gan" in r],
+                                   "D": [(r[x_key], r["d"]) for r in train if "d" in r]})
+    if not adversarial[1]["G"] and any("ce" in r for r in train):
+        # the classes head without a discriminator (class_gan_weight 0): its loss is the cross-entropy
+        adversarial = ("cross-entropy (a*b* classes)", {"train": [(r[x_key], r["ce"]) for r in train if "ce" in r]})
     panels = [
         ("L1 (ab/110)", {"train": [(r[x_key], r["l1"]) for r in train], "val": [(r[x_key], r["val_l1"]) for r in val]}),
-        ("adversarial", {"G": [(r[x_key], r["g_gan"]) for r in train if "g_gan" in r],
-                         "D": [(r[x_key], r["d"]) for r in train if "d" in r]}),
+        adversarial,
         ("val PSNR (dB)", {"psnr": [(r[x_key], r["val_psnr"]) for r in val]}),
         ("val colourfulness", {"pred": [(r[x_key], r["val_colourfulness"]) for r in val],
                                "truth": [(r[x_key], r["val_colourfulness_truth"]) for r in val]}),

@@ -99,3 +99,23 @@ def test_evaluate_reports_model_next_to_greyscale(tmp_path):
     assert len(oracle["outputs"]) == 1 and oracle["outputs"][0]["model"].shape == img.shape
     text = format_report(oracle)
     assert "| greyscale (a*b* = 0) |" in text and "PSNR" in text
+
+
+def _panel_ink(png, box):
+    """Pixels of a panel's plot area drawn in a series colour (not black, grey or white)."""
+    arr = np.asarray(Image.open(png).convert("RGB"))[box[1]:box[3], box[0]:box[2]].astype(int)
+    spread = arr.max(axis=2) - arr.min(axis=2)
+    return int((spread > 60).sum())
+
+
+def test_training_curves_show_the_classes_heads_loss_where_no_discriminator_ran(tmp_path):
+    from colorization.plots import plot_curves
+
+    # the default engine (chroma classes, class_gan_weight 0) logs a cross-entropy and no g_gan / d
+    classes = [{"kind": "train", "step": s, "l1": 0.1 - s * 1e-4, "ce": 3.0 - s * 1e-3} for s in range(1, 200, 10)]
+    gan = [{"kind": "train", "step": s, "l1": 0.1, "g_gan": 1.0 + (s % 3) * 0.1, "d": 0.5} for s in range(1, 200, 10)]
+    top_right = (460, 30, 890, 270)
+    a = plot_curves(classes, tmp_path / "classes.png")
+    b = plot_curves(gan, tmp_path / "gan.png")
+    assert _panel_ink(a, top_right) > 100  # was an empty "adversarial" panel
+    assert _panel_ink(b, top_right) > 100

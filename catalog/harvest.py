@@ -2,7 +2,8 @@
 
 A harvester asks what the catalogue already holds for the keys it sees
 (``known_records``), moves "last seen" for what is unchanged at the source
-(``touch_records``) and finds the records it should have seen in an area
+(``touch_records``), finds a record again by its OAI identifier when its item page moved
+(``keys_of_oai_identifiers``) and finds the records it should have seen in an area
 (``active_in_bbox``) to withdraw those gone from the source.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, literal_column, select, text, update
 from sqlalchemy.orm import Session
 
 from catalog.assets import PreparedImage, prepare_image, register_prepared  # re-exported for the crawlers
@@ -52,6 +53,23 @@ def known_records(session: Session, source_id: int, keys: Iterable[str], *,
         for rid, url in rows:
             if url:
                 by_id[rid].asset_urls.add(url)
+    return out
+
+
+def keys_of_oai_identifiers(session: Session, source_id: int, identifiers: Iterable[str]) -> dict[str, list[str]]:
+    """The keys of this source's records that carry these OAI identifiers, oldest record first
+    (a repository that moved its item pages still names each record by its identifier)."""
+    ids = sorted(set(identifiers))
+    # literal SQL, not bound values: the statement must name the index's expression and predicate
+    # as they are, also once psycopg prepares it (a generic plan cannot match a bound parameter)
+    oai = literal_column("records.extra ->> 'oai_identifier'")
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(ids), 5000):
+        rows = session.execute(select(oai, Record.source_key).where(
+            Record.source_id == source_id, text("records.extra ? 'oai_identifier'"),
+            oai.in_(ids[start:start + 5000])).order_by(Record.id))
+        for ident, key in rows:
+            out.setdefault(ident, []).append(key)
     return out
 
 

@@ -169,6 +169,9 @@ class Record(Base):
         # (migrations 0010, 0013): a word in a few streets over a decade reads only the records
         # that have all three.
         Index("ix_records_word_place_keys", text(WORD_PLACES_EXPR), postgresql_using="gin"),
+        # An OAI record found again under a moved item page (migration 0015, catalog.harvest).
+        Index("ix_records_oai_identifier", "source_id", text("(extra ->> 'oai_identifier')"),
+              postgresql_where=text("extra ? 'oai_identifier'")),
     )
 
 

@@ -54,6 +54,10 @@ class CrawlStore:
         with session_scope(self.engine) as s:
             return harvest.known_records(s, self.source_id, keys, markers=markers)
 
+    def keys_of_oai_identifiers(self, identifiers: Iterable[str]) -> dict[str, list[str]]:
+        with session_scope(self.engine) as s:
+            return harvest.keys_of_oai_identifiers(s, self.source_id, identifiers)
+
     def active_in_bbox(self, west, south, east, north, **years) -> dict[str, tuple[float, float]]:
         with session_scope(self.engine) as s:
             return harvest.active_in_bbox(s, self.source_id, west, south, east, north, **years)

@@ -170,7 +170,9 @@ WILD_PAGES = {"/items/show/42": "omeka_classic_item.html", "/photo/8841": "og_on
 def wild_route(state: dict, path: str, query: str) -> tuple[int, dict[str, str], bytes]:
     """``wild.example``: item pages of other platforms, and an OAI list whose server can refuse
     its token (``state["refuse"]`` times), hand out a new token each time the list starts
-    (``state["rotate"]``), or hand back the token it was asked (``state["loop"]``)."""
+    (``state["rotate"]``), or hand back the token it was asked (``state["loop"]``); with
+    ``state["moved"]`` the site has moved its DSpace handles to new item pages (the OAI identifier
+    stays)."""
     qd = dict(parse_qsl(query, keep_blank_values=True))
     if path.lower().endswith((".jpg", ".jpeg", ".png")):
         return route(WILD, path, query)
@@ -185,7 +187,11 @@ def wild_route(state: dict, path: str, query: str) -> tuple[int, dict[str, str],
         state["starts"] += 1
         token = f"page2-{state['starts']}" if state["rotate"] else "page2"
         state["issued"].add(token)
-        return 200, xml, (FIX / "wild/oai_listrecords_page1.xml").read_bytes().replace(b"{token}", token.encode())
+        body = (FIX / "wild/oai_listrecords_page1.xml").read_bytes().replace(b"{token}", token.encode())
+        if state["moved"]:
+            body = body.replace(b"https://wild.example/handle/10.7/101", b"https://wild.example/items/10.7-101") \
+                .replace(b"/bitstream/handle/10.7/101/", b"/files/10.7-101/")
+        return 200, xml, body
     token = qd.get("resumptionToken")
     if token not in state["issued"] or state["refuse"] > 0:
         state["refuse"] = max(0, state["refuse"] - 1)
@@ -226,7 +232,7 @@ class ArchiveServer:
     def __init__(self):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.requests = []
-        self.httpd.wild = {"refuse": 0, "rotate": False, "loop": False, "starts": 0, "issued": set()}
+        self.httpd.wild = {"refuse": 0, "rotate": False, "loop": False, "moved": False, "starts": 0, "issued": set()}
         self.httpd.extra = {}  # (host, path) → (status, headers, body), answered before the fixtures
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -72,6 +72,29 @@ def test_reharvest_with_new_tokens_stores_no_new_revision(arhiva_env, clean_db, 
     assert all(r.revisions == 1 for r in stored(clean_db).values())
 
 
+def test_a_record_whose_item_page_moved_stays_one_record(arhiva_env, clean_db, server):
+    """A repository that moves its item pages (a DSpace upgrade: handles to new URLs) keeps its OAI
+    identifiers: the re-harvest updates the record it had, with a revision, not a second record."""
+    first = crawl(server, [LIST])
+    before = stored(clean_db)[f"{W}/handle/10.7/101"]
+    server.wild["moved"] = True
+    second = crawl(server, [LIST])
+    assert first["status"] == second["status"] == "succeeded", second
+    recs = stored(clean_db)
+    assert set(recs) == KEYS  # was four: the moved page became a record of its own
+    after = recs[f"{W}/handle/10.7/101"]
+    assert after.id == before.id and after.status == "active"
+    assert after.url == f"{W}/items/10.7-101" and after.revisions == 2
+    assert second["records"]["changed"] == 1 and second["records"]["new"] == 0
+    with clean_db.connect() as c:  # the image at its new address is the record's
+        urls = c.execute(text("SELECT ra.source_url FROM record_assets ra "
+                              "WHERE ra.record_id = :r"), {"r": after.id}).scalars().all()
+    assert f"{W}/files/10.7-101/levee_1946.jpg" in urls
+    third = crawl(server, [LIST])  # and from then on it is the same record, unchanged
+    assert third["records"]["unchanged"] == 3 and third["records"]["changed"] == third["records"]["new"] == 0
+    assert stored(clean_db)[f"{W}/handle/10.7/101"].revisions == 2
+
+
 def test_item_pages_of_other_platforms_give_records(arhiva_env, clean_db, server):
     summary = crawl(server, [f"{W}/items/show/42", f"{W}/photo/8841", f"{W}/digital/collection/photos/id/117"],
                     depth=0)

@@ -444,6 +444,7 @@ class ArchiveSpider(ArhivaSpider):
         if not merged:
             return
         known = self.store.known([m.key for m in merged])
+        known |= self._found_by_oai_identifier(merged, known)
         seen: list[SeenItem] = []
         for m in merged:
             k = known.get(m.key)
@@ -454,6 +455,26 @@ class ArchiveSpider(ArhivaSpider):
             # new, changed, or its image is still missing (the upsert counts it unchanged then)
             yield RecordItem(m.key, m.record, fetched_url=m.fetched_urls[0], image_url=m.image_url)
         self.store.touch(seen)
+
+    def _found_by_oai_identifier(self, merged: list, known: dict) -> dict:
+        """Records not found by key whose OAI identifier the catalogue knows: the repository moved
+        their item pages. Each takes the key of the record it had (the new page stays its ``url``
+        and joins its aliases), so the harvest updates that record instead of adding another."""
+        lost = {m.oai_identifiers[0]: m for m in merged if m.key not in known and m.oai_identifiers}
+        if not lost:
+            return {}
+        rekeyed = []
+        for ident, keys in self.store.keys_of_oai_identifiers(list(lost)).items():
+            m = lost[ident]
+            if m.key in keys:
+                continue
+            moved_from, m.key = m.key, keys[0]  # the oldest, if the move already made a second one
+            m.record.source_key = m.key
+            aliases = set(m.record.extra.get("aliases", [])) | {moved_from}
+            m.record.extra["aliases"] = sorted(aliases - {m.key})
+            rekeyed.append(m.key)
+            self.logger.info("%s moved to %s: kept as the record it was (OAI identifier %s)", m.key, moved_from, ident)
+        return self.store.known(rekeyed) if rekeyed else {}
 
     # -- the end -------------------------------------------------------------------------------
     def closed(self, reason):

@@ -322,6 +322,11 @@ def import_folder(folder: Path | str, *, collection: str | None = None, source: 
                   stats=lambda: {"summary": report.as_stats()}, source_id=source_id) as run:
         report.run_id = run.id
         _import(folder, source_id, collection, engine, store, settings, report, progress)
+        if report.rejected:  # not a success: the run says so (the command exits 1)
+            kept = report.new + report.changed + report.unchanged
+            run.end("partial" if kept else "failed",
+                    f"{report.rejected:,} file(s) rejected" + ("" if kept else ", none imported")
+                    + " (each is named in the run's errors)")
     return report
 
 

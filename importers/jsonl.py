@@ -180,6 +180,11 @@ def load_jsonl(path: Path | str, *, source: str, collection: str | None = None, 
                     lines_of.clear()
                     if progress is not None:
                         progress(report)
+                if report.errors:  # not a success: the run says so (the command exits 1)
+                    kept = report.new + report.changed + report.unchanged
+                    run.end("partial" if kept else "failed",
+                            f"{len(report.errors):,} line(s) refused" + ("" if kept else ", none loaded")
+                            + " (each is named in the run's errors)")
             except NotUTF8 as exc:  # a file is checked first; standard input says what was stored before the line
                 raise NotUTF8(f"{name}: {exc}; nothing was stored" if name != "-" else (
                     f"{exc}; the {report.new + report.changed:,} new or changed records of the lines before it were "

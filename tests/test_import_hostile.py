@@ -23,6 +23,21 @@ def _run(engine, run_id: int):
         return c.execute(text("SELECT status, error FROM crawl_runs WHERE id = :i"), {"i": run_id}).one()
 
 
+def test_an_import_that_rejects_files_is_no_success(arhiva_env, clean_db, tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "a_1936.jpg").write_bytes(b"not a jpeg")
+    (folder / "b_1937.jpg").write_bytes(b"")
+    report = import_folder(folder, engine=clean_db)  # nothing in it could be read
+    assert (report.new, report.rejected) == (0, 2)
+    assert tuple(_run(clean_db, report.run_id)) == ("failed", "2 file(s) rejected, none imported "
+                                                              "(each is named in the run's errors)")
+    (folder / "c_1938.jpg").write_bytes(jpeg_bytes(3))
+    report = import_folder(folder, engine=clean_db)
+    assert (report.new, report.rejected) == (1, 2)
+    assert tuple(_run(clean_db, report.run_id)) == ("partial", "2 file(s) rejected (each is named in the run's errors)")
+
+
 def test_a_file_name_that_is_not_utf8_is_imported_and_the_run_ends(arhiva_env, clean_db, tmp_path):
     folder = tmp_path / "scans"
     folder.mkdir()

@@ -59,6 +59,19 @@ def test_deep_nesting_non_finite_numbers_and_odd_keys_reject_their_line_only(cle
     assert "not dict" in errors["line 7"] and "not bool" in errors["line 8"]
     assert errors["line 9 (record 'late')"].startswith("year_lo")  # a record refused later keeps its line
     assert summary["lines"] == 11 and summary["new"] == 3
+    with session_scope(clean_db) as s:  # lines refused: the run is no success either
+        run = s.get(CrawlRun, summary["run_id"])
+        assert (run.status, run.error) == ("partial", "8 line(s) refused (each is named in the run's errors)")
+
+
+def test_a_file_whose_every_line_is_refused_is_a_failed_load(clean_db, arhiva_env, tmp_path):
+    path = tmp_path / "wrong.jsonl"
+    path.write_text('{"key": "a"}\n{"key": "b"}\n', encoding="utf-8")  # source_key misspelt
+    r, summary = _load(path)
+    assert r.exit_code == 1 and summary["new"] == 0
+    with session_scope(clean_db) as s:
+        run = s.get(CrawlRun, summary["run_id"])
+        assert (run.status, run.error) == ("failed", "2 line(s) refused, none loaded (each is named in the run's errors)")
 
 
 def test_a_file_that_turns_out_not_to_be_utf8_stores_nothing(clean_db, arhiva_env, tmp_path):

@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -163,14 +164,11 @@ def _run_child(job: dict[str, Any], env: dict[str, str], run, state: dict[str, A
                         pass
                 if deadline and now > deadline:
                     raise TimeoutError(f"the crawl ran past its {timeout:.0f} s limit")
-            elif event == "summary":
-                state.update(summary=msg.get("summary"), scrapy=msg.get("scrapy"), status=msg.get("status"),
-                             error=msg.get("error"))
-            elif event == "failed":
-                state.update(status="failed", error=msg.get("error"))
+            else:
+                _last_word(msg, state)
         state["returncode"] = proc.wait()
     except BaseException:  # Ctrl-C, SIGTERM, a time limit: stop the child in order, then go on unwinding
-        stop_child(proc)
+        stop_child(proc, on_line=lambda raw: _last_word(parse_line(raw.decode("utf-8", "replace")), state))
         raise
     finally:
         if proc.poll() is None:
@@ -178,20 +176,42 @@ def _run_child(job: dict[str, Any], env: dict[str, str], run, state: dict[str, A
             proc.wait()
 
 
-def stop_child(proc: subprocess.Popen, grace: float = GRACE_S) -> None:
+def _last_word(msg: dict[str, Any] | None, state: dict[str, Any]) -> None:
+    """The child's summary (also the one it writes as it stops early) or its failure, into ``state``."""
+    event = (msg or {}).get("event")
+    if event == "summary":
+        state.update(summary=msg.get("summary"), scrapy=msg.get("scrapy"), status=msg.get("status"),
+                     error=msg.get("error"))
+    elif event == "failed":
+        state.update(status="failed", error=msg.get("error"))
+
+
+def stop_child(proc: subprocess.Popen, grace: float = GRACE_S,
+               on_line: Callable[[bytes], None] | None = None) -> None:
     """Ask the crawl to stop (SIGINT: Scrapy closes and writes its batch), kill it after ``grace``
-    seconds or at a second Ctrl-C."""
-    if proc.poll() is not None:
-        return
+    seconds or at a second Ctrl-C. ``on_line`` reads what it still writes (its summary: what it
+    stored before it stopped), so the run keeps it."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGINT)
+        except ProcessLookupError:
+            pass
+    killer = threading.Timer(grace, proc.kill)
+    killer.daemon = True
+    killer.start()
     try:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        if on_line is not None and proc.stdout is not None:
+            for raw in proc.stdout:
+                try:
+                    on_line(raw)
+                except Exception:  # a line we cannot read does not stop the stopping
+                    pass
+        proc.wait()
     except BaseException:
         proc.kill()
         raise
     finally:
+        killer.cancel()
         if proc.poll() is None:
             proc.kill()
         proc.wait()

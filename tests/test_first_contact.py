@@ -9,7 +9,7 @@ import socket
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.models import CrawlRun, Record
@@ -79,6 +79,10 @@ def test_a_signal_ends_the_crawl_and_its_children_and_the_run_is_cancelled(user_
     assert last["status"] == "cancelled" and last["ended"], last
     with Session(clean_db) as s:  # what was stored stays, whole
         assert s.execute(select(Record.id)).first() is not None
+        stored = s.execute(select(func.count(Record.id))).scalar_one()
+        stats = s.execute(select(CrawlRun.stats).where(CrawlRun.id == last["id"])).scalar_one()
+    # the run keeps the summary the crawl wrote as it stopped, not only its last progress counters
+    assert stats["summary"]["records"]["new"] == stored, stats
 
 
 def test_sigkill_then_the_next_command_closes_the_run_and_a_new_crawl_finishes(user_env, clean_db, tmp_path):

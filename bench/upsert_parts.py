@@ -14,6 +14,8 @@ Variants (each measures what one part costs; none is a way to run arhiva):
 - ``prepared``: every slice validated and serialised beforehand, so the load only talks to
   PostgreSQL (the most any client-side speed-up could give);
 - ``no word × place index``: ix_records_word_place_keys dropped (what migrations 0010 and 0013 cost a load);
+- ``no OAI identifier index``: ix_records_oai_identifier dropped (what migration 0015's partial
+  index costs a load of records that carry no OAI identifier: one test of ``extra ? ...`` a row);
 - ``in a crawl run``: the load inside a crawl run, as a harvest stores it (each new record then
   names the run as first and last seen: two more foreign-key checks); the other variants, like
   ``catalog_bench.py``, load without a run;
@@ -76,6 +78,7 @@ VARIANTS = {
     "foreign keys": (_FOREIGN_KEYS, ""),
     "prepared": ("", ""),
     "no word × place index": ("DROP INDEX ix_records_word_place_keys", ""),
+    "no OAI identifier index": ("DROP INDEX ix_records_oai_identifier", ""),
     "in a crawl run": ("", ""),
     "foreign keys in a crawl run": (_FOREIGN_KEYS, ""),
     "text word × place tokens": (_TEXT_TOKENS, ""),

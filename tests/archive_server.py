@@ -172,7 +172,7 @@ def wild_route(state: dict, path: str, query: str) -> tuple[int, dict[str, str],
     its token (``state["refuse"]`` times), hand out a new token each time the list starts
     (``state["rotate"]``), or hand back the token it was asked (``state["loop"]``); with
     ``state["moved"]`` the site has moved its DSpace handles to new item pages (the OAI identifier
-    stays)."""
+    stays); with ``state["cp1251"]`` the first page is in windows-1251 though it declares UTF-8."""
     qd = dict(parse_qsl(query, keep_blank_values=True))
     if path.lower().endswith((".jpg", ".jpeg", ".png")):
         return route(WILD, path, query)
@@ -191,6 +191,9 @@ def wild_route(state: dict, path: str, query: str) -> tuple[int, dict[str, str],
         if state["moved"]:
             body = body.replace(b"https://wild.example/handle/10.7/101", b"https://wild.example/items/10.7-101") \
                 .replace(b"/bitstream/handle/10.7/101/", b"/files/10.7-101/")
+        if state["cp1251"]:  # written in a Windows code page, still declared UTF-8; the server says which
+            body = body.decode("utf-8").replace("Market day in the square", "Базарный день, Кишинёв").encode("cp1251")
+            return 200, {"Content-Type": "text/xml; charset=windows-1251"}, body
         return 200, xml, body
     token = qd.get("resumptionToken")
     if token not in state["issued"] or state["refuse"] > 0:
@@ -232,7 +235,7 @@ class ArchiveServer:
     def __init__(self):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.requests = []
-        self.httpd.wild = {"refuse": 0, "rotate": False, "loop": False, "moved": False, "starts": 0, "issued": set()}
+        self.httpd.wild = {"refuse": 0, "rotate": False, "loop": False, "moved": False, "cp1251": False, "starts": 0, "issued": set()}
         self.httpd.extra = {}  # (host, path) → (status, headers, body), answered before the fixtures
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -95,6 +95,15 @@ def test_a_record_whose_item_page_moved_stays_one_record(arhiva_env, clean_db, s
     assert stored(clean_db)[f"{W}/handle/10.7/101"].revisions == 2
 
 
+def test_a_list_in_the_code_page_its_server_names_is_read_in_it(arhiva_env, clean_db, server):
+    server.wild["cp1251"] = True  # declared UTF-8, written in windows-1251: not well-formed as declared
+    summary = crawl(server, [LIST])
+    assert summary["status"] == "succeeded", summary
+    recs = stored(clean_db)
+    assert set(recs) == KEYS
+    assert recs[f"{W}/islandora/object/photos:12"].title == "Базарный день, Кишинёв"
+
+
 def test_item_pages_of_other_platforms_give_records(arhiva_env, clean_db, server):
     summary = crawl(server, [f"{W}/items/show/42", f"{W}/photo/8841", f"{W}/digital/collection/photos/id/117"],
                     depth=0)

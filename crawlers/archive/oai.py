@@ -65,8 +65,8 @@ def next_page_url(fetched_url: str, token: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
-def parse_oai(body: bytes, fetched_url: str) -> OaiPage:
-    root = parse_xml(body)
+def parse_oai(body: bytes, fetched_url: str, charset: str | None = None) -> OaiPage:
+    root = parse_xml(body, charset)
     page = OaiPage()
     req = root.find("oai:request", NS)
     if req is not None:

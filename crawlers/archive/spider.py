@@ -34,7 +34,7 @@ from crawlers.archive import commons, iiif, oai, omeka, sniff
 from crawlers.archive.found import Found, Grouper, merge
 from crawlers.archive.pages import parse_page
 from crawlers.archive.text import canonical_url
-from crawlers.archive.xmlsafe import BadXML, UnsafeXML
+from crawlers.archive.xmlsafe import BadXML, UnsafeXML, charset_of
 from crawlers.base import ArhivaSpider
 from crawlers.items import RecordItem, SeenItem
 from crawlers.urlgate import INTERNAL_SCHEME, UnsafeURL, UrlGate, gate_for, private_setting
@@ -232,7 +232,7 @@ class ArchiveSpider(ArhivaSpider):
 
     def _parse_oai(self, response, depth: int):
         try:
-            page = oai.parse_oai(response.body, response.url)
+            page = oai.parse_oai(response.body, response.url, charset_of(response.headers.get("Content-Type")))
         except (UnsafeXML, BadXML) as exc:
             self.runlog.error("unsafe_xml" if isinstance(exc, UnsafeXML) else "bad_xml", str(exc), url=response.url)
             self._lost()
@@ -284,7 +284,7 @@ class ArchiveSpider(ArhivaSpider):
         from crawlers.archive.xmlsafe import parse_xml
 
         try:
-            root = parse_xml(response.body)
+            root = parse_xml(response.body, charset_of(response.headers.get("Content-Type")))
         except (UnsafeXML, BadXML) as exc:
             self.runlog.error("unsafe_xml" if isinstance(exc, UnsafeXML) else "bad_xml", str(exc), url=response.url)
             self._lost()

@@ -131,7 +131,8 @@ def test_an_export_that_cannot_be_written_says_where_and_keeps_the_last_one(fill
     assert r.exit_code == 2 and "is a folder" in r.stderr
     (tmp_path / "blocked").write_text("a file where a folder should be")
     r = runner.invoke(app, ["export", "--format", "csv", "--out", str(tmp_path / "blocked" / "x.csv")])
-    assert r.exit_code == 2 and f"--out {tmp_path / 'blocked' / 'x.csv'}: cannot write there" in r.stderr
+    assert r.exit_code == 2 and f"--out {tmp_path / 'blocked' / 'x.csv'}: {tmp_path / 'blocked'} is a file, " \
+        "not a folder" in r.stderr  # was "cannot write there (File exists)"
     out = tmp_path / "last.csv"
     assert runner.invoke(app, ["export", "--format", "csv", "--out", str(out)]).exit_code == 0
     last = out.read_bytes()
@@ -144,6 +145,36 @@ def test_an_export_that_cannot_be_written_says_where_and_keeps_the_last_one(fill
     r = runner.invoke(app, ["export", "--format", "csv", "--out", str(out)])
     assert r.exit_code == 1 and "No space left on device" in r.stderr and "nothing was written" in r.stderr
     assert out.read_bytes() == last and not list(tmp_path.glob(".last.csv*"))  # no temporary file left
+
+
+def test_an_export_writes_through_links_and_pipes_and_refuses_an_empty_filter(filled, tmp_path):
+    """A link stays a link (its file gets the export), a FIFO or device is written through (a
+    temporary file renamed over it replaced the pipe with a plain file, and its reader got nothing)."""
+    import threading
+
+    target = tmp_path / "real.csv"
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target.name)
+    assert runner.invoke(app, ["export", "--format", "csv", "--out", str(link)]).exit_code == 0
+    assert link.is_symlink() and len(list(csv.DictReader(target.open(encoding="utf-8")))) == 3
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text(encoding="utf-8")), daemon=True)
+    reader.start()
+    r = runner.invoke(app, ["export", "--format", "jsonl", "--out", str(fifo)])
+    reader.join(timeout=30)
+    assert r.exit_code == 0, r.output
+    assert fifo.is_fifo() and len(got[0].splitlines()) == 3
+
+    r = runner.invoke(app, ["export", "--format", "csv", "--out", str(tmp_path / "all.csv"), "--collection", " "])
+    assert r.exit_code == 2 and "--collection is empty" in r.stderr and not (tmp_path / "all.csv").exists()
+    if os.geteuid() != 0:  # root may write anywhere
+        target.chmod(0o444)
+        r = runner.invoke(app, ["export", "--format", "csv", "--out", str(target)])
+        assert r.exit_code == 2 and "is not writable" in r.stderr
 
 
 def test_an_export_gets_the_permissions_of_a_file_the_user_made(filled, tmp_path):

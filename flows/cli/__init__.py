@@ -16,6 +16,7 @@ from flows.cli import (
     catalog_cmds,
     crawl_archive,
     crawl_pastvu,
+    export_cmds,
     flow_cmds,
     import_folder,
     model_files,
@@ -64,7 +65,7 @@ def _global_options(
 
 crawl_app.add_typer(crawl_pastvu.app)
 crawl_app.add_typer(crawl_archive.app)
-for module in (catalog_cmds, import_folder, model_files, flow_cmds, pool_cmds, web_cmds):
+for module in (catalog_cmds, export_cmds, import_folder, model_files, flow_cmds, pool_cmds, web_cmds):
     app.add_typer(module.app)  # unnamed: their commands are top-level commands
 app.add_typer(crawl_app)
 for module in (catalog_cmds.db_app, models_cmds.app, blobs_cmds.app):

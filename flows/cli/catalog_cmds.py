@@ -7,15 +7,13 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from contextlib import contextmanager
 from enum import Enum
-from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.markup import escape
 
-from flows.cli.ui import Table, console, err, fail, progress, say, unquoted
+from flows.cli.ui import Table, console, err, fail, unquoted
 
 app = typer.Typer()
 db_app = typer.Typer(name="db", help="The catalogue database: migrate, inspect, stop the embedded server.",
@@ -65,6 +63,9 @@ def _query(collection, source, years, include_undated, bbox, text, colorized, st
         box = parse_bbox(bbox) if bbox else None
     except QueryError as exc:
         fail(str(exc))
+    for option, name in (("--collection", collection), ("--source", source)):
+        if name is not None and not name.strip():  # an empty name is no filter: it would match everything
+            fail(f"{option} is empty; leave it out to search every {option[2:]}")
     colorized, status = _value(colorized), _value(status)
     col = None if colorized is None else colorized == "yes"
     return RecordQuery(collection=collection, source=source, year_from=year_from, year_to=year_to,
@@ -308,102 +309,6 @@ def search(words: str = typer.Argument(..., help='Words to find; "a phrase", a O
     records(text=words, collection=collection, source=None, years=years, include_undated=False,
             bbox=None, colorized=None, status="active", ids=None, limit=limit, page=1, fmt=fmt,
             provenance=False, after=None, exact_count=exact_count)
-
-
-@app.command("export")
-def export(
-    out: Path = typer.Option(..., "--out", "-o", help="File to write ('-' for standard output)."),
-    fmt: ExportFormat = typer.Option(ExportFormat.jsonl, "--format", "-f", help="csv, jsonl or dc (Dublin Core XML)."),
-    text: Optional[str] = typer.Option(None, "--text", "-t"),
-    collection: Optional[str] = typer.Option(None, "--collection", "-c"),
-    source: Optional[str] = typer.Option(None, "--source", "-s"),
-    years: Optional[str] = typer.Option(None, "--years", "-y"),
-    include_undated: bool = typer.Option(False, "--include-undated"),
-    bbox: Optional[str] = typer.Option(None, "--bbox"),
-    colorized: Optional[Colorized] = typer.Option(None, "--colorized", help="yes: has a colorization; no: lacks one."),
-) -> None:
-    """Export every matching record (streamed; written atomically)."""
-    from catalog.db import open_catalog, session_scope
-    from catalog.exports import WRITERS
-    from catalog.queries import iter_records
-
-    q = _query(collection, source, years, include_undated, bbox, text, colorized, "active", None, 50, 1)
-    writer = WRITERS[fmt.value]
-    with session_scope(open_catalog()) as s:
-        matching = _matching(s, q)
-        to_file = str(out) != "-"
-        fd, tmp = _temporary_beside(out) if to_file else (None, None)
-        with _export_progress(matching) as shown:
-            records = shown(iter_records(s, q))
-            n = _write_atomically(out, fd, tmp, lambda f: writer(records, f)) if to_file else writer(records, sys.stdout)
-    say(f"exported {n} record(s) as {fmt.value}" + (f" to {out}" if to_file else ""))
-
-
-def _temporary_beside(out: Path) -> tuple[int, str]:
-    """A private temporary file in ``out``'s folder (made when missing), or an error naming --out."""
-    import tempfile
-
-    if out.is_dir():
-        fail(f"--out {out}: is a folder; name the file to write")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    except OSError as exc:
-        fail(f"--out {out}: cannot write there ({exc.strerror or exc})")
-
-
-def _write_atomically(out: Path, fd: int, tmp: str, write) -> int:
-    """``write(file)`` into the temporary file, which then replaces ``out`` with the permissions a
-    file the user made gets; on failure it goes, and an earlier ``out`` stays as it was."""
-    import os
-
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            n = write(f)
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private (0600)
-        os.replace(tmp, out)
-        return n
-    except BaseException as exc:
-        os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno is not None:  # disk full, the folder gone
-            fail(f"--out {out}: cannot write there ({exc.strerror}); nothing was written", code=1)
-        raise
-
-
-def _matching(session, q):
-    """How many records ``q`` matches (the search's own count: exact up to 10,000, else an
-    estimate, said so); a bad filter or an unknown name stops the command here, before any file."""
-    from dataclasses import replace
-
-    from catalog.queries import QueryError, search_records
-    from catalog.settings import get_settings
-
-    settings = get_settings()
-    try:
-        return search_records(session, replace(q, limit=1), exact_max=settings.count_exact_max,
-                              sample_rows=settings.count_sample_rows)
-    except QueryError as exc:
-        _query_failed(exc)
-
-
-@contextmanager
-def _export_progress(matching):
-    """A progress line on stderr while an export runs: records written of how many match, elapsed time."""
-    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
-
-    with progress(TextColumn("exporting"), BarColumn(),
-                  TextColumn("{task.completed:,} of " + escape(matching.total_label)), TimeElapsedColumn()) as bar:
-        task = bar.add_task("export", total=max(1, matching.total))
-
-        def shown(records):
-            for i, record in enumerate(records, 1):
-                yield record
-                if i % 500 == 0:
-                    bar.update(task, completed=i)
-
-        yield shown
 
 
 @app.command("runs")

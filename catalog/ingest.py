@@ -92,9 +92,22 @@ def remember_source(session: Session, slug: str, kind: str, base_url: str | None
                            .execution_options(populate_existing=True)).scalar_one()
 
 
+def collection_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a collection (None when it can): empty, only spaces or invisible
+    characters (a zero-width space), or spaces around it (``"gara "`` beside ``"gara"``)."""
+    import unicodedata
+
+    if not name or all(c.isspace() or unicodedata.category(c) in ("Cf", "Cc", "Zs") for c in name):
+        return "a collection name needs a visible character"
+    if name != name.strip():
+        return "a collection name must not begin or end with a space"
+    return None
+
+
 def get_or_create_collection(session: Session, name: str, description: str | None = None) -> int:
-    if not name or not name.strip():
-        raise ValueError("collection name must not be empty")
+    problem = collection_name_problem(name)
+    if problem:
+        raise ValueError(f"{name!r}: {problem}")
     session.execute(
         pg_insert(Collection).values(name=name, description=description).on_conflict_do_nothing(index_elements=["name"])
     )

@@ -54,6 +54,11 @@ def spider_class(name: str):
 
 def checked_params(spider_name: str, params: dict[str, Any]) -> dict[str, Any]:
     """The spider's normalised parameters, or ``CrawlError`` saying what is wrong."""
+    from catalog.ingest import collection_name_problem
+
+    name = params.get("collection")
+    if name is not None and collection_name_problem(name):
+        raise CrawlError(f"--collection {name!r}: {collection_name_problem(name)}")
     try:
         return spider_class(spider_name).check_params(dict(params))
     except ValueError as exc:
@@ -74,7 +79,7 @@ def run_crawl(spider_name: str, params: dict[str, Any], *, settings_overrides: d
     from sqlalchemy import select
 
     from catalog.db import open_catalog, session_scope
-    from catalog.ingest import remember_source
+    from catalog.ingest import collection_name_problem, remember_source
     from catalog.models import CrawlRun
     from catalog.runs import activity, exclusive
     from catalog.settings import get_settings
@@ -82,6 +87,8 @@ def run_crawl(spider_name: str, params: dict[str, Any], *, settings_overrides: d
     cls = spider_class(spider_name)
     params = checked_params(spider_name, params)
     collection = collection if collection is not None else params.pop("collection", None)
+    if collection is not None and collection_name_problem(collection):  # before any run starts
+        raise ValueError(f"--collection {collection!r}: {collection_name_problem(collection)}")
     overrides = dict(settings_overrides or {})
     engine = open_catalog()
     app = get_settings()

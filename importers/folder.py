@@ -47,6 +47,7 @@ from catalog.imaging import use_pixel_limit
 from catalog.ingest import (
     RecordIn,
     add_to_collection,
+    collection_name_problem,
     get_or_create_source,
     remember_source,
     upsert_records,
@@ -274,8 +275,8 @@ SLUG_MAX = 100  # characters of a source's slug (the sources table's column)
 
 def checked_names(collection: str | None, source: str | None) -> None:
     """ValueError naming a collection or source name that cannot be one, before any work."""
-    if collection is not None and not collection.strip():
-        raise ValueError("--collection: the name must not be empty")
+    if collection is not None and collection_name_problem(collection):
+        raise ValueError(f"--collection {collection!r}: {collection_name_problem(collection)}")
     if source is not None:
         if not source.strip():
             raise ValueError("--source: the slug must not be empty (leave it out for the folder's own)")

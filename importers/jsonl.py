@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from catalog.db import open_catalog, session_scope
-from catalog.ingest import RecordIn, bulk_upsert, get_or_create_source
+from catalog.ingest import RecordIn, bulk_upsert, collection_name_problem, get_or_create_source
 from catalog.runs import activity
 
 # What an ``arhiva export --format jsonl`` line says about the exporting catalogue, not the record.
@@ -149,6 +149,8 @@ def load_jsonl(path: Path | str, *, source: str, collection: str | None = None, 
     """Load a JSON Lines file (``-`` or a path) into ``source``; see the module docstring."""
     import sys
 
+    if collection is not None and collection_name_problem(collection):
+        raise ValueError(f"--collection {collection!r}: {collection_name_problem(collection)}")
     engine = engine or open_catalog()
     report = LoadReport(source=source)
     name = "-" if str(path) == "-" else str(Path(path).resolve())

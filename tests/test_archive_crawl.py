@@ -204,6 +204,11 @@ def test_bad_parameters_are_refused(arhiva_env, clean_db):
     for day in ("last week", "2024-13-45", "2024-02-30T10:00:00Z"):
         with pytest.raises(CrawlError, match="--from"):
             run_crawl("archive", {"start_urls": [f"{B}/oai/request"], "from_date": day})
+    for name in (" ", "\u200b", "gara "):  # refused before a run starts, not by the crawl process
+        with pytest.raises(CrawlError, match="collection name"):
+            run_crawl("archive", {"start_urls": [f"{B}/oai/request"], "collection": name})
+    with clean_db.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM crawl_runs")).scalar() == 0
 
 
 def test_a_setting_that_does_not_exist_or_cannot_be_its_kind_stops_the_crawl_before_it_starts():

@@ -139,7 +139,7 @@ def test_a_source_that_is_not_this_folders_is_refused_and_a_moved_folder_keeps_i
     moved = first.rename(tmp_path / "moved")
     again = import_folder(moved, collection="c", source="mine", engine=clean_db)
     assert (again.new, again.unchanged, again.withdrawn) == (0, 1, 0)
-    for bad, message in ((dict(collection=" "), "--collection: the name must not be empty"),
+    for bad, message in ((dict(collection=" "), "--collection ' ': a collection name needs a visible character"),
                          (dict(collection="c", source=""), "--source: the slug must not be empty"),
                          (dict(collection="c", source="x" * 101), "--source: at most 100 characters")):
         with pytest.raises(ValueError, match=message):

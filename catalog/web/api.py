@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from catalog.db import session_scope
-from catalog.ingest import add_to_collection
+from catalog.ingest import add_to_collection, collection_name_problem
 from catalog.models import (
     Asset,
     Collection,
@@ -229,6 +229,9 @@ AUTH = {401: {"model": schemas.Problem}, 403: {"model": schemas.Problem}}
 def add_members(request: Request, name: CollectionName, body: schemas.MembersIn) -> dict[str, Any]:
     """Add records to a collection (created if new). Needs `Authorization: Bearer <ARHIVA_WEB_TOKEN>`."""
     reject_nul(name=name)
+    problem = collection_name_problem(name)
+    if problem:
+        raise HTTPException(422, f"collection {name!r}: {problem}")
     ids = sorted(set(body.record_ids))
     with session_scope(request.app.state.engine) as session:
         found = set(session.execute(select(Record.id).where(Record.id.in_(ids))).scalars())
@@ -244,7 +247,9 @@ def remove_member(request: Request, name: CollectionName, record_id: RecordId) -
     """Take a record out of a collection. Needs the token."""
     with session_scope(request.app.state.engine) as session:
         cid = session.scalar(select(Collection.id).where(Collection.name == name))
-        gone = cid and session.execute(delete(CollectionMember).where(
+        if cid is None:
+            raise HTTPException(404, f"no collection {name!r}")
+        gone = session.execute(delete(CollectionMember).where(
             CollectionMember.collection_id == cid, CollectionMember.record_id == record_id)).rowcount
         if not gone:
             raise HTTPException(404, f"record {record_id} is not in collection {name!r}")

@@ -118,6 +118,9 @@ def test_plain_record_has_a_single_image_and_rights_only_for_uris(client, web_ca
     xss = manifest(client, cat.ids["xss"])  # a javascript: URL is no homepage; text is kept as data
     assert all(h["id"].startswith("http") for h in xss["homepage"]) and len(xss["homepage"]) == 1
     assert xss["label"]["none"][0].startswith("<script>")  # JSON carries text as is; pages escape it
+    # the homepage's label is the same plain text (no language claimed; a trailing space keeps a
+    # viewer from reading it as HTML), not the title as "en" HTML
+    assert xss["homepage"][0]["label"] == xss["label"] and xss["label"]["none"][0].endswith("</b> ")
 
 
 def test_records_without_images_and_unknown_records_give_404(client, web_catalogue):

@@ -12,12 +12,14 @@ in ``requiredStatement``. Harvested text is always plain text (``plain_text``), 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from catalog.licences import is_licence_uri
 from catalog.models import Record, RecordAsset
 from catalog.web.thumbs import BROWSER_TYPES, THUMB_SIZES
 
 CONTEXT = "http://iiif.io/api/presentation/3/context.json"
+URI_SAFE = ":/?#[]@!$&'()*+,;=%~"  # RFC 3986's reserved characters and '%' (kept: already escaped)
 MEDIA_TYPE = f'application/ld+json;profile="{CONTEXT}"'
 
 
@@ -104,7 +106,7 @@ def build_manifest(rec: Record, base: str, models: dict[str, str] | None = None)
         "metadata": _metadata(rec),
         "thumbnail": [{"id": f"{base}assets/{original.asset_sha256}/thumb/{THUMB_SIZES[1]}", "type": "Image",
                        "format": "image/jpeg"}],
-        "homepage": [{"id": f"{base}records/{rec.id}", "type": "Text", "label": _en(title), "format": "text/html"}],
+        "homepage": [{"id": f"{base}records/{rec.id}", "type": "Text", "label": _lang(title), "format": "text/html"}],
         "items": [{
             "id": canvas_id, "type": "Canvas", "label": _lang(title), "width": w, "height": h,
             "items": [{
@@ -122,6 +124,7 @@ def build_manifest(rec: Record, base: str, models: dict[str, str] | None = None)
     if rec.attribution:
         manifest["requiredStatement"] = {"label": _en("Attribution"), "value": _lang(rec.attribution)}
     if rec.url and rec.url.startswith(("http://", "https://")):
-        manifest["homepage"].append({"id": rec.url, "type": "Text", "format": "text/html",
+        # a harvested address as a valid URI: what a URI may not hold (spaces, <, >, quotes) escaped
+        manifest["homepage"].append({"id": quote(rec.url, safe=URI_SAFE), "type": "Text", "format": "text/html",
                                      "label": _en(f"The record at its source ({rec.source.slug})")})
     return manifest

@@ -177,6 +177,20 @@ def test_an_export_writes_through_links_and_pipes_and_refuses_an_empty_filter(fi
         assert r.exit_code == 2 and "is not writable" in r.stderr
 
 
+def test_control_characters_in_harvested_text_never_reach_the_terminal(filled, clean_db):
+    """A title with escape sequences (a colour, a cleared screen, a window title) or a carriage
+    return is shown with them written out, in tables and in messages alike."""
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "pastvu", "pastvu", "https://pastvu.com").id
+        upsert_records(s, sid, [RecordIn("1004", title="ESC \x1b]0;pwned\x07 \x1b[31mRED\x1b[0m \x1b[2J end\rX",
+                                         year_lo=1950, year_hi=1950)], collection="moldova")
+    r = runner.invoke(app, ["records", "--collection", "moldova", "--years", "1950"])
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.stdout and "\r" not in r.stdout and "\\x1b]0;pwned" in r.stdout
+    r = runner.invoke(app, ["records", "--collection", "mold\x1b[2Jova"])
+    assert r.exit_code == 2 and "\x1b" not in r.stderr and "mold\\x1b[2Jova" in r.stderr
+
+
 def test_an_export_gets_the_permissions_of_a_file_the_user_made(filled, tmp_path):
     """Written under a private temporary name, the export is then readable as the user's umask
     allows (an archive's shared folder), not left 0600."""

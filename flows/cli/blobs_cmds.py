@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
-from flows.cli.ui import Table, console, err, fail, progress
+from flows.cli.ui import Table, console, err, escape, fail, progress
 
 app = typer.Typer(name="blobs", help="The blob store: images, checkpoints and artifacts by sha256.",
                   no_args_is_help=True)

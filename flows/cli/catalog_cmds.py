@@ -11,9 +11,8 @@ from enum import Enum
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
-from flows.cli.ui import Table, console, err, fail, unquoted
+from flows.cli.ui import Table, console, err, escape, fail, unquoted
 
 app = typer.Typer()
 db_app = typer.Typer(name="db", help="The catalogue database: migrate, inspect, stop the embedded server.",

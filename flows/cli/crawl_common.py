@@ -7,9 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
-from rich.markup import escape
 
-from flows.cli.ui import Table, console, err, say
+from flows.cli.ui import Table, console, err, escape, say
 
 
 def setting_option() -> Any:

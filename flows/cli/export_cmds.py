@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
 from flows.cli.catalog_cmds import Colorized, ExportFormat, _query, _query_failed
-from flows.cli.ui import fail, progress, say
+from flows.cli.ui import escape, fail, progress, say
 
 app = typer.Typer()
 

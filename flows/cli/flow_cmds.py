@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from colorization import DEFAULT_VIVID  # the package itself imports no torch
 from colorization.config import DEFAULTS
-from flows.cli.ui import Table, console, err, fail, progress, say, warn
+from flows.cli.ui import Table, console, err, escape, fail, progress, say, warn
 
 app = typer.Typer()
 

@@ -17,9 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from rich.markup import escape
-
-from flows.cli.ui import err, say, verbose
+from flows.cli.ui import err, escape, say, verbose
 
 
 @contextlib.contextmanager

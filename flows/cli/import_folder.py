@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.markup import escape
 
-from flows.cli.ui import Table, console, err, fail, progress
+from flows.cli.ui import Table, console, err, escape, fail, progress
 
 app = typer.Typer()
 

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from colorization import DEFAULT_VIVID  # the package itself imports no torch
 from colorization.config import DEFAULTS
-from flows.cli.ui import Table, console, fail, progress
+from flows.cli.ui import Table, console, escape, fail, progress
 
 app = typer.Typer()
 

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import typer
-from rich.markup import escape
 
-from flows.cli.ui import Table, console, err
+from flows.cli.ui import Table, console, err, escape
 
 app = typer.Typer()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import traceback
@@ -27,7 +28,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console, RenderableType
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from rich.progress import Progress, ProgressColumn
 from rich.table import Table as RichTable
 from rich.text import Text
@@ -63,9 +64,24 @@ def warn(message: str) -> None:
     err.print(f"[yellow]warning:[/yellow] {escape(_one_line(message))}")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters written out (``\\x1b``): a harvested title's escape
+    sequences would otherwise reach the terminal (colours, a cleared screen, a window title, a
+    carriage return that overwrites what came before). Tabs and newlines stay."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def escape(text: str) -> str:
+    """``text`` for Rich markup: its brackets escaped and its control characters made visible."""
+    return _markup_escape(visible(str(text)))
+
+
 def plain(value):
-    """A string as plain text (never read as markup); anything else as it is."""
-    return Text(value) if isinstance(value, str) else value
+    """A string as plain text (never read as markup, control characters shown); anything else as it is."""
+    return Text(visible(value)) if isinstance(value, str) else value
 
 
 class Table(RichTable):

@@ -14,6 +14,8 @@ Variants (each measures what one part costs; none is a way to run arhiva):
 - ``prepared``: every slice validated and serialised beforehand, so the load only talks to
   PostgreSQL (the most any client-side speed-up could give);
 - ``no word × place index``: ix_records_word_place_keys dropped (what migrations 0010 and 0013 cost a load);
+- ``fold without punctuation split``: the words folded as before migration 0016 (unaccent only, no
+  regexp splitting them at punctuation): what that split costs a load;
 - ``no OAI identifier index``: ix_records_oai_identifier dropped (what migration 0015's partial
   index costs a load of records that carry no OAI identifier: one test of ``extra ? ...`` a row);
 - ``in a crawl run``: the load inside a crawl run, as a harvest stores it (each new record then
@@ -69,6 +71,11 @@ _FOREIGN_KEYS = "DROP TRIGGER records_named_new ON records; DROP TRIGGER records
 _TEXT_TOKENS = (importlib.import_module("migrations.versions.0010_word_place_index").WORD_PLACES
                 + "; DROP INDEX ix_records_word_place_keys; CREATE INDEX ix_records_word_places ON records "
                 "USING gin (arhiva_word_places(search, year_lo, year_hi, lat, lon))")
+# migration 0003's fold (before 0016 split words at punctuation), for the records it is given
+_OLD_FOLD = ("DO $$ DECLARE s text := (SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n "
+             "ON n.oid = e.extnamespace WHERE e.extname = 'unaccent'); BEGIN EXECUTE format($f$"
+             + importlib.import_module("migrations.versions.0003_fold_with_unaccent").NEW_FOLD
+             .replace("{schema}", "%%1$s") + "$f$, s); END $$")
 # the memory an insert that cleans a GIN pending list gathers its keys in (work_mem; 4 MB by default)
 _WORK_MEM = "DO $$ BEGIN EXECUTE format('ALTER DATABASE %%I SET work_mem = ''{}''', current_database()); END $$"
 # variant: (SQL before the clock starts, SQL after the load within the clock)
@@ -79,6 +86,7 @@ VARIANTS = {
     "prepared": ("", ""),
     "no word × place index": ("DROP INDEX ix_records_word_place_keys", ""),
     "no OAI identifier index": ("DROP INDEX ix_records_oai_identifier", ""),
+    "fold without punctuation split": (_OLD_FOLD, ""),
     "in a crawl run": ("", ""),
     "foreign keys in a crawl run": (_FOREIGN_KEYS, ""),
     "text word × place tokens": (_TEXT_TOKENS, ""),

@@ -45,7 +45,7 @@ RECORD_STATUSES = ("active", "withdrawn")
 # Search: the generated column holds the folded, stemmed words (Romanian and
 # Russian) plus decade, start/end-year and grid-cell tokens; SQL functions arhiva_fold and
 # arhiva_search_vector are created by the first migration, arhiva_fold redone
-# with unaccent by the third.
+# with unaccent by the third and split at punctuation by migration 0016.
 WORD_PLACES_EXPR = "arhiva_word_place_keys(search, year_lo, year_hi, lat, lon)"
 SEARCH_EXPR = "arhiva_search_vector(coalesce(title, '') || ' ' || coalesce(description, '') || ' ' || coalesce(place, '') || ' ' || coalesce(author, '') || ' ' || coalesce(date_text, ''), year_lo, year_hi, lat, lon)"
 

@@ -18,7 +18,8 @@ words, so a prefix would miss words whose stem is shorter than it (*liceul*'s is
 words (the Russian stemmer's *на*, *в*, *и* …) are not in the index: a query leaves them out,
 and a phrase keeps their place (``"вид на город"`` finds *вид* two words before *город*). A
 query whose required words are all stop words, or that excludes only stop words, is refused
-with that reason (``check_words``). At most ``MAX_WORDS`` words. No database here but the SQL
+with that reason (``check_words``), and so is text with no word at all (``!!!``, an emoji, ``OR``:
+searching for nothing would list everything). At most ``MAX_WORDS`` words. No database here but the SQL
 expressions and that one check.
 """
 from __future__ import annotations
@@ -112,6 +113,10 @@ def parse_text(text: str | None) -> TextQuery:
         else:
             all_of.append((term,))
         joined = False
+    if not all_of and not none_of and (text or "").strip():  # "!!!", an emoji, "OR": no filter is not what was asked
+        shown = " ".join(text.split())
+        raise TextQueryError(f"text: {shown[:40] + ('…' if len(shown) > 40 else '')!r} has no words to search for "
+                             "(letters or digits)")
     return TextQuery(tuple(dict.fromkeys(all_of)), tuple(dict.fromkeys(none_of)))
 
 

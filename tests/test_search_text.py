@@ -35,7 +35,8 @@ W, P = "word", "phrase"
     ('"strada  Alba-Iulia"', [[(P, "strada Alba-Iulia")]], []),  # a phrase as typed
     ("Chis\u0326ina\u0306u", [[(W, "Chișinău")]], []),  # a base and a combining mark: composed
     ("gara gara", [[(W, "gara")]], []),
-    ("!!! & <-> :*", [], []),
+    ("", [], []),
+    ("  ", [], []),
 ])
 def test_the_syntax_is_read_like_a_web_search_box(text, all_of, none_of):
     q = parse_text(text)
@@ -44,6 +45,9 @@ def test_the_syntax_is_read_like_a_web_search_box(text, all_of, none_of):
 
 
 def test_unreadable_text_is_refused_with_the_reason():
+    for nothing in ("!!! & <-> :*", "🏛️", ")", "OR", "-", '""', "\ufffd\ufffd"):  # was no filter: everything
+        with pytest.raises(TextQueryError, match="has no words to search for"):
+            parse_text(nothing)
     with pytest.raises(TextQueryError, match="at most 24 words \\(a phrase's words count each\\), got 25"):
         parse_text(" ".join(f"w{i}" for i in range(25)))
     with pytest.raises(TextQueryError, match="got 30"):  # one long phrase is tested on every record with its words
@@ -157,6 +161,31 @@ def test_a_phrase_is_read_as_the_index_read_its_words(clean_db):
     assert found(text='"Вид на Ростов-на-Дону"') == {"rostov"}
     assert found(text='strada -"strada Alba-Iulia"') == {"other"}
     assert found(text="Alba-Iulia") == {"alba"}  # unquoted: the words, anywhere
+
+
+def test_any_word_a_title_shows_finds_it_whatever_punctuation_joins_it(clean_db):
+    """PostgreSQL's parser keeps hosts, addresses, file paths and signed numbers whole and drops
+    what looks like a tag; the search reads words as a person does. Both sides now split at
+    punctuation (migration 0016): each word seen in these titles finds its record."""
+    recs = [RecordIn("cat", title="Catedrala (1836–1840) vedere"), RecordIn("piata", title="Piața 1989-08-27"),
+            RecordIn("foto", title="foto: O.Popescu"), RecordIn("dot", title="vedere.gara"),
+            RecordIn("url", title="sursa http://example.org/foto/gara"), RecordIn("tag", title="Strada <Lenin> nr 5"),
+            RecordIn("casa", title="Casa nr.5/7 strada"), RecordIn("mail", description="scrieți la arhiva@mail.md")]
+    with session_scope(clean_db) as s:
+        upsert_records(s, get_or_create_source(s, "punct", "folder").id, recs,
+                       collection="punct")
+
+    def found(text, **kw):
+        with session_scope(clean_db) as s:
+            return {r.source_key for r in search_records(s, RecordQuery(text=text, collection="punct", **kw)).items}
+    assert found("1840") == found("1836") == {"cat"}
+    assert found("27") == {"piata"} and found('"1989-08-27"') == {"piata"}
+    assert found("popescu") == found("O.Popescu") == found('"O.Popescu"') == {"foto"}
+    assert found("gara") == {"dot", "url"} and found("example") == {"url"}
+    assert found("lenin") == {"tag"}
+    assert found("Casa nr.5/7 strada") == found("casa 7") == {"casa"}  # the title pasted whole
+    assert found("mail") == {"mail"}
+    assert found("lenin", year_from=None) == found("Lenin", include_undated=True) == {"tag"}
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

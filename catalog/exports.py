@@ -22,12 +22,24 @@ CSV_COLUMNS = ("id", "source", "source_key", *MAPPED, "status", "original_sha256
 DC_FIELDS = tuple(sorted(((f.dc, f.name) for f in FIELDS if f.dc), key=lambda e: e[0] != "dc:identifier"))
 
 
+# A cell a spreadsheet would read as a formula (OWASP's "CSV injection": =, +, -, @, a tab or a
+# carriage return first): a harvested title "=HYPERLINK(...)" or "=cmd|' /C calc'!A0" runs when
+# the file is opened in Excel or LibreOffice. Such text cells get a leading apostrophe, which the
+# spreadsheet shows as text; numbers (lat -12.5) are left as they are. JSON Lines keeps the text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(row: dict) -> dict:
+    """``row`` with each text cell that a spreadsheet would run as a formula made plain text."""
+    return {k: ("'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v) for k, v in row.items()}
+
+
 def csv_row(rec: Record) -> dict:
     d = record_dict(rec)
     row = {k: d.get(k) for k in CSV_COLUMNS}
     row["original_sha256"] = " ".join(a["sha256"] for a in d["assets"] if a["role"] == "original")
     row["colorized_sha256"] = " ".join(a["sha256"] for a in d["assets"] if a["role"] == "colorized")
-    return row
+    return spreadsheet_safe(row)
 
 
 def write_csv(records: Iterable[Record], out: TextIO) -> int:

@@ -81,6 +81,21 @@ def test_csv_and_json_exports_carry_every_field():
     assert set(line) == set(RecordOut.model_fields) - {"colorized", "links"}  # the API adds those two
 
 
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_plain_text():
+    rec = _record()
+    rec.title, rec.description, rec.author = "=HYPERLINK(\"http://evil\",\"x\")", "\t=1+1", "@SUM(1)"
+    rec.place, rec.attribution, rec.lon = "-biserica", "Chișinău = capitala", -12.5
+    out = io.StringIO()
+    write_csv([rec], out)
+    (row,) = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert (row["title"], row["description"], row["author"], row["place"]) == \
+        ("'=HYPERLINK(\"http://evil\",\"x\")", "'\t=1+1", "'@SUM(1)", "'-biserica")
+    assert row["attribution"] == "Chișinău = capitala" and row["lon"] == "-12.5"  # text inside, numbers: as they are
+    out = io.StringIO()
+    write_jsonl([rec], out)
+    assert json.loads(out.getvalue())["title"] == rec.title  # JSON Lines keeps the text exactly
+
+
 def test_dublin_core_exports_each_field_with_an_element_under_it():
     rec = _record()
     out = io.StringIO()

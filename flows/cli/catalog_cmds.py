@@ -276,12 +276,12 @@ def records(
     if fmt is OutputFormat.json:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     elif fmt is OutputFormat.csv:
-        from catalog.exports import CSV_COLUMNS
+        from catalog.exports import CSV_COLUMNS, spreadsheet_safe
 
         w = csv.DictWriter(sys.stdout, fieldnames=[c for c in CSV_COLUMNS if not c.endswith("sha256")],
                            extrasaction="ignore")
         w.writeheader()
-        w.writerows(data)
+        w.writerows(spreadsheet_safe(d) for d in data)
     else:
         where = f"after {after}" if after else f"page {page}"
         estimate = "" if result.total_exact else " (estimate; --exact-count for the exact number)"

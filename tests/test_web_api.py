@@ -186,7 +186,16 @@ def test_unknown_query_parameters_are_refused_not_ignored(client, cat):
         "cat-1935", "soroca", "xss"}
     assert client.get("/api/runs", params={"kind": "crawl", "limit": 5}).status_code == 200
     # the HTML pages stay lenient (links from elsewhere carry tracking parameters)
-    assert client.get("/", params={"utm_source": "x"}, headers={"accept": "text/html"}).status_code == 200
+    assert client.get("/?utm_source=x&utm_source=y", headers={"accept": "text/html"}).status_code == 200
+    # a parameter given twice was answered for one of them, silently; both cursors, for "after"
+    for path in ("/api/records", "/"):
+        r = client.get(f"{path}?collection=moldova&collection=other&year_from=1&year_from=2000")
+        assert r.status_code == 422 and "collection: given 2 times; give it once" in r.text, (path, r.text)
+        r = client.get(path, params={"after": "100", "before": "50"})
+        assert r.status_code == 422 and "give one cursor" in r.text
+    # a cache buster stays the client's: not copied into the next link
+    page = client.get("/api/records", params={"limit": 1, "_": "1733", "_x": "2"}).json()
+    assert page["next"] and "_=" not in page["next"] and "_x" not in page["next"]
 
 
 def test_bad_ids_give_422(client):
@@ -293,6 +302,9 @@ def test_search_page_shows_count_grid_and_errors(client, cat):
     bad = client.get("/", params={"year_from": 1940, "year_to": 1930})
     assert bad.status_code == 422 and "years: 1940 is after 1930" in bad.text
     assert client.get("/", params={"page": "x"}).status_code == 422
+    assert client.get("/", params={"page": 417}).status_code == 200  # offset 9,984: the deepest by number
+    deep = client.get("/", params={"page": 418})  # said "between 1 and 416666", then refused as an offset
+    assert deep.status_code == 422 and "page: must be between 1 and 417" in deep.text and "next" in deep.text
     typo = client.get("/", params={"collection": "moldva"})  # an edited link: says so, not "0 records"
     assert typo.status_code == 422 and "no collection named" in typo.text and "moldova" in typo.text
     rec = client.get(f"/records/{cat.ids['cat-1935']}").text

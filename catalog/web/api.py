@@ -105,8 +105,9 @@ def search(
     base = base_url(request)
 
     def link(**params: Any) -> str:  # under ARHIVA_PUBLIC_URL when set, not the request's Host header
-        url = request.url.remove_query_params(["offset", "after", "before"]).include_query_params(**params,
-                                                                                                  limit=page.limit)
+        own = [k for k in request.query_params if k.startswith("_")]  # a cache buster is the client's, not the link's
+        url = request.url.remove_query_params(["offset", "after", "before", *own]).include_query_params(
+            **params, limit=page.limit)
         return f"{base}{request.url.path.lstrip('/')}?{url.query}"
 
     nxt = link(after=page.next_cursor) if page.next_cursor else None

@@ -9,6 +9,7 @@ from fastapi import HTTPException, Request
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from catalog.queries import MAX_OFFSET as SEARCH_MAX_OFFSET
 from catalog.queries import QueryError, RecordQuery, parse_bbox, record_dict
 from catalog.settings import Settings
 from catalog.web.thumbs import THUMB_SIZES
@@ -36,7 +37,7 @@ def read_session(request: Request) -> Iterator[Session]:
 def known_query(request: Request) -> None:
     """A JSON API route refuses query parameters it does not take: ``?years=1920-1940`` would
     otherwise answer the whole catalogue as if it were the search asked for. Parameters that
-    begin with ``_`` (a client's cache buster) are let through."""
+    begin with ``_`` (a client's cache buster) are let through; each other one is given once."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
@@ -47,6 +48,7 @@ def known_query(request: Request) -> None:
         d = todo.pop()
         taken.update(p.alias for p in d.query_params)
         todo += d.dependencies
+    one_of_each(request.query_params)
     unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in taken and not k.startswith("_")]
     if unknown:
         import difflib
@@ -56,6 +58,18 @@ def known_query(request: Request) -> None:
         hint = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
         takes = ", ".join(sorted(taken)) or "none"
         raise QueryError(f"unknown query parameter {name!r}{hint}; this endpoint takes: {takes}")
+
+
+def one_of_each(params, only: tuple[str, ...] | None = None) -> None:
+    """A query parameter given twice (``?collection=a&collection=b``) is refused rather than one of
+    them taken silently, and so are both cursors at once. Parameters beginning with ``_`` (cache
+    busters) are the client's own; with ``only``, just those parameters are looked at."""
+    keys = [k for k, _ in params.multi_items() if not k.startswith("_") and (only is None or k in only)]
+    twice = next((k for k in dict.fromkeys(keys) if keys.count(k) > 1), None)
+    if twice is not None:
+        raise QueryError(f"{twice}: given {keys.count(twice)} times; give it once")
+    if params.get("after") and params.get("before"):
+        raise QueryError("after and before: give one cursor (after: the page after it; before: the page before it)")
 
 
 def require_token(request: Request) -> None:
@@ -121,7 +135,12 @@ def query_from_form(params: Mapping[str, str], page_size: int, max_limit: int) -
     colorized = {"yes": True, "no": False, "": None, None: None}.get(clean(params.get("colorized")))
     if colorized is None and clean(params.get("colorized")) not in (None, "any"):
         raise QueryError("colorized: one of any, yes, no")
-    page = _int("page", params.get("page"), 1, MAX_OFFSET // page_size) or 1
+    # the last page the search's offset reaches (SEARCH_MAX_OFFSET); deeper: the next link's cursor
+    last = SEARCH_MAX_OFFSET // page_size + 1
+    try:
+        page = _int("page", params.get("page"), 1, last) or 1
+    except QueryError as exc:
+        raise QueryError(f"{exc} (deeper results: follow the next → link from page {last})") from None
     return build_query(
         collection=params.get("collection"), source=params.get("source"),
         year_from=_int("year_from", params.get("year_from"), YEAR_MIN, YEAR_MAX),

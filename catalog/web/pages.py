@@ -15,7 +15,7 @@ from catalog.licences import is_licence_uri
 from catalog.provenance import record_provenance
 from catalog.queries import MAX_OFFSET, QueryError, decode_cursor, search_records
 from catalog.web.api import DB, RecordId, list_collections, list_sources, load_record
-from catalog.web.deps import base_url, query_from_form, record_out, settings_of
+from catalog.web.deps import base_url, one_of_each, query_from_form, record_out, settings_of
 from catalog.web.thumbs import THUMB_SIZES
 
 PAGE_SIZE = 24
@@ -135,6 +135,7 @@ def search_page(request: Request, session: DB) -> HTMLResponse:
                            "error": None, "items": [], "total": 0, "total_label": "0", "facets": None,
                            "pages": [], "prev": None, "next": None}
     try:
+        one_of_each(params, only=(*FORM_FIELDS, "page", "after", "before"))  # others: tracking, left alone
         query = query_from_form(params, PAGE_SIZE, settings.page_size_max)
         if params.get("after"):
             query.after, query.offset = decode_cursor(params["after"]), 0

@@ -198,6 +198,15 @@ def test_unknown_query_parameters_are_refused_not_ignored(client, cat):
     assert page["next"] and "_=" not in page["next"] and "_x" not in page["next"]
 
 
+def test_head_answers_like_get_everywhere(client, cat):
+    for path in ("/", f"/records/{cat.ids['soroca']}", "/api/records", f"/api/records/{cat.ids['soroca']}"):
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code == 200, path  # was 405 but for /iiif and /assets
+        assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"]
+        assert "access-control-allow-origin" not in head.headers  # CORS stays for /iiif and /assets
+    assert client.head("/api/records/999999").status_code == 404
+
+
 def test_bad_ids_give_422(client):
     assert client.get("/api/records/abc").status_code == 422
     assert client.get("/api/records/0").status_code == 422

@@ -65,7 +65,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 class OpenFiles:
     """Images and IIIF manifests are for viewers on any origin: every answer under ``/iiif/`` and
     ``/assets/`` (errors included) carries ``Access-Control-Allow-Origin: *``, ``OPTIONS`` (a
-    preflight) is answered, and ``HEAD`` answers like ``GET`` without the body."""
+    preflight) is answered. On every path ``HEAD`` answers like ``GET`` without the body (HTTP asks
+    it wherever GET works; link checkers use it)."""
 
     PREFIXES = ("/iiif/", "/assets/")
     CORS = [(b"access-control-allow-origin", b"*")]
@@ -74,10 +75,12 @@ class OpenFiles:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].startswith(self.PREFIXES):
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        method = scope["method"]
-        if method == "OPTIONS":
+        method, is_open = scope["method"], scope["path"].startswith(self.PREFIXES)
+        if not is_open and method != "HEAD":
+            return await self.app(scope, receive, send)
+        if is_open and method == "OPTIONS":
             await send({"type": "http.response.start", "status": 204, "headers": self.CORS + [
                 (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
                 (b"access-control-allow-headers", b"*"), (b"access-control-max-age", b"86400"),
@@ -86,7 +89,7 @@ class OpenFiles:
             return None
 
         async def send_open(message):
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and is_open:
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"access-control-allow-origin"]
                 message = {**message, "headers": headers + self.CORS}
             elif method == "HEAD" and message["type"] == "http.response.body":

@@ -87,7 +87,8 @@ def write_dc(records: Iterable[Record], out: TextIO) -> int:
         out.write("  <oai_dc:dc>\n")
         for tag, value in fields:
             if value not in (None, ""):
-                out.write(f"    <{tag}>{escape(_XML_ILLEGAL.sub('', str(value)))}</{tag}>\n")
+                # a carriage return as a character reference: written raw, every XML reader makes it a newline
+                out.write(f"    <{tag}>{escape(_XML_ILLEGAL.sub('', str(value)), {chr(13): '&#13;'})}</{tag}>\n")
         out.write("  </oai_dc:dc>\n")
         n += 1
     out.write("</records>\n")

@@ -7,6 +7,7 @@ import io
 import json
 import typing
 import xml.etree.ElementTree as ET
+from xml.etree import ElementTree
 
 from catalog.exports import CSV_COLUMNS, write_csv, write_dc, write_jsonl
 from catalog.fields import FIELDS, MAPPED, TEXT_FIELDS
@@ -117,6 +118,11 @@ def test_dublin_core_exports_each_field_with_an_element_under_it():
     out = io.StringIO()
     write_dc([rec], out)
     assert f"<dc:date>{rec.year_lo}/{rec.year_hi}</dc:date>" in out.getvalue()
+    rec.description = "rândul unu\r\nrândul doi\rtrei"  # a CR survives an XML reader as a reference only
+    out = io.StringIO()
+    write_dc([rec], out)
+    root = ElementTree.fromstring(out.getvalue())
+    assert root.find(".//{http://purl.org/dc/elements/1.1/}description").text == rec.description
 
 
 def test_a_folder_sidecar_has_a_column_for_each_field_and_one_date():

@@ -29,9 +29,14 @@ from .runtime import amp_dtype, autocast, resolve_device
 __all__ = ["Colorizer", "working_shape"]
 
 
+MAX_ASPECT = 8  # the working long side is at most this many render sizes
+
+
 def working_shape(h: int, w: int, render_size: int, multiple: int = 32) -> tuple[int, int, int, int]:
-    """(h_r, w_r, h_pad, w_pad): the resized shape (shorter side = render_size) and its padding."""
-    s = render_size / min(h, w)
+    """(h_r, w_r, h_pad, w_pad): the resized shape (shorter side = render_size, the longer at most
+    MAX_ASPECT × render_size: a strip of 1 × 5,000 pixels would otherwise be worked on at
+    256 × 1,280,000, tens of GB) and its padding."""
+    s = min(render_size / min(h, w), MAX_ASPECT * render_size / max(h, w))
     hr, wr = max(1, round(h * s)), max(1, round(w * s))
     return hr, wr, -(-hr // multiple) * multiple, -(-wr // multiple) * multiple
 

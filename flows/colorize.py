@@ -75,23 +75,36 @@ def _photo_errors() -> tuple[type[BaseException], ...]:
     return OSError, ValueError, LookupError, SyntaxError, Image.DecompressionBombError
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """torch could not allocate for this batch (CPU or GPU): a batch is tried again photo by
+    photo, and a photo that alone does not fit is that photo's failure, not the run's."""
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and ("can't allocate memory" in str(exc) or "out of memory" in str(exc)))
+
+
 def _colorize(colorizer, store, part) -> tuple[list, list[tuple[Any, str]]]:
     """(photo, source, output) for each photo of ``part`` the model colorized, and (photo, reason)
-    for each it could not read: a batch that fails is tried again photo by photo."""
+    for each it could not read (or that alone does not fit in memory): a batch that fails is
+    tried again photo by photo."""
     errors = _photo_errors()
     try:
         sources = photo_sources(store, [r.sha256 for r in part])
         outputs = colorizer.colorize(sources, crop_boxes=[r.crop_box for r in part])
         return list(zip(part, sources, outputs)), []
-    except errors:
-        pass
+    except (*errors, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and not _out_of_memory(exc):
+            raise
     done, failed = [], []
     for ref in part:
         try:
             (source,) = photo_sources(store, [ref.sha256])
             done += zip([ref], [source], colorizer.colorize([source], crop_boxes=[ref.crop_box]))
-        except errors as exc:
-            failed.append((ref, f"{type(exc).__name__}: {exc}"))
+        except (*errors, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and not _out_of_memory(exc):
+                raise
+            failed.append((ref, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"))
     return done, failed
 
 

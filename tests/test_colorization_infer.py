@@ -128,6 +128,20 @@ def test_paths_and_reloading(tiny, tmp_path):
 def test_working_shape():
     assert working_shape(1536, 2048, 256) == (256, 341, 256, 352)
     assert working_shape(10, 10, 64) == (64, 64, 64, 64)
+    assert working_shape(256, 8 * 256, 256) == (256, 2048, 256, 2048)  # a panorama of 1:8 keeps its size
+    # a strip of 1 × 5,000 pixels: the long side is capped (it was 256 × 1,280,000, tens of GB)
+    assert working_shape(5000, 1, 256) == (2048, 1, 2048, 32)
+
+
+def test_a_thin_strip_is_colorized_in_bounded_memory(tiny):
+    import tracemalloc
+
+    strip = Image.new("L", (1, 5000), 128)
+    tracemalloc.start()
+    (out,) = tiny.colorize([strip])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out.size == (1, 5000) and peak < 200 * 2**20
 
 
 def test_bad_inputs(tiny):

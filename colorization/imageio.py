@@ -19,6 +19,8 @@ __all__ = [
     "clamp_box",
     "IMAGE_SUFFIXES",
     "list_images",
+    "output_paths",
+    "save_atomically",
 ]
 
 ImageSource = Union[str, Path, Image.Image]
@@ -140,3 +142,53 @@ def list_images(*roots: str | Path) -> list[Path]:
         else:
             raise FileNotFoundError(f"no such file or folder: {p}")
     return sorted(set(out))
+
+
+def output_paths(images: list[Path], roots: list[Path], out: Path, suffix: str) -> dict[Path, Path]:
+    """Where each photo's colorized copy goes under ``out``: its path below the folder it was found
+    in (a photo named on its own: its name), with ``suffix``. Photos whose copies would share a
+    name (``x.bmp`` and ``x.webp``; ``a/x.jpg`` and ``b/x.jpg`` named on their own) keep their
+    extension (``x.bmp.png``), then a number. ValueError when a copy would replace a photo."""
+    folders = [Path(r).resolve() for r in roots if Path(r).is_dir()]
+
+    def below(img: Path) -> Path:
+        real = img.resolve()
+        return next((real.relative_to(f) for f in folders if real.is_relative_to(f)), Path(img.name))
+
+    rel = {img: below(img) for img in images}
+    paths = {img: r.with_name(r.stem + suffix) for img, r in rel.items()}
+    shared = {p for p in paths.values() if list(paths.values()).count(p) > 1}
+    paths = {img: (rel[img].with_name(rel[img].name + suffix) if p in shared else p) for img, p in paths.items()}
+    taken: set[Path] = set()
+    for img, p in paths.items():
+        n, q = 1, p
+        while q in taken:
+            n += 1
+            q = p.with_name(f"{p.name[:-len(suffix)]}-{n}{suffix}")
+        taken.add(q)
+        paths[img] = out / q
+    originals = {img.resolve() for img in images}
+    for img, p in paths.items():
+        if p.resolve() in originals:
+            raise ValueError(f"--out {out}: the copy of {img} would replace the photo {p}; choose another --out")
+    return paths
+
+
+def save_atomically(img: Image.Image, path: Path, **options) -> None:
+    """``img`` written to ``path`` under a temporary name first: an interrupted save leaves an
+    earlier file of that name as it was, never a truncated one."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format="JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG", **options)
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -83,3 +83,72 @@ def test_bad_model_is_a_clear_error(app, tmp_path):
     r = CliRunner().invoke(app, ["colorize-files", str(photos), "--model", str(bogus), "--out", str(tmp_path / "o"),
                                  "--crop-box", "1,2,3"])
     assert r.exit_code == 2 and "LEFT,TOP,RIGHT,BOTTOM" in r.output
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    from colorization.checkpoint import save_checkpoint
+    from colorization.networks import UNetGenerator
+
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "m.safetensors", UNetGenerator(8, (1, 1, 1, 1)), {})
+
+
+def _colorize_files(app, *args):
+    return CliRunner().invoke(app, ["colorize-files", *map(str, args), "--render-size", "32", "--device", "cpu"])
+
+
+def test_colorize_files_never_overwrites_a_photo_or_another_copy(app, untrained, tmp_path):
+    """Copies keep their paths below the folder (a/x.jpg and b/x.jpg were both out/x.png, one lost);
+    x.jpg beside x.png keep their extensions; --out being the photos' own folder is refused (the
+    colorized PNG replaced the scan)."""
+    src = tmp_path / "scans"
+    for rel in ("a/x.jpg", "b/x.jpg", "a/y.png", "a/y.jpg"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((24, 30, 3), 90, np.uint8)).save(src / rel)
+    r = _colorize_files(app, src, "--model", untrained, "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    made = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert made == ["a/x.png", "a/y.jpg.png", "a/y.png.png", "b/x.png"]
+    before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    r = _colorize_files(app, src / "b", src / "a" / "y.png", "--model", untrained, "--out", src / "a")
+    assert r.exit_code == 2 and f"would replace the photo {src / 'a' / 'y.png'}" in r.output
+    assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before
+    (tmp_path / "afile").write_text("x")
+    r = _colorize_files(app, src, "--model", untrained, "--out", tmp_path / "afile")
+    assert r.exit_code == 2 and "is a file" in r.output  # was FileExistsError and a traceback
+
+
+def test_colorize_files_names_an_unreadable_photo_and_does_the_rest(app, untrained, tmp_path):
+    src = tmp_path / "mixed"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((20, 28, 3), 60 * i, np.uint8)).save(src / f"ok{i}.png")
+    (src / "page.jpg").write_bytes(b"<html>not a photo</html>")
+    (src / "empty.jpg").write_bytes(b"")
+    r = _colorize_files(app, src, "--model", untrained, "--out", tmp_path / "out", "--batch-size", "8")
+    assert r.exit_code == 1, r.output  # it stopped at the first one, with a traceback
+    assert "page.jpg" in r.output and "empty.jpg" in r.output and "3 photos" in r.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ok0.png", "ok1.png", "ok2.png"]
+    r = _colorize_files(app, src / "ok0.png", "--model", untrained, "--out", tmp_path / "o2", "--exclude-bottom", "50")
+    assert r.exit_code == 1 and "--exclude-bottom 50: the photo is only 20 pixels high" in r.output
+
+
+def test_an_interrupted_save_leaves_the_earlier_copy_whole(tmp_path):
+    from colorization.imageio import save_atomically
+
+    earlier = tmp_path / "p.png"
+    Image.new("RGB", (8, 8), "red").save(earlier)
+    kept = earlier.read_bytes()
+
+    class Interrupted(Image.Image):
+        def save(self, fp, *args, **kw):
+            fp.write(b"\x89PNG half")
+            raise KeyboardInterrupt  # Ctrl-C while the file is being written
+
+    img = Image.new("RGB", (8, 8), "blue")
+    img.__class__ = Interrupted
+    with pytest.raises(KeyboardInterrupt):
+        save_atomically(img, earlier)
+    assert earlier.read_bytes() == kept and [p.name for p in tmp_path.iterdir()] == ["p.png"]
+    save_atomically(Image.new("RGB", (8, 8), "blue"), earlier)
+    assert Image.open(earlier).getpixel((0, 0)) == (0, 0, 255)

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from colorization import DEFAULT_VIVID  # the package itself imports no torch
 from colorization.config import DEFAULTS
-from flows.cli.ui import Table, console, escape, fail, progress
+from flows.cli.ui import Table, console, err, escape, fail, progress
 
 app = typer.Typer()
 
@@ -76,6 +76,8 @@ def _boxes(images, crop_box, exclude_bottom: int):
             continue
         with Image.open(p) as raw:
             w, h = open_image(raw).size
+        if exclude_bottom >= h:
+            raise ValueError(f"--exclude-bottom {exclude_bottom}: the photo is only {h} pixels high")
         out.append((0, 0, w, h - exclude_bottom))
     return out
 
@@ -168,34 +170,58 @@ def colorize_files(
     vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", help=VIVID_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
-    """Colorize photos at full resolution (the output has each input's size)."""
+    """Colorize photos at full resolution (the output has each input's size).
+
+    Each copy keeps its path below the folder it was found in; a photo that cannot be read is
+    named and skipped (exit 1 at the end), the others go on."""
     _use_pixel_limit()
     from colorization.checkpoint import CheckpointError
-    from colorization.imageio import list_images
+    from colorization.imageio import list_images, output_paths, save_atomically
     from colorization.infer import Colorizer
 
     box = _parse_box(crop_box)
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: is a file; name a folder for the colorized copies")
+    suffix = ".png" if fmt is ImageFormat.png else ".jpg"
     try:
         images = list_images(*inputs)
+        targets = output_paths(images, inputs, out, suffix)
         col = Colorizer(model, device=device, render_size=render_size, batch_size=batch_size, vivid=vivid)
     except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
         fail(str(exc))
-    out.mkdir(parents=True, exist_ok=True)
-    suffix = ".png" if fmt is ImageFormat.png else ".jpg"
+    unreadable = _photo_errors()
+    failed: list[str] = []
     with _progress() as prog:
         task = prog.add_task("colorizing", total=len(images), info="")
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             try:
-                results = col.colorize(chunk, crop_boxes=_boxes(chunk, box, exclude_bottom))
-            except ValueError as exc:
-                fail(str(exc))
-            for src, img in zip(chunk, results):
+                done = list(zip(chunk, col.colorize(chunk, crop_boxes=_boxes(chunk, box, exclude_bottom))))
+            except unreadable:  # one photo spoils its batch: the others, one by one
+                done = []
+                for src in chunk:
+                    try:
+                        done += zip([src], col.colorize([src], crop_boxes=_boxes([src], box, exclude_bottom)))
+                    except unreadable as exc:
+                        failed.append(f"{src}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+                        err.print(f"[yellow]skipped[/yellow] {escape(failed[-1])}")
+            for src, img in done:
                 if suffix == ".jpg" and img.mode != "RGB":
                     img = img.convert("RGB")
-                img.save(out / (src.stem + suffix), **({"quality": 92} if suffix == ".jpg" else {}))
+                save_atomically(img, targets[src], **({"quality": 92} if suffix == ".jpg" else {}))
             prog.update(task, advance=len(chunk), info=escape(chunk[-1].name))
-    console.print(escape(f"{len(images)} photos -> {out}"))
+    console.print(escape(f"{len(images) - len(failed)} photos -> {out}"
+                         + (f"; {len(failed)} could not be read (named above)" if failed else "")))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _photo_errors() -> tuple[type[BaseException], ...]:
+    """What one photo that cannot be read raises (undecodable, truncated, over the pixel limit, a
+    crop box that does not fit it)."""
+    from PIL import Image
+
+    return OSError, ValueError, SyntaxError, Image.DecompressionBombError
 
 
 @app.command("evaluate")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULTS", "TrainConfig"]
+__all__ = ["DEFAULTS", "TrainConfig", "config_problem"]
 
 
 @dataclass
@@ -51,3 +51,22 @@ class TrainConfig:
 
 
 DEFAULTS = TrainConfig()
+
+
+def config_problem(cfg: TrainConfig) -> str | None:
+    """What is wrong with ``cfg`` (with the command-line option that sets it), or None.
+
+    The width must be a multiple of 8: with other widths (6, 10, 12…) PyTorch's CPU convolutions
+    (oneDNN, several threads) corrupted memory in the backward pass and killed the process."""
+    if cfg.width < 8 or cfg.width % 8:
+        return f"--width {cfg.width}: must be a multiple of 8 (8, 16, … 64 = ResNet-18)"
+    if cfg.crop_size < 32 or cfg.crop_size % 32:
+        return f"--crop-size {cfg.crop_size}: must be a multiple of 32, at least 32"
+    if cfg.batch_size < 1:
+        return f"--batch-size {cfg.batch_size}: must be at least 1"
+    if cfg.samples_per_epoch is not None and cfg.samples_per_epoch < 1:
+        return f"--samples-per-epoch {cfg.samples_per_epoch}: must be at least 1"
+    for option, epochs in (("--stage1-epochs", cfg.stage1_epochs), ("--stage2-epochs", cfg.stage2_epochs)):
+        if epochs is not None and epochs < 0:
+            return f"{option} {epochs}: must not be negative"
+    return None

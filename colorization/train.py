@@ -246,9 +246,12 @@ def train(
     ``progress`` receives events ``{"event": "start"|"step"|"epoch"|"done", ...}``.
     """
     from .checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
+    from .config import config_problem
     from .plots import image_grid, plot_curves
 
     cfg = config
+    if config_problem(cfg):
+        raise ValueError(config_problem(cfg))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
@@ -283,6 +286,14 @@ def train(
     state_path, ckpt_path, log_path = out / "train_state.pt", out / "model.safetensors", out / "log.jsonl"
     if resume and state_path.exists():
         st = load_train_state(state_path)
+        before = json.loads(st.get("config") or "{}")
+        changed = [f"{k} {before[k]!r} (now {getattr(cfg, k)!r})" for k in ("recipe", "head", "width", "blocks", "bin_step",
+                                                                           "ndf")
+                   if k in before and before[k] != (list(getattr(cfg, k)) if isinstance(getattr(cfg, k), tuple)
+                                                    else getattr(cfg, k))]
+        if changed:
+            raise ValueError(f"--resume: the run in {out} was trained with {', '.join(changed)}; resume it with "
+                             "those settings, or train into another --out")
         tr.gen.load_state_dict(st["generator"])
         tr.disc.load_state_dict(st["discriminator"])
         tr.opt1.load_state_dict(st["opt_stage1"])

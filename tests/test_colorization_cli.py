@@ -152,3 +152,36 @@ def test_an_interrupted_save_leaves_the_earlier_copy_whole(tmp_path):
     assert earlier.read_bytes() == kept and [p.name for p in tmp_path.iterdir()] == ["p.png"]
     save_atomically(Image.new("RGB", (8, 8), "blue"), earlier)
     assert Image.open(earlier).getpixel((0, 0)) == (0, 0, 255)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--width", "12", "--width 12: must be a multiple of 8"),  # crashed the process (oneDNN, several threads)
+    ("--samples-per-epoch", "0", "--samples-per-epoch 0: must be at least 1"),  # crashed it too
+    ("--crop-size", "0", "--crop-size 0: must be a multiple of 32, at least 32"),  # ZeroDivisionError
+    ("--stage1-epochs", "-1", "--stage1-epochs -1: must not be negative"),  # wrote a model of 0 steps
+])
+def test_train_files_refuses_settings_that_cannot_train(app, tmp_path, option, value, message):
+    photos = _photos(tmp_path / "photos", n=3)
+    r = CliRunner().invoke(app, ["train-files", str(photos), "--out", str(tmp_path / "run"), "--device", "cpu",
+                                 "--workers", "0", option, value])
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_and_evaluate_leave_out_a_photo_that_cannot_be_read(app, untrained, tmp_path):
+    photos = _photos(tmp_path / "photos", n=5)
+    (photos / "page.jpg").write_bytes(b"<html>")  # stopped train-files and evaluate with a traceback
+    good = Image.open(photos / "p0.png")
+    good.save(photos / "cut.png")
+    (photos / "cut.png").write_bytes((photos / "cut.png").read_bytes()[:300])  # truncated
+    r = CliRunner().invoke(app, ["train-files", str(photos), "--out", str(tmp_path / "run"), "--crop-size", "32",
+                                 "--width", "8", "--batch-size", "2", "--stage1-epochs", "1", "--stage2-epochs", "0",
+                                 "--workers", "0", "--device", "cpu"])
+    assert r.exit_code == 1, r.output
+    assert "page.jpg" in r.output and "cut.png" in r.output and "2 photo(s) could not be read" in r.output
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    r = CliRunner().invoke(app, ["evaluate", "--model", str(untrained), "--images", str(photos), "--render-size", "32",
+                                 "--device", "cpu", "--json", str(tmp_path / "e.json")])
+    assert r.exit_code == 1 and "PSNR" in r.output and "2 photo(s) could not be read" in r.output
+    rep = json.loads((tmp_path / "e.json").read_text())
+    assert rep["n"] == 5 and rep["skipped"] == 2

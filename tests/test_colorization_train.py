@@ -92,6 +92,15 @@ def test_resume_continues_the_same_loss_curve(tmp_path):
         assert torch.equal(a, b), k
 
 
+def test_resuming_with_another_architecture_says_which_setting_changed(tmp_path):
+    paths = make_photos(tmp_path / "photos", n=6)
+    train(tiny_config(stage2_epochs=0), paths[:4], paths[4:], tmp_path / "run")
+    log = (tmp_path / "run" / "log.jsonl").read_text()
+    with pytest.raises(ValueError, match=r"trained with width 8 \(now 16\); resume it with those settings"):
+        train(tiny_config(stage2_epochs=0, width=16), paths[:4], paths[4:], tmp_path / "run", resume=True)
+    assert (tmp_path / "run" / "log.jsonl").read_text() == log  # was torch's 20 kB size-mismatch report
+
+
 def test_outputs_metadata_and_reference_recipe(tmp_path):
     paths = make_photos(tmp_path / "photos", n=6)
     res = train(tiny_config(recipe="reference"), paths[:4], paths[4:], tmp_path / "ref")

@@ -56,11 +56,11 @@ def train(
     collection: str = typer.Option(..., "--collection", "-c", help="Collection whose colour photos to learn from."),
     name: Optional[str] = typer.Option(None, "--name", help="Model version name (default COLLECTION-vN)."),
     base: str = typer.Option("latest", "--base", help="latest (fine-tune the newest), none, or a version name."),
-    stage1_epochs: int = typer.Option(DEFAULTS.stage1_epochs, "--stage1-epochs", min=0, help="L1 pretraining epochs."),
-    stage2_epochs: int = typer.Option(DEFAULTS.stage2_epochs, "--stage2-epochs", min=0, help="Adversarial + L1 epochs."),
+    stage1_epochs: int = typer.Option(DEFAULTS.stage1_epochs, "--stage1-epochs", min=0, help="Stage 1 (pretraining) epochs."),
+    stage2_epochs: int = typer.Option(DEFAULTS.stage2_epochs, "--stage2-epochs", min=0, help="Stage 2 epochs (adversarial + L1 for the regression head)."),
     crop_size: int = typer.Option(DEFAULTS.crop_size, "--crop-size", help="Training crop side (multiple of 32)."),
     batch_size: int = typer.Option(DEFAULTS.batch_size, "--batch-size", min=1),
-    width: int = typer.Option(DEFAULTS.width, "--width", help="Decoder width (from scratch only)."),
+    width: int = typer.Option(DEFAULTS.width, "--width", help="Encoder width, a multiple of 8 (64 = ResNet-18; from scratch only)."),
     min_photos: int = typer.Option(4, "--min-photos", help="Train only with at least this many new photos."),
     device: str = typer.Option(DEFAULTS.device, "--device", help="auto, cpu, cuda or mps."),
     submit: bool = typer.Option(False, "--submit", help="Run on a worker of the work pool (`arhiva deploy`), "
@@ -68,7 +68,13 @@ def train(
     wait: bool = typer.Option(False, "--wait", help="With --submit: wait for the flow run to end."),
 ) -> None:
     """Train a model version on the collection's colour photos not used before (a Prefect flow)."""
+    from colorization.config import TrainConfig, config_problem
     from flows.cli.flowrun import flow_session
+
+    problem = config_problem(TrainConfig(stage1_epochs=stage1_epochs, stage2_epochs=stage2_epochs,
+                                         crop_size=crop_size, batch_size=batch_size, width=width))
+    if problem:
+        fail(problem)
 
     parameters = dict(collection=collection, name=name, base=base, stage1_epochs=stage1_epochs,
                       stage2_epochs=stage2_epochs, crop_size=crop_size, batch_size=batch_size, width=width,

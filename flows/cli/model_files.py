@@ -88,14 +88,14 @@ def train_files(
     out: Path = typer.Option(Path("runs/colorizer"), "--out", "-o", help="Run folder: model, log, curves, samples."),
     val_dir: Optional[Path] = typer.Option(None, "--val-dir", help="Validation photos (default: a split of DIRS)."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of DIRS held out when no --val-dir."),
-    stage1_epochs: int = typer.Option(DEFAULTS.stage1_epochs, "--stage1-epochs", help="Epochs of L1 pretraining."),
-    stage2_epochs: int = typer.Option(DEFAULTS.stage2_epochs, "--stage2-epochs", help="Epochs of adversarial + 100 x L1."),
+    stage1_epochs: int = typer.Option(DEFAULTS.stage1_epochs, "--stage1-epochs", help="Epochs of stage 1 (pretraining, no discriminator)."),
+    stage2_epochs: int = typer.Option(DEFAULTS.stage2_epochs, "--stage2-epochs", help="Epochs of stage 2 (regression head: adversarial + 100 x L1; classes head: cross-entropy, adversarial only with class_gan_weight)."),
     stage1_minutes: Optional[float] = typer.Option(None, "--stage1-minutes", help="Time limit of stage 1."),
     stage2_minutes: Optional[float] = typer.Option(None, "--stage2-minutes", help="Time limit of stage 2."),
     samples_per_epoch: Optional[int] = typer.Option(None, "--samples-per-epoch", help="Random crops per epoch."),
     batch_size: int = typer.Option(DEFAULTS.batch_size, "--batch-size"),
     crop_size: int = typer.Option(DEFAULTS.crop_size, "--crop-size", help="Training crop (multiple of 32)."),
-    width: int = typer.Option(DEFAULTS.width, "--width", help="Encoder width (64 = ResNet-18)."),
+    width: int = typer.Option(DEFAULTS.width, "--width", help="Encoder width, a multiple of 8 (64 = ResNet-18)."),
     head: Head = typer.Option(DEFAULTS.head, "--head", help="classes (chroma bins, annealed mean) or regression (pix2pix L1)."),
     pretrained: bool = typer.Option(DEFAULTS.pretrained, "--pretrained", help="Start from torchvision's ImageNet ResNet-18."),
     init_checkpoint: Optional[Path] = typer.Option(None, "--init", help="Fine-tune from this checkpoint."),
@@ -105,20 +105,26 @@ def train_files(
     workers: int = typer.Option(DEFAULTS.num_workers, "--workers", help="Data loader processes."),
     seed: int = typer.Option(DEFAULTS.seed, "--seed"),
 ) -> None:
-    """Train a colorizer on folders of colour photos (pix2pix: L1, then GAN + L1)."""
+    """Train a colorizer on folders of colour photos (two stages; the head decides the losses, see --head)."""
     _use_pixel_limit()
+    from colorization.config import config_problem
     from colorization.data import split_paths
     from colorization.imageio import list_images
     from colorization.train import TrainConfig, train
 
-    if crop_size % 32:
-        fail("--crop-size must be a multiple of 32")
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: is a file; name a folder for the run")
     try:
         images = list_images(*dirs)
+        val_given = list_images(val_dir) if val_dir is not None else None
     except FileNotFoundError as exc:
         fail(str(exc))
-    if val_dir is not None:
-        train_imgs, val_imgs = images, list_images(val_dir)
+    images, skipped = _readable(images)
+    if val_given is not None:
+        val_given, skipped_val = _readable(val_given)
+        skipped += skipped_val
+    if val_given is not None:
+        train_imgs, val_imgs = images, val_given
     else:
         train_imgs, val_imgs = split_paths(images, val_fraction, seed)
     if not train_imgs:
@@ -130,6 +136,8 @@ def train_files(
         width=width, ndf=min(64, max(8, width)), head=head.value,
         pretrained=pretrained, device=device, num_workers=workers, seed=seed,
     )
+    if config_problem(cfg):
+        fail(config_problem(cfg))
     console.print(escape(f"{len(train_imgs)} training photos, {len(val_imgs)} validation photos -> {out}"))
     from colorization.networks import PretrainedWeightsUnavailable
 
@@ -154,7 +162,28 @@ def train_files(
         except (PretrainedWeightsUnavailable, RuntimeError, ValueError) as exc:
             fail(str(exc))
     console.print(escape(f"model: {result.checkpoint} ({result.epochs} epochs, {result.steps} steps, "
-                         f"{result.train_seconds:.0f} s of training)"))
+                         f"{result.train_seconds:.0f} s of training)"
+                         + (f"; {skipped} photo(s) could not be read (named above)" if skipped else "")))
+    if skipped:
+        raise typer.Exit(1)
+
+
+def _readable(paths: list[Path]) -> tuple[list[Path], int]:
+    """The photos that decode (each read whole once, with a progress bar), and how many did not:
+    those are named and left out, so one broken file does not stop a training or an evaluation."""
+    from colorization.imageio import load_image
+
+    ok, errors = [], _photo_errors()
+    with _progress() as prog:
+        task = prog.add_task("reading", total=len(paths), info="")
+        for p in paths:
+            try:
+                load_image(p)
+                ok.append(p)
+            except errors as exc:
+                err.print(f"[yellow]skipped[/yellow] {escape(f'{p}: {type(exc).__name__}: ' + ' '.join(str(exc).split()))}")
+            prog.update(task, advance=1)
+    return ok, len(paths) - len(ok)
 
 
 @app.command("colorize-files")
@@ -252,8 +281,9 @@ def evaluate_cmd(
                         vivid=vivid) if reference else None
     except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
         fail(str(exc))
+    photos, skipped = _readable(photos)
     if not photos:
-        fail(f"no photos in {images}")
+        fail(f"no photos in {images}" + (f" that can be read ({skipped} could not)" if skipped else ""))
     with _progress() as prog:
         task = prog.add_task("evaluating", total=len(photos), info="")
         report = evaluate(col, photos, reference=ref, batch_size=batch_size, keep_outputs=len(photos) if worst else 0,
@@ -288,7 +318,10 @@ def evaluate_cmd(
         console.print(escape(f"five worst photos: {worst}"))
     if json_out:
         slim = {k: v for k, v in report.items() if k != "outputs"}
-        json_out.write_text(json.dumps(slim, indent=2))
+        json_out.write_text(json.dumps(slim | {"skipped": skipped}, indent=2))
+    if skipped:
+        err.print(escape(f"{skipped} photo(s) could not be read and were left out (named above)"))
+        raise typer.Exit(1)
 
 
 def _cells(s: dict) -> list[str]:

@@ -40,18 +40,25 @@ def colorization_params(render_size: int, vivid: float = DEFAULT_VIVID) -> dict[
 
 
 def photo_sources(store, shas: list[str]) -> list:
-    """What the colorizer reads: the files where the store is a folder; where it is remote, the images
-    opened from memory, fetched 8 at a time (each photo is read once: no cache copy)."""
-    from catalog.blobs import LocalBlobStore
+    """What the colorizer reads: each photo's bytes, checked against the hash the catalogue knows
+    it by (a file replaced in the store since, by another valid image, would otherwise be colorized
+    and recorded as the record's photo), opened from memory; fetched 8 at a time where the store
+    is remote (each photo is read once: no cache copy)."""
+    from catalog.blobs import BlobCorrupt, LocalBlobStore, sha256_bytes
 
-    if isinstance(store, LocalBlobStore):
-        return [store.path(sha) for sha in shas]
+    def checked(sha: str) -> bytes:
+        data = store.path(sha).read_bytes() if isinstance(store, LocalBlobStore) else store.read(sha)
+        if sha256_bytes(data) != sha:
+            raise BlobCorrupt(f"the stored file of photo {sha[:12]}… no longer matches its hash (it changed since "
+                              "it was catalogued; arhiva blobs verify lists such files)")
+        return data
+
     from concurrent.futures import ThreadPoolExecutor
 
     from PIL import Image
 
     with ThreadPoolExecutor(min(8, max(1, len(shas)))) as pool:
-        return [Image.open(io.BytesIO(data)) for data in pool.map(store.read, shas)]
+        return [Image.open(io.BytesIO(data)) for data in pool.map(checked, shas)]
 
 
 def encode(image) -> bytes:

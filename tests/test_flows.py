@@ -322,33 +322,38 @@ def test_a_bad_photo_is_recorded_as_failed_and_the_rest_go_on(trained):
     with session_scope(engine) as s:
         originals = dict(s.execute(select(RecordAsset.record_id, RecordAsset.asset_sha256)
                                    .where(RecordAsset.role == "original", RecordAsset.record_id.in_(expected))).all())
-    missing_rid, broken_rid = sorted(expected)[:2]
+    missing_rid, broken_rid, replaced_rid = sorted(expected)[:3]
     store = get_store()
     missing, broken = store.path(originals[missing_rid]), store.path(originals[broken_rid])
-    kept = {p: p.read_bytes() for p in (missing, broken)}
+    replaced = store.path(originals[replaced_rid])
+    kept = {p: p.read_bytes() for p in (missing, broken, replaced)}
     missing.rename(missing.with_name(missing.name + ".away"))  # a blob gone from the store
     broken.chmod(0o644)
     broken.write_bytes(kept[broken][:200])  # a blob that no longer decodes
+    replaced.chmod(0o644)
+    replaced.write_bytes(kept[broken])  # another photo, whole: it was colorized as this record's
     args = ["colorize", "--collection", "moldova", "--years", f"{YEARS[0]}-{YEARS[1]}", "--batch-size", "3",
             "--render-size", "64", "--device", "cpu"]
     try:
         r = cli(*args)
         assert r.exit_code == 1, r.output  # something failed…
-        assert set(_colorized(engine)) == expected - {missing_rid, broken_rid}  # …and the rest went on
+        assert set(_colorized(engine)) == expected - {missing_rid, broken_rid, replaced_rid}  # …the rest went on
         assert "not colorized" in r.output and "FileNotFoundError" in r.output
         with session_scope(engine) as s:
             failed = dict(s.execute(select(Colorization.record_id, Colorization.error)
                                     .where(Colorization.status == "failed")).all())
             run = s.execute(select(ColorizationRun).order_by(ColorizationRun.id.desc())).scalars().first()
-        assert set(failed) == {missing_rid, broken_rid}
+        assert set(failed) == {missing_rid, broken_rid, replaced_rid}
         assert "FileNotFoundError" in failed[missing_rid] and failed[broken_rid]
-        assert run.status == "partial" and run.stats["failed"] == 2 and len(run.stats["failures"]) == 2
+        assert "BlobCorrupt" in failed[replaced_rid] and "no longer matches its hash" in failed[replaced_rid]
+        assert run.status == "partial" and run.stats["failed"] == 3 and len(run.stats["failures"]) == 3
         runs = cli("runs", "--kind", "colorization", "-n", "1")
-        assert "failed=2" in runs.stdout
+        assert "failed=3" in runs.stdout
         assert _colorize()["photos"] == 0  # recorded failures are skipped…
     finally:
         missing.with_name(missing.name + ".away").rename(missing)
         broken.write_bytes(kept[broken])
+        replaced.write_bytes(kept[replaced])
     again = cli(*args, "--retry-failed")  # …unless asked
     assert again.exit_code == 0, again.output
     assert set(_colorized(engine)) == expected

@@ -20,7 +20,7 @@ def import_cmd(
                                          help="Catalogue source slug (default: folder:<name>-<hash of path>)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Import every image file under FOLDER (JPEG, PNG, TIFF incl. 16-bit and multi-page, WebP).
+    """Import every image file under FOLDER (JPEG, PNG, TIFF incl. 16-bit and multi-page, WebP, GIF, BMP).
 
     Metadata comes from a sidecar metadata.csv / metadata.json (columns: file, title, description,
     date, place, lat, lon, direction, author, licence, rights, attribution, url), else from a year

@@ -150,7 +150,9 @@ def train_files(
                             completed=ev["resumed_epoch"] * ev["steps_per_epoch"], info=ev["device"])
             elif ev["event"] == "step":
                 prog.update(task, completed=ev["step"], info=f"stage {ev['stage']} epoch {ev['epoch']} L1 {ev['l1']:.4f}")
-            elif ev["event"] == "epoch" and "val_psnr" in ev:
+            elif ev["event"] == "epoch":
+                prog.update(task, completed=ev["step"])  # the steps since the last logged one too
+            if ev["event"] == "epoch" and "val_psnr" in ev:
                 prog.console.print(f"epoch {ev['epoch']}: val L1 {ev['val_l1']:.4f}, PSNR {ev['val_psnr']:.2f} dB, "
                                    f"colourfulness {ev['val_colourfulness']:.1f} (truth {ev['val_colourfulness_truth']:.1f})")
 
@@ -306,6 +308,9 @@ def evaluate_cmd(
             pt.add_row(row["image"], *(f"{row[k]['ciede2000']:.2f} / {100 * row[k]['false_colour']:.1f}% / "
                                        f"{row[k]['hue_error']:.0f}°" for k in report["systems"]))
         console.print(pt)
+    if report["truth_colourfulness"] < 3:  # hue error and the gap closed are undefined (nan) without colour
+        err.print("[yellow]warning:[/yellow] these photos have (almost) no colour: evaluate compares a model's "
+                  "colours with the photos' own, so give it colour photos held out from training")
     console.print(f"ground-truth colourfulness {report['truth_colourfulness']:.1f}; false colour = share of pixels "
                   "painted (C*ab > 20) where the truth is grey (C*ab < 8); hue error on the truth's strongly "
                   "coloured pixels (no hue = 90°)")

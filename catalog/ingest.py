@@ -97,10 +97,13 @@ def collection_name_problem(name: str) -> str | None:
     characters (a zero-width space), or spaces around it (``"gara "`` beside ``"gara"``)."""
     import unicodedata
 
-    if not name or all(c.isspace() or unicodedata.category(c) in ("Cf", "Cc", "Zs") for c in name):
+    def blank(c: str) -> bool:
+        return c.isspace() or unicodedata.category(c) in ("Cf", "Cc", "Zs")
+
+    if not name or all(blank(c) for c in name):
         return "a collection name needs a visible character"
-    if name != name.strip():
-        return "a collection name must not begin or end with a space"
+    if blank(name[0]) or blank(name[-1]):  # "gara\u200b" beside "gara": an invisible twin
+        return "a collection name must not begin or end with a space or an invisible character"
     return None
 
 

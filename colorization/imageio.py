@@ -155,9 +155,11 @@ def output_paths(images: list[Path], roots: list[Path], out: Path, suffix: str) 
         real = img.resolve()
         return next((real.relative_to(f) for f in folders if real.is_relative_to(f)), Path(img.name))
 
+    from collections import Counter
+
     rel = {img: below(img) for img in images}
     paths = {img: r.with_name(r.stem + suffix) for img, r in rel.items()}
-    shared = {p for p in paths.values() if list(paths.values()).count(p) > 1}
+    shared = {p for p, n in Counter(paths.values()).items() if n > 1}
     paths = {img: (rel[img].with_name(rel[img].name + suffix) if p in shared else p) for img, p in paths.items()}
     taken: set[Path] = set()
     for img, p in paths.items():
@@ -190,5 +192,6 @@ def save_atomically(img: Image.Image, path: Path, **options) -> None:
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise

@@ -88,7 +88,7 @@ def run_crawl(spider_name: str, params: dict[str, Any], *, settings_overrides: d
     params = checked_params(spider_name, params)
     collection = collection if collection is not None else params.pop("collection", None)
     if collection is not None and collection_name_problem(collection):  # before any run starts
-        raise ValueError(f"--collection {collection!r}: {collection_name_problem(collection)}")
+        raise CrawlError(f"--collection {collection!r}: {collection_name_problem(collection)}")
     overrides = dict(settings_overrides or {})
     engine = open_catalog()
     app = get_settings()
@@ -203,7 +203,7 @@ def stop_child(proc: subprocess.Popen, grace: float = GRACE_S,
             proc.send_signal(signal.SIGINT)
         except ProcessLookupError:
             pass
-    killer = threading.Timer(grace, proc.kill)
+    killer = threading.Timer(grace, _kill_group, (proc,))
     killer.daemon = True
     killer.start()
     try:
@@ -215,10 +215,20 @@ def stop_child(proc: subprocess.Popen, grace: float = GRACE_S,
                     pass
         proc.wait()
     except BaseException:
-        proc.kill()
+        _kill_group(proc)
         raise
     finally:
         killer.cancel()
         if proc.poll() is None:
-            proc.kill()
+            _kill_group(proc)
         proc.wait()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the crawl and every process of its session (it leads one: ``start_new_session``):
+    its image workers hold its output open, so killing it alone would leave the read waiting."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        if proc.poll() is None:
+            proc.kill()

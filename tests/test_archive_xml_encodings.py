@@ -43,3 +43,10 @@ def test_entities_are_refused_in_any_encoding():
     bomb = '<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE r [<!ENTITY a "Кишинёв">]><r>&a;</r>'
     with pytest.raises(UnsafeXML):
         parse_xml(bomb.encode("cp1251"), "windows-1251")  # read again in the server's charset: still refused
+
+
+def test_utf8_with_a_stray_bad_byte_is_not_reread_as_latin1():
+    body = '<?xml version="1.0" encoding="UTF-8"?><r><t>Chișinău Кишинёв</t><u>x\udcff</u></r>'.encode(
+        "utf-8", "surrogateescape")  # one byte 0xFF among good UTF-8
+    with pytest.raises(BadXML):  # garbled into 'ChiÈ\x99inÄ\x83u …' records otherwise
+        parse_xml(body, charset_of("text/xml; charset=ISO-8859-1"))

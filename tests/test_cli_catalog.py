@@ -233,6 +233,20 @@ def test_output_into_a_pipe_closed_early_ends_quietly(filled, pg_url, tmp_path):
     assert shell("arhiva records --format csv | head -n 1", env).out.startswith("id,source,source_key")
 
 
+def test_export_to_dev_stdout_goes_through_pipes_and_appends(filled, pg_url, tmp_path):
+    """``--out /dev/stdout`` into a pipe (it resolved to /proc/…/pipe:[N] and failed as a folder
+    that cannot be written) and into ``>> file`` (a temporary file renamed over it lost what was there)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARHIVA_")} | {
+        "ARHIVA_DATABASE_URL": pg_url, "ARHIVA_HOME": str(tmp_path)}
+    r = shell("arhiva export --format jsonl --out /dev/stdout --collection moldova | wc -l", env)
+    assert r.code == 0 and r.out.strip() == "3", r
+    (tmp_path / "all.jsonl").write_text("kept\n")
+    r = shell(f"arhiva export --format jsonl --out /dev/stdout --collection moldova >> {tmp_path / 'all.jsonl'}", env)
+    assert r.code == 0, r
+    assert (tmp_path / "all.jsonl").read_text().splitlines()[0] == "kept"
+    assert len((tmp_path / "all.jsonl").read_text().splitlines()) == 4
+
+
 def test_web_on_an_address_it_cannot_have_is_one_clear_line(filled, pg_url, tmp_path):
     """A port another program listens on, or a host that is not this machine: one ``error:`` line,
     status 2, before anything says the server is up."""

@@ -329,7 +329,7 @@ def test_a_bad_photo_is_recorded_as_failed_and_the_rest_go_on(trained):
     kept = {p: p.read_bytes() for p in (missing, broken, replaced)}
     missing.rename(missing.with_name(missing.name + ".away"))  # a blob gone from the store
     broken.chmod(0o644)
-    broken.write_bytes(kept[broken][:200])  # a blob that no longer decodes
+    broken.write_bytes(kept[broken][:200])  # a blob cut short on disk (its hash no longer matches)
     replaced.chmod(0o644)
     replaced.write_bytes(kept[broken])  # another photo, whole: it was colorized as this record's
     args = ["colorize", "--collection", "moldova", "--years", f"{YEARS[0]}-{YEARS[1]}", "--batch-size", "3",

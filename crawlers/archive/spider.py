@@ -483,14 +483,7 @@ class ArchiveSpider(ArhivaSpider):
             return
         if not self.oai_deleted:
             return
-        from sqlalchemy import or_, select
-
-        from catalog.db import session_scope
-        from catalog.models import Record
-
-        ids = sorted(self.oai_deleted)
-        with session_scope(self.store.engine) as s:
-            keys = set(s.execute(select(Record.source_key).where(
-                Record.source_id == self.store.source_id,
-                or_(Record.source_key.in_(ids), Record.extra["oai_identifier"].astext.in_(ids)))).scalars())
+        ids = sorted(self.oai_deleted)  # a deleted record, by its key or (its page's key) its OAI identifier
+        keys = set(self.store.known(ids)) | {k for found in self.store.keys_of_oai_identifiers(ids).values()
+                                             for k in found}
         self.store.withdraw(keys)

@@ -3,9 +3,11 @@
 The encoding: what the document says (its BOM or ``<?xml … encoding=…?>``, UTF-8 without either)
 is read first (a multi-byte encoding that expat cannot read itself, GB2312 or Shift_JIS, is
 decoded by Python); only a document that is not well-formed that way is read again in the charset its
-server named (``Content-Type: text/xml; charset=windows-1251``). So a server that names a wrong
-default charset for good UTF-8 (Apache's ``AddDefaultCharset ISO-8859-1``) changes nothing, and a
-feed written in a code page but declared (or taken by default) as UTF-8 is still read.
+server named (``Content-Type: text/xml; charset=windows-1251``), unless it is mostly good UTF-8
+with a few broken bytes (then re-reading it in a code page would garble every letter: it stays
+bad XML). So a server that names a wrong default charset for UTF-8 (Apache's ``AddDefaultCharset
+ISO-8859-1``) changes nothing, and a feed written in a code page but declared (or taken by
+default) as UTF-8 is still read.
 """
 from __future__ import annotations
 
@@ -53,6 +55,14 @@ def _fromstring(body: bytes) -> Element:
         raise UnsafeXML(f"XML refused: {type(exc).__name__} ({exc})") from None
 
 
+def _mostly_utf8(body: bytes) -> bool:
+    """More well-formed multi-byte UTF-8 characters than bytes that are not UTF-8: text written in
+    UTF-8 with a few broken bytes, not text in a code page (whose letters are rarely valid UTF-8)."""
+    text = body.decode("utf-8", "replace")
+    bad = text.count("\ufffd")
+    return sum(1 for c in text if c > "\x7f") - bad > bad
+
+
 def _in_utf8(body: bytes, charset: str) -> bytes | None:
     """The document decoded in ``charset`` and written as UTF-8 without its declaration, or None."""
     try:
@@ -73,6 +83,8 @@ def parse_xml(body: bytes, charset: str | None = None) -> Element:
         first = exc
     declared = _DECLARED.match(body[:512])
     problem = str(first)
+    if charset and _mostly_utf8(body) and (declared is None or _known(declared.group(1).decode()) == "utf-8"):
+        charset = None  # UTF-8 with a stray bad byte, served as latin-1 by default: re-reading it so garbles it all
     for name in dict.fromkeys(filter(None, (_known(declared.group(1).decode()) if declared else None, charset))):
         again = _in_utf8(body, name)
         if again is not None:

@@ -1,6 +1,7 @@
 """``arhiva export``: every matching record to a file, written atomically (or through a pipe)."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,22 +51,24 @@ def export(
 
 
 def _destination(out: Path) -> tuple[Path, bool]:
-    """Where ``--out`` writes: a link's target (the link stays a link), and whether that is a pipe,
-    a device or the like (written through as it is: no temporary file can replace it)."""
+    """Where ``--out`` writes, and whether it is written through rather than replaced: a pipe, a
+    device, or a descriptor of this process (``/dev/stdout`` or ``/dev/fd/N`` redirected to a
+    file or a pipe: the shell's ``>``, ``>>`` or ``|``). Anything else is a file replaced
+    atomically, a link's target where ``--out`` is a link (the link stays a link)."""
     import os
     import stat
 
-    target = Path(os.path.realpath(out))
     try:
-        mode = target.stat().st_mode
+        mode = os.stat(out).st_mode  # through links: what --out is
     except (FileNotFoundError, NotADirectoryError):  # made on the way (a file in the way is named then)
-        return target, False
+        return Path(os.path.realpath(out)), False
     except OSError as exc:
         fail(f"--out {out}: cannot write there ({exc.strerror or exc})")
     if stat.S_ISDIR(mode):
         fail(f"--out {out}: is a folder; name the file to write")
-    if not stat.S_ISREG(mode):
-        return target, True
+    if not stat.S_ISREG(mode) or str(out).startswith(("/dev/", "/proc/")):
+        return out, True
+    target = Path(os.path.realpath(out))
     if not os.access(target, os.W_OK):
         fail(f"--out {out}: is not writable")
     return target, False
@@ -86,9 +89,11 @@ def _temporary_beside(out: Path, target: Path) -> tuple[int, str]:
 
 
 def _write_through(out: Path, target: Path, write) -> int:
-    """``write(file)`` straight into a pipe or device (``/dev/stdout``, a FIFO a program reads)."""
+    """``write(file)`` straight into a pipe, a device or a descriptor (``/dev/stdout``, a FIFO a
+    program reads); appending, so a file behind ``/dev/stdout`` (``>> all.jsonl``) keeps what the
+    shell's redirection kept."""
     try:
-        with open(target, "w", encoding="utf-8", newline="") as f:
+        with open(target, "a", encoding="utf-8", newline="") as f:
             return write(f)
     except OSError as exc:
         fail(f"--out {out}: cannot write there ({exc.strerror or exc})", code=1)
@@ -109,7 +114,8 @@ def _write_atomically(out: Path, fd: int, tmp: str, write, target: Path) -> int:
         os.replace(tmp, target)
         return n
     except BaseException as exc:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):  # the folder gone with it: the real error is said below
+            os.unlink(tmp)
         if isinstance(exc, OSError) and exc.errno is not None:  # disk full, the folder gone
             fail(f"--out {out}: cannot write there ({exc.strerror}); nothing was written", code=1)
         raise

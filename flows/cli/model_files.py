@@ -107,13 +107,23 @@ def train_files(
 ) -> None:
     """Train a colorizer on folders of colour photos (two stages; the head decides the losses, see --head)."""
     _use_pixel_limit()
-    from colorization.config import config_problem
-    from colorization.data import split_paths
-    from colorization.imageio import list_images
-    from colorization.train import TrainConfig, train
+    from colorization.config import TrainConfig, config_problem  # no torch: a bad setting is said at once
 
+    cfg = TrainConfig(
+        crop_size=crop_size, batch_size=batch_size, stage1_epochs=stage1_epochs, stage2_epochs=stage2_epochs,
+        stage1_seconds=stage1_minutes * 60 if stage1_minutes else None,
+        stage2_seconds=stage2_minutes * 60 if stage2_minutes else None, samples_per_epoch=samples_per_epoch,
+        width=width, ndf=min(64, max(8, width)), head=head.value,
+        pretrained=pretrained, device=device, num_workers=workers, seed=seed,
+    )
+    if config_problem(cfg):
+        fail(config_problem(cfg))
     if out.exists() and not out.is_dir():
         fail(f"--out {out}: is a file; name a folder for the run")
+    from colorization.data import split_paths
+    from colorization.imageio import list_images
+    from colorization.train import train
+
     try:
         images = list_images(*dirs)
         val_given = list_images(val_dir) if val_dir is not None else None
@@ -129,15 +139,6 @@ def train_files(
         train_imgs, val_imgs = split_paths(images, val_fraction, seed)
     if not train_imgs:
         fail("no training photos found")
-    cfg = TrainConfig(
-        crop_size=crop_size, batch_size=batch_size, stage1_epochs=stage1_epochs, stage2_epochs=stage2_epochs,
-        stage1_seconds=stage1_minutes * 60 if stage1_minutes else None,
-        stage2_seconds=stage2_minutes * 60 if stage2_minutes else None, samples_per_epoch=samples_per_epoch,
-        width=width, ndf=min(64, max(8, width)), head=head.value,
-        pretrained=pretrained, device=device, num_workers=workers, seed=seed,
-    )
-    if config_problem(cfg):
-        fail(config_problem(cfg))
     console.print(escape(f"{len(train_imgs)} training photos, {len(val_imgs)} validation photos -> {out}"))
     from colorization.networks import PretrainedWeightsUnavailable
 

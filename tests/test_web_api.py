@@ -268,7 +268,7 @@ def test_writing_needs_the_configured_token(cat, clean_db):
         assert c.delete(f"{url}/{ids[1]}").status_code == 401
         for name in ("%20", "%09", "%C2%A0", "%E2%80%8B", "gara%20", "gara%E2%80%8B"):  # spaces, a zero-width space: was a 500
             r = c.post(f"/api/collections/{name}/records", json={"record_ids": ids}, headers=auth)
-            assert r.status_code == 422 and "collection name" in r.json()["detail"], (name, r.text)
+            assert r.status_code == 422 and "collection name" in r.json()["detail"][0]["msg"], (name, r.text)
         r = c.delete(f"/api/collections/nope/records/{ids[1]}", headers=auth)
         assert r.status_code == 404 and r.json()["detail"] == "no collection 'nope'"
     with session_scope(clean_db) as s:

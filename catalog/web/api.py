@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import delete, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
@@ -231,8 +232,9 @@ def add_members(request: Request, name: CollectionName, body: schemas.MembersIn)
     """Add records to a collection (created if new). Needs `Authorization: Bearer <ARHIVA_WEB_TOKEN>`."""
     reject_nul(name=name)
     problem = collection_name_problem(name)
-    if problem:
-        raise HTTPException(422, f"collection {name!r}: {problem}")
+    if problem:  # shaped as FastAPI's own 422, as the schema says
+        raise RequestValidationError([{"loc": ("path", "name"), "msg": f"collection {name!r}: {problem}",
+                                       "type": "value_error"}])
     ids = sorted(set(body.record_ids))
     with session_scope(request.app.state.engine) as session:
         found = set(session.execute(select(Record.id).where(Record.id.in_(ids))).scalars())

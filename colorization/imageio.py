@@ -20,6 +20,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "list_images",
     "output_paths",
+    "photo_errors",
     "save_atomically",
 ]
 
@@ -195,3 +196,9 @@ def save_atomically(img: Image.Image, path: Path, **options) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def photo_errors() -> tuple[type[BaseException], ...]:
+    """What one photo that cannot be read raises: undecodable or truncated (OSError), over the
+    pixel limit, a crop box that does not fit it (ValueError). Anything else is not the photo's."""
+    return OSError, ValueError, SyntaxError, Image.DecompressionBombError

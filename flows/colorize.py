@@ -77,11 +77,11 @@ def _small(image, side: int = 384):
 
 
 def _photo_errors() -> tuple[type[BaseException], ...]:
-    """What one unreadable photo raises (a missing blob, an undecodable or oversized file, a
-    crop box that does not fit); anything else (the model, the device, the database) stops the run."""
-    from PIL import Image
+    """What one unreadable photo raises (colorization.imageio.photo_errors, and a blob missing from
+    the store); anything else (the model, the device, the database) stops the run."""
+    from colorization.imageio import photo_errors
 
-    return OSError, ValueError, LookupError, SyntaxError, Image.DecompressionBombError
+    return (*photo_errors(), LookupError)
 
 
 def _out_of_memory(exc: BaseException) -> bool:

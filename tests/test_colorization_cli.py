@@ -185,3 +185,13 @@ def test_train_and_evaluate_leave_out_a_photo_that_cannot_be_read(app, untrained
     assert r.exit_code == 1 and "PSNR" in r.output and "2 photo(s) could not be read" in r.output
     rep = json.loads((tmp_path / "e.json").read_text())
     assert rep["n"] == 5 and rep["skipped"] == 2
+
+
+def test_evaluate_on_photos_without_colour_says_why_the_numbers_are_nan(app, untrained, tmp_path):
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((24, 32), 40 * (i + 1), np.uint8)).save(grey / f"g{i}.png")
+    r = CliRunner().invoke(app, ["evaluate", "--model", str(untrained), "--images", str(grey), "--render-size", "32",
+                                 "--device", "cpu"])
+    assert r.exit_code == 0 and "these photos have (almost) no colour" in r.output, r.output

@@ -174,9 +174,9 @@ def train_files(
 def _readable(paths: list[Path]) -> tuple[list[Path], int]:
     """The photos that decode (each read whole once, with a progress bar), and how many did not:
     those are named and left out, so one broken file does not stop a training or an evaluation."""
-    from colorization.imageio import load_image
+    from colorization.imageio import load_image, photo_errors
 
-    ok, errors = [], _photo_errors()
+    ok, errors = [], photo_errors()
     with _progress() as prog:
         task = prog.add_task("reading", total=len(paths), info="")
         for p in paths:
@@ -208,7 +208,7 @@ def colorize_files(
     named and skipped (exit 1 at the end), the others go on."""
     _use_pixel_limit()
     from colorization.checkpoint import CheckpointError
-    from colorization.imageio import list_images, output_paths, save_atomically
+    from colorization.imageio import list_images, output_paths, photo_errors, save_atomically
     from colorization.infer import Colorizer
 
     box = _parse_box(crop_box)
@@ -221,7 +221,7 @@ def colorize_files(
         col = Colorizer(model, device=device, render_size=render_size, batch_size=batch_size, vivid=vivid)
     except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
         fail(str(exc))
-    unreadable = _photo_errors()
+    unreadable = photo_errors()
     failed: list[str] = []
     with _progress() as prog:
         task = prog.add_task("colorizing", total=len(images), info="")
@@ -246,14 +246,6 @@ def colorize_files(
                          + (f"; {len(failed)} could not be read (named above)" if failed else "")))
     if failed:
         raise typer.Exit(1)
-
-
-def _photo_errors() -> tuple[type[BaseException], ...]:
-    """What one photo that cannot be read raises (undecodable, truncated, over the pixel limit, a
-    crop box that does not fit it)."""
-    from PIL import Image
-
-    return OSError, ValueError, SyntaxError, Image.DecompressionBombError
 
 
 @app.command("evaluate")

@@ -10,16 +10,20 @@ it goes out, and give the slot back when its response (or error) comes.
 On by default for catalogue crawls (``ARHIVA_SHARED_POLITENESS = True``); a database
 error switches it off for the rest of the crawl with a warning (Scrapy's own per-process
 politeness still holds). Requests with ``meta["dont_share_politeness"]`` skip it.
+
+A stopping crawl (``stop_waiting``: the first Ctrl-C or SIGTERM, see crawlers.run) drops the
+requests still waiting here for their turn or their start time: at the default delay a host's
+queue of 16 kept the crawl busy for 16 s, past the grace period after which it is killed, before
+it could store the records it held.
 """
 from __future__ import annotations
 
 import logging
 
-from scrapy.exceptions import NotConfigured
-from scrapy.utils.asyncio import sleep
+from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
-from twisted.internet.defer import DeferredSemaphore
+from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
@@ -39,6 +43,8 @@ class SharedPolitenessMiddleware:
                                   "arhiva-politeness")
         self.threads.start()
         self.enabled = True
+        self.stopping = False
+        self.sleeping: set[Deferred] = set()  # the start times waited for, fired early when stopping
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -76,6 +82,9 @@ class SharedPolitenessMiddleware:
             return None
         turn = self.local.setdefault(host, DeferredSemaphore(self.concurrency))
         await maybe_deferred_to_future(turn.acquire())
+        if self.stopping:
+            turn.release()
+            self._drop(request)
         try:
             got = await self._call(self.gate.enter, host, self._delay(request), self.concurrency)
         except Exception as exc:  # noqa: BLE001 - politeness must not stop a crawl: fall back to Scrapy's own
@@ -89,8 +98,37 @@ class SharedPolitenessMiddleware:
         self.crawler.stats.inc_value("politeness/shared_slots")
         if wait > 0:
             self.crawler.stats.inc_value("politeness/waited_seconds", round(wait, 3))
-            await sleep(wait)
+            await self._sleep(wait)
+        if self.stopping:
+            await self._release(request)
+            self._drop(request)
         return None
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less should the crawl start stopping meanwhile."""
+        from twisted.internet import reactor
+
+        waiting = Deferred()
+        call = reactor.callLater(seconds, waiting.callback, None)
+        self.sleeping.add(waiting)
+        try:
+            await maybe_deferred_to_future(waiting)
+        finally:
+            self.sleeping.discard(waiting)
+            if call.active():
+                call.cancel()
+
+    def stop_waiting(self) -> None:
+        """The crawl is stopping: the requests waiting here are dropped, and those to come."""
+        self.stopping = True
+        for waiting in list(self.sleeping):
+            if not waiting.called:
+                waiting.callback(None)
+
+    @staticmethod
+    def _drop(request) -> None:
+        request.meta["arhiva_stopping"] = True  # not the source's fault (crawlers.base.request_failed)
+        raise IgnoreRequest("the crawl is stopping")
 
     async def process_response(self, request, response):
         await self._release(request)

@@ -39,7 +39,8 @@ def _process_class():
 
     class Process(CrawlerProcess):
         """Scrapy's process, whose first Ctrl-C / SIGTERM also drops the downloads still waiting
-        for their politeness delay (else a stopping crawl stays busy for DOWNLOAD_DELAY × queue)."""
+        for their politeness delay, Scrapy's or the shared one (else a stopping crawl stays busy
+        for DOWNLOAD_DELAY × queue)."""
 
         def _signal_shutdown(self, signum, frame):
             from twisted.internet import reactor
@@ -50,6 +51,9 @@ def _process_class():
         def _drop_waiting(self) -> None:
             for crawler in self.crawlers:
                 downloader = getattr(getattr(crawler, "engine", None), "downloader", None)
+                for mw in getattr(getattr(downloader, "middleware", None), "middlewares", ()):
+                    if hasattr(mw, "stop_waiting"):  # crawlers.politeness: the host's turns and start times
+                        mw.stop_waiting()
                 for slot in getattr(downloader, "slots", {}).values():
                     while slot.queue:
                         request, waiting = slot.queue.popleft()

@@ -284,3 +284,25 @@ def test_a_start_url_that_answers_with_nothing_readable_is_not_a_success(arhiva_
         assert summary["errors"]["by_kind"] == {"unsupported_content": 1}, (path, summary)
     assert "no item, listing, manifest or feed" in errors(summary := crawl(
         server, [f"https://{BASA}/oai/down"], source="down-3"))[0]["message"], summary
+
+
+def test_an_item_page_caught_in_a_redirect_loop_is_a_page_lost_not_a_success(arhiva_env, clean_db, server):
+    """Scrapy's duplicate filter drops the request that comes back round a loop without a word:
+    the page counts as failed, and the run is partial. A redirect to a page the crawl already read
+    is not a loss."""
+    page = '<html><head><meta property="og:title" content="{t}"><meta property="og:image" content="{i}"></head></html>'
+    items = ["/loop/item/1", "/loop/redirloop", "/loop/old/2", "/loop/item/2"]
+    links = "".join(f'<li><a href="{p}">x</a></li>' for p in items)
+    server.add(BASA, "/loop/list", f'<html><body><ul class="item-list">{links}</ul></body></html>', "text/html")
+    for n in (1, 2):
+        server.add(BASA, f"/loop/item/{n}", page.format(t=f"Vedere {n}", i=f"https://{BASA}/files/loop-{n}.jpg"),
+                   "text/html")
+    server.add(BASA, "/loop/redirloop", b"", "text/html", status=302, headers={"Location": f"https://{BASA}/loop/hop"})
+    server.add(BASA, "/loop/hop", b"", "text/html", status=302, headers={"Location": f"https://{BASA}/loop/redirloop"})
+    server.add(BASA, "/loop/old/2", b"", "text/html", status=301, headers={"Location": f"https://{BASA}/loop/item/2"})
+    summary = crawl(server, [f"https://{BASA}/loop/list"], source="loops")
+    assert summary["status"] == "partial", summary
+    assert summary["errors"]["by_kind"] == {"item_failed": 1}, summary
+    (err,) = errors(summary)
+    assert "redirect loop" in err["message"] and err["url"] == f"https://{BASA}/loop/redirloop", err
+    assert sorted(r.title for r in records(clean_db).values()) == ["Vedere 1", "Vedere 2"]

@@ -170,3 +170,39 @@ def test_crawl_runs_show_their_counts_and_the_source_its_urls(user_env, tmp_path
         assert "pastvu" in run(["runs"], user_env).out
         sources = json.loads(run(["sources", "--json"], user_env).out)
         assert [(s["slug"], s["base_url"]) for s in sources] == [("pastvu", server.base_url)]
+
+
+def test_sigterm_at_the_default_politeness_stores_what_the_crawl_held(user_env, clean_db, tmp_path):
+    """A user's crawl of an archive site at the default delay (1 s a request per host): the requests
+    already queued for the host, each waiting its turn, do not keep a stopping crawl busy past the
+    grace period (which would kill it before it stored the records it held for merging)."""
+    from tests.archive_server import UPLOAD, WILD, ArchiveServer
+
+    n = 40
+    with ArchiveServer() as srv:
+        links = "".join(f'<li><a href="/slow/item/{i}">Item {i}</a></li>' for i in range(n))
+        srv.add(WILD, "/slow/list.html", f'<html><body><ul class="item-list">{links}</ul></body></html>', "text/html")
+        for i in range(n):
+            srv.add(WILD, f"/slow/item/{i}", f'<html><head><meta property="og:title" content="Vedere {i}">'
+                    f'<meta property="og:image" content="https://{UPLOAD}/slow/{i}.jpg"></head><body></body></html>',
+                    "text/html")
+        items = lambda: [r for r in srv.requests if r["path"].startswith("/slow/item/")]  # noqa: E731
+        settings = ["--setting", "ARHIVA_HOST_MAP=" + json.dumps(srv.host_map()), "--setting", "ROBOTSTXT_OBEY=false"]
+        bg = Background(["crawl", "archive", f"https://{WILD}/slow/list.html", "--collection", "slow", *settings],
+                        user_env, tmp_path)
+        bg.wait_for(lambda: len(items()) >= 4, timeout=120)
+        t0 = bg.signal(signal.SIGTERM)
+        served = len(items())
+        result = bg.finish(timeout=60)
+        took = time.monotonic() - t0
+        asked_after = len(items()) - served
+    assert result.code == 143, result
+    assert took < 6, f"stopped after {took:.1f} s (the crawl is killed at 6 s)"
+    assert asked_after <= 1, f"{asked_after} item pages asked for after the signal"
+    (last,) = runs(user_env)
+    assert last["status"] == "cancelled", last
+    with Session(clean_db) as s:
+        stored = s.execute(select(func.count(Record.id))).scalar_one()
+        stats = s.execute(select(CrawlRun.stats).where(CrawlRun.id == last["id"])).scalar_one()
+    assert stored >= served - 1, f"{stored} records stored of {served} item pages read"
+    assert stats["summary"]["records"]["new"] == stored, stats

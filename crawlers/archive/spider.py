@@ -114,6 +114,7 @@ class ArchiveSpider(ArhivaSpider):
     def from_crawler(cls, crawler, *args, **kwargs):
         spider = super().from_crawler(crawler, *args, **kwargs)
         crawler.signals.connect(spider._idle, signal=signals.spider_idle)
+        crawler.signals.connect(spider._dropped, signal=signals.request_dropped)
         return spider
 
     def __init__(self, *args, **kwargs):
@@ -184,6 +185,19 @@ class ArchiveSpider(ArhivaSpider):
         self._lost()  # a page, feed or manifest the source did not give: the harvest is incomplete
         self.request_failed(failure)
         return self._maybe_flush()
+
+    def _dropped(self, request, spider=None) -> None:
+        """A redirected request the scheduler refused as one already asked for: a redirect to a page
+        this crawl has (nothing lost), or a loop back to a URL of its own chain, which is a page the
+        source did not give (dropped silently, it left a crawl 'succeeded' with the page unread)."""
+        chain = request.meta.get("redirect_urls")
+        if not chain or request.meta.get("arhiva_internal"):
+            return
+        self._done(request)
+        if canonical_url(request.url) in {canonical_url(u) for u in chain}:
+            self._lost()
+            kind = request.meta.get("arhiva_kind") or "page"
+            self.runlog.error(f"{kind}_failed", f"redirect loop: {' -> '.join([*chain, request.url])}", url=chain[0])
 
     def _done(self, request) -> None:
         ident = request.meta.get("arhiva_completes")

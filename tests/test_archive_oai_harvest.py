@@ -33,6 +33,14 @@ def test_a_restart_that_gets_the_same_token_back_completes_the_list(arhiva_env, 
     assert summary["status"] == "succeeded", summary
     assert set(stored(clean_db)) == KEYS  # page 2 was harvested after the restart
     assert token_requests(server) == ["verb=ListRecords&resumptionToken=page2"] * 2
+    # page 1, read twice, is one view of each of its records, not two: the next harvest, which
+    # reads it once, finds them unchanged (it stored a revision reverting a false one)
+    for r in stored(clean_db).values():
+        urls = [v["url"] for v in r.extra["views"]]
+        assert len(urls) == len(set(urls)) and len(r.extra["oai"]) == 1, r.extra
+    again = crawl(server, [LIST])
+    assert again["records"]["unchanged"] == 3 and again["records"]["changed"] == 0, again
+    assert all(r.revisions == 1 for r in stored(clean_db).values())
 
 
 def test_a_list_cut_short_is_a_partial_harvest(arhiva_env, clean_db, server):

@@ -194,6 +194,10 @@ class Grouper:
         return x
 
     def add(self, view: Found) -> None:
+        """Group ``view`` with the views it shares an identity with. The same document read twice
+        (an OAI list that repeats a record at a page boundary, or read again from its start after
+        a refused token) is one view, the later read: merged twice, it listed its view twice and
+        stored a revision that the next harvest reverted."""
         ids = view.identities() or [view.fetched_url]
         root = self._find(ids[0])
         for other in ids[1:]:
@@ -201,7 +205,12 @@ class Grouper:
             if r != root:
                 self._parent[r] = root
                 self._views.setdefault(root, []).extend(self._views.pop(r, []))
-        self._views.setdefault(root, []).append(view)
+        views = self._views.setdefault(root, [])
+        same = next((i for i, v in enumerate(views) if (v.kind, v.ref) == (view.kind, view.ref)), None)
+        if same is None:
+            views.append(view)
+        else:
+            views[same] = view
 
     def knows(self, identity: str) -> bool:
         return identity in self._parent

@@ -171,6 +171,11 @@ def test_an_export_writes_through_links_and_pipes_and_refuses_an_empty_filter(fi
 
     r = runner.invoke(app, ["export", "--format", "csv", "--out", str(tmp_path / "all.csv"), "--collection", " "])
     assert r.exit_code == 2 and "--collection is empty" in r.stderr and not (tmp_path / "all.csv").exists()
+    for args in (["--text", ""], ["--text", "   "], ["--years", ""], ["--bbox", " "]):  # "$UNSET_VARIABLE"
+        r = runner.invoke(app, ["export", "--format", "csv", "--out", str(tmp_path / "all.csv"), *args])
+        assert r.exit_code == 2 and f"{args[0]} is empty" in r.stderr and not (tmp_path / "all.csv").exists(), args
+    r = runner.invoke(app, ["search", ""])
+    assert r.exit_code == 2 and "WORDS is empty" in r.stderr, r.output
     if os.geteuid() != 0:  # root may write anywhere
         target.chmod(0o444)
         r = runner.invoke(app, ["export", "--format", "csv", "--out", str(target)])

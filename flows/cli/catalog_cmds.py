@@ -57,6 +57,9 @@ def _value(choice):
 def _query(collection, source, years, include_undated, bbox, text, colorized, status, ids, limit, page):
     from catalog.queries import QueryError, RecordQuery, parse_bbox, parse_years
 
+    for option, given in (("--text", text), ("--years", years), ("--bbox", bbox)):
+        if given is not None and not given.strip():  # `arhiva search "$WORDS"` with WORDS unset: not everything
+            fail(f"{option} is empty; leave it out to list every record")
     try:
         year_from, year_to = parse_years(years) if years else (None, None)
         box = parse_bbox(bbox) if bbox else None
@@ -305,6 +308,8 @@ def search(words: str = typer.Argument(..., help='Words to find; "a phrase", a O
            fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
            exact_count: bool = typer.Option(False, "--exact-count", help="Count every match exactly.")) -> None:
     """Full-text search (shortcut for `records --text`)."""
+    if not words.strip():
+        fail("WORDS is empty: give at least one word to search for")
     records(text=words, collection=collection, source=None, years=years, include_undated=False,
             bbox=None, colorized=None, status="active", ids=None, limit=limit, page=1, fmt=fmt,
             provenance=False, after=None, exact_count=exact_count)

@@ -62,8 +62,9 @@ def summarize(stats: dict[str, Any], examples: list[dict[str, Any]] | None = Non
         "records": records,
         "images": {name: _get(stats, f"images/{name}") for name in ("downloaded", "stored", "failed")},
         "errors": {"count": _get(stats, "errors"), "by_kind": errors_by_kind, "examples": examples or []},
-        "requests": {"total": int(stats.get("downloader/request_count", 0) or 0),
-                     "responses": int(stats.get("downloader/response_count", 0) or 0),
+        # less arhiva's own no-op requests (the archive spider's flushes), which never leave the process
+        "requests": {"total": int(stats.get("downloader/request_count", 0) or 0) - _get(stats, "internal_requests"),
+                     "responses": int(stats.get("downloader/response_count", 0) or 0) - _get(stats, "internal_requests"),
                      "retries": int(stats.get("retry/count", 0) or 0), "by_kind": requests_by_kind},
         # links a crawl's own limits left unfollowed (--max-pages reached, beyond --depth)
         "limits": {"max_pages_reached": _get(stats, "limits/max_pages") > 0,

@@ -167,14 +167,17 @@ class UrlGate:
                 f"lists {scheme}://{host}:{port}")
 
 
-def safe_url(url: str | None, gate: UrlGate | None = None) -> str | None:
+def safe_url(url: str | None, gate: UrlGate | None = None, refused: list[tuple[str, str]] | None = None) -> str | None:
     """``url`` when the static rules keep it (http/https, no credentials, no literal non-public
-    address unless allowed), else None: for URLs stored in records, not fetched."""
+    address unless allowed), else None (and the URL with the reason appended to ``refused``):
+    for URLs stored in records, not fetched."""
     if not url:
         return None
     try:
         (gate or UrlGate()).check(url, origins=False)
-    except UnsafeURL:
+    except UnsafeURL as exc:
+        if refused is not None:
+            refused.append((url, str(exc)))
         return None
     return url
 

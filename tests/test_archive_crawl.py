@@ -306,3 +306,7 @@ def test_an_item_page_caught_in_a_redirect_loop_is_a_page_lost_not_a_success(arh
     (err,) = errors(summary)
     assert "redirect loop" in err["message"] and err["url"] == f"https://{BASA}/loop/redirloop", err
     assert sorted(r.title for r in records(clean_db).values()) == ["Vedere 1", "Vedere 2"]
+    # the requests the source answered, not arhiva's own no-op ones (the merge buffer's flush);
+    # twice each here: the tests' host map sends each on to the local server as a request of its own
+    assert summary["requests"]["total"] == summary["requests"]["responses"] == 2 * len(server.requests), \
+        (summary["requests"], server.requests)

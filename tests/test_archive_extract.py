@@ -105,6 +105,29 @@ def test_iiif_v3_manifest():
     assert v.image_url == f"{BASA}/iiif/image/3/cp-0457-r/full/max/0/default.jpg"
 
 
+def test_a_manifest_without_a_label_takes_its_metadata_title():
+    base = doc("iiif/v3_manifest_cp-0457.json")
+    meta = [{"label": {"en": ["Title"]}, "value": {"en": ["Bender fortress"], "ro": ["Cetatea Tighina"]}}]
+    for label in ({}, None, {"none": [""]}):
+        m = {**base, "metadata": meta, "label": label}
+        if label is None:
+            del m["label"]
+        v = iiif.parse_manifest(m, f"{BASA}/iiif/3/cp-0457/manifest")
+        assert (v.title, v.alt_titles) == ("Cetatea Tighina", ["Bender fortress"]), label
+
+
+def test_plain_text_between_angle_brackets_is_text_and_tags_are_not():
+    from crawlers.archive.text import clean
+
+    for plain in ("a < b and c > d", "Height<5cm, width>3cm", "Portret <necunoscut>", "Tom & Jerry <3 fans >_"):
+        assert clean(plain) == plain
+    assert clean('<p>Vedere <b>generală</b><br/>1930 <a href="/x">Gara</a><!-- nota --></p>') == \
+        "Vedere generală 1930 Gara"
+    assert clean("<P CLASS=x>Mare</P> &lt;Lenin&gt;") == "Mare <Lenin>"
+    m = {**doc("iiif/v3_manifest_cp-0457.json"), "summary": {"ro": ["Înălțime<5 cm, lățime>3 cm"]}}
+    assert iiif.parse_manifest(m, f"{BASA}/iiif/3/cp-0457/manifest").description == "Înălțime<5 cm, lățime>3 cm"
+
+
 def test_iiif_collections():
     top = iiif.parse_collection(doc("iiif/v3_collection_cartipost.json"))
     assert top.collections == [f"{BASA}/iiif/3/collection/cartipost-chisinau"]

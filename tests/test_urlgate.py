@@ -152,6 +152,10 @@ def test_a_hostile_manifest_reads_no_local_file_and_reaches_no_local_server(arhi
     assert ("private_address", images[4]) in logged
     assert ("offsite", images[3]) in logged and ("offsite", images[5]) in logged
     assert ("offsite", local) in logged  # the redirect target
+    # the URLs left out of the records are said too, each with its record and the reason
+    left_out = {e["url"]: e for e in errors(summary) if e["kind"] == "url_refused"}
+    assert "loopback, private" in left_out[images[3]]["message"], errors(summary)
+    assert left_out[images[3]]["key"] == f"https://{BASA}/hostile/3/manifest", left_out
 
 
 def test_a_crawl_of_a_loopback_server_needs_the_explicit_allowance(arhiva_env, clean_db):

@@ -85,15 +85,18 @@ class Merged:
     more_images: list[str]
     fetched_urls: list[str]
     oai_identifiers: list[str]
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (URL, why) left out by the URL gate
 
 
 def merge(views: list[Found], gate: UrlGate | None = None) -> Merged:
     """Join the views of one photograph (see the module docstring). Harvested URLs that the
-    URL gate refuses (not http/https, credentials, a literal private address) are left out."""
+    URL gate refuses (not http/https, credentials, a literal private address) are left out, and
+    listed in ``refused`` with the reason."""
+    refused: list[tuple[str, str]] = []
     for v in views:
-        v.image_url = safe_url(v.image_url, gate)
-        v.more_images = [u for u in v.more_images if safe_url(u, gate)]
-        v.source_url = safe_url(v.source_url, gate)
+        v.image_url = safe_url(v.image_url, gate, refused)
+        v.more_images = [u for u in v.more_images if safe_url(u, gate, refused)]
+        v.source_url = safe_url(v.source_url, gate, refused)
     ordered = sorted(views, key=lambda v: (-RANK.get(v.kind, 0), v.kind, v.fetched_url))
 
     def first(name: str) -> Any:
@@ -176,7 +179,7 @@ def merge(views: list[Found], gate: UrlGate | None = None) -> Merged:
         raw={f"{v.kind}:{v.ref}": v.raw for v in ordered},
     )
     return Merged(key=key, record=record, image_url=image_url, more_images=more,
-                  fetched_urls=[v.fetched_url for v in ordered], oai_identifiers=oai_ids)
+                  fetched_urls=[v.fetched_url for v in ordered], oai_identifiers=oai_ids, refused=refused)
 
 
 class Grouper:

@@ -188,6 +188,8 @@ def parse_manifest(doc: dict, fetched_url: str) -> Found:
             view.licences_raw.extend(t for _, t in values)
         elif kind == "title":
             meta_titles.extend(values)
+    if view.title is None and meta_titles:  # no label (or an empty one): the metadata's title is the title
+        view.title = pick_lang(meta_titles)[0]
     for _, t in meta_titles:
         if t != view.title and t not in view.alt_titles:
             view.alt_titles.append(t)

@@ -413,6 +413,7 @@ class ArchiveSpider(ArhivaSpider):
 
     def _idle(self):
         if len(self.grouper):
+            self.runlog.count("internal_requests")  # not one the source answered (crawlers.runlog.summarize)
             self.crawler.engine.crawl(Request(f"{INTERNAL_SCHEME}://flush", callback=self._flush_cb, dont_filter=True,
                                               meta={"arhiva_kind": "flush", "arhiva_internal": True,
                                                     "dont_obey_robotstxt": True}))
@@ -451,7 +452,10 @@ class ArchiveSpider(ArhivaSpider):
                 keep.append(views)
                 continue
             self.flushed |= ids
-            merged.append(merge(views, gate_for(self.crawler)))
+            m = merge(views, gate_for(self.crawler))
+            for url, why in m.refused:  # left out of the record: said, with the item and the reason
+                self.runlog.error("url_refused", why, url=url, key=m.key)
+            merged.append(m)
         for views in keep:
             for v in views:
                 self.grouper.add(v)

@@ -13,7 +13,13 @@ UNTAGGED = ("", "none", "und", "zxx")
 
 IMAGE_EXT = re.compile(r"\.(jpe?g|png|tiff?|webp|gif|jp2|bmp)$", re.I)
 NON_IMAGE_EXT = re.compile(r"\.(pdf|djvu|mp3|mp4|zip|docx?|xml|json|html?)$", re.I)
-_TAG = re.compile(r"<[^>]+>")
+# HTML's elements that descriptions carry (IIIF's a, b, br, i, img, p, small, span, sub, sup and the
+# like): only these are tags. Anything else between < and > is text: "a < b and c > d",
+# "Height<5cm, width>3cm" and "Portret <necunoscut>" lost their words to a pattern of any <…>.
+_TAG_NAMES = ("a|abbr|b|big|blockquote|body|br|caption|center|cite|code|dd|del|div|dl|dt|em|figcaption|figure"
+              "|font|h[1-6]|head|hr|html|i|img|ins|li|link|mark|meta|nobr|ol|p|pre|q|s|script|small|span|strike"
+              "|strong|style|sub|sup|table|tbody|td|tfoot|th|thead|title|tr|tt|u|ul|wbr")
+_TAG = re.compile(rf"<!--.*?-->|<!\[CDATA\[|\]\]>|</?(?:{_TAG_NAMES})(?:\s[^<>]*)?/?>", re.I | re.S)
 
 
 def clean(text: object) -> str | None:

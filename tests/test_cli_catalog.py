@@ -120,6 +120,10 @@ def test_exports_csv_jsonl_and_dublin_core(filled, tmp_path):
     dates = [e.text for e in tree.getroot().iterfind("oai_dc:dc/dc:date", ns)]
     assert "1930-е" in dates and "1944" in dates
     assert not list(tmp_path.glob(".export*"))  # no temp files left
+    # the records' filters, --id among them
+    one = json.loads(lines[0])["id"]
+    r = runner.invoke(app, ["export", "--format", "jsonl", "--out", str(tmp_path / "one.jsonl"), "--id", str(one)])
+    assert r.exit_code == 0 and [json.loads(x)["id"] for x in (tmp_path / "one.jsonl").read_text().splitlines()] == [one]
 
 
 def test_an_export_that_cannot_be_written_says_where_and_keeps_the_last_one(filled, tmp_path, monkeypatch):

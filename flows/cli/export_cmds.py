@@ -26,13 +26,14 @@ def export(
     include_undated: bool = typer.Option(False, "--include-undated"),
     bbox: Optional[str] = typer.Option(None, "--bbox"),
     colorized: Optional[Colorized] = typer.Option(None, "--colorized", help="yes: has a colorization; no: lacks one."),
+    ids: Optional[list[int]] = typer.Option(None, "--id", help="Record id (repeatable).", min=1, max=2**63 - 1),
 ) -> None:
     """Export every matching record (streamed; written atomically)."""
     from catalog.db import open_catalog, session_scope
     from catalog.exports import WRITERS
     from catalog.queries import iter_records
 
-    q = _query(collection, source, years, include_undated, bbox, text, colorized, "active", None, 50, 1)
+    q = _query(collection, source, years, include_undated, bbox, text, colorized, "active", ids, 50, 1)
     writer = WRITERS[fmt.value]
     with session_scope(open_catalog()) as s:
         matching = _matching(s, q)

@@ -287,7 +287,9 @@ def _member_tally(session: Session, filtered: Select, collection_id: int, percen
     collection's range of the primary key), the collection's members picked (a ``share`` of
     them, hashed) and which of those match the search: ``rows`` picked, ``total`` matching, and
     with ``with_facets`` the matches grouped."""
-    cms = CollectionMember.__table__ if whole else _members_sample(percent)
+    # an alias of the whole table: the search's own membership condition (an EXISTS on the same
+    # table) would otherwise correlate to it and lose its FROM
+    cms = CollectionMember.__table__.alias("members_all") if whole else _members_sample(percent)
     picked = _picked(cms, collection_id, share)
     where = filtered.whereclause if filtered.whereclause is not None else true()
     ways = _ways(True, False)
@@ -321,7 +323,7 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
                      exact_max: int = COUNT_EXACT_MAX, sample_rows: int = SAMPLE_ROWS,
                      density: float | None = None, known: int | None = None, beyond: int | None = None,
                      known_tally: _Tally | None = None, members_of: int | None = None, sampled_filter: Select | None = None,
-                     past_bound: int | None = None) -> tuple[Count, Facets | None]:
+                     past_bound: int | None = None, known_ids: list[int] | None = None) -> tuple[Count, Facets | None]:
     """How many match (exact up to ``exact_max``, or always with mode 'exact'; an estimate beyond)
     and, with ``with_facets``, the facets (exact when the count is, else from the sample).
 
@@ -337,7 +339,8 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     conditions that only help its index (catalog.queries), tested row by row on samples.
     ``past_bound``: the exact count of a search that counting on the way found past
     ``exact_max`` (catalog.seek): exact, with the facets of every one of those matches
-    (``known_tally``), or, without it, scaled to the count from the sample."""
+    (``known_tally``), or, without it, scaled to the count from the sample. ``known_ids``: the
+    ids of every match, when the windows walked the whole table (or collection) to count them."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
         return count, (_facets(session, tally, exact, scale) if with_facets else None)
@@ -359,11 +362,18 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
         return Count(known, True), None
     if known_tally is not None and known_tally.total == known and mode != "exact":
         return done(known_tally, True)
+    if known is not None and known_ids is not None and len(known_ids) == known and with_facets:
+        # the windows walked the whole table or collection and saw every match: their facets by
+        # their ids, not the search again (the planner's way through its index: 200-300 ms within
+        # a collection of 5,000 at 10 million records)
+        stmt = select(Record.id, _decade()).where(Record.id == func.any(_bigints(known_ids)))
+        return done(_grouped(session, stmt, _ways(False, False)), True)
     if mode == "exact" or known is not None:
         return done(_tally(session, filtered, with_facets=with_facets), True)
     if members_of is not None:
         return _collection_count(session, filtered, members_of, with_facets=with_facets, exact_max=exact_max,
-                                 sample_rows=sample_rows * MEMBER_SAMPLE_FACTOR, sampled_filter=sf)
+                                 sample_rows=sample_rows * MEMBER_SAMPLE_FACTOR, sampled_filter=sf,
+                                 more=beyond is not None and beyond >= exact_max)
     counted, narrow = None, False
     if beyond is not None and beyond >= exact_max:
         counted = _Tally(beyond + 1)  # more than exact_max: an estimate, never a second count
@@ -406,8 +416,9 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
 
 
 def _collection_count(session: Session, filtered: Select, collection_id: int, *, with_facets: bool, exact_max: int,
-                      sample_rows: int, sampled_filter: Select) -> tuple[Count, Facets | None]:
-    """Count and facets of a search within one collection (see the module's doc)."""
+                      sample_rows: int, sampled_filter: Select, more: bool = False) -> tuple[Count, Facets | None]:
+    """Count and facets of a search within one collection (see the module's doc). ``more``:
+    counting on the way already found more than ``exact_max`` matches (never counted again)."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
         return count, (_facets(session, tally, exact, scale) if with_facets else None)
@@ -441,7 +452,7 @@ def _collection_count(session: Session, filtered: Select, collection_id: int, *,
         probed = _member_tally(session, sampled_filter, collection_id, percent, min(1.0, wanted / max(1, pool)),
                                whole=whole)
         estimate = round(size * probed.total / max(1, probed.rows))
-    if probed.total < MIN_HITS or estimate <= exact_max:  # too few matches to trust: count
+    if not more and (probed.total < MIN_HITS or estimate <= exact_max):  # too few matches to trust: count
         counted = _tally(session, filtered, limit=exact_max + 1, with_facets=with_facets)
         if counted.total <= exact_max:
             return done(counted, True)

@@ -413,7 +413,10 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
                    walked=walked,
                    windows=WINDOWS if members_of is None or narrowed else (),
                    members_of=members_of,
-                   count_up_to=exact_max if (with_total or with_facets) and members_of is None else None,
+                   # within a collection, only once the windows walked its members: counting on the
+                   # way through the index (which reads every match for the page anyway) spares the
+                   # count that read them all again (a collection + decade + word: 250 + 320 ms)
+                   count_up_to=exact_max if (with_total or with_facets) and (members_of is None or narrowed) else None,
                    facets=with_facets)
     loaded = {r.id: r for r in session.execute(select(Record).where(Record.id.in_(ids)).options(*RECORD_LOADS)).scalars()}
     rows = [loaded[i] for i in ids if i in loaded]
@@ -432,7 +435,7 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
         n, page.facets = count_and_facets(session, stmt, mode=count, with_facets=with_facets, exact_max=exact_max,
                                           sample_rows=sample_rows, density=seen.density, known=seen.total,
                                           beyond=seen.beyond, past_bound=seen.past_bound, known_tally=seen.tally,
-                                          members_of=members_of, sampled_filter=plain)
+                                          members_of=members_of, sampled_filter=plain, known_ids=seen.matched)
         page.total, page.total_exact = n.value, n.exact
     return page
 

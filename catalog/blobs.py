@@ -45,7 +45,16 @@ class BlobCorrupt(OSError):
 
 
 class BlobStoreError(OSError):
-    """The store cannot be reached or refuses (no such bucket, no permission…); the message says which."""
+    """The store failed an operation; the message names the store and says why (``reason``: the why alone)."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class BlobStoreUnavailable(BlobStoreError):
+    """The store cannot be reached (connection refused, timed out, dropped) or refuses this machine (no such
+    bucket, wrong credentials): every blob would fail alike, so bulk work stops instead of going on."""
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -113,6 +122,10 @@ class BlobStore(ABC):
             return self.put_file(tmp)
         finally:
             os.unlink(tmp)
+
+    def for_bulk(self) -> BlobStore:
+        """This store for ``migrate`` and ``verify``: one that gives up on an unreachable store sooner."""
+        return self
 
     def read(self, sha256: str) -> bytes:
         """The whole blob, checked against its hash."""

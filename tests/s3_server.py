@@ -2,18 +2,25 @@
 
 ``SeaweedS3.start(folder)`` runs ``weed server … -s3`` on free 127.0.0.1 ports with one
 access key, waits until S3 answers, and ``stop()`` ends it. Buckets appear on first write.
+
+``Line(port)`` is a TCP relay in front of it that a test can cut at a chosen moment (before
+the n-th request of a kind, or once so many bytes of answers went through): the store goes
+down mid-run exactly there. It can also drop the connection of chosen requests only.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -109,3 +116,124 @@ class SeaweedS3:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+Request = Callable[[str, str], bool]  # (method, path and query) -> whether it is the one
+
+
+class Line:
+    """A relay from a loopback port to the store that can be cut (``cut``; ``on_cut`` runs then, e.g. the
+    store's ``stop``): its port closes, so every connection after is refused, and open ones are dropped.
+
+    ``cut_at(method, path)``: cut when that request arrives, before it reaches the store;
+    ``cut_after_bytes``: cut once that many bytes of answers went through;
+    ``drop(method, path)``: close the connection of that request (the others go through).
+    Requests are framed by their Content-Length (what obstore sends), and listed in ``requests``.
+    """
+
+    def __init__(self, upstream: int, *, cut_at: Request | None = None, cut_after_bytes: int | None = None,
+                 drop: Request | None = None, on_cut: Callable[[], None] | None = None):
+        self.upstream, self.cut_at, self.cut_after_bytes, self.drop, self.on_cut = (
+            upstream, cut_at, cut_after_bytes, drop, on_cut)
+        self.requests: list[tuple[str, str]] = []
+        self.is_cut = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._answered = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def count(self, method: str, path_part: str = "") -> int:
+        with self._lock:
+            return sum(1 for m, p in self.requests if m == method and path_part in p)
+
+    def cut(self) -> None:
+        with self._lock:
+            if self.is_cut.is_set():
+                return
+            self.is_cut.set()
+            sockets, self._sockets = self._sockets, set()
+        if self.on_cut:
+            self.on_cut()
+        for s in (self._listener, *sockets):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _accept(self) -> None:
+        while not self.is_cut.is_set():
+            try:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:
+                if self.is_cut.is_set():
+                    return
+                continue
+            with self._lock:
+                self._sockets |= {client, upstream}
+            threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._answers, args=(upstream, client), daemon=True).start()
+
+    def _requests(self, client: socket.socket, upstream: socket.socket) -> None:
+        buf, body_left, opaque = b"", 0, False
+        try:
+            while data := client.recv(1 << 16):
+                buf += data
+                while buf:
+                    if opaque or body_left:
+                        n = len(buf) if opaque else min(body_left, len(buf))
+                        upstream.sendall(buf[:n])
+                        buf, body_left = buf[n:], body_left - (0 if opaque else n)
+                        continue
+                    end = buf.find(b"\r\n\r\n")
+                    if end < 0:
+                        break
+                    head, buf = buf[:end + 4], buf[end + 4:]
+                    method, path = head.decode("latin-1").split(" ", 2)[:2]
+                    with self._lock:
+                        self.requests.append((method, path))
+                    if self.cut_at and self.cut_at(method, path):
+                        self.cut()
+                        return
+                    if self.drop and self.drop(method, path):
+                        return
+                    length = re.search(rb"(?im)^content-length:[ \t]*(\d+)", head)
+                    body_left = int(length.group(1)) if length else 0
+                    opaque = re.search(rb"(?im)^transfer-encoding:", head) is not None
+                    upstream.sendall(head)
+        except OSError:
+            pass
+        finally:
+            self._close(client, upstream)
+
+    def _answers(self, upstream: socket.socket, client: socket.socket) -> None:
+        try:
+            while data := upstream.recv(1 << 16):
+                client.sendall(data)
+                with self._lock:
+                    self._answered += len(data)
+                    over = self.cut_after_bytes is not None and self._answered >= self.cut_after_bytes
+                if over:
+                    self.cut()
+                    return
+        except OSError:
+            pass
+        finally:
+            self._close(client, upstream)
+
+    def _close(self, *sockets: socket.socket) -> None:
+        for s in sockets:
+            with self._lock:
+                self._sockets.discard(s)
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()

@@ -163,3 +163,40 @@ def test_the_store_follows_the_setting_and_crosses_process_boundaries(s3_url, tm
     assert again.read(sha) == b"x"
     with pytest.raises(ValueError, match="s3://bucket/prefix"):
         store_for_url("gs://bucket/x")
+
+
+def test_a_damaged_copy_in_the_local_cache_is_fetched_again(s3_url, tmp_path):
+    data = os.urandom(3 << 20)
+    cache = tmp_path / "cache"
+    sha = store_for_url(s3_url, cache_dir=cache).put_bytes(data)
+    path = store_for_url(s3_url, cache_dir=cache).local_path(sha)
+    for damage in (lambda p: p.write_bytes(data[:1000]),                          # cut short
+                   lambda p: p.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))):   # same size, one bit changed
+        damage(path)
+        again = store_for_url(s3_url, cache_dir=cache)  # the next run (another process) that needs it
+        assert again.local_path(sha) == path and path.read_bytes() == data
+        assert again.path(sha).read_bytes() == data
+    store = store_for_url(s3_url, cache_dir=cache)
+    assert store.local_path(sha).read_bytes() == data
+    junk = path.with_name("junk")
+    junk.write_bytes(b"not the checkpoint")
+    os.replace(junk, path)  # changed after this process checked it: checked again
+    assert store.local_path(sha).read_bytes() == data
+    assert [p.name for p in cache.rglob("*") if p.is_file()] == [sha]
+
+
+@pytest.mark.parametrize("bucket, rule", [
+    ("bkt with space", "only lowercase letters, digits, dots and hyphens"),
+    ("Bad_Bucket!", "only lowercase letters, digits, dots and hyphens"),
+    ("ab", "3 to 63 characters long"), ("a" * 64, "3 to 63 characters long"),
+    ("-bucket", "beginning and ending with a letter or digit"), ("bucket.", "beginning and ending"),
+    ("my..bucket", "no two dots in a row"), ("192.168.0.1", "not an IP address"),
+])
+def test_bucket_names_s3_refuses_are_refused_before_any_request(bucket, rule):
+    with pytest.raises(ValueError, match=f"S3 bucket name .* is not valid: a bucket name is {rule}"):
+        store_for_url(f"s3://{bucket}/prefix")
+
+
+def test_good_bucket_names_pass():
+    for bucket in ("abc", "arhiva-photos", "photos.2024", "a" * 63, "0bucket9"):
+        assert store_for_url(f"s3://{bucket}/x").bucket == bucket

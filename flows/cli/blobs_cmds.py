@@ -60,12 +60,17 @@ class _Tracker:
 
 def _tracked(work, failure: str):
     """``work(progress=…, on_total=…)`` under a progress bar; a store that fails ends the command with why."""
+    from catalog.blobs import BlobStoreError
+
     with _bar() as bar:
         track = _Tracker(bar, "listing…")
         try:
             return work(progress=track.advance, on_total=track.total)
+        except BlobStoreError as exc:
+            error = exc  # its message names the store; said once the bar is gone
         except OSError as exc:
-            fail(f"{failure}: {exc}")
+            error = OSError(f"{failure}: {exc}")
+    fail(str(error))
 
 
 def _json(report, json_out: bool) -> bool:
@@ -160,7 +165,7 @@ def verify_cmd(
     if not _json(report, json_out):
         _table(f"blobs in {report.store}",
                (("blobs read and hashed", report.checked), ("size", _size(report.checked_bytes)),
-                ("corrupt", len(report.corrupt)),
+                ("corrupt", len(report.corrupt)), ("unreadable", len(report.unreadable)),
                 ("catalogue assets missing", len(report.missing) if known is not None else "not checked"),
                 ("size differs from catalogue", len(report.wrong_size) if known is not None else "not checked"),
                 ("blobs no asset names", report.unreferenced if known is not None else "not checked"),
@@ -168,6 +173,8 @@ def verify_cmd(
         for what, shas in (("corrupt", report.corrupt), ("missing", report.missing), ("wrong size", report.wrong_size)):
             for sha in shas[:20]:
                 err.print(f"  [yellow]{what}[/yellow] {sha}", highlight=False)
+        for sha, error in report.unreadable[:20]:
+            err.print(f"  [yellow]unreadable[/yellow] {sha}: {escape(error)}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -179,9 +186,12 @@ def get_cmd(
 ) -> None:
     """Write one blob (an image, a checkpoint, an artifact) to a file or standard output, streamed and checked."""
     import hashlib
+    import os
 
-    from catalog.blobs import BlobKeyError, BlobMissing
+    from catalog.blobs import BlobKeyError, BlobMissing, BlobStoreError
 
+    if output is not None and output.is_dir():
+        fail(f"{output} is a folder: -o takes the name of the file to write")
     store = _open(None)
     try:
         stream = store.open(sha256)
@@ -189,16 +199,25 @@ def get_cmd(
         fail(str(exc))
     except BlobMissing as exc:
         fail(str(exc), 1)
+    except BlobStoreError as exc:
+        fail(str(exc))
     h = hashlib.sha256()
-    part = output.with_name(output.name + ".part") if output else None
-    with stream, (open(part, "wb") if part else sys.stdout.buffer) as out:
-        while block := stream.read(1 << 20):
-            h.update(block)
-            out.write(block)
-    if h.hexdigest() != sha256:
+    part = None  # written beside the output, renamed to it once whole and checked; never left behind
+    try:
+        with stream:
+            if output is not None:
+                part = output.with_name(f".{output.name}.{os.getpid()}.part")
+            with (open(part, "wb") if part else sys.stdout.buffer) as out:
+                while block := stream.read(1 << 20):
+                    h.update(block)
+                    out.write(block)
+        if h.hexdigest() != sha256:
+            fail(f"blob {sha256} in {store.url} does not match its hash", 1)
         if part:
-            part.unlink()
-        fail(f"blob {sha256} in {store.url} does not match its hash", 1)
-    if part:
-        part.replace(output)
+            part.replace(output)
+    except BlobStoreError as exc:
+        fail(str(exc))
+    finally:
+        if part:
+            part.unlink(missing_ok=True)
 

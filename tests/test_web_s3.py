@@ -73,3 +73,21 @@ def test_redirects_to_presigned_urls_when_asked(clean_db, pg_url, s3_url, tmp_pa
     assert r.status_code == 307 and r.headers["cache-control"] == "private, max-age=30"
     with urllib.request.urlopen(r.headers["location"], timeout=10) as f:  # the store itself answers
         assert f.read() == data
+
+
+def test_a_store_that_cannot_be_reached_is_a_503_not_a_missing_file(clean_db, pg_url, s3_url, tmp_path, monkeypatch):
+    """The S3 store away (here: its endpoint a closed port): files and thumbnails answer 503 with
+    the reason and a Retry-After, never a 404 saying the file is missing, nor a 500."""
+    import socket
+
+    settings = Settings(home=tmp_path, database_url=pg_url, blobs=s3_url)
+    _, sha, _ = served(clean_db, settings)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed}")
+    client = TestClient(create_app(clean_db, settings))
+    for path in (f"/assets/{sha}", f"/assets/{sha}/thumb/200"):
+        r = client.get(path)
+        assert r.status_code == 503 and r.headers["retry-after"] == "30", (path, r.status_code, r.text)
+        assert "blob store cannot be read" in r.json()["detail"] and "connect" in r.json()["detail"], r.text

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from catalog.blobs import open_store
+from catalog.blobs import BlobStoreError, open_store
 from catalog.db import open_catalog, session_factory
 from catalog.imaging import use_pixel_limit
 from catalog.queries import QueryError
@@ -116,6 +116,12 @@ def _errors(app: FastAPI) -> None:
             return render(request, "error.html", {"status": exc.status_code, "message": exc.detail},
                           status=exc.status_code)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(BlobStoreError)
+    async def store_down(request: Request, exc: BlobStoreError):
+        # S3 unreachable or refusing this server: the file is not missing, the store is away for now
+        return await http_error(request, StarletteHTTPException(
+            503, f"the blob store cannot be read just now: {exc.reason}", headers={"Retry-After": "30"}))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):

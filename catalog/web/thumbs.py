@@ -20,7 +20,7 @@ from PIL import Image
 from sqlalchemy import Engine, text
 
 from catalog.assets import register_image
-from catalog.blobs import BlobKeyError, BlobMissing, BlobStore, sha256_bytes, sha_of_key
+from catalog.blobs import BlobKeyError, BlobMissing, BlobStore, BlobStoreError, sha256_bytes, sha_of_key
 from catalog.db import session_scope
 from catalog.imaging import ImageRejected, exif_orientation, open_image, shrink, to_rgb_array, upright
 from catalog.models import Asset
@@ -126,6 +126,8 @@ def _make(engine: Engine, store: BlobStore, settings: Settings, sha256: str, siz
         src = session.get(Asset, sha256)
         try:
             data = store.read(sha_of_key(src.blob_key))
+        except BlobStoreError:
+            raise  # the store is away, not the file: a 503 (catalog.web.app)
         except (BlobKeyError, BlobMissing, OSError):
             raise LookupError(f"the file of asset {sha256} is missing from the blob store") from None
     jpeg = render(data, size, max_pixels=settings.max_image_pixels)

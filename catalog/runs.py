@@ -12,7 +12,9 @@ owns the run's whole life:
 
 ``reap_vanished`` closes, as failed, runs whose owner is gone: a process of this host that no
 longer exists (killed, terminal closed), or an owner elsewhere whose heartbeat stopped more than
-``STALE_AFTER_S`` ago. The commands that list or start runs call it.
+``STALE_AFTER_S`` ago. The commands that list or start runs call it, and so does ``arhiva … --wait``
+for the flow runs it follows: a run opened inside a Prefect flow run keeps that flow run's id in its
+parameters (``FLOW_RUN_KEY``), so a flow run whose process vanished is known by its catalogue run.
 """
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ RUN_MODELS = {"crawl": CrawlRun, "training": TrainingRun, "colorization": Colori
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0
 ENDINGS = ("succeeded", "partial", "skipped", "failed", "cancelled")
+FLOW_RUN_KEY = "prefect_flow_run_id"  # in a run's parameters: the Prefect flow run whose process opened it
+VANISHED = ("process vanished", "owner stopped answering")  # how ``reap_vanished`` says why it closed a run
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +113,13 @@ def owner_gone(host: str | None, pid: int | None, start: str | None) -> bool:
     if now is None:
         return True
     return start not in (None, "?") and now != "?" and now != start
+
+
+def flow_run_link() -> dict[str, str]:
+    """The Prefect flow run this process runs, as a run's parameter (a worker or ``serve`` sets
+    ``PREFECT__FLOW_RUN_ID`` in the flow run's process); empty elsewhere."""
+    ident = os.environ.get("PREFECT__FLOW_RUN_ID")
+    return {FLOW_RUN_KEY: ident} if ident else {}
 
 
 def die_with_parent() -> None:
@@ -239,7 +250,8 @@ def activity(kind: str, agent: str, parameters: dict[str, Any] | None = None, *,
     model = RUN_MODELS[kind]
     with Session(engine) as s, s.begin():
         reap_vanished(s)
-        row = model(agent=agent, code_version=code_version(), parameters=json_safe(parameters or {}),
+        row = model(agent=agent, code_version=code_version(),
+                    parameters=json_safe((parameters or {}) | flow_run_link()),
                     heartbeat_at=func.now(), **owner(), **links)
         s.add(row)
         s.flush()

@@ -22,7 +22,9 @@ Example (``schedules.toml``)::
 
 Schedules run only on a real Prefect server (``prefect server start`` and
 ``PREFECT_API_URL``); the temporary local server registers them but never
-fires them.
+fires them. ``serve`` runs the scheduled flow runs in its own process, on its machine;
+``deploy_schedules`` registers them on a work pool instead, where the pool's workers run them
+(``arhiva serve --pool NAME``).
 """
 from __future__ import annotations
 
@@ -124,13 +126,30 @@ def check_entries(entries: list[dict[str, Any]], where_of: dict[str, str] | None
             raise ScheduleError(f"{where}: {' '.join(str(exc).split())}") from None
 
 
-def build_deployments(entries: list[dict[str, Any]]):
+def build_deployments(entries: list[dict[str, Any]], **options: Any):
     from prefect.schedules import Cron
 
     flows = _flows()
     return [flows[e["kind"]].to_deployment(name=e["name"], schedule=Cron(e["cron"], timezone=e["timezone"]),
-                                           parameters=e["parameters"], tags=["arhiva", e["kind"]])
+                                           parameters=e["parameters"], tags=["arhiva", e["kind"]], **options)
             for e in entries]
+
+
+def deploy_schedules(entries: list[dict[str, Any]], pool: str) -> dict[str, str]:
+    """Register the scheduled deployments on work pool ``pool`` (made if missing), their code the
+    installed package as ``arhiva deploy`` registers it: the server fires the schedules and the
+    pool's workers run them. Returns ``flow/deployment`` name → id."""
+    from prefect.deployments.runner import EntrypointType, deploy
+
+    from flows.deploy import check_pool, ensure_pool, shared_api
+
+    check_pool(pool)
+    shared_api()
+    ensure_pool(pool)
+    deployments = build_deployments(entries, entrypoint_type=EntrypointType.MODULE_PATH)
+    ids = deploy(*deployments, work_pool_name=pool, build=False, push=False, print_next_steps_message=False,
+                 ignore_warnings=True)
+    return {f"{e['kind']}/{e['name']}": str(i) for e, i in zip(entries, ids)}
 
 
 def serve(entries: list[dict[str, Any]]) -> None:

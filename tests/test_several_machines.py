@@ -202,3 +202,188 @@ def _record_of(engine, sha: str) -> int:
     with Session(engine) as s:
         return s.execute(select(RecordAsset.record_id).where(RecordAsset.asset_sha256 == sha,
                                                              RecordAsset.role == "original")).scalars().first()
+
+
+# -- flow runs that end badly: said, and never waited on forever -------------------------------
+TRAIN_TINY = ["--crop-size", "32", "--batch-size", "4", "--width", "16", "--min-photos", "2", "--device", "cpu"]
+TRAIN_LONG = ["train", "--stage1-epochs", "100000", "--stage2-epochs", "1", *TRAIN_TINY, "--submit", "--wait"]
+
+
+@pytest.fixture(scope="module")
+def fleet(prefect_server, tmp_path_factory):
+    """A catalogue of its own, blobs in a folder every 'machine' reads, the flows on a pool of their
+    own, and a tiny model trained on a worker; yields (desk, worker) environments and the engine."""
+    name = create_database("arhiva_fleet")
+    tmp = tmp_path_factory.mktemp("fleet")
+    shared = {"ARHIVA_DATABASE_URL": database_url(name), "ARHIVA_BLOBS": str(tmp / "blobs"),
+              "PREFECT_API_URL": prefect_server}
+    desk, box = machine(tmp, "desk", shared), machine(tmp, "box", shared)
+    engine = create_engine(shared["ARHIVA_DATABASE_URL"])
+    try:
+        assert run(["db", "upgrade"], desk).code == 0
+        scans = Path(desk["HOME"]) / "fonds"
+        photos(scans)
+        assert run(["import", str(scans), "--collection", "fonds"], desk).code == 0
+        deployed = run(["deploy", "--pool", FLEET_POOL], desk)
+        assert deployed.code == 0, deployed
+        with worker(box, tmp):
+            trained = run(["train", "--collection", "fonds", "--stage1-epochs", "1", "--stage2-epochs", "1",
+                           *TRAIN_TINY, "--submit", "--wait"], desk, timeout=600)
+            assert trained.code == 0, trained
+        yield desk, box, engine, tmp
+    finally:
+        engine.dispose()
+        drop_database(name)
+
+
+FLEET_POOL = "arhiva-fleet"
+
+
+class worker:
+    """``arhiva worker`` on the fleet's pool for the block; stopped with SIGTERM at its end."""
+
+    def __init__(self, env: dict[str, str], tmp: Path):
+        self.bg = Background(["worker", "--pool", FLEET_POOL, "--limit", "1"], env, tmp)
+
+    def __enter__(self) -> Background:
+        return self.bg
+
+    def __exit__(self, *exc) -> None:
+        if self.bg.proc.poll() is None:
+            self.bg.signal(signal.SIGTERM)
+            self.bg.finish(timeout=120)
+
+
+def colour_collection(env: dict[str, str], name: str, seed: int) -> None:
+    folder = Path(env["HOME"]) / name
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"colour_{1920 + i}.jpg").write_bytes(jpeg_bytes(seed + i, (96, 72)))
+    assert run(["import", str(folder), "--collection", name], env).code == 0
+
+
+def running_training(engine) -> int | None:
+    """A training run opened by a flow run (the flow run's id in its parameters), still running."""
+    from catalog.models import TrainingRun
+    from catalog.runs import FLOW_RUN_KEY
+
+    with Session(engine) as s:
+        rows = s.execute(select(TrainingRun.id, TrainingRun.parameters).where(TrainingRun.status == "running")).all()
+    return next((rid for rid, params in rows if FLOW_RUN_KEY in params), None)
+
+
+def training_status(engine, rid: int) -> tuple[str, str | None]:
+    from catalog.models import TrainingRun
+
+    with Session(engine) as s:
+        return tuple(s.execute(select(TrainingRun.status, TrainingRun.error).where(TrainingRun.id == rid)).one())
+
+
+def test_runs_wait_says_which_photos_failed_and_exits_1(fleet):
+    desk, box, engine, tmp = fleet
+    store = Path(desk["ARHIVA_BLOBS"])
+    grey = sorted(expected(engine))[0]
+    blob = next(store.rglob(grey))
+    blob.rename(blob.with_name(blob.name + ".away"))  # a photo gone from the store
+    try:
+        with worker(box, tmp):
+            r = run(["colorize", "--collection", "fonds", "--years", YEARS, "--runs", "1", "--wait",
+                     "--render-size", "32", "--batch-size", "4", "--device", "cpu"], desk, timeout=600)
+    finally:
+        blob.with_name(blob.name + ".away").rename(blob)
+    assert r.code == 1, r
+    assert "partial" in r.out and "1 photo(s) could not be colorized" in r.err, r
+    assert "not colorized" in r.err and grey[:12] in r.err, r
+
+
+def test_a_worker_stopped_with_sigterm_ends_its_flow_runs_and_wait_says_so(fleet):
+    desk, box, engine, tmp = fleet
+    colour_collection(desk, "stopped", 500)
+    with worker(box, tmp) as w:
+        waiting = Background([*TRAIN_LONG[:1], "--collection", "stopped", *TRAIN_LONG[1:]], desk, tmp)
+        rid = waiting.wait_for(lambda: running_training(engine), timeout=300)
+        time.sleep(2)  # inside the training
+        w.signal(signal.SIGTERM)
+        stopped = w.finish(timeout=120)
+    assert stopped.code == 143 and "1 flow run(s) running here asked to stop" in stopped.err, stopped
+    assert "stopped and reported" in stopped.err, stopped
+    ended = waiting.finish(timeout=120)  # the wait ends with the flow run
+    assert ended.code == 1 and "CRASHED" in ended.out, str(ended)
+    assert training_status(engine, rid)[0] == "cancelled", (training_status(engine, rid), str(stopped), str(ended))
+    assert f"training run {rid} cancelled" in ended.err, ended
+
+
+def test_a_killed_worker_does_not_leave_wait_hanging(fleet):
+    desk, box, engine, tmp = fleet
+    colour_collection(desk, "killed", 600)
+    with worker(box, tmp) as w:
+        waiting = Background([*TRAIN_LONG[:1], "--collection", "killed", *TRAIN_LONG[1:]], desk, tmp)
+        rid = waiting.wait_for(lambda: running_training(engine), timeout=300)
+        tree, todo = [], [w.pid]
+        while todo:  # the worker, the Prefect worker, the flow run's process (a session of its own), its children
+            tree.append(todo.pop())
+            todo += children_of(tree[-1])
+        for pid in tree:
+            os.kill(pid, signal.SIGKILL)  # no word from any of them
+        w.finish(timeout=30)
+    ended = waiting.finish(timeout=120)
+    assert ended.code == 1 and "CRASHED" in ended.out and "process vanished" in ended.text, str(ended)
+    status, error = training_status(engine, rid)
+    assert status == "failed" and "process vanished" in error
+
+
+def test_a_flow_run_is_gone_only_when_its_catalogue_run_says_so(env):
+    """Across machines the catalogue's heartbeat decides: a flow run whose run stopped beating (or
+    ended long ago, the flow run never reporting) is gone; one still beating, or with no run yet,
+    is not."""
+    from sqlalchemy import text
+
+    from catalog.models import TrainingRun
+    from catalog.runs import FLOW_RUN_KEY
+    from flows.deploy import gone
+
+    def row(flow_run: str, quiet_s: int, status: str = "running") -> None:
+        with Session(env) as s, s.begin():
+            r = TrainingRun(agent="prefect:train", code_version="t", parameters={FLOW_RUN_KEY: flow_run},
+                            owner_host="another-machine", owner_pid=1, status=status)
+            s.add(r)
+            s.flush()
+            s.execute(text("UPDATE training_runs SET heartbeat_at = now() - make_interval(secs => :q), "
+                           "ended_at = CASE WHEN status = 'running' THEN NULL ELSE now() - make_interval(secs => :q) "
+                           "END WHERE id = :id"), {"q": quiet_s, "id": r.id})
+
+    row("silent", 120)
+    row("beating", 5)
+    row("ended", 120, status="succeeded")
+    found = gone(["silent", "beating", "ended", "not-started"], stale_after_s=60)
+    assert set(found) == {"silent", "ended"}, found
+    assert "no heartbeat from another-machine" in found["silent"] and "never reported" in found["ended"]
+    assert gone(["beating"], stale_after_s=600) == {}
+
+
+def test_serve_with_a_pool_leaves_the_schedules_to_its_workers(prefect_server, tmp_path):
+    env = machine(tmp_path, "desk", {"PREFECT_API_URL": prefect_server})
+    path = tmp_path / "schedules.toml"
+    path.write_text('[[colorize]]\nname = "colorize-nightly"\ncron = "30 3 * * *"\ncollection = "fonds"\n')
+    r = run(["serve", "--config", str(path), "--pool", "arhiva-cron"], env)
+    assert r.code == 0 and "the pool's workers" in r.err, r
+    with urllib.request.urlopen(f"{prefect_server}/deployments/name/colorize/colorize-nightly", timeout=10) as resp:
+        d = json.loads(resp.read())
+    assert d["work_pool_name"] == "arhiva-cron" and d["schedules"][0]["schedule"]["cron"] == "30 3 * * *"
+    assert d["entrypoint"] == "flows.colorize.colorize_flow"  # the installed package's flow, as `deploy` registers
+
+
+@pytest.mark.parametrize("args, api, words", [
+    (["deploy"], "http://127.0.0.1:{port}/api", ["http://127.0.0.1:", "PREFECT_API_URL", "does not answer"]),
+    (["colorize", "-c", "x", "--runs", "1"], "not a url", ["PREFECT_API_URL='not a url'", "is not the URL"]),
+    (["deploy", "--pool", ""], "http://127.0.0.1:{port}/api", ["a work pool needs a name"]),
+    (["deploy", "--pool", "a/b"], "http://127.0.0.1:{port}/api", ["cannot hold /"]),
+    (["colorize", "-c", "x", "--wait"], None, ["--wait", "--runs N"]),
+    (["train", "-c", "x", "--wait"], None, ["--wait", "--submit"]),
+])
+def test_pool_commands_say_what_is_wrong(tmp_path, args, api, words):
+    shared = {"PREFECT_API_URL": api.format(port=free_ports(1)[0])} if api else {}
+    r = run(args, machine(tmp_path, "desk", shared))
+    assert r.code == 2 and "Traceback" not in r.err, r
+    for w in words:
+        assert w in r.err, r

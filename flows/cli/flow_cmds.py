@@ -35,20 +35,60 @@ def _submit(flow: str, parameters: dict, runs: int, wait: bool) -> None:
     say(f"{len(done.ids)} {flow} flow run(s) submitted to the work pool")
     if not wait:
         return
-    with progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as bar:
-        task = bar.add_task("waiting…", total=None)
+    try:
+        with progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as bar:
+            task = bar.add_task("waiting…", total=None)
 
-        def show(states: dict) -> None:
-            ended = sum(t in FINAL for t, _ in states.values())
-            bar.update(task, description=f"{ended} of {len(states)} flow run(s) ended")
+            def show(states: dict) -> None:
+                ended = sum(t in FINAL for t, _ in states.values())
+                queued = sum(t in ("SCHEDULED", "PENDING") for t, _ in states.values())
+                bar.update(task, description=f"{ended} of {len(states)} flow run(s) ended"
+                           + (f", {queued} waiting for a worker" if queued else ""))
 
-        final = wait_for(done.ids, progress=show)
-    t = Table("flow run", "state", "message")
-    for i, (state, message) in final.items():
-        t.add_row(i, state, message or "")
-    console.print(t)
-    if any(state != "COMPLETED" for state, _ in final.values()):
+            final = wait_for(done.ids, progress=show)
+    except KeyboardInterrupt:
+        warn("stopped waiting: the flow runs carry on on the workers (cancel one with "
+             "`prefect flow-run cancel ID`, or in the Prefect UI)")
+        raise
+    if _report_runs(final):
         raise typer.Exit(1)
+
+
+def _report_runs(final: dict) -> bool:
+    """How each flow run ended, with what its catalogue runs say (photos that failed…), as a local
+    run says it; whether any flow run or catalogue run ended other than well."""
+    from flows.deploy import catalogue_runs
+
+    try:
+        found = catalogue_runs(list(final), reap=False)
+    except Exception as exc:  # the flow runs' states are still worth showing
+        warn(f"could not read the catalogue runs of these flow runs: {exc}")
+        found = {}
+    t = Table("flow run", "state", "catalogue run", "message")
+    for i, (state, message) in final.items():
+        t.add_row(i, state, ", ".join(f"{r.kind} {r.id} {r.status}" for r in found.get(i, [])), message or "")
+    console.print(t)
+    bad = any(state != "COMPLETED" for state, _ in final.values())
+    for i, ran in found.items():
+        for r in ran:
+            if r.status not in ("partial", "failed", "cancelled"):
+                continue
+            bad = True
+            err.print(f"[yellow]flow run {i}[/yellow]: {r.kind} run {r.id} {r.status}: {escape(r.error or '')}",
+                      highlight=False)
+            for f in r.stats.get("failures") or []:
+                err.print(f"  [yellow]not colorized[/yellow] {f['sha256'][:12]}… (records {f['records']}): "
+                          f"{escape(f['error'])}", highlight=False)
+    failed = sum(r.stats.get("failed") or 0 for ran in found.values() for r in ran if r.kind == "colorization")
+    if failed:
+        err.print(f"[yellow]{failed} photo(s) could not be colorized[/yellow] (`--retry-failed` tries them again)",
+                  highlight=False)
+    return bad
+
+
+def _no_wait_alone(wait: bool, option: str) -> None:
+    if wait:
+        fail(f"--wait follows flow runs on the workers: it goes with {option}")
 
 
 @app.command("train")
@@ -76,6 +116,8 @@ def train(
     if problem:
         fail(problem)
 
+    if not submit:
+        _no_wait_alone(wait, "--submit")
     parameters = dict(collection=collection, name=name, base=base, stage1_epochs=stage1_epochs,
                       stage2_epochs=stage2_epochs, crop_size=crop_size, batch_size=batch_size, width=width,
                       min_photos=min_photos, device=device)
@@ -125,6 +167,8 @@ def colorize(
         except QueryError as exc:
             fail(str(exc))
 
+    if not runs:
+        _no_wait_alone(wait, "--runs N")
     if runs:
         _submit("colorize", dict(collection=collection, years=years, model=model, limit=limit,
                                  batch_size=batch_size, render_size=render_size, device=device,
@@ -154,11 +198,15 @@ def colorize(
 
 @app.command("serve")
 def serve(config: Path = typer.Option(None, "--config", help="Schedule file (default $ARHIVA_HOME/schedules.toml)."),
+          pool: Optional[str] = typer.Option(
+              None, "--pool", help="Register the schedules on this work pool (`arhiva deploy`) and return: its "
+                                   "workers run them. Without it, the flow runs run in this process."),
           dry_run: bool = typer.Option(False, "--dry-run", help="Check the file and list the deployments only.")) -> None:
     """Register the scheduled deployments (crawl, train, colorize) and serve them with Prefect.
 
     Schedules fire only on a real Prefect server (PREFECT_API_URL); ``--dry-run`` checks every
-    entry against the flow it starts and lists the deployments."""
+    entry against the flow it starts and lists the deployments. Without --pool the scheduled flow
+    runs run here, in this process, until it is stopped; with --pool the workers of the pool run them."""
     from catalog.settings import get_settings
     from flows.serve import ScheduleError, check_entries, load_schedule
 
@@ -174,6 +222,15 @@ def serve(config: Path = typer.Option(None, "--config", help="Schedule file (def
     console.print(t)
     if dry_run:
         return
+    if pool is not None:
+        from flows.deploy import check_pool
+        from flows.serve import deploy_schedules
+
+        made = deploy_schedules(entries, check_pool(pool))
+        say(f"{len(made)} scheduled deployment(s) registered on work pool {pool!r} ({', '.join(made)}): the "
+            "Prefect server fires them and the pool's workers (`arhiva worker`) run them; nothing needs to stay "
+            "running here")
+        return
     from flows.cli.flowrun import flow_session
     from flows.serve import serve as run_serve
 
@@ -181,5 +238,7 @@ def serve(config: Path = typer.Option(None, "--config", help="Schedule file (def
         if api.temporary:
             warn("PREFECT_API_URL is not set: the deployments are registered on a temporary server, whose "
                  "schedules never fire; start `prefect server start` and set PREFECT_API_URL")
-        say(f"serving {len(entries)} deployment(s) on the {api}; watch the runs in its UI. Ctrl-C or SIGTERM stops.")
+        say(f"serving {len(entries)} deployment(s) on the {api}: their flow runs run in this process, on this "
+            "machine (`--pool NAME` leaves them to a pool's workers); watch the runs in its UI. Ctrl-C or SIGTERM "
+            "stops.")
         run_serve(entries)

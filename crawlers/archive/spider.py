@@ -33,22 +33,12 @@ from scrapy.exceptions import DontCloseSpider
 from crawlers.archive import commons, iiif, oai, omeka, sniff
 from crawlers.archive.found import Found, Grouper, merge
 from crawlers.archive.pages import parse_page
+from crawlers.archive.params import check_params
 from crawlers.archive.text import canonical_url
 from crawlers.archive.xmlsafe import BadXML, UnsafeXML, charset_of
 from crawlers.base import ArhivaSpider
 from crawlers.items import RecordItem, SeenItem
-from crawlers.urlgate import INTERNAL_SCHEME, UnsafeURL, UrlGate, gate_for, private_setting
-
-DEFAULT_DEPTH = 3
-DEFAULT_MAX_PAGES = 10_000
-
-
-def _as_list(value: Any) -> list[str]:
-    if value in (None, ""):
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.replace(",", " ").split() if v.strip()]
-    return [str(v).strip() for v in value if str(v).strip()]
+from crawlers.urlgate import INTERNAL_SCHEME, gate_for
 
 
 class ArchiveSpider(ArhivaSpider):
@@ -57,43 +47,7 @@ class ArchiveSpider(ArhivaSpider):
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> dict[str, Any]:
-        p = dict(params)
-        urls = []
-        for u in _as_list(p.get("start_urls")):
-            cu = canonical_url(u)
-            if cu is None:
-                raise ValueError(f"not an http(s) URL: {u!r}")
-            urls.append(cu)
-        if not urls:
-            raise ValueError("give at least one START_URL")
-        p["start_urls"] = urls
-        p["allow_domains"] = [d.lower().lstrip(".") for d in _as_list(p.get("allow_domains"))] or \
-            sorted({urlsplit(u).netloc for u in urls})  # host, and port when not the default
-        # a bad --allow-domain raises ValueError; loopback and private addresses pass where
-        # ARHIVA_ALLOW_PRIVATE lists them, as for every request of the crawl (crawlers.urlgate)
-        gate = UrlGate(p["allow_domains"], private_setting({}))
-        for u in urls:
-            try:
-                gate.check(u)
-            except UnsafeURL as exc:
-                raise ValueError(f"start URL {u} refused: {exc}") from None
-        for name, default in (("max_pages", DEFAULT_MAX_PAGES), ("depth", DEFAULT_DEPTH)):
-            value = p.get(name)
-            p[name] = default if value in (None, "") else int(value)
-            if p[name] < (1 if name == "max_pages" else 0):
-                raise ValueError(f"{name.replace('_', '-')} must be at least {1 if name == 'max_pages' else 0}")
-        if p.get("from_date"):
-            import re
-            from datetime import datetime
-
-            text = str(p["from_date"])
-            try:
-                if not re.fullmatch(r"\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\dZ)?", text):
-                    raise ValueError
-                datetime.fromisoformat(text.removesuffix("Z"))  # a real day and time (not 2024-13-45)
-            except ValueError:
-                raise ValueError(f"--from must be YYYY-MM-DD (or YYYY-MM-DDThh:mm:ssZ), got {text!r}") from None
-        return {k: v for k, v in p.items() if v not in (None, "", [])}
+        return check_params(params)
 
     @classmethod
     def source_for(cls, params, app_settings=None):

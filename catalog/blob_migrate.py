@@ -42,6 +42,8 @@ class _Breaker:
 
     def outcome(self, exc: BaseException | None) -> None:
         with self._lock:
+            if self.tripped.is_set():
+                return  # the count that tripped it stands (a late success would reset it to 0)
             if isinstance(exc, BlobStoreUnavailable):
                 self.run, self.last = self.run + 1, exc
                 if self.run >= self.limit:
@@ -53,12 +55,14 @@ class _Breaker:
 def _each(pool: ThreadPoolExecutor, work: Callable, items: Iterable, breaker: _Breaker):
     """``work(item)`` for every item, results as they come; stops early (pending work dropped) once tripped."""
     futures = [pool.submit(work, item) for item in items]
-    for done in as_completed(futures):
-        yield done.result()
-        if breaker.tripped.is_set():
-            for f in futures:
-                f.cancel()
-            return
+    try:
+        for done in as_completed(futures):
+            yield done.result()
+            if breaker.tripped.is_set():
+                return
+    finally:  # tripped, or the caller stopped (Ctrl-C, SIGTERM, an error): the work not started is dropped
+        for f in futures:
+            f.cancel()
 
 
 @dataclass

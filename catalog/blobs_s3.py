@@ -257,7 +257,9 @@ class S3BlobStore(BlobStore):
 
 _BUCKET_RULES = (
     (lambda b: 3 <= len(b) <= 63, "3 to 63 characters long"),
-    (lambda b: re.fullmatch(r"[a-z0-9.-]+", b), "only lowercase letters, digits, dots and hyphens"),
+    # AWS now wants lowercase; uppercase and underscores pass, as older buckets and other stores
+    # (Ceph, MinIO in legacy mode) have them: what is refused is what no URL's host can hold
+    (lambda b: re.fullmatch(r"[A-Za-z0-9._-]+", b), "only letters, digits, dots, hyphens and underscores"),
     (lambda b: b[0].isalnum() and b[-1].isalnum(), "beginning and ending with a letter or digit"),
     (lambda b: ".." not in b, "no two dots in a row"),
     (lambda b: not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", b), "not an IP address"),

@@ -66,7 +66,7 @@ class Seen:
     beyond: int | None = None  # counting on the way found more matches than this (the bound)
     past_bound: int | None = None  # then, every match all the same (the index path read them all)
     tally: Any = None  # with facets, the facet groups of every match the index path counted (catalog.counts)
-    matched: list[int] | None = None  # with ``total`` from the windows, every match they saw
+    matched: list[int] | None = None  # when the windows walked the whole table: every match they saw
     population: float | None = None  # the members of the collection walked (None: the whole table)
 
     @property
@@ -122,8 +122,11 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
         seen.rows, seen.matches = seen.rows + n, seen.matches + len(hits)
         found.extend(hits[:limit - len(found)])
         every.extend(hits)
-        if n < size and from_start and count_up_to is not None and seen.matches <= count_up_to:
-            seen.total = seen.matches  # the whole table walked: every match seen
+        if n < size and from_start and count_up_to is not None:  # the whole table walked: every match seen
+            if seen.matches <= count_up_to:
+                seen.total = seen.matches
+            elif members_of is not None:  # a small collection walked whole: past the bound, exact all the same
+                seen.beyond, seen.past_bound = count_up_to, seen.matches
             seen.matched = every
         edge = end
         return len(found) >= limit or n < size, hits

@@ -18,12 +18,13 @@ it could store the records it held.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
-from twisted.internet.defer import Deferred, DeferredSemaphore
+from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
@@ -44,7 +45,7 @@ class SharedPolitenessMiddleware:
         self.threads.start()
         self.enabled = True
         self.stopping = False
-        self.sleeping: set[Deferred] = set()  # the start times waited for, fired early when stopping
+        self.waiting: set[Deferred] = set()  # turns and start times waited for, cancelled when stopping
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -75,13 +76,19 @@ class SharedPolitenessMiddleware:
         return float(getattr(spider, "download_delay", self.default_delay))
 
     async def process_request(self, request):
-        if not self.enabled or request.meta.get("dont_share_politeness") or META in request.meta:
+        if not self.enabled or request.meta.get("dont_share_politeness") or META in request.meta \
+                or request.meta.get("arhiva_internal"):  # arhiva's own no-op requests never reach a host
             return None
         host = urlparse_cached(request).hostname
         if not host:
             return None
+        if self.stopping:
+            self._drop(request)
         turn = self.local.setdefault(host, DeferredSemaphore(self.concurrency))
-        await maybe_deferred_to_future(turn.acquire())
+        try:
+            await self._until(turn.acquire())
+        except CancelledError:  # stop_waiting: never got its turn
+            self._drop(request)
         if self.stopping:
             turn.release()
             self._drop(request)
@@ -96,34 +103,42 @@ class SharedPolitenessMiddleware:
         slot, wait = got
         request.meta[META] = (host, slot)
         self.crawler.stats.inc_value("politeness/shared_slots")
-        if wait > 0:
+        if wait > 0 and not self.stopping:  # (stopping while the database was asked: no sleep at all)
             self.crawler.stats.inc_value("politeness/waited_seconds", round(wait, 3))
-            await self._sleep(wait)
+            with contextlib.suppress(CancelledError):
+                await self._sleep(wait)
         if self.stopping:
             await self._release(request)
             self._drop(request)
         return None
 
+    async def _until(self, waiting: Deferred):
+        """``waiting``'s result, or CancelledError should the crawl start stopping first."""
+        self.waiting.add(waiting)
+        try:
+            return await maybe_deferred_to_future(waiting)
+        finally:
+            self.waiting.discard(waiting)
+
     async def _sleep(self, seconds: float) -> None:
-        """Wait ``seconds``, or less should the crawl start stopping meanwhile."""
+        """Wait ``seconds``, or less should the crawl start stopping meanwhile (CancelledError)."""
         from twisted.internet import reactor
 
         waiting = Deferred()
-        call = reactor.callLater(seconds, waiting.callback, None)
-        self.sleeping.add(waiting)
+        call = reactor.callLater(seconds, lambda: waiting.called or waiting.callback(None))
         try:
-            await maybe_deferred_to_future(waiting)
+            await self._until(waiting)
         finally:
-            self.sleeping.discard(waiting)
             if call.active():
                 call.cancel()
 
     def stop_waiting(self) -> None:
-        """The crawl is stopping: the requests waiting here are dropped, and those to come."""
+        """The crawl is stopping: the requests waiting here, for their turn at a host or for their
+        start time, are dropped, and those to come."""
         self.stopping = True
-        for waiting in list(self.sleeping):
+        for waiting in list(self.waiting):
             if not waiting.called:
-                waiting.callback(None)
+                waiting.cancel()
 
     @staticmethod
     def _drop(request) -> None:

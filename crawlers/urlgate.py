@@ -25,7 +25,7 @@ import logging
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from scrapy.exceptions import IgnoreRequest
 
@@ -167,6 +167,17 @@ class UrlGate:
                 f"lists {scheme}://{host}:{port}")
 
 
+def without_credentials(url: str) -> str:
+    """``url`` with any user name and password taken out (to be logged or shown)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("@")[-1] if "@" in url else url
+    if parts.username is None and parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+
+
 def safe_url(url: str | None, gate: UrlGate | None = None, refused: list[tuple[str, str]] | None = None) -> str | None:
     """``url`` when the static rules keep it (http/https, no credentials, no literal non-public
     address unless allowed), else None (and the URL with the reason appended to ``refused``):
@@ -176,8 +187,8 @@ def safe_url(url: str | None, gate: UrlGate | None = None, refused: list[tuple[s
     try:
         (gate or UrlGate()).check(url, origins=False)
     except UnsafeURL as exc:
-        if refused is not None:
-            refused.append((url, str(exc)))
+        if refused is not None:  # to be logged: never with the password it was refused for
+            refused.append((without_credentials(url), str(exc)))
         return None
     return url
 

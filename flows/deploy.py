@@ -147,28 +147,35 @@ def stop_worker(proc: subprocess.Popen, grace: float, report: Callable[[str], No
     first one's unwinding: so it comes last.)"""
     if report is None:
         from flows.cli.ui import say as report
-    flows = _children(proc.pid)
-    for pid in flows:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    if flows:
-        report(f"stopping: {len(flows)} flow run(s) running here asked to stop (SIGTERM); waiting up to "
-               f"{grace:.0f} s for them to report how they ended")
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(p) for p in flows):
-        time.sleep(0.2)
-    left = [p for p in flows if _alive(p)]
-    for pid in left:  # each in its own process group, with what it started
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        proc.terminate()
+    flows: list[int] = []
+    left: list[int] = []
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        deadline = time.monotonic() + grace
+        while True:  # the worker may claim another flow run meanwhile: it is asked to stop too
+            new = [p for p in _children(proc.pid) if p not in flows]
+            for pid in new:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            if new and not flows:
+                report(f"stopping: {len(new)} flow run(s) running here asked to stop (SIGTERM); waiting up to "
+                       f"{grace:.0f} s for them to report how they ended")
+            flows += new
+            if time.monotonic() >= deadline or not any(_alive(p) for p in flows):
+                break
+            time.sleep(0.2)
+        left = [p for p in flows if _alive(p)]
+    finally:  # a second Ctrl-C during the grace still ends the flow processes and the worker
+        for pid in [p for p in flows if _alive(p)]:  # each in its own process group, with what it started
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
     if left:
         report(f"{len(left)} flow run process(es) still running after {grace:.0f} s were killed: their flow runs "
                "are marked crashed by the next `--wait` that looks")
@@ -300,9 +307,9 @@ def gone(ids: list[str], stale_after_s: float | None = None) -> dict[str, str]:
     """Of flow runs Prefect still shows running, those whose process is gone, with why.
 
     Known by the catalogue runs their process opened: one closed as vanished (its process gone on
-    its host, or no heartbeat from another host for ``STALE_AFTER_S``), or all of them ended
-    longer than that ago while the flow run never reported. A flow run with a catalogue run still
-    running, or with none yet, is alive as far as anyone knows. A catalogue that cannot be read
+    its host, or no heartbeat from another host for ``STALE_AFTER_S``). A flow run with a
+    catalogue run still running, with none yet, or with all of them ended, is alive as far as
+    anyone knows. A catalogue that cannot be read
     says nothing (the wait goes on)."""
     import logging
 
@@ -322,11 +329,8 @@ def gone(ids: list[str], stale_after_s: float | None = None) -> dict[str, str]:
         if dead:
             r = dead[-1]
             out[i] = f"its process is gone ({_name(r)}: {r.error})"
-            continue
-        quiet = min(r.ended_s or 0.0 for r in runs)
-        if quiet > stale:
-            out[i] = (f"its process is gone ({_name(runs[-1])} ended {runs[-1].status} {int(quiet)} s ago and "
-                      "the flow run never reported)")
+        # all its runs ended and the flow run never reported: not enough, a flow may work on after
+        # its run (a crawl's colorization after it fetches its model first)
     return out
 
 

@@ -124,6 +124,8 @@ def test_plain_text_between_angle_brackets_is_text_and_tags_are_not():
     assert clean('<p>Vedere <b>generală</b><br/>1930 <a href="/x">Gara</a><!-- nota --></p>') == \
         "Vedere generală 1930 Gara"
     assert clean("<P CLASS=x>Mare</P> &lt;Lenin&gt;") == "Mare <Lenin>"
+    assert clean('<!DOCTYPE html><?xml version="1.0"?><section><p>Gara<o:p></o:p> '
+                 '<st1:place w:st="on">Bălți</st1:place></p></section>') == "Gara Bălți"
     m = {**doc("iiif/v3_manifest_cp-0457.json"), "summary": {"ro": ["Înălțime<5 cm, lățime>3 cm"]}}
     assert iiif.parse_manifest(m, f"{BASA}/iiif/3/cp-0457/manifest").description == "Înălțime<5 cm, lățime>3 cm"
 
@@ -282,3 +284,24 @@ def test_sniff_by_content_not_site():
     assert sniff(None, b"<!DOCTYPE html><html></html>") == "html"
     assert sniff(b"image/jpeg", b"\xff\xd8\xff") == "image"
     assert sniff(b"application/xml", b"<?xml version='1.0'?><feed/>") == "xml"
+
+
+def test_views_read_twice_are_one_and_refused_urls_are_said_without_their_password():
+    u = "https://arhiva.example/"
+    g = Grouper()
+    first = Found(kind="oai", fetched_url=u + "oai?p=1", source_url=u + "item/1", title="Gara", aliases=[u + "m/1"])
+    other = Found(kind="iiif", fetched_url=u + "m/2", source_url=u + "item/2", title="Gara", aliases=[u + "m/2"])
+    again = Found(kind="oai", fetched_url=u + "oai?p=1", source_url=u + "item/1", title="Gara (again)",
+                  aliases=[u + "m/1"])
+    g.add(first)
+    g.add(other)
+    g.add(again)  # the same document read again: one view, the later read
+    bridge = Found(kind="page", fetched_url=u + "item/1", source_url=u + "item/1", aliases=[u + "m/1", u + "m/2"])
+    g.add(bridge)  # unites both groups: still one view of the OAI document
+    (views,) = g.groups()
+    assert sorted((v.kind, v.ref) for v in views) == sorted({(v.kind, v.ref) for v in views})
+    assert [v.title for v in views if v.kind == "oai"] == ["Gara (again)"]
+    m = merge([Found(kind="page", fetched_url=u + "item/9", source_url=u + "item/9", title="X",
+                     image_url="https://ana:hunter2@arhiva.example/f/9.jpg")])
+    assert m.image_url is None
+    assert [url for url, _ in m.refused] == ["https://arhiva.example/f/9.jpg"] and "hunter2" not in str(m.refused)

@@ -186,8 +186,8 @@ def test_a_damaged_copy_in_the_local_cache_is_fetched_again(s3_url, tmp_path):
 
 
 @pytest.mark.parametrize("bucket, rule", [
-    ("bkt with space", "only lowercase letters, digits, dots and hyphens"),
-    ("Bad_Bucket!", "only lowercase letters, digits, dots and hyphens"),
+    ("bkt with space", "only letters, digits, dots, hyphens and underscores"),
+    ("Bad_Bucket!", "only letters, digits, dots, hyphens and underscores"),
     ("ab", "3 to 63 characters long"), ("a" * 64, "3 to 63 characters long"),
     ("-bucket", "beginning and ending with a letter or digit"), ("bucket.", "beginning and ending"),
     ("my..bucket", "no two dots in a row"), ("192.168.0.1", "not an IP address"),
@@ -198,5 +198,26 @@ def test_bucket_names_s3_refuses_are_refused_before_any_request(bucket, rule):
 
 
 def test_good_bucket_names_pass():
-    for bucket in ("abc", "arhiva-photos", "photos.2024", "a" * 63, "0bucket9"):
+    for bucket in ("abc", "arhiva-photos", "photos.2024", "a" * 63, "0bucket9", "Old_Bucket"):
         assert store_for_url(f"s3://{bucket}/x").bucket == bucket
+
+
+def test_blob_work_not_started_is_dropped_when_the_command_stops():
+    """Ctrl-C or SIGTERM in the middle of migrate or verify (an exception in the loop over results):
+    the blobs not yet started are dropped, not copied or hashed silently before the command ends."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from catalog.blob_migrate import _Breaker, _each
+
+    ran = []
+
+    def work(i):
+        time.sleep(0.02)
+        ran.append(i)
+        return i
+
+    with pytest.raises(KeyboardInterrupt), ThreadPoolExecutor(1) as pool:
+        for _ in _each(pool, work, range(50), _Breaker()):
+            raise KeyboardInterrupt
+    assert len(ran) <= 3, ran

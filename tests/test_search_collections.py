@@ -58,6 +58,12 @@ def test_a_small_collection_is_walked_whole_once_for_its_page_count_and_facets(b
             assert [r.id for r in page.items] == list(s.scalars(
                 _filtered(q, s).with_only_columns(Record.id).order_by(Record.id).limit(10))), q
             assert search_records(s, q, exact_max=1000).total == want["total"]
+        # more matches than the bound: exact all the same, every one of them seen by the walk
+        q = RecordQuery(collection="thirds", year_from=1900, year_to=1950, limit=10)
+        want = _truth(s, q)
+        page = search_records(s, q, with_facets=True, exact_max=10)
+        assert want["total"] > 10 and page.total_exact and _got(page) == want
+        assert search_records(s, q, exact_max=10).total == want["total"]
 
 
 def test_within_a_larger_collection_the_index_path_counts_on_the_way(big, monkeypatch):  # noqa: F811

@@ -300,9 +300,14 @@ def test_a_collection_search_with_few_matches_in_its_first_probes_probes_more_in
     would stop at: more members are probed (more sampled blocks when needed), and the estimate comes
     from them, within a fifth of the truth, without counting the matches one by one."""
     import catalog.counts as counts
+    import catalog.queries as queries
+    import catalog.seek as seek
 
     monkeypatch.setattr(counts, "MIN_HITS", 40)
     monkeypatch.setattr(counts, "MEMBER_PROBES", 30)  # ~10 matches among 30 probed: too few
+    # windows smaller than the collection (else one window walks all 300 members and counts them)
+    monkeypatch.setattr(queries, "WINDOWS", (20, 40))
+    monkeypatch.setattr(seek, "WALK_ON_MAX", 0)
     with _statements(big, "") as statements, session_scope(big) as s:
         s.execute(text("ANALYZE collection_members"))
         truth = s.scalar(select(func.count()).select_from(_filtered(RecordQuery(collection="all", text="nouă"), s)

@@ -208,12 +208,10 @@ class Grouper:
             if r != root:
                 self._parent[r] = root
                 self._views.setdefault(root, []).extend(self._views.pop(r, []))
-        views = self._views.setdefault(root, [])
-        same = next((i for i, v in enumerate(views) if (v.kind, v.ref) == (view.kind, view.ref)), None)
-        if same is None:
-            views.append(view)
-        else:
-            views[same] = view
+        one: dict[tuple[str, str], Found] = {}  # by document, in first-read order, the latest read kept
+        for v in [*self._views.get(root, []), view]:
+            one[(v.kind, v.ref)] = v
+        self._views[root] = list(one.values())
 
     def knows(self, identity: str) -> bool:
         return identity in self._parent

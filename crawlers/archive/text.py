@@ -16,10 +16,14 @@ NON_IMAGE_EXT = re.compile(r"\.(pdf|djvu|mp3|mp4|zip|docx?|xml|json|html?)$", re
 # HTML's elements that descriptions carry (IIIF's a, b, br, i, img, p, small, span, sub, sup and the
 # like): only these are tags. Anything else between < and > is text: "a < b and c > d",
 # "Height<5cm, width>3cm" and "Portret <necunoscut>" lost their words to a pattern of any <…>.
-_TAG_NAMES = ("a|abbr|b|big|blockquote|body|br|caption|center|cite|code|dd|del|div|dl|dt|em|figcaption|figure"
-              "|font|h[1-6]|head|hr|html|i|img|ins|li|link|mark|meta|nobr|ol|p|pre|q|s|script|small|span|strike"
-              "|strong|style|sub|sup|table|tbody|td|tfoot|th|thead|title|tr|tt|u|ul|wbr")
-_TAG = re.compile(rf"<!--.*?-->|<!\[CDATA\[|\]\]>|</?(?:{_TAG_NAMES})(?:\s[^<>]*)?/?>", re.I | re.S)
+_TAG_NAMES = ("a|abbr|address|article|aside|b|bdi|bdo|big|blockquote|body|br|caption|center|cite|code|col"
+              "|colgroup|dd|del|details|dfn|div|dl|dt|em|figcaption|figure|font|footer|h[1-6]|head|header|hr"
+              "|html|i|iframe|img|ins|kbd|label|li|link|main|mark|meta|nav|nobr|noscript|ol|p|picture|pre|q"
+              "|s|samp|script|section|small|source|span|strike|strong|style|sub|summary|sup|table|tbody|td"
+              "|tfoot|th|thead|time|title|tr|tt|u|ul|var|video|wbr"
+              r"|[a-z][a-z0-9]*:[a-z][\w.-]*")  # and namespaced ones pasted from Word: <o:p>, <st1:place>
+_TAG = re.compile(rf"<!--.*?-->|<!\[CDATA\[|\]\]>|<![a-z][^<>]*>|<\?[a-z][^<>]*\?>"
+                  rf"|</?(?:{_TAG_NAMES})(?:\s[^<>]*)?/?>", re.I | re.S)
 
 
 def clean(text: object) -> str | None:

@@ -237,8 +237,8 @@ def test_a_bucket_name_s3_would_refuse_is_refused_first(tmp_path):
         for args, env in ((("blobs", "where"), {"ARHIVA_BLOBS": url}), (("blobs", "migrate", "--to", url), {})):
             proc = arhiva(*args, home=tmp_path, **env)
             assert proc.returncode == 2 and one_error(proc) == (
-                f"error: S3 bucket name '{bucket}' is not valid: a bucket name is only lowercase letters, digits, "
-                "dots and hyphens (s3://bucket/prefix)"), (args, proc.stderr)
+                f"error: S3 bucket name '{bucket}' is not valid: a bucket name is only letters, digits, "
+                "dots, hyphens and underscores (s3://bucket/prefix)"), (args, proc.stderr)
 
 
 def test_get_says_in_one_line_why_the_store_failed_and_leaves_no_file(s3_url, tmp_path):

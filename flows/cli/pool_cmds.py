@@ -21,7 +21,10 @@ def deploy(pool: str = typer.Option("arhiva", "--pool", help=POOL_HELP)) -> None
     for name, ident in made.items():
         t.add_row(name, ident)
     console.print(t)
-    err.print(f"start a worker on each machine: [bold]arhiva worker --pool {escape(pool)}[/bold]", highlight=False)
+    import shlex  # the hint is pasted into a shell: a pool named "pool ș" must stay one word
+
+    err.print(f"start a worker on each machine: [bold]arhiva worker --pool {escape(shlex.quote(pool))}[/bold]",
+              highlight=False)
 
 
 @app.command("worker")

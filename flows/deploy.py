@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -83,8 +84,15 @@ def _flow(name: str):
     return fn
 
 
-def deployment_name(flow: str) -> str:
-    return f"{flow}/{flow}"
+def deployment_name(flow: str, pool: str = DEFAULT_POOL) -> str:
+    """``flow/flow`` on the default pool, ``flow/flow-POOL`` on another: each pool keeps its own
+    deployments (a GPU pool for colorize beside a CPU pool for crawls), where one name for every
+    pool moved them to whichever pool was deployed last."""
+    return f"{flow}/{_deployment(flow, pool)}"
+
+
+def _deployment(flow: str, pool: str) -> str:
+    return flow if pool == DEFAULT_POOL else f"{flow}-{pool}"
 
 
 def ensure_pool(pool: str, kind: str = "process") -> str:
@@ -108,11 +116,11 @@ def deploy_flows(pool: str = DEFAULT_POOL, flows: tuple[str, ...] = FLOWS) -> di
     check_pool(pool)
     shared_api()
     ensure_pool(pool)
-    deployments = [_flow(f).to_deployment(name=f, entrypoint_type=EntrypointType.MODULE_PATH,
+    deployments = [_flow(f).to_deployment(name=_deployment(f, pool), entrypoint_type=EntrypointType.MODULE_PATH,
                                           tags=["arhiva", f]) for f in flows]
     ids = deploy(*deployments, work_pool_name=pool, build=False, push=False, print_next_steps_message=False,
                  ignore_warnings=True)
-    return {deployment_name(f): str(i) for f, i in zip(flows, ids)}
+    return {deployment_name(f, pool): str(i) for f, i in zip(flows, ids)}
 
 
 def start_worker(pool: str = DEFAULT_POOL, *, name: str | None = None, limit: int | None = None,
@@ -208,8 +216,8 @@ class Submitted:
     ids: list[str]
 
 
-def submit(flow: str, parameters: dict[str, Any], runs: int = 1) -> Submitted:
-    """Create ``runs`` flow runs of the flow's deployment (registered by ``deploy_flows``)."""
+def submit(flow: str, parameters: dict[str, Any], runs: int = 1, pool: str = DEFAULT_POOL) -> Submitted:
+    """Create ``runs`` flow runs of the flow's deployment on ``pool`` (registered by ``deploy_flows``)."""
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
@@ -218,11 +226,12 @@ def submit(flow: str, parameters: dict[str, Any], runs: int = 1) -> Submitted:
     ids = []
     for _ in range(runs):
         try:
-            fr = run_deployment(deployment_name(flow), parameters=parameters, timeout=0,
+            fr = run_deployment(deployment_name(flow, pool), parameters=parameters, timeout=0,
                                 tags=["arhiva", f"arhiva-{flow}"])
         except ObjectNotFound:
-            raise NoSharedServer(f"no deployment {deployment_name(flow)!r} on the Prefect server: run "
-                                 "`arhiva deploy` first") from None
+            deploy_cmd = "arhiva deploy" + ("" if pool == DEFAULT_POOL else f" --pool {shlex.quote(pool)}")
+            raise NoSharedServer(f"no deployment {deployment_name(flow, pool)!r} on the Prefect server: run "
+                                 f"`{deploy_cmd}` first") from None
         ids.append(str(fr.id))
     return Submitted(flow, ids)
 

@@ -126,14 +126,14 @@ def test_two_machines_share_a_collection_through_postgresql_and_s3(prefect_serve
     try:
         trained = run(["train", "--collection", "fonds", "--stage1-epochs", "1", "--stage2-epochs", "1",
                        "--crop-size", "32", "--batch-size", "4", "--width", "16", "--min-photos", "2",
-                       "--device", "cpu", "--submit", "--wait"], desk, timeout=600)
+                       "--device", "cpu", "--submit", "--wait", "--pool", POOL], desk, timeout=600)
         assert trained.code == 0 and "COMPLETED" in trained.out, trained
         with Session(engine) as s:
             ckpt = s.execute(select(ModelVersion.checkpoint_sha256)).scalar_one()
 
         # each run colorizes at most half the photos, so the batch is done only if both take part
         # (without the limit, the run that starts first could finish all before the other starts)
-        round1 = run(["colorize", "--collection", "fonds", "--years", YEARS, "--runs", "2", "--wait",
+        round1 = run(["colorize", "--collection", "fonds", "--years", YEARS, "--runs", "2", "--wait", "--pool", POOL,
                       "--limit", str(len(todo) // 2), "--render-size", "64", "--batch-size", "2",
                       "--claim-size", "2", "--device", "cpu"], desk, timeout=600)
         assert round1.code == 0 and round1.out.count("COMPLETED") == 2, round1
@@ -172,7 +172,8 @@ def test_two_machines_share_a_collection_through_postgresql_and_s3(prefect_serve
             web.finish()
 
         # Round 2, new parameters: kill worker a while it works; b finishes the rest.
-        submitted = run(["colorize", "--collection", "fonds", "--years", YEARS, "--runs", "2", "--render-size", "96",
+        submitted = run(["colorize", "--collection", "fonds", "--years", YEARS, "--runs", "2", "--pool", POOL,
+                         "--render-size", "96",
                          "--batch-size", "1", "--claim-size", "2", "--device", "cpu"], desk)
         assert submitted.code == 0 and len(submitted.out.split()) == 2, submitted
         deadline = time.monotonic() + 300
@@ -206,7 +207,8 @@ def _record_of(engine, sha: str) -> int:
 
 # -- flow runs that end badly: said, and never waited on forever -------------------------------
 TRAIN_TINY = ["--crop-size", "32", "--batch-size", "4", "--width", "16", "--min-photos", "2", "--device", "cpu"]
-TRAIN_LONG = ["train", "--stage1-epochs", "100000", "--stage2-epochs", "1", *TRAIN_TINY, "--submit", "--wait"]
+TRAIN_LONG = ["train", "--stage1-epochs", "100000", "--stage2-epochs", "1", *TRAIN_TINY, "--submit", "--wait",
+              "--pool", "arhiva-fleet"]
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +230,7 @@ def fleet(prefect_server, tmp_path_factory):
         assert deployed.code == 0, deployed
         with worker(box, tmp):
             trained = run(["train", "--collection", "fonds", "--stage1-epochs", "1", "--stage2-epochs", "1",
-                           *TRAIN_TINY, "--submit", "--wait"], desk, timeout=600)
+                           *TRAIN_TINY, "--submit", "--wait", "--pool", FLEET_POOL], desk, timeout=600)
             assert trained.code == 0, trained
         yield desk, box, engine, tmp
     finally:
@@ -287,7 +289,7 @@ def test_runs_wait_says_which_photos_failed_and_exits_1(fleet):
     blob.rename(blob.with_name(blob.name + ".away"))  # a photo gone from the store
     try:
         with worker(box, tmp):
-            r = run(["colorize", "--collection", "fonds", "--years", YEARS, "--runs", "1", "--wait",
+            r = run(["colorize", "--collection", "fonds", "--years", YEARS, "--runs", "1", "--wait", "--pool", FLEET_POOL,
                      "--render-size", "32", "--batch-size", "4", "--device", "cpu"], desk, timeout=600)
     finally:
         blob.with_name(blob.name + ".away").rename(blob)
@@ -373,6 +375,23 @@ def test_serve_with_a_pool_leaves_the_schedules_to_its_workers(prefect_server, t
     assert d["entrypoint"] == "flows.colorize.colorize_flow"  # the installed package's flow, as `deploy` registers
 
 
+def test_each_pool_keeps_its_own_deployments(prefect_server, tmp_path):
+    """A CPU pool and a GPU pool: deploying to one no longer moves the other's deployments to it,
+    and the hint to start a worker can be pasted into a shell as it is."""
+    from urllib.parse import quote
+
+    env = machine(tmp_path, "desk", {"PREFECT_API_URL": prefect_server})
+    for pool, hint in (("cpu box", "arhiva worker --pool 'cpu box'"), ("gpu", "arhiva worker --pool gpu")):
+        r = run(["deploy", "--pool", pool], env)
+        assert r.code == 0 and f"colorize/colorize-{pool}" in r.out and hint in r.err, r
+    for pool in ("cpu box", "gpu"):
+        with urllib.request.urlopen(f"{prefect_server}/deployments/name/colorize/{quote(f'colorize-{pool}')}",
+                                    timeout=10) as resp:
+            assert json.loads(resp.read())["work_pool_name"] == pool
+    r = run(["colorize", "-c", "x", "--runs", "1", "--pool", "nowhere"], env)
+    assert r.code != 0 and "arhiva deploy --pool nowhere" in r.err, r
+
+
 @pytest.mark.parametrize("args, api, words", [
     (["deploy"], "http://127.0.0.1:{port}/api", ["http://127.0.0.1:", "PREFECT_API_URL", "does not answer"]),
     (["colorize", "-c", "x", "--runs", "1"], "not a url", ["PREFECT_API_URL='not a url'", "is not the URL"]),
@@ -380,6 +399,7 @@ def test_serve_with_a_pool_leaves_the_schedules_to_its_workers(prefect_server, t
     (["deploy", "--pool", "a/b"], "http://127.0.0.1:{port}/api", ["cannot hold /"]),
     (["colorize", "-c", "x", "--wait"], None, ["--wait", "--runs N"]),
     (["train", "-c", "x", "--wait"], None, ["--wait", "--submit"]),
+    (["colorize", "-c", "x", "--pool", "gpu"], None, ["--pool", "--runs N"]),
 ])
 def test_pool_commands_say_what_is_wrong(tmp_path, args, api, words):
     shared = {"PREFECT_API_URL": api.format(port=free_ports(1)[0])} if api else {}

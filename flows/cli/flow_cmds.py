@@ -24,12 +24,12 @@ def _show(summary: dict, title: str) -> None:
     console.print(t)
 
 
-def _submit(flow: str, parameters: dict, runs: int, wait: bool) -> None:
+def _submit(flow: str, parameters: dict, runs: int, wait: bool, pool: str) -> None:
     """Flow runs on the work pool's workers: their ids at once, or, with ``wait``, how each ended."""
     from flows.deploy import FINAL, submit
     from flows.deploy import wait as wait_for
 
-    done = submit(flow, parameters, runs)
+    done = submit(flow, parameters, runs, pool)
     for i in done.ids:
         console.print(i)
     say(f"{len(done.ids)} {flow} flow run(s) submitted to the work pool")
@@ -91,6 +91,11 @@ def _no_wait_alone(wait: bool, option: str) -> None:
         fail(f"--wait follows flow runs on the workers: it goes with {option}")
 
 
+def _no_pool_alone(pool: str, option: str) -> None:
+    if pool != "arhiva":
+        fail(f"--pool sends flow runs to that pool's workers: it goes with {option}")
+
+
 @app.command("train")
 def train(
     collection: str = typer.Option(..., "--collection", "-c", help="Collection whose colour photos to learn from."),
@@ -106,6 +111,7 @@ def train(
     submit: bool = typer.Option(False, "--submit", help="Run on a worker of the work pool (`arhiva deploy`), "
                                                         "not here; print the flow run's id."),
     wait: bool = typer.Option(False, "--wait", help="With --submit: wait for the flow run to end."),
+    pool: str = typer.Option("arhiva", "--pool", help="With --submit: the work pool (`arhiva deploy --pool`)."),
 ) -> None:
     """Train a model version on the collection's colour photos not used before (a Prefect flow)."""
     from colorization.config import TrainConfig, config_problem
@@ -118,11 +124,12 @@ def train(
 
     if not submit:
         _no_wait_alone(wait, "--submit")
+        _no_pool_alone(pool, "--submit")
     parameters = dict(collection=collection, name=name, base=base, stage1_epochs=stage1_epochs,
                       stage2_epochs=stage2_epochs, crop_size=crop_size, batch_size=batch_size, width=width,
                       min_photos=min_photos, device=device)
     if submit:
-        _submit("train", parameters, 1, wait)
+        _submit("train", parameters, 1, wait, pool)
         return
     with flow_session():
         from flows.train import train_flow
@@ -151,6 +158,7 @@ def colorize(
         None, "--runs", min=1, help="Fan out: N flow runs on the workers of the work pool (`arhiva deploy`), "
                                     "sharing the photos; prints their ids and returns."),
     wait: bool = typer.Option(False, "--wait", help="With --runs: wait for every flow run to end."),
+    pool: str = typer.Option("arhiva", "--pool", help="With --runs: the work pool (`arhiva deploy --pool`)."),
     vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", min=0.0, max=1.0,
                                 help="0 = conservative (near grey where the model is unsure) .. 1 = vivid."),
 ) -> None:
@@ -169,10 +177,11 @@ def colorize(
 
     if not runs:
         _no_wait_alone(wait, "--runs N")
+        _no_pool_alone(pool, "--runs N")
     if runs:
         _submit("colorize", dict(collection=collection, years=years, model=model, limit=limit,
                                  batch_size=batch_size, render_size=render_size, device=device,
-                                 claim_size=claim_size, retry_failed=retry_failed, vivid=vivid), runs, wait)
+                                 claim_size=claim_size, retry_failed=retry_failed, vivid=vivid), runs, wait, pool)
         return
 
     def describe(p: dict) -> str:

@@ -285,13 +285,12 @@ class CatalogueRun:
     status: str
     error: str | None
     stats: dict[str, Any]
-    ended_s: float | None  # seconds since it ended (the database's clock)
 
 
 def catalogue_runs(ids: list[str], *, reap: bool = True,
                    stale_after_s: float | None = None) -> dict[str, list[CatalogueRun]]:
     """flow-run id → the catalogue runs its process opened; runs whose owner vanished are closed first."""
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     from catalog.db import open_catalog, session_scope
     from catalog.runs import FLOW_RUN_KEY, RUN_MODELS, STALE_AFTER_S, reap_vanished
@@ -304,11 +303,10 @@ def catalogue_runs(ids: list[str], *, reap: bool = True,
             reap_vanished(s, STALE_AFTER_S if stale_after_s is None else stale_after_s)
         for kind, model in RUN_MODELS.items():
             key = model.parameters[FLOW_RUN_KEY].astext
-            rows = s.execute(select(key, model.id, model.status, model.error, model.stats,
-                                    func.now() - model.ended_at).where(key.in_(ids)).order_by(model.id))
-            for flow_run, rid, status, error, stats, ended in rows:
-                out[flow_run].append(CatalogueRun(kind, rid, status, error, stats or {},
-                                                  ended.total_seconds() if ended is not None else None))
+            rows = s.execute(select(key, model.id, model.status, model.error, model.stats)
+                             .where(key.in_(ids)).order_by(model.id))
+            for flow_run, rid, status, error, stats in rows:
+                out[flow_run].append(CatalogueRun(kind, rid, status, error, stats or {}))
     return out
 
 

@@ -298,12 +298,18 @@ def test_runs_wait_says_which_photos_failed_and_exits_1(fleet):
     assert "not colorized" in r.err and grey[:12] in r.err, r
 
 
+def long_training(desk, engine, tmp, collection: str):
+    """``train --submit --wait`` of a training that lasts (TRAIN_LONG), once its run has started on
+    a worker: the waiting command and the training run's id."""
+    waiting = Background([*TRAIN_LONG[:1], "--collection", collection, *TRAIN_LONG[1:]], desk, tmp)
+    return waiting, waiting.wait_for(lambda: running_training(engine), timeout=300)
+
+
 def test_a_worker_stopped_with_sigterm_ends_its_flow_runs_and_wait_says_so(fleet):
     desk, box, engine, tmp = fleet
     colour_collection(desk, "stopped", 500)
     with worker(box, tmp) as w:
-        waiting = Background([*TRAIN_LONG[:1], "--collection", "stopped", *TRAIN_LONG[1:]], desk, tmp)
-        rid = waiting.wait_for(lambda: running_training(engine), timeout=300)
+        waiting, rid = long_training(desk, engine, tmp, "stopped")
         time.sleep(2)  # inside the training
         w.signal(signal.SIGTERM)
         stopped = w.finish(timeout=120)
@@ -319,8 +325,7 @@ def test_a_killed_worker_does_not_leave_wait_hanging(fleet):
     desk, box, engine, tmp = fleet
     colour_collection(desk, "killed", 600)
     with worker(box, tmp) as w:
-        waiting = Background([*TRAIN_LONG[:1], "--collection", "killed", *TRAIN_LONG[1:]], desk, tmp)
-        rid = waiting.wait_for(lambda: running_training(engine), timeout=300)
+        waiting, rid = long_training(desk, engine, tmp, "killed")
         tree, todo = [], [w.pid]
         while todo:  # the worker, the Prefect worker, the flow run's process (a session of its own), its children
             tree.append(todo.pop())

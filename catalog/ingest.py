@@ -118,10 +118,16 @@ def get_or_create_collection(session: Session, name: str, description: str | Non
 
 
 def add_to_collection(session: Session, collection: str, record_ids: Iterable[int]) -> None:
+    if record_ids := list(record_ids):
+        _add_members(session, get_or_create_collection(session, collection), record_ids)
+
+
+def _add_members(session: Session, cid: int, record_ids: Iterable[int]) -> None:
+    """The records join the collection (those already in it stay); the triggers of migration 0017
+    add it to ``records.collections`` where it is missing."""
     ids = sorted(set(record_ids))
     if not ids:
         return
-    cid = get_or_create_collection(session, collection)
     session.execute(
         pg_insert(CollectionMember).values([{"collection_id": cid, "record_id": i} for i in ids])
         .on_conflict_do_nothing()
@@ -247,15 +253,18 @@ def _store_prepared(session: Session, source_id: int, prepared: Iterable[CopyChu
                     collection: str | None) -> UpsertReport:
     """Upsert prepared chunks in the session's transaction."""
     report = UpsertReport()
+    # the collection first: a new record's collection is written with its row (a member added
+    # after it would make the triggers of migration 0017 write the record a second time)
+    cid = get_or_create_collection(session, collection) if collection else None
     # JIT would compile each chunk's upsert afresh (~17 ms a statement, a fifth of the work),
     # and with the default 4 MB of work_mem the GIN index's pending-list cleanup (which the
     # inserts trigger) flushes its accumulator in many small passes: JIT off and 64 MB for
     # these statements only, then both put back as the caller had them.
     with local_settings(session, jit="off", work_mem="64MB"):
         for chunk in prepared:
-            report.merge(_upsert_chunk(session, source_id, chunk, run_id))
-    if collection and report.ids:
-        add_to_collection(session, collection, report.ids.values())
+            report.merge(_upsert_chunk(session, source_id, chunk, run_id, cid))
+    if cid is not None and report.ids:
+        _add_members(session, cid, report.ids.values())
     return report
 
 
@@ -282,7 +291,7 @@ _IDS_SQL = (
     "generate_series(1, %(n)s)"
 )
 _COPY_NEW = (
-    f"COPY records ({', '.join(COPY_COLUMNS)}, id, source_id, first_seen_run_id, last_seen_run_id) FROM STDIN"
+    f"COPY records ({', '.join(COPY_COLUMNS)}, id, source_id, first_seen_run_id, last_seen_run_id%s) FROM STDIN"
 )
 # Changed payloads (and new keys whose COPY met a concurrent insert) are staged in a temporary
 # table and merged by one statement: CTE ``old`` moves each payload being replaced into
@@ -303,8 +312,8 @@ _MERGE_SQL = (
     "LEFT JOIN LATERAL (SELECT h.revision, h.replaced_run_id, h.replaced_at FROM record_history h "
     "WHERE h.record_id = r.id ORDER BY h.revision DESC LIMIT 1) last ON true "
     "WHERE r.payload_hash IS DISTINCT FROM i.payload_hash), "
-    "up AS (INSERT INTO records (source_id, first_seen_run_id, last_seen_run_id, source_key, "
-    + ", ".join(_UPSERT_COLS) + ") SELECT %(source_id)s, %(run_id)s, %(run_id)s, i.source_key, "
+    "up AS (INSERT INTO records (source_id, first_seen_run_id, last_seen_run_id{collections}, source_key, "
+    + ", ".join(_UPSERT_COLS) + ") SELECT %(source_id)s, %(run_id)s, %(run_id)s{in_collection}, i.source_key, "
     + ", ".join(f"i.{c}" for c in _UPSERT_COLS)
     + " FROM arhiva_incoming i ORDER BY i.source_key "
     "ON CONFLICT ON CONSTRAINT uq_records_source_key DO UPDATE SET "
@@ -321,6 +330,14 @@ _TOUCH_SQL = (
 )
 
 
+def _merge_sql(cid: int | None) -> str:
+    """_MERGE_SQL, its new records in the collection ``cid`` (without one, the columns named are
+    those of every schema since 0012: the migrations' tests load records at older ones)."""
+    if cid is None:
+        return _MERGE_SQL.format(collections="", in_collection="")
+    return _MERGE_SQL.format(collections=", collections", in_collection=f", ARRAY[{int(cid)}]::integer[]")
+
+
 def _refused_record(exc: psycopg.Error) -> bool:
     """PostgreSQL refused the data of some row (a value too long for an index or a search vector,
     a constraint), not the connection or the transaction: bisecting the chunk finds the row."""
@@ -328,7 +345,8 @@ def _refused_record(exc: psycopg.Error) -> bool:
     return state[:2] in ("22", "23", "54") and state != "23505"
 
 
-def _upsert_chunk(session: Session, source_id: int, prepared: CopyChunk, run_id: int | None) -> UpsertReport:
+def _upsert_chunk(session: Session, source_id: int, prepared: CopyChunk, run_id: int | None,
+                  cid: int | None = None) -> UpsertReport:
     """Upsert one sorted chunk; when PostgreSQL refuses a row the per-record checks let through,
     the chunk is undone to a savepoint and bisected, so only that record is rejected (with its
     key and PostgreSQL's reason) and the others are stored."""
@@ -341,7 +359,7 @@ def _upsert_chunk(session: Session, source_id: int, prepared: CopyChunk, run_id:
                 continue
             cur.execute("SAVEPOINT arhiva_chunk")
             try:
-                got = _upsert_part(cur, source_id, part, run_id)
+                got = _upsert_part(cur, source_id, part, run_id, cid)
             except psycopg.Error as exc:
                 cur.execute("ROLLBACK TO SAVEPOINT arhiva_chunk")
                 if not _refused_record(exc):
@@ -359,9 +377,10 @@ def _upsert_chunk(session: Session, source_id: int, prepared: CopyChunk, run_id:
     return report
 
 
-def _upsert_part(cur, source_id: int, prepared: CopyChunk, run_id: int | None) -> UpsertReport:
+def _upsert_part(cur, source_id: int, prepared: CopyChunk, run_id: int | None, cid: int | None) -> UpsertReport:
     """Upsert one sorted chunk (from ``copy_chunk``): look its keys up, COPY the new ones
-    straight in, merge the changed ones through a temporary table, touch the unchanged."""
+    straight in, merge the changed ones through a temporary table, touch the unchanged. New
+    records are written in the collection ``cid`` (its members are added by the caller)."""
     report = UpsertReport()
     hashes = prepared.hashes
     keys = list(hashes)  # in key order
@@ -373,14 +392,14 @@ def _upsert_part(cur, source_id: int, prepared: CopyChunk, run_id: int | None) -
     new = [i for i, key in enumerate(keys) if key not in stored]
     done: dict[str, tuple[int, bool]] = {}
     if new:
-        _copy_new(cur, prepared, new, source_id, run_id, done)  # what it could not store is merged
+        _copy_new(cur, prepared, new, source_id, run_id, cid, done)  # what it could not store is merged
     merge = [i for i, key in enumerate(keys) if key not in same and key not in done]
     if merge:
         cur.execute(_TEMP_DDL)  # IF NOT EXISTS: made once per connection, emptied at each commit
         cur.execute("DELETE FROM arhiva_incoming")
         with cur.copy(f"COPY arhiva_incoming ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
             copy.write(prepared.data(merge))
-        done.update((key, (rid, inserted)) for rid, key, inserted in cur.execute(_MERGE_SQL, params))
+        done.update((key, (rid, inserted)) for rid, key, inserted in cur.execute(_merge_sql(cid), params))
     # Keys another writer stored with the same payload meanwhile are unchanged too.
     raced = [k for k in keys if k not in same and k not in done]
     if raced:
@@ -400,17 +419,17 @@ def _upsert_part(cur, source_id: int, prepared: CopyChunk, run_id: int | None) -
     return report
 
 
-def _copy_new(cur, prepared: CopyChunk, new: list[int], source_id: int, run_id: int | None,
+def _copy_new(cur, prepared: CopyChunk, new: list[int], source_id: int, run_id: int | None, cid: int | None,
               done: dict[str, tuple[int, bool]]) -> bool:
     """COPY the records at positions ``new`` (keys not stored) and add them to ``done``; False,
     with nothing written, when another writer stored one of the keys meanwhile."""
     ids = [rid for (rid,) in cur.execute(_IDS_SQL, {"n": len(new)})]
     run = b"\\N" if run_id is None else str(run_id).encode()
-    tail = b"\t%d\t%s\t%s\n" % (source_id, run, run)
+    tail = b"\t%d\t%s\t%s%s\n" % (source_id, run, run, b"" if cid is None else b"\t{%d}" % cid)
     lines = prepared.lines
     cur.execute("SAVEPOINT arhiva_new_keys")
     try:
-        with cur.copy(_COPY_NEW) as copy:
+        with cur.copy(_COPY_NEW % ("" if cid is None else ", collections")) as copy:
             copy.write(b"".join(b"%s\t%d%s" % (lines[i], rid, tail) for i, rid in zip(new, ids)))
     except psycopg.errors.UniqueViolation:
         cur.execute("ROLLBACK TO SAVEPOINT arhiva_new_keys")

@@ -27,7 +27,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -45,9 +45,10 @@ RECORD_STATUSES = ("active", "withdrawn")
 # Search: the generated column holds the folded, stemmed words (Romanian and
 # Russian) plus decade, start/end-year and grid-cell tokens; SQL functions arhiva_fold and
 # arhiva_search_vector are created by the first migration, arhiva_fold redone
-# with unaccent by the third and split at punctuation by migration 0016.
+# with unaccent by the third and split at punctuation by migration 0016; a ``~k<id>`` token for
+# each of the record's collections (arhiva_collection_tokens, migration 0017).
 WORD_PLACES_EXPR = "arhiva_word_place_keys(search, year_lo, year_hi, lat, lon)"
-SEARCH_EXPR = "arhiva_search_vector(coalesce(title, '') || ' ' || coalesce(description, '') || ' ' || coalesce(place, '') || ' ' || coalesce(author, '') || ' ' || coalesce(date_text, ''), year_lo, year_hi, lat, lon)"
+SEARCH_EXPR = "arhiva_search_vector(coalesce(title, '') || ' ' || coalesce(description, '') || ' ' || coalesce(place, '') || ' ' || coalesce(author, '') || ' ' || coalesce(date_text, ''), year_lo, year_hi, lat, lon) || arhiva_collection_tokens(collections)"
 
 
 class Base(DeclarativeBase):
@@ -145,6 +146,9 @@ class Record(Base):
     last_seen_run_id: Mapped[int | None] = mapped_column()
     withdrawn_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = _now()
+    # the ids of the record's collections, sorted: kept equal to its rows in collection_members
+    # by triggers on that table (migration 0017); a new record's come with its row (catalog.ingest)
+    collections: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default=text("'{}'"), nullable=False)
     search: Mapped[Any] = mapped_column(TSVECTOR, Computed(SEARCH_EXPR, persisted=True), nullable=True)
 
     source: Mapped[Source] = relationship(primaryjoin="foreign(Record.source_id) == Source.id")

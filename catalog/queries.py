@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import operator
 import re
 from collections.abc import Iterator
@@ -17,9 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, and_, cast, exists, false, func, literal_column, not_, or_, select
-from sqlalchemy import text as sql_text
-from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY
+from sqlalchemy import BigInteger, Integer, Select, and_, cast, exists, false, func, literal_column, not_, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.counts import (
@@ -34,6 +32,15 @@ from catalog.counts import (
 from catalog.fields import MAPPED
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
 from catalog.search_text import TextQueryError, check_words, parse_text, text_match
+from catalog.search_tokens import (
+    MAX_COMBINED_TOKENS,
+    WORD_PLACE_KEYS,
+    _token_query,
+    _word_place_keys,
+    cell_tokens,
+    decade_tokens,
+    year_tokens,
+)
 from catalog.seek import BITMAP_ONLY, WINDOWS, Seen, page_ids
 from catalog.sizes import group_sizes, sizes_once
 
@@ -44,70 +51,11 @@ MAX_OFFSET = 10_000  # deeper pages: the ``next`` cursor (keyset pagination on i
 BOTH_INCLUSIVE = literal_column("'[]'")
 YEAR_RANGE = func.int4range(Record.year_lo, Record.year_hi, BOTH_INCLUSIVE)
 POINT = func.point(Record.lon, Record.lat)
-# Each word of a located, dated record with its 0.01° cell and decade, as one bigint (migration
-# 0013; the expression of the index ix_records_word_place_keys, which the planner matches as
-# written): the cell's row and column, a slot (the decade, WIDE_SLOT for a record spanning more
-# decades, ALL_SLOT for a record of too many words) and the word's hashtext.
-WORD_PLACE_KEYS = func.arhiva_word_place_keys(Record.search, Record.year_lo, Record.year_hi, Record.lat, Record.lon)
-FINE_CELL = "~g001_"
-WIDE_SLOT, ALL_SLOT, HASH_BITS = 30, 31, 27
-# Decade and grid tokens in the search vector (see migrations 0001 and 0008).
-DECADE_MIN, DECADE_MAX = 1800, 2039
-MAX_CELL_TOKENS = 64
-MAX_COMBINED_TOKENS = 512
 PROBED_SAMPLE_SHARE = 4  # a colorization filter samples a quarter of SAMPLE_ROWS
 
 
 def _in_box(w: float, s: float, e: float, n: float):
     return POINT.op("<@")(func.box(func.point(w, s), func.point(e, n)))
-
-
-def decade_tokens(year_from: int | None, year_to: int | None) -> list[str]:
-    lo = min(max(year_from if year_from is not None else DECADE_MIN, DECADE_MIN), DECADE_MAX) // 10
-    hi = min(max(year_to if year_to is not None else DECADE_MAX, DECADE_MIN), DECADE_MAX) // 10
-    return [f"~d{d}" for d in range(lo, hi + 1)]
-
-
-def year_tokens(year_from: int | None, year_to: int | None) -> list[str] | None:
-    """The tokens of exactly the records whose years overlap a question spanning decades
-    (migration 0011): those in its middle decades, those ending in its first decade from its
-    start year on, those starting in its last decade up to its end year and, when those two
-    decades meet, those crossing between them. None within one decade (its decade token then)."""
-    a = min(max(year_from if year_from is not None else DECADE_MIN, DECADE_MIN), DECADE_MAX)
-    b = min(max(year_to if year_to is not None else DECADE_MAX, DECADE_MIN), DECADE_MAX)
-    first, last = a // 10, b // 10
-    if first == last:
-        return None
-    return ([f"~d{d}" for d in range(first + 1, last)] + [f"~e{y}" for y in range(a, 10 * first + 10)]
-            + [f"~s{y}" for y in range(10 * last, b + 1)] + ([f"~x{last}"] if last == first + 1 else []))
-
-
-def cell_tokens(w: float, s: float, e: float, n: float) -> list[str] | None:
-    """Grid-cell tokens covering a box (w <= e), or None when too many to help."""
-    for prefix, scale in (("~g001", 100), ("~g01", 10), ("~g1", 1)):
-        lats = range(math.floor(s * scale), math.floor(n * scale) + 1)
-        lons = range(math.floor(w * scale), math.floor(e * scale) + 1)
-        if len(lats) * len(lons) <= MAX_CELL_TOKENS:
-            return [f"{prefix}_{la}_{lo}" for la in lats for lo in lons]
-    return None
-
-
-TOKEN_CHUNK = 20
-
-
-def _token_query(tokens: list[str]):
-    """Records whose search vector carries any of the tokens. GIN tests every item of the tokens'
-    posting lists against the whole query, so one query of 98 alternatives cost ~1.1 µs per item
-    where five queries of 20, OR'ed, cost about half (measured at 10M records: 166,000 items,
-    188 ms against 78 ms with a word)."""
-    parts = [Record.search.op("@@")(cast(" | ".join(_quoted(t) for t in tokens[i:i + TOKEN_CHUNK]), TSQUERY))
-             for i in range(0, len(tokens), TOKEN_CHUNK)]
-    return parts[0] if len(parts) == 1 else or_(*parts)
-
-
-def _quoted(token: str) -> str:
-    """A token as one tsquery operand (quotes and backslashes doubled)."""
-    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 class QueryError(ValueError):
@@ -264,36 +212,10 @@ def _text_errors() -> Iterator[None]:
         raise QueryError(str(exc)) from None
 
 
-def word_place_keys(cells: list[str], decades: list[str], word_hash: int) -> list[int]:
-    """The keys of ix_records_word_place_keys (migration 0013) for a word (its ``hashtext``) in
-    each 0.01° cell (``FINE_CELL`` tokens) and decade (``~d`` tokens), with each cell's keys for
-    records spanning more decades and for records with too many words to carry them."""
-    word = word_hash & ((1 << HASH_BITS) - 1)
-    keys = []
-    for c in cells:
-        lat, lon = (int(v) for v in c[len(FINE_CELL):].split("_"))
-        spot = ((lat + 9000) << 48) | ((lon + 18000) << 32)
-        keys += [spot | ((int(d[2:]) - 180) << HASH_BITS) | word for d in decades]
-        keys += [spot | (WIDE_SLOT << HASH_BITS) | word, spot | (ALL_SLOT << HASH_BITS)]
-    return keys
-
-
-def _word_place_keys(session: Session, text: str, cells: list[str], decades: list[str]) -> list[int] | None:
-    """The word × place keys for the most telling word every match of ``text`` has (its longest
-    single lexeme not starting with a digit); None when no word qualifies or the cells are
-    coarser. The word's hash is the server's, as the index's is."""
-    if not cells or not all(c.startswith(FINE_CELL) for c in cells):
-        return None
-    words = parse_text(text).required_words()
-    if not words:
-        return None
-    rows = session.execute(sql_text(
-        "SELECT lex, hashtext(lex[1]) FROM (SELECT tsvector_to_array(to_tsvector('arhiva'::regconfig, "
-        "arhiva_fold(w))) AS lex FROM unnest(CAST(:words AS text[])) AS w) x"), {"words": words})
-    single = [(lex[0], h) for lex, h in rows if len(lex) == 1 and not "0" <= lex[0][0] <= "9"]
-    if not single:
-        return None
-    return word_place_keys(cells, decades, max(single, key=lambda lh: len(lh[0]))[1])
+def _narrowed(q: RecordQuery) -> bool:
+    """Whether the search asks more than its collection (and status)."""
+    return bool(q.text or q.source or q.ids or q.bbox or q.colorized is not None
+                or q.year_from is not None or q.year_to is not None)
 
 
 def _collection_id(session: Session, q: RecordQuery) -> int | None:
@@ -315,6 +237,7 @@ def _filters(q: RecordQuery, session: Session | None = None) -> tuple[Select, Se
     and a tsvector test costs ~1 µs a row). Both select the same records."""
     stmt = select(Record)
     aids = []
+    in_collection = None  # the collection's token, for the search index
     if q.status:
         stmt = stmt.where(Record.status == q.status)
     if q.ids:
@@ -322,8 +245,16 @@ def _filters(q: RecordQuery, session: Session | None = None) -> tuple[Select, Se
     if q.collection:
         cid = select(Collection.id).where(Collection.name == q.collection)
         cid = cid.scalar_subquery() if session is None else _collection_id(session, q)
-        stmt = stmt.where(false()) if cid is None else stmt.where(exists().where(
-            CollectionMember.record_id == Record.id, CollectionMember.collection_id == cid))
+        if cid is None:
+            stmt = stmt.where(false())
+        elif session is not None and _narrowed(q):
+            # with more conditions: the collection's token in the search index beside the years and
+            # words (migration 0017), and the record's own list of its collections on its row
+            stmt = stmt.where(Record.collections.contains(cast([cid], ARRAY(Integer))))
+            in_collection = f"~k{cid}"
+        else:  # the collection alone: its members in id order, from the membership index
+            stmt = stmt.where(exists().where(CollectionMember.record_id == Record.id,
+                                             CollectionMember.collection_id == cid))
     if q.source:
         sid = select(Source.id).where(Source.slug == q.source)
         sid = sid.scalar_subquery() if session is None else session.scalar(sid)
@@ -343,16 +274,20 @@ def _filters(q: RecordQuery, session: Session | None = None) -> tuple[Select, Se
                   and len(cells) * (len(decades) + 2) <= MAX_COMBINED_TOKENS else None)
     if word_place is not None:
         # word × place × decade: only the records with all three (the words then need no lookup
-        # in the search index, which would walk their whole posting lists)
+        # in the search index, which would walk their whole posting lists; the collection, if
+        # any, is tested on those few rows)
         aids.append(WORD_PLACE_KEYS.op("&&")(cast(word_place, ARRAY(BigInteger))))
-    elif decades and cells is not None and len(cells) * len(decades) <= MAX_COMBINED_TOKENS:
-        # place × decade tokens: one short posting list per (cell, decade)
-        aids.append(_token_query([f"{c}_d{d[2:]}" for c in cells for d in decades]))
     else:
-        if decades:
-            aids.append(_token_query(year_tokens(q.year_from, q.year_to) or decades))
-        if cells is not None:
-            aids.append(_token_query(cells))
+        if in_collection is not None:
+            aids.append(_token_query([in_collection]))
+        if decades and cells is not None and len(cells) * len(decades) <= MAX_COMBINED_TOKENS:
+            # place × decade tokens: one short posting list per (cell, decade)
+            aids.append(_token_query([f"{c}_d{d[2:]}" for c in cells for d in decades]))
+        else:
+            if decades:
+                aids.append(_token_query(year_tokens(q.year_from, q.year_to) or decades))
+            if cells is not None:
+                aids.append(_token_query(cells))
     if years_asked:
         # int4range with a NULL bound is open on that side: "before 1900" is (,1899].
         asked = func.int4range(q.year_from, q.year_to, BOTH_INCLUSIVE)
@@ -403,8 +338,7 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
     # index at once; with more conditions, the windows walk its members (catalog.seek), as they walk
     # the whole table otherwise. The count is sampled from the collection's side (catalog.counts)
     members_of = _collection_id(session, q)
-    narrowed = bool(q.text or q.source or q.ids or q.bbox or q.colorized is not None
-                or q.year_from is not None or q.year_to is not None)
+    narrowed = _narrowed(q)
     if members_of is not None and narrowed:  # a member walked needs no test of its membership
         walked = _filters(replace(q, collection=None), session)[1]
     else:

@@ -148,7 +148,7 @@ def test_small_boxes_find_exactly_the_records_inside(clean_db, arhiva_env):
     edge (points exactly on a cell boundary included)."""
     import random
 
-    from catalog.queries import cell_tokens
+    from catalog.search_tokens import cell_tokens
 
     rng = random.Random(7)
     points = []
@@ -212,7 +212,7 @@ def test_a_word_in_a_few_streets_over_a_decade_is_looked_up_by_word_place_decade
     from sqlalchemy import text
 
     from catalog.models import WORD_PLACES_EXPR
-    from catalog.queries import ALL_SLOT, HASH_BITS, cell_tokens, decade_tokens
+    from catalog.search_tokens import ALL_SLOT, HASH_BITS, cell_tokens, decade_tokens
     from catalog.seek import BITMAP_ONLY
 
     rng = random.Random(11)
@@ -295,7 +295,7 @@ def test_years_spanning_decades_find_exactly_the_records_whose_years_overlap(cle
 
     from sqlalchemy import select
 
-    from catalog.queries import _token_query, year_tokens
+    from catalog.search_tokens import _token_query, year_tokens
 
     rng = random.Random(5)
     records = []

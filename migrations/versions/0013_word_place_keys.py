@@ -17,7 +17,7 @@ An index of fixed 8-byte keys compares them as integers and packs more of them a
 new records ran 1.15× as fast with it (bench/upsert_parts.py, four rounds taking turns). Two
 words may share a hash: a search then reads a few records more, which its text condition (always
 tested row by row on this path) leaves out. The search computes the keys it asks for from the
-same layout (``catalog.queries.word_place_keys``) with the server's own ``hashtext``, so they match
+same layout (``catalog.search_tokens.word_place_keys``) with the server's own ``hashtext``, so they match
 what the index holds on any machine. Words that begin with a digit are still left out; words of
 any length are in (a hash has no length).
 

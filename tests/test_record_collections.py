@@ -157,3 +157,39 @@ def test_0017_fills_the_rows_of_a_catalogue_stored_before_it_and_goes_down_clean
     finally:
         engine.dispose()
         drop_database(name)
+
+
+def test_two_writers_adding_a_record_to_two_collections_at_once_both_stay(clean_db):
+    """The second writer waits for the first's row and adds to what it wrote (a list recomputed
+    from what each statement saw would lose the other's collection)."""
+    import threading
+
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "c", "folder").id
+        rid = upsert_records(s, sid, _recs("a", 1)).ids["a000"]
+        for name in ("una", "alta"):
+            s.add(Collection(name=name))
+    with clean_db.connect() as conn:
+        cids = dict(conn.execute(select(Collection.name, Collection.id)).all())
+    first, second = clean_db.connect(), clean_db.connect()
+    try:
+        first.execute(CollectionMember.__table__.insert().values(collection_id=cids["una"], record_id=rid))
+        done = threading.Event()
+
+        def other() -> None:
+            second.execute(CollectionMember.__table__.insert().values(collection_id=cids["alta"], record_id=rid))
+            second.commit()
+            done.set()
+
+        t = threading.Thread(target=other)
+        t.start()
+        assert not done.wait(1.0)  # waiting for the first writer's row
+        first.commit()
+        t.join(20)
+        assert done.is_set()
+    finally:
+        first.close()
+        second.close()
+    with clean_db.connect() as conn:
+        assert conn.execute(select(Record.collections).where(Record.id == rid)).scalar() == sorted(cids.values())
+        assert _drift(conn) == []

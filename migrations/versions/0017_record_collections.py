@@ -51,20 +51,30 @@ AS $$ SELECT coalesce(array_agg(collection_id ORDER BY collection_id), '{}')
       FROM collection_members WHERE record_id = rid $$;
 
 CREATE OR REPLACE FUNCTION arhiva_members_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Each record's list changed from the row as it is (never recomputed from the memberships this
+-- statement sees: two transactions adding a record to two collections at once would each write
+-- a list without the other's; updating the row as it is, the second one waits for the first
+-- and adds to what it wrote). A record's list: its collections' ids, sorted, once each.
 BEGIN
     IF TG_OP = 'INSERT' THEN
         -- only records that lack a collection joined (a new record's arrives with its row)
-        UPDATE records r SET collections = arhiva_member_collections(r.id)
+        UPDATE records r SET collections = ARRAY(SELECT DISTINCT x FROM unnest(r.collections || n.ids) x ORDER BY x)
         FROM (SELECT record_id, array_agg(collection_id) AS ids FROM arhiva_new_members GROUP BY record_id) n
         WHERE r.id = n.record_id AND NOT r.collections @> n.ids;
     ELSIF TG_OP = 'DELETE' THEN
-        UPDATE records r SET collections = arhiva_member_collections(r.id)
+        UPDATE records r SET collections = ARRAY(SELECT x FROM unnest(r.collections) x WHERE x <> ALL (o.ids) ORDER BY x)
         FROM (SELECT record_id, array_agg(collection_id) AS ids FROM arhiva_old_members GROUP BY record_id) o
         WHERE r.id = o.record_id AND r.collections && o.ids;
     ELSE
-        UPDATE records r SET collections = arhiva_member_collections(r.id)
-        FROM (SELECT record_id FROM arhiva_old_members UNION SELECT record_id FROM arhiva_new_members) c
-        WHERE r.id = c.record_id AND r.collections IS DISTINCT FROM arhiva_member_collections(r.id);
+        UPDATE records r SET collections = ARRAY(
+            SELECT x FROM unnest(r.collections) x WHERE x <> ALL (c.gone)
+            UNION SELECT unnest(c.came) ORDER BY 1)
+        FROM (SELECT record_id, coalesce(array_agg(collection_id) FILTER (WHERE m.was), '{}') AS gone,
+                     coalesce(array_agg(collection_id) FILTER (WHERE NOT m.was), '{}') AS came
+              FROM (SELECT record_id, collection_id, true AS was FROM arhiva_old_members
+                    UNION ALL SELECT record_id, collection_id, false FROM arhiva_new_members) m
+              GROUP BY record_id) c
+        WHERE r.id = c.record_id;
     END IF;
     RETURN NULL;
 END $$;

@@ -104,6 +104,12 @@ def _decade():
     return decade_of(Record).label("decade")
 
 
+def _faceted() -> tuple:
+    """The columns a match is grouped by for facets: its id, decade and collections (the row's
+    own list, migration 0017: no probe of the memberships)."""
+    return Record.id, _decade(), Record.collections
+
+
 def exact_count(session: Session, filtered: Select, limit: int | None = None) -> int:
     ids = filtered.with_only_columns(Record.id)
     if limit is not None:
@@ -197,7 +203,7 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
         with _planner(session, **ways):
             hits, rows = session.execute(ClauseAdapter(sample).traverse(stmt)).one()
         return _Tally(hits, rows=rows)
-    cols = [Record.id, _decade()] if with_facets else [Record.id]
+    cols = _faceted() if with_facets else [Record.id]
     stmt = filtered.with_only_columns(*cols)
     if percent is not None:
         stmt = ClauseAdapter(_records_sample(percent)).traverse(stmt)
@@ -210,7 +216,7 @@ def _tally(session: Session, filtered: Select, *, percent: float | None = None, 
 
 
 def _grouped(session: Session, stmt: Select, ways: dict[str, bool], cap: int | None = None) -> _Tally:
-    """The matches of ``stmt`` (columns id, decade) grouped by decade, and the matches picked for
+    """The matches of ``stmt`` (the columns of ``_faceted``) grouped by decade, and the matches picked for
     probing grouped by colorized or not and by collection (see ``_facet_parts``; none picked when
     there are ``cap`` or more). One statement."""
     m = stmt.cte("matches").prefix_with("MATERIALIZED")
@@ -221,7 +227,7 @@ def _grouped(session: Session, stmt: Select, ways: dict[str, bool], cap: int | N
 
 
 def _facet_parts(m, capped: Any = None) -> list[Select]:
-    """The facet groups of the matches ``m`` (a CTE with columns id and decade), as UNION ALL
+    """The facet groups of the matches ``m`` (a CTE of the columns of ``_faceted``), as UNION ALL
     branches of (kind, key, n): 'd' decades of every match; of the matches picked for probing,
     'z' colorized or not and 'c' per collection. Picked: every match when there are at most
     ``FACET_EXACT_MAX``, else a hashed share of ``FACET_PROBES`` (two index probes per picked
@@ -231,17 +237,17 @@ def _facet_parts(m, capped: Any = None) -> list[Select]:
     share = case((n <= FACET_EXACT_MAX, 1.0), else_=func.least(1.0, literal(float(FACET_PROBES)) / n))
     if capped is not None:
         share = case((capped, 0.0), else_=share)
-    picked = (select(m.c.id, exists().where(RecordAsset.record_id == m.c.id, RecordAsset.role == "colorized")
-                     .label("colorized"))
+    picked = (select(m.c.id, m.c.collections,
+                     exists().where(RecordAsset.record_id == m.c.id, RecordAsset.role == "colorized").label("colorized"))
               .where(func.hashint8(m.c.id).op("&")(2147483647) < share * 2147483648.0)
               .cte("picked").prefix_with("MATERIALIZED"))
     decades = select(literal("d").label("kind"), cast(m.c.decade, BigInteger).label("key"),
                      func.count().label("n")).group_by(m.c.decade)
     colorized = select(literal("z"), cast(cast(picked.c.colorized, Integer), BigInteger), func.count()).group_by(picked.c.colorized)
-    # a lateral join: one index probe per picked match, never a scan of every membership
-    cm = select(CollectionMember.collection_id).where(CollectionMember.record_id == picked.c.id).lateral("cm")
+    # each picked match's collections from its own row (migration 0017)
+    cm = func.unnest(picked.c.collections).table_valued("collection_id").render_derived("cm")
     members = (select(literal("c"), cast(cm.c.collection_id, BigInteger), func.count())
-               .select_from(picked.join(cm, literal(True))).group_by(cm.c.collection_id))
+               .select_from(picked.join(cm, true())).group_by(cm.c.collection_id))
     return [decades, colorized, members]
 
 
@@ -294,7 +300,7 @@ def _member_tally(session: Session, filtered: Select, collection_id: int, percen
     where = filtered.whereclause if filtered.whereclause is not None else true()
     ways = _ways(True, False)
     if with_facets:
-        stmt = (select(Record.id, _decade()).select_from(cms)
+        stmt = (select(*_faceted()).select_from(cms)
                 .join(Record, Record.id == cms.c.record_id).where(picked, where))
         return _grouped(session, stmt, ways)
     # one probe of the records table per picked member, none for the others
@@ -417,7 +423,7 @@ def _tally_of_ids(session: Session, ids: list[int]) -> _Tally:
     """The facet groups of the matches ``ids``: every match, seen by windows that walked the whole
     table or collection, grouped by their ids rather than by running the search again (the
     planner's way through its index: 200-300 ms within a collection of 5,000 at 10 million)."""
-    stmt = select(Record.id, _decade()).where(Record.id == func.any(_bigints(ids)))
+    stmt = select(*_faceted()).where(Record.id == func.any(_bigints(ids)))
     return _grouped(session, stmt, _ways(False, False))
 
 

@@ -51,6 +51,7 @@ MAX_OFFSET = 10_000  # deeper pages: the ``next`` cursor (keyset pagination on i
 BOTH_INCLUSIVE = literal_column("'[]'")
 YEAR_RANGE = func.int4range(Record.year_lo, Record.year_hi, BOTH_INCLUSIVE)
 POINT = func.point(Record.lon, Record.lat)
+MEMBER_WALKS = True  # A/B (temporary)
 PROBED_SAMPLE_SHARE = 4  # a colorization filter samples a quarter of SAMPLE_ROWS
 
 
@@ -339,6 +340,8 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
     # the whole table otherwise. The count is sampled from the collection's side (catalog.counts)
     members_of = _collection_id(session, q)
     narrowed = _narrowed(q)
+    if narrowed and not MEMBER_WALKS:
+        members_of = None
     if members_of is not None and narrowed:  # a member walked needs no test of its membership
         walked = _filters(replace(q, collection=None), session)[1]
     else:

@@ -171,7 +171,8 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
         # may choose, stops there); and so do the facets' groups (decades of every match, probes
         # of the picked ones): only the page and the groups come back, never every match
         cap = PAST_BOUND * count_up_to + 1
-        stmt = filtered.with_only_columns(Record.id, decade_of(Record).label("decade"))
+        stmt = filtered.with_only_columns(Record.id, decade_of(Record).label("decade"),
+                                          *([Record.collections] if facets else []))
         if edge is not None:
             stmt = stmt.where(Record.id + 0 > edge)  # ``id + 0``: see _planned
         with _bitmap(session, stmt, True):
@@ -222,12 +223,12 @@ def _walk(session: Session, where: Any, columns: list[Any], edge: int | None, ba
 def _page_and_tally(session: Session, stmt: Select, *, page: int, cap: int, found: list[int],
                     with_facets: bool) -> tuple[list[int], int, Any]:
     """For a search's index path (catalog.seek): the first ``page`` ids of ``stmt`` (columns id
-    and decade) in id order, how many it matches up to ``cap``, and with ``with_facets`` the facet
+    and decade, and with ``with_facets`` collections) in id order, how many it matches up to ``cap``, and with ``with_facets`` the facet
     tally of those matches and of ``found`` (the matches the windows found before them, by id), in
     one statement: only the page and the groups come back, never every match (30,000 rows cost
     the client more than the groups cost the server). No match is picked for probing when the
     count reached ``cap`` (the facets then come from a sample)."""
-    from catalog.counts import _bigints, _decade, _facet_parts, _read_groups
+    from catalog.counts import _bigints, _facet_parts, _faceted, _read_groups
 
     m = stmt.order_by(Record.id).limit(cap).cte("matches").prefix_with("MATERIALIZED")
     first = select(m.c.id).order_by(m.c.id).limit(page).subquery("first")
@@ -236,8 +237,8 @@ def _page_and_tally(session: Session, stmt: Select, *, page: int, cap: int, foun
     if with_facets:
         every = m
         if found:
-            every = union_all(select(m.c.id, m.c.decade),
-                              select(Record.id, _decade()).where(Record.id == func.any(_bigints(found))))
+            every = union_all(select(m.c.id, m.c.decade, m.c.collections),
+                              select(*_faceted()).where(Record.id == func.any(_bigints(found))))
             every = every.cte("every_match").prefix_with("MATERIALIZED")
         parts += _facet_parts(every, capped=select(func.count()).select_from(m).scalar_subquery() >= cap)
     rows = session.execute(union_all(*parts)).all()

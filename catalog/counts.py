@@ -346,7 +346,7 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     ``past_bound``: the exact count of a search that counting on the way found past
     ``exact_max`` (catalog.seek): exact, with the facets of every one of those matches
     (``known_tally``), or, without it, scaled to the count from the sample. ``known_ids``: the
-    ids of every match, when the windows walked the whole table (or collection) to count them."""
+    ids of every match, when the windows walked the whole table to count them."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
         return count, (_facets(session, tally, exact, scale) if with_facets else None)
@@ -421,8 +421,7 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
 
 def _tally_of_ids(session: Session, ids: list[int]) -> _Tally:
     """The facet groups of the matches ``ids``: every match, seen by windows that walked the whole
-    table or collection, grouped by their ids rather than by running the search again (the
-    planner's way through its index: 200-300 ms within a collection of 5,000 at 10 million)."""
+    table, grouped by their ids rather than by running the search again."""
     stmt = select(*_faceted()).where(Record.id == func.any(_bigints(ids)))
     return _grouped(session, stmt, _ways(False, False))
 

@@ -36,8 +36,8 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.util import ClauseAdapter
 
 from catalog.db import local_settings
-from catalog.models import CollectionMember, Record
-from catalog.sizes import group_size, table_rows
+from catalog.models import Record
+from catalog.sizes import table_rows
 
 WINDOWS = (2_000, 16_000)
 WALK_ON_MAX = 32_000  # rows walked on after the windows to fill a page they nearly filled
@@ -46,11 +46,6 @@ PAST_BOUND = 3  # counting on the way goes on to this many times its bound (see 
 # records: 2.4 µs a match of two words, counted through their index, against 0.75 µs a record
 # walked and tested; rounded up, so that a search walks on when in doubt)
 INDEX_MATCH_COST = 4
-# ... and about this many members of a collection walked, each member's record probed by its key
-# (10 million records: 16,000 members in 22-26 ms, twice a record walked in id order). Set from a
-# search within a collection of 6 million that walked on 64,000 members (98 ms) where the index
-# then gave the page in 80 ms: with 4 it walked on, with 1.5 it goes to the index
-MEMBER_MATCH_COST = 1.5
 # execution option of a search whose index path must use its index's bitmap (catalog.queries)
 BITMAP_ONLY = "arhiva_bitmap_only"
 
@@ -67,7 +62,6 @@ class Seen:
     past_bound: int | None = None  # then, every match all the same (the index path read them all)
     tally: Any = None  # with facets, the facet groups of every match the index path counted (catalog.counts)
     matched: list[int] | None = None  # when the windows walked the whole table: every match they saw
-    population: float | None = None  # the members of the collection walked (None: the whole table)
 
     @property
     def density(self) -> float | None:
@@ -77,7 +71,7 @@ class Seen:
 def page_ids(session: Session, filtered: Select, *, after: int | None, before: int | None, offset: int,
              limit: int, windows: tuple[int, ...] = WINDOWS, seen: Seen | None = None,
              count_up_to: int | None = None, walked: Select | None = None,
-             facets: bool = False, members_of: int | None = None) -> list[int]:
+             facets: bool = False) -> list[int]:
     """Up to ``limit`` ids of matches: after ``after`` ascending, or before ``before`` descending.
 
     The records are walked in id order a window at a time (``windows``: their sizes); a window
@@ -86,12 +80,7 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     counts its matches up to ``count_up_to`` (one bitmap for the page and the count), and
     ``seen.total`` holds the count when it stayed within; with ``facets``, ``seen.tally`` holds the
     facet groups of the matches counted. ``walked``: the same search without the conditions that
-    only help its index (tested on the records walked; default ``filtered``; without the collection
-    condition when they walk its members). ``members_of``: the
-    search is within this collection (its id), whose members the windows walk instead, in record
-    id order through the membership index (a collection of a third of the catalogue and a word of
-    a decade in it: its page in 27-44 ms instead of 263-387 through the word's index at 10 million
-    records)."""
+    only help its index (tested on the records walked; default ``filtered``)."""
     seen = seen if seen is not None else Seen()
     from_start = after is None and before is None
     ids_stmt = filtered.with_only_columns(Record.id)
@@ -100,14 +89,6 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     if offset:
         return _planned(session, ids_stmt, edge, backwards, offset, limit)
     found: list[int] = []
-    if members_of is not None and seen.population is None:
-        size = group_size(session, CollectionMember.__table__.c.collection_id, members_of)
-        seen.population = None if size is None else size[0]
-        if seen.population is not None and windows and seen.population <= sum(windows):
-            # a small collection: all of it in one window, which counts its matches on the way (the
-            # planner's way through the search's index, then a count the same way, took 150-500 ms
-            # for a collection of 5,000 at 10 million records)
-            windows = (int(seen.population) + 1,)
     walked = filtered if walked is None else walked
     where = walked.whereclause if walked.whereclause is not None else true()
     columns = _tested_columns(where)
@@ -118,15 +99,13 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
         """Walk the next ``size`` records past ``edge``: whether that ended the walk (a full page,
         or the end of the table), and the window's matches."""
         nonlocal edge
-        n, end, hits = _walk(session, where, columns, edge, backwards, size, members_of)
+        n, end, hits = _walk(session, where, columns, edge, backwards, size)
         seen.rows, seen.matches = seen.rows + n, seen.matches + len(hits)
         found.extend(hits[:limit - len(found)])
         every.extend(hits)
         if n < size and from_start and count_up_to is not None:  # the whole table walked: every match seen
             if seen.matches <= count_up_to:
                 seen.total = seen.matches
-            elif members_of is not None:  # a small collection walked whole: past the bound, exact all the same
-                seen.beyond, seen.past_bound = count_up_to, seen.matches
             seen.matched = every
         edge = end
         return len(found) >= limit or n < size, hits
@@ -154,8 +133,7 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
         # a bounded count went through it again (200-350 ms for a search of 7,421 matches)
         need = (limit - len(found)) * seen.rows / seen.matches
         window = int(2 * need) + 100
-        cost = INDEX_MATCH_COST if members_of is None else MEMBER_MATCH_COST
-        if need <= WALK_ON_MAX and _most_expected(session, seen) * cost >= window:
+        if need <= WALK_ON_MAX and _most_expected(session, seen) * INDEX_MATCH_COST >= window:
             done, _ = walk(window)
             if done:
                 return found
@@ -199,34 +177,28 @@ def _tested_columns(where: Any) -> list[Any]:
 
 
 def _walk(session: Session, where: Any, columns: list[Any], edge: int | None, backwards: bool,
-          size: int, members_of: int | None = None) -> tuple[int, Any, list[int]]:
-    """One window: the next ``size`` records in id order past ``edge`` (only ``columns``), or the
-    next ``size`` members of the collection ``members_of``, and in one row how many it held,
-    where it ended, and those matching ``where`` in order."""
-    scan, key, settings = select(*columns), Record.id, {}
-    if members_of is not None:
-        # each member's record by its primary key (a merge join would read the records table from
-        # the first member to the last: all of it for a small collection spread over the catalogue)
-        key, settings = CollectionMember.record_id, {"enable_mergejoin": "off", "enable_hashjoin": "off"}
-        scan = scan.join(CollectionMember, key == Record.id).where(CollectionMember.collection_id == members_of)
+          size: int) -> tuple[int, Any, list[int]]:
+    """One window: the next ``size`` records in id order past ``edge`` (only ``columns``), and in
+    one row how many it held, where it ended, and those matching ``where`` in order."""
+    scan = select(*columns)
     if edge is not None:
-        scan = scan.where(key < edge if backwards else key > edge)
-    w = scan.order_by(key.desc() if backwards else key).limit(size).subquery("window")
+        scan = scan.where(Record.id < edge if backwards else Record.id > edge)
+    w = scan.order_by(Record.id.desc() if backwards else Record.id).limit(size).subquery("window")
     hit = ClauseAdapter(w).traverse(where)
-    with local_settings(session, **settings):
-        n, end, hits = session.execute(select(
-            func.count(), func.min(w.c.id) if backwards else func.max(w.c.id),
-            func.array_agg(aggregate_order_by(w.c.id, w.c.id.desc() if backwards else w.c.id)).filter(hit))).one()
+    n, end, hits = session.execute(select(
+        func.count(), func.min(w.c.id) if backwards else func.max(w.c.id),
+        func.array_agg(aggregate_order_by(w.c.id, w.c.id.desc() if backwards else w.c.id)).filter(hit))).one()
     return n, end, hits or []
 
 
 def _page_and_tally(session: Session, stmt: Select, *, page: int, cap: int, found: list[int],
                     with_facets: bool) -> tuple[list[int], int, Any]:
     """For a search's index path (catalog.seek): the first ``page`` ids of ``stmt`` (columns id
-    and decade, and with ``with_facets`` collections) in id order, how many it matches up to ``cap``, and with ``with_facets`` the facet
-    tally of those matches and of ``found`` (the matches the windows found before them, by id), in
-    one statement: only the page and the groups come back, never every match (30,000 rows cost
-    the client more than the groups cost the server). No match is picked for probing when the
+    and decade, and collections with ``with_facets``) in id order, how many it matches up to
+    ``cap``, and with ``with_facets`` the facet tally of those matches and of ``found`` (the
+    matches the windows found before them, by id), in one statement: only the page and the groups
+    come back, never every match (30,000 rows cost the client more than the groups cost the
+    server). No match is picked for probing when the
     count reached ``cap`` (the facets then come from a sample)."""
     from catalog.counts import _bigints, _facet_parts, _faceted, _read_groups
 
@@ -273,10 +245,8 @@ def _most_expected(session: Session, seen: Seen) -> float:
 
 
 def _in_table(session: Session, seen: Seen, matches: float) -> float:
-    """``matches`` in the records the windows saw, scaled to the whole table (to the collection,
-    when they walked its members: ``seen.population``)."""
-    whole = seen.population if seen.population is not None else table_rows(session)
-    return matches / seen.rows * max(seen.rows, whole)
+    """``matches`` in the records the windows saw, scaled to the whole table."""
+    return matches / seen.rows * max(seen.rows, table_rows(session))
 
 
 def _planned(session: Session, ids_stmt: Select, edge: int | None, backwards: bool, offset: int,

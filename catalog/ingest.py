@@ -28,13 +28,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from catalog.db import local_settings
-from catalog.models import Collection, CollectionMember, Record, Source
+from catalog.models import Collection, Record, Source
 from catalog.records_in import (  # RecordIn, Rejection and validate are used from here too
     COPY_COLUMNS,
     MAPPED,
@@ -122,16 +122,19 @@ def add_to_collection(session: Session, collection: str, record_ids: Iterable[in
         _add_members(session, get_or_create_collection(session, collection), record_ids)
 
 
+_ADD_MEMBERS = text("INSERT INTO collection_members (collection_id, record_id) "
+                    "SELECT :cid, unnest(CAST(:ids AS bigint[])) ON CONFLICT DO NOTHING")
+
+
 def _add_members(session: Session, cid: int, record_ids: Iterable[int]) -> None:
     """The records join the collection (those already in it stay); the triggers of migration 0017
     add it to ``records.collections`` where it is missing."""
     ids = sorted(set(record_ids))
     if not ids:
         return
-    session.execute(
-        pg_insert(CollectionMember).values([{"collection_id": cid, "record_id": i} for i in ids])
-        .on_conflict_do_nothing()
-    )
+    # one array parameter: a VALUES row of two parameters a member took SQLAlchemy 60 µs to compile
+    # and send (a slice of 5,000: 310 ms of the load's Python, against 6 ms for the array)
+    session.execute(_ADD_MEMBERS, {"cid": cid, "ids": ids})
 
 
 def upsert_records(session: Session, source_id: int, records: Sequence[RecordIn], *, run_id: int | None = None,

@@ -117,15 +117,14 @@ TOWNS = [("Chișinău", 47.0245, 28.8323), ("Bălți", 47.7615, 27.9291), ("Ки
 COLLECTIONS = [("moldova", 0.6), ("pastvu", 0.3), ("chisinau-vechi", 0.05), ("gazeta", 0.01), ("rare", 0.0005)]
 FILL_SQL = """
 INSERT INTO records (source_id, source_key, title, description, date_text, year_lo, year_hi, place, lat, lon,
-                     raw, payload_hash, status, collections)
+                     raw, payload_hash, status{collections_column})
 SELECT :sid, g::text,
        initcap(w1) || ' ' || w2 || ' din ' || t.name || ' #' || g,
        'Fotografie: ' || w3 || ', ' || t.name || '.',
        CASE WHEN dated THEN y::text END, CASE WHEN dated THEN y END,
        CASE WHEN dated THEN y + (ARRAY[0, 0, 0, 1, 4, 9])[1 + g % 6] END,
        t.name, CASE WHEN u6 >= 0.1 THEN t.lat + (u7 - 0.5) * 0.2 END, CASE WHEN u6 >= 0.1 THEN t.lon + (u8 - 0.5) * 0.2 END,
-       jsonb_build_object('cid', g), md5(g::text) || md5(g::text), CASE WHEN g % 100 = 37 THEN 'withdrawn' ELSE 'active' END,
-       array_remove(ARRAY[{collections}]::integer[], NULL)
+       jsonb_build_object('cid', g), md5(g::text) || md5(g::text), CASE WHEN g % 100 = 37 THEN 'withdrawn' ELSE 'active' END{collections}
 FROM generate_series(CAST(:lo AS integer), CAST(:hi AS integer)) AS g
 CROSS JOIN LATERAL (SELECT {u0} >= 0.2 AS dated,
     CASE WHEN {u1} < 0.5 THEN 1940 + floor({u2} * 30) WHEN {u1} < 0.8 THEN 1900 + floor({u2} * 40)
@@ -143,14 +142,22 @@ def _u(k: int) -> str:
     return f"((hashint4(g * 31 + {k}) & 2147483647) / 2147483648.0)"
 
 
-def fill_sql(collection_ids: list[int]) -> str:
+def _member(k: int, share: float, g: str = "g") -> str:
+    """Whether record number ``g`` is in the ``k``-th collection (which holds ``share`` of them)."""
+    return f"((hashint4({g}::int * 7 + {k}) & 2147483647) / 2147483648.0) < {share}"
+
+
+def fill_sql(collection_ids: list[int] | None) -> str:
+    """The fill statement; with ``collection_ids``, each record's collections on its row (migration
+    0017), else none there (a catalogue at an older migration: bench/history_migration.py)."""
     def arr(values):
         return ", ".join(f"'{v}'" for v in values)
 
-    # each collection (its id) holds its share of the records, by a hash of the record number
-    collections = ", ".join(f"CASE WHEN ((hashint4(g::int * 7 + {k}) & 2147483647) / 2147483648.0) < {share} "
-                            f"THEN {cid} END" for k, ((_, share), cid) in enumerate(zip(COLLECTIONS, collection_ids)))
-    return FILL_SQL.format(collections=collections, **{f"u{k}": _u(k) for k in range(10)}, words=arr(WORDS), nw=len(WORDS),
+    collections = "" if collection_ids is None else ", array_remove(ARRAY[" + ", ".join(
+        f"CASE WHEN {_member(k, share)} THEN {cid} END"
+        for k, ((_, share), cid) in enumerate(zip(COLLECTIONS, collection_ids))) + "]::integer[], NULL)"
+    return FILL_SQL.format(collections=collections, collections_column="" if collection_ids is None else ", collections",
+                           **{f"u{k}": _u(k) for k in range(10)}, words=arr(WORDS), nw=len(WORDS),
                            names=arr(t[0] for t in TOWNS), lats=", ".join(str(t[1]) for t in TOWNS),
                            lons=", ".join(str(t[2]) for t in TOWNS), nt=len(TOWNS))
 
@@ -165,7 +172,9 @@ def fill(engine, n: int, step: int = 200_000) -> float:
         sid = get_or_create_source(s, "bench", "folder").id
         cids = [s.execute(text("INSERT INTO collections (name) VALUES (:n) RETURNING id"), {"n": name}).scalar()
                 for name, _ in COLLECTIONS]
-    sql = fill_sql(cids)
+        on_rows = s.execute(text("SELECT 1 FROM information_schema.columns WHERE table_name = 'records' "
+                                 "AND column_name = 'collections'")).first() is not None
+    sql = fill_sql(cids if on_rows else None)
     with engine.begin() as conn:  # the search indexes are built after the rows (far quicker)
         indexes = {name: conn.execute(text("SELECT pg_get_indexdef(to_regclass(:n))"), {"n": name}).scalar()
                    for name in SEARCH_INDEXES}
@@ -177,12 +186,17 @@ def fill(engine, n: int, step: int = 200_000) -> float:
             conn.execute(text(sql), {"sid": sid, "lo": lo, "hi": min(n, lo + step - 1)})
         print(f"  {min(n, lo + step - 1):,} records, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     with engine.begin() as conn:
-        # the memberships the rows already say (the triggers that keep the rows equal to them
-        # would only check each of millions: off for this statement)
-        conn.execute(text("ALTER TABLE collection_members DISABLE TRIGGER arhiva_members_inserted"))
-        conn.execute(text("INSERT INTO collection_members (collection_id, record_id) "
-                          "SELECT unnest(collections), id FROM records"))
-        conn.execute(text("ALTER TABLE collection_members ENABLE TRIGGER arhiva_members_inserted"))
+        if on_rows:
+            # the memberships the rows already say (the triggers that keep the rows equal to them
+            # would only check each of millions: off for this statement)
+            conn.execute(text("ALTER TABLE collection_members DISABLE TRIGGER arhiva_members_inserted"))
+            conn.execute(text("INSERT INTO collection_members (collection_id, record_id) "
+                              "SELECT unnest(collections), id FROM records"))
+            conn.execute(text("ALTER TABLE collection_members ENABLE TRIGGER arhiva_members_inserted"))
+        else:  # the same memberships, by the record number (its source key)
+            for k, ((_, share), cid) in enumerate(zip(COLLECTIONS, cids)):
+                conn.execute(text(f"INSERT INTO collection_members (collection_id, record_id) SELECT :c, id "
+                                  f"FROM records WHERE {_member(k, share, 'source_key')}"), {"c": cid})
         # 3% colorized: one result file shared by all (the links are what searches look at)
         conn.execute(text("INSERT INTO assets (sha256, media_type, bytes, blob_key) "
                           "VALUES (repeat('c', 64), 'image/jpeg', 1, 'bench')"))

@@ -28,13 +28,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, delete, exists, func, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from catalog.db import local_settings
-from catalog.models import Collection, Record, Source
+from catalog.models import Collection, CollectionMember, Record, Source
 from catalog.records_in import (  # RecordIn, Rejection and validate are used from here too
     COPY_COLUMNS,
     MAPPED,
@@ -145,11 +145,35 @@ def upsert_records(session: Session, source_id: int, records: Sequence[RecordIn]
     """
     report = UpsertReport()
     chunks = _sorted_chunks(records, batch_size, report)
+    cid, created = _collection_for_load(session, collection) if collection and chunks else (None, False)
     if len(chunks) == 1:
-        report.merge(_store_prepared(session, source_id, [copy_chunk(chunks[0])], run_id, collection))
+        report.merge(_store_prepared(session, source_id, [copy_chunk(chunks[0])], run_id, cid))
     elif chunks:
-        report.merge(_store_prepared(session, source_id, _prepared_ahead(chunks), run_id, collection))
+        report.merge(_store_prepared(session, source_id, _prepared_ahead(chunks), run_id, cid))
+    if created:
+        _drop_if_empty(session, cid)
     return report
+
+
+def _collection_for_load(session: Session, name: str) -> tuple[int, bool]:
+    """The collection's id, made when missing, and whether this made it. A new record's collection
+    is written with its row (a member added after it would make the triggers of migration 0017
+    write the record a second time), so it exists before the records."""
+    problem = collection_name_problem(name)
+    if problem:
+        raise ValueError(f"{name!r}: {problem}")
+    made = session.execute(pg_insert(Collection).values(name=name).on_conflict_do_nothing(index_elements=["name"])
+                           .returning(Collection.id)).scalar()
+    if made is not None:
+        return made, True
+    return session.execute(select(Collection.id).where(Collection.name == name)).scalar_one(), False
+
+
+def _drop_if_empty(session: Session, cid: int) -> None:
+    """A collection made for a load that stored nothing (every record refused) goes again, as if
+    the load had never named it."""
+    session.execute(delete(Collection).where(Collection.id == cid, ~exists().where(
+        CollectionMember.collection_id == cid)))
 
 
 def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, run_id: int | None = None,
@@ -168,6 +192,10 @@ def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, 
 
     report = UpsertReport()
     slices = _sorted_chunks(records, transaction_size, report)
+    cid = created = None
+    if collection and slices:  # made before the workers start (else they would wait on each other)
+        with session_scope(engine) as s:
+            cid, created = _collection_for_load(s, collection)
     workers = max(1, min(workers, 16))
     ready: queue.Queue = queue.Queue(maxsize=workers)
     lock = threading.Lock()
@@ -205,7 +233,7 @@ def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, 
                 return
             try:
                 with session_scope(engine) as s:
-                    got = _store_prepared(s, source_id, item[1], run_id, collection)
+                    got = _store_prepared(s, source_id, item[1], run_id, cid)
             except BaseException as exc:  # stop the others, re-raised below
                 with lock:
                     failed.append(exc)
@@ -221,6 +249,9 @@ def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, 
         t.start()
     for t in threads:
         t.join()
+    if created and not report.ids:
+        with session_scope(engine) as s:
+            _drop_if_empty(s, cid)
     if failed:
         raise failed[0]
     return report
@@ -253,12 +284,9 @@ def _prepared_ahead(chunks: list[list[RecordIn]]) -> Iterator[CopyChunk]:
 
 
 def _store_prepared(session: Session, source_id: int, prepared: Iterable[CopyChunk], run_id: int | None,
-                    collection: str | None) -> UpsertReport:
-    """Upsert prepared chunks in the session's transaction."""
+                    cid: int | None) -> UpsertReport:
+    """Upsert prepared chunks in the session's transaction, in the collection ``cid`` if any."""
     report = UpsertReport()
-    # the collection first: a new record's collection is written with its row (a member added
-    # after it would make the triggers of migration 0017 write the record a second time)
-    cid = get_or_create_collection(session, collection) if collection else None
     # JIT would compile each chunk's upsert afresh (~17 ms a statement, a fifth of the work),
     # and with the default 4 MB of work_mem the GIN index's pending-list cleanup (which the
     # inserts trigger) flushes its accumulator in many small passes: JIT off and 64 MB for

@@ -194,3 +194,41 @@ def test_two_writers_adding_a_record_to_two_collections_at_once_both_stay(clean_
     with clean_db.connect() as conn:
         assert conn.execute(select(Record.collections).where(Record.id == rid)).scalar() == sorted(cids.values())
         assert _drift(conn) == []
+
+
+def test_a_membership_rewritten_unchanged_leaves_the_record_alone_and_a_truncate_empties_the_lists(clean_db):
+    """An UPDATE of the memberships that changes no record's list writes no record (its row, its
+    search vector and both GIN indexes would be written again for nothing); TRUNCATE, which fires
+    no delete trigger, still empties every record's list."""
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "c", "folder").id
+        upsert_records(s, sid, _recs("a", 5), collection="una")
+    with clean_db.connect() as conn:
+        before = conn.execute(text("SELECT id, xmin::text FROM records ORDER BY id")).all()
+    with session_scope(clean_db) as s:
+        s.execute(text("UPDATE collection_members SET collection_id = collection_id"))
+        s.execute(text("INSERT INTO collection_members SELECT collection_id, record_id FROM collection_members "
+                       "ON CONFLICT (collection_id, record_id) DO UPDATE SET record_id = excluded.record_id"))
+    with clean_db.connect() as conn:
+        assert conn.execute(text("SELECT id, xmin::text FROM records ORDER BY id")).all() == before
+    with session_scope(clean_db) as s:
+        s.execute(text("TRUNCATE collection_members"))
+    with clean_db.connect() as conn:
+        assert _drift(conn) == []
+        assert conn.execute(text("SELECT count(*) FROM records WHERE collections = '{}'")).scalar() == 5
+
+
+def test_a_load_that_stores_nothing_leaves_no_collection_behind(clean_db):
+    """The collection is made before the records (their rows name it), and goes again when every
+    record was refused, in one transaction or over several connections; one that stored records
+    stays, as does one that was there before."""
+    bad = [RecordIn(f"x{i}", title="t", year_lo=1950, year_hi=1900) for i in range(3)]  # years the wrong way round
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "c", "folder").id
+        assert upsert_records(s, sid, bad, collection="nimic").rejected
+        s.add(Collection(name="veche"))
+    assert bulk_upsert(clean_db, sid, bad, collection="tot-nimic").rejected
+    assert bulk_upsert(clean_db, sid, bad, collection="veche").rejected
+    assert bulk_upsert(clean_db, sid, _recs("a", 3), collection="ceva").new == 3
+    with clean_db.connect() as conn:
+        assert conn.execute(select(Collection.name).order_by(Collection.name)).scalars().all() == ["ceva", "veche"]

@@ -337,7 +337,7 @@ def test_a_collection_is_paged_and_sampled_from_its_own_side(big, monkeypatch):
         assert not page.total_exact and 50 <= page.total <= 150, page.total
         exact = search_records(s, RecordQuery(collection="thirds"), count="exact", **SMALL)
         assert exact.total_exact and exact.total == 100
-        # a filter on top: the share of the collection that matches (a third of them are "nouă")
+        # a filter on top (a third of them are "nouă"): a search like any other, the collection on the row
         nova = search_records(s, RecordQuery(collection="all", text="nouă"), **SMALL)
         assert nova.total_exact or 50 <= nova.total <= 150, nova.total
         # only a hashed share of the sampled members probed: still an estimate near the truth

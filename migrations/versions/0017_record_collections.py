@@ -54,28 +54,63 @@ CREATE OR REPLACE FUNCTION arhiva_members_changed() RETURNS trigger LANGUAGE plp
 -- Each record's list changed from the row as it is (never recomputed from the memberships this
 -- statement sees: two transactions adding a record to two collections at once would each write
 -- a list without the other's; updating the row as it is, the second one waits for the first
--- and adds to what it wrote). A record's list: its collections' ids, sorted, once each.
+-- and adds to what it wrote). A record's list: its collections' ids, sorted, once each. The
+-- records to change are locked in id order first (locked in whatever order the update's plan
+-- met them, two writers adding overlapping records to collections could deadlock), and a record
+-- whose list would not change is not written.
 BEGIN
     IF TG_OP = 'INSERT' THEN
         -- only records that lack a collection joined (a new record's arrives with its row)
-        UPDATE records r SET collections = ARRAY(SELECT DISTINCT x FROM unnest(r.collections || n.ids) x ORDER BY x)
-        FROM (SELECT record_id, array_agg(collection_id) AS ids FROM arhiva_new_members GROUP BY record_id) n
-        WHERE r.id = n.record_id AND NOT r.collections @> n.ids;
+        PERFORM 1 FROM records r
+            JOIN (SELECT record_id, array_agg(collection_id) AS came FROM arhiva_new_members GROUP BY record_id) d
+            ON r.id = d.record_id WHERE NOT r.collections @> d.came ORDER BY r.id FOR NO KEY UPDATE OF r;
+        IF FOUND THEN
+            UPDATE records r SET collections = arhiva_collections_changed(r.collections, '{}', d.came)
+            FROM (SELECT record_id, array_agg(collection_id) AS came FROM arhiva_new_members GROUP BY record_id) d
+            WHERE r.id = d.record_id AND NOT r.collections @> d.came;
+        END IF;
     ELSIF TG_OP = 'DELETE' THEN
-        UPDATE records r SET collections = ARRAY(SELECT x FROM unnest(r.collections) x WHERE x <> ALL (o.ids) ORDER BY x)
-        FROM (SELECT record_id, array_agg(collection_id) AS ids FROM arhiva_old_members GROUP BY record_id) o
-        WHERE r.id = o.record_id AND r.collections && o.ids;
+        PERFORM 1 FROM records r
+            JOIN (SELECT record_id, array_agg(collection_id) AS gone FROM arhiva_old_members GROUP BY record_id) d
+            ON r.id = d.record_id WHERE r.collections && d.gone ORDER BY r.id FOR NO KEY UPDATE OF r;
+        IF FOUND THEN
+            UPDATE records r SET collections = arhiva_collections_changed(r.collections, d.gone, '{}')
+            FROM (SELECT record_id, array_agg(collection_id) AS gone FROM arhiva_old_members GROUP BY record_id) d
+            WHERE r.id = d.record_id AND r.collections && d.gone;
+        END IF;
     ELSE
-        UPDATE records r SET collections = ARRAY(
-            SELECT x FROM unnest(r.collections) x WHERE x <> ALL (c.gone)
-            UNION SELECT unnest(c.came) ORDER BY 1)
-        FROM (SELECT record_id, coalesce(array_agg(collection_id) FILTER (WHERE m.was), '{}') AS gone,
-                     coalesce(array_agg(collection_id) FILTER (WHERE NOT m.was), '{}') AS came
-              FROM (SELECT record_id, collection_id, true AS was FROM arhiva_old_members
-                    UNION ALL SELECT record_id, collection_id, false FROM arhiva_new_members) m
-              GROUP BY record_id) c
-        WHERE r.id = c.record_id;
+        PERFORM 1 FROM records r
+            JOIN (SELECT record_id, coalesce(array_agg(collection_id) FILTER (WHERE m.was), '{}') AS gone,
+                         coalesce(array_agg(collection_id) FILTER (WHERE NOT m.was), '{}') AS came
+                  FROM (SELECT record_id, collection_id, true AS was FROM arhiva_old_members
+                        UNION ALL SELECT record_id, collection_id, false FROM arhiva_new_members) m
+                  GROUP BY record_id) d
+            ON r.id = d.record_id
+            WHERE r.collections IS DISTINCT FROM arhiva_collections_changed(r.collections, d.gone, d.came)
+            ORDER BY r.id FOR NO KEY UPDATE OF r;
+        IF FOUND THEN
+            UPDATE records r SET collections = arhiva_collections_changed(r.collections, d.gone, d.came)
+            FROM (SELECT record_id, coalesce(array_agg(collection_id) FILTER (WHERE m.was), '{}') AS gone,
+                         coalesce(array_agg(collection_id) FILTER (WHERE NOT m.was), '{}') AS came
+                  FROM (SELECT record_id, collection_id, true AS was FROM arhiva_old_members
+                        UNION ALL SELECT record_id, collection_id, false FROM arhiva_new_members) m
+                  GROUP BY record_id) d
+            WHERE r.id = d.record_id
+              AND r.collections IS DISTINCT FROM arhiva_collections_changed(r.collections, d.gone, d.came);
+        END IF;
     END IF;
+    RETURN NULL;
+END $$;
+
+-- a list less the ids gone, with the ids come: sorted, once each
+CREATE OR REPLACE FUNCTION arhiva_collections_changed(c integer[], gone integer[], came integer[]) RETURNS integer[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT ARRAY(SELECT x FROM unnest(c) x WHERE x <> ALL (gone) UNION SELECT unnest(came) ORDER BY 1) $$;
+
+-- TRUNCATE (of the memberships, or of the collections with them) fires no delete trigger
+CREATE OR REPLACE FUNCTION arhiva_members_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE records SET collections = '{}' WHERE collections <> '{}';
     RETURN NULL;
 END $$;
 
@@ -86,6 +121,8 @@ CREATE TRIGGER arhiva_members_deleted AFTER DELETE ON collection_members
 CREATE TRIGGER arhiva_members_updated AFTER UPDATE ON collection_members
     REFERENCING OLD TABLE AS arhiva_old_members NEW TABLE AS arhiva_new_members
     FOR EACH STATEMENT EXECUTE FUNCTION arhiva_members_changed();
+CREATE TRIGGER arhiva_members_truncated AFTER TRUNCATE ON collection_members
+    FOR EACH STATEMENT EXECUTE FUNCTION arhiva_members_truncated();
 """
 
 
@@ -115,10 +152,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in ("inserted", "deleted", "updated"):
+    for name in ("inserted", "deleted", "updated", "truncated"):
         op.execute(f"DROP TRIGGER IF EXISTS arhiva_members_{name} ON collection_members")
     _rebuilt("ALTER TABLE records DROP COLUMN search, DROP COLUMN collections, "
              f"ADD COLUMN search tsvector GENERATED ALWAYS AS ({WORDS_EXPR}) STORED")
     op.execute("DROP FUNCTION IF EXISTS arhiva_members_changed()")
+    op.execute("DROP FUNCTION IF EXISTS arhiva_members_truncated()")
+    op.execute("DROP FUNCTION IF EXISTS arhiva_collections_changed(integer[], integer[], integer[])")
     op.execute("DROP FUNCTION IF EXISTS arhiva_member_collections(bigint)")
     op.execute("DROP FUNCTION IF EXISTS arhiva_collection_tokens(integer[])")

@@ -35,10 +35,10 @@ from catalog.search_text import TextQueryError, check_words, parse_text, text_ma
 from catalog.search_tokens import (
     MAX_COMBINED_TOKENS,
     WORD_PLACE_KEYS,
-    _token_query,
-    _word_place_keys,
     cell_tokens,
     decade_tokens,
+    text_word_place_keys,
+    token_query,
     year_tokens,
 )
 from catalog.seek import BITMAP_ONLY, WINDOWS, Seen, page_ids
@@ -269,7 +269,7 @@ def _filters(q: RecordQuery, session: Session | None = None) -> tuple[Select, Se
         cells = None if any(c is None for c in per_box) else [t for c in per_box for t in c]
     # Undated records carry no decade token: with include_undated, only the exact test applies.
     decades = decade_tokens(q.year_from, q.year_to) if years_asked and not q.include_undated else []
-    word_place = (_word_place_keys(session, q.text, cells, decades)
+    word_place = (text_word_place_keys(session, q.text, cells, decades)
                   if session is not None and q.text and decades and cells is not None
                   and len(cells) * (len(decades) + 2) <= MAX_COMBINED_TOKENS else None)
     if word_place is not None:
@@ -279,15 +279,15 @@ def _filters(q: RecordQuery, session: Session | None = None) -> tuple[Select, Se
         aids.append(WORD_PLACE_KEYS.op("&&")(cast(word_place, ARRAY(BigInteger))))
     else:
         if in_collection is not None:
-            aids.append(_token_query([in_collection]))
+            aids.append(token_query([in_collection]))
         if decades and cells is not None and len(cells) * len(decades) <= MAX_COMBINED_TOKENS:
             # place × decade tokens: one short posting list per (cell, decade)
-            aids.append(_token_query([f"{c}_d{d[2:]}" for c in cells for d in decades]))
+            aids.append(token_query([f"{c}_d{d[2:]}" for c in cells for d in decades]))
         else:
             if decades:
-                aids.append(_token_query(year_tokens(q.year_from, q.year_to) or decades))
+                aids.append(token_query(year_tokens(q.year_from, q.year_to) or decades))
             if cells is not None:
-                aids.append(_token_query(cells))
+                aids.append(token_query(cells))
     if years_asked:
         # int4range with a NULL bound is open on that side: "before 1900" is (,1899].
         asked = func.int4range(q.year_from, q.year_to, BOTH_INCLUSIVE)

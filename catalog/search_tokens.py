@@ -59,7 +59,7 @@ def cell_tokens(w: float, s: float, e: float, n: float) -> list[str] | None:
 TOKEN_CHUNK = 20
 
 
-def _token_query(tokens: list[str]):
+def token_query(tokens: list[str]):
     """Records whose search vector carries any of the tokens. GIN tests every item of the tokens'
     posting lists against the whole query, so one query of 98 alternatives cost ~1.1 µs per item
     where five queries of 20, OR'ed, cost about half (measured at 10M records: 166,000 items,
@@ -88,7 +88,7 @@ def word_place_keys(cells: list[str], decades: list[str], word_hash: int) -> lis
     return keys
 
 
-def _word_place_keys(session: Session, text: str, cells: list[str], decades: list[str]) -> list[int] | None:
+def text_word_place_keys(session: Session, text: str, cells: list[str], decades: list[str]) -> list[int] | None:
     """The word × place keys for the most telling word every match of ``text`` has (its longest
     single lexeme not starting with a digit); None when no word qualifies or the cells are
     coarser. The word's hash is the server's, as the index's is."""

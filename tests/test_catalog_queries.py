@@ -295,7 +295,7 @@ def test_years_spanning_decades_find_exactly_the_records_whose_years_overlap(cle
 
     from sqlalchemy import select
 
-    from catalog.search_tokens import _token_query, year_tokens
+    from catalog.search_tokens import token_query, year_tokens
 
     rng = random.Random(5)
     records = []
@@ -331,7 +331,7 @@ def test_years_spanning_decades_find_exactly_the_records_whose_years_overlap(cle
             if tokens is None:
                 continue
             tokened += 1
-            found = set(s.scalars(select(Record.source_key).where(_token_query(tokens))))
+            found = set(s.scalars(select(Record.source_key).where(token_query(tokens))))
         assert want <= found, (a, b)
         if all(y is None or 1800 <= y <= 2039 for y in (a, b)):
             assert {k for k in found - want if inside(records[int(k[1:])])} == set(), (a, b)

@@ -230,8 +230,9 @@ def _facet_parts(m, capped: Any = None) -> list[Select]:
     """The facet groups of the matches ``m`` (a CTE of the columns of ``_faceted``), as UNION ALL
     branches of (kind, key, n): 'd' decades of every match; of the matches picked for probing,
     'z' colorized or not and 'c' per collection. Picked: every match when there are at most
-    ``FACET_EXACT_MAX``, else a hashed share of ``FACET_PROBES`` (two index probes per picked
-    match are most of a facet's cost; the decade is on the row already); none when ``capped``
+    ``FACET_EXACT_MAX``, else a hashed share of ``FACET_PROBES`` (the colorized probe, one
+    index lookup a picked match, is most of a facet's cost; the decade and the collections are
+    on the row already); none when ``capped``
     (an SQL condition) holds: a count that reached its cap, whose facets come from elsewhere."""
     n = select(func.greatest(func.count(), 1)).select_from(m).scalar_subquery()
     share = case((n <= FACET_EXACT_MAX, 1.0), else_=func.least(1.0, literal(float(FACET_PROBES)) / n))
@@ -317,10 +318,11 @@ def _bigints(values: list[int]):
 
 MIN_HITS = 200  # sampled matches below which a sample is not trusted for the count
 FACET_HITS = 4_000  # sampled matches facets are counted from (a smaller sample of the same blocks)
-# The colorized and collection facets probe each match (two index lookups) up to FACET_EXACT_MAX
-# matches, and beyond, a hashed share of FACET_PROBES of them, scaled: 1,000 probes put a share's
-# 95% interval within ±3 points. Profiled on a slow day at 10 million records, a years + word
-# search's two probe statements took 25-33 ms for 2,500 matches and 15-16 ms for 1,000.
+# The colorized and collection facets count each match (a colorized probe, an index lookup; the
+# collections from its row since migration 0017) up to FACET_EXACT_MAX matches, and beyond, a
+# hashed share of FACET_PROBES of them, scaled: 1,000 probes put a share's 95% interval within ±3
+# points. Profiled on a slow day at 10 million records, a years + word search's two probe
+# statements (then colorized and collections) took 25-33 ms for 2,500 matches and 15-16 ms for 1,000.
 FACET_EXACT_MAX = 2_500
 FACET_PROBES = 1_000
 

@@ -1,15 +1,20 @@
 """Engine and sessions for the catalogue, from the one settings object."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.settings import Settings, get_settings
+
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -87,6 +92,27 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+# PostgreSQL broke a transaction off to end a deadlock, or a serialization failure
+RETRIED_STATES = ("40P01", "40001")
+
+
+def run_retrying(work: Callable[[], T], attempts: int = 3) -> T:
+    """``work()`` (a transaction of its own: it opens and commits its session), run again when
+    PostgreSQL broke it off to end a deadlock (the other transaction then went on, so the same
+    work goes through once it is done) or a serialization failure; any other error, and the
+    last attempt's, is raised. Two writers of the same records in different orders deadlock now
+    and then (a load into a collection and the web API adding some of its records to it did)."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except Exception as exc:
+            state = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None)
+            if attempt + 1 >= attempts or state not in RETRIED_STATES:
+                raise
+            time.sleep(0.05 * (attempt + 1) * (1 + random.random()))
+    raise AssertionError("unreachable")
 
 
 class CatalogueNotMigrated(DatabaseUnavailable):

@@ -188,7 +188,7 @@ def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, 
     One thread validates and serialises the slices ahead of the workers, which only talk to
     PostgreSQL. ``progress`` is called with the number of records of each committed slice.
     """
-    from catalog.db import session_scope
+    from catalog.db import run_retrying, session_scope
 
     report = UpsertReport()
     slices = _sorted_chunks(records, transaction_size, report)
@@ -231,9 +231,12 @@ def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, 
                 continue
             if item is None:
                 return
-            try:
+            def store(prepared=item[1]) -> UpsertReport:
                 with session_scope(engine) as s:
-                    got = _store_prepared(s, source_id, item[1], run_id, cid)
+                    return _store_prepared(s, source_id, prepared, run_id, cid)
+
+            try:  # a slice is one transaction: broken off by a deadlock, it is run again
+                got = run_retrying(store)
             except BaseException as exc:  # stop the others, re-raised below
                 with lock:
                     failed.append(exc)

@@ -392,3 +392,27 @@ def test_copy_rows_escape_any_text_as_postgresql_reads_it_back(clean_db):
             conn.rollback()
 
     check()
+
+
+def test_bulk_upsert_runs_a_slice_again_when_postgresql_breaks_it_off_to_end_a_deadlock(clean_db, monkeypatch):
+    """A slice broken off by a deadlock (another writer of the same records: the web API adding
+    them to the collection) is one rolled-back transaction: it runs again, and the load stores all."""
+    import psycopg
+
+    import catalog.ingest as ingest
+
+    sid = _source(clean_db)
+    real = ingest._store_prepared
+    calls = {"n": 0}
+
+    def deadlocked_once(session, *args, **kwargs):
+        calls["n"] += 1
+        got = real(session, *args, **kwargs)  # written, then broken off before the commit
+        if calls["n"] == 2:
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+        return got
+
+    monkeypatch.setattr(ingest, "_store_prepared", deadlocked_once)
+    report = bulk_upsert(clean_db, sid, _batch(100), workers=1, transaction_size=20, collection="gara")
+    assert calls["n"] == 6 and report.new == 100 and not report.changed
+    assert _count(clean_db, Record) == 100 and _count(clean_db, CollectionMember) == 100

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy import delete, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from catalog.db import session_scope
+from catalog.db import run_retrying, session_scope
 from catalog.ingest import add_to_collection, collection_name_problem
 from catalog.models import (
     Asset,
@@ -236,24 +236,31 @@ def add_members(request: Request, name: CollectionName, body: schemas.MembersIn)
         raise RequestValidationError([{"loc": ("path", "name"), "msg": f"collection {name!r}: {problem}",
                                        "type": "value_error"}])
     ids = sorted(set(body.record_ids))
-    with session_scope(request.app.state.engine) as session:
-        found = set(session.execute(select(Record.id).where(Record.id.in_(ids))).scalars())
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise HTTPException(404, f"records not found: {', '.join(map(str, missing[:20]))}")
-        add_to_collection(session, name, ids)
-        return next(c for c in list_collections(session) if c["name"] == name)
+
+    def add() -> dict[str, Any]:
+        with session_scope(request.app.state.engine) as session:
+            found = set(session.execute(select(Record.id).where(Record.id.in_(ids))).scalars())
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise HTTPException(404, f"records not found: {', '.join(map(str, missing[:20]))}")
+            add_to_collection(session, name, ids)
+            return next(c for c in list_collections(session) if c["name"] == name)
+
+    return run_retrying(add)  # a load writing the same records may deadlock with it: the loser runs again
 
 
 @write_router.delete("/collections/{name}/records/{record_id}", status_code=204, responses=AUTH | NOT_FOUND)
 def remove_member(request: Request, name: CollectionName, record_id: RecordId) -> Response:
     """Take a record out of a collection. Needs the token."""
-    with session_scope(request.app.state.engine) as session:
-        cid = session.scalar(select(Collection.id).where(Collection.name == name))
-        if cid is None:
-            raise HTTPException(404, f"no collection {name!r}")
-        gone = session.execute(delete(CollectionMember).where(
-            CollectionMember.collection_id == cid, CollectionMember.record_id == record_id)).rowcount
-        if not gone:
-            raise HTTPException(404, f"record {record_id} is not in collection {name!r}")
+    def remove() -> None:
+        with session_scope(request.app.state.engine) as session:
+            cid = session.scalar(select(Collection.id).where(Collection.name == name))
+            if cid is None:
+                raise HTTPException(404, f"no collection {name!r}")
+            gone = session.execute(delete(CollectionMember).where(
+                CollectionMember.collection_id == cid, CollectionMember.record_id == record_id)).rowcount
+            if not gone:
+                raise HTTPException(404, f"record {record_id} is not in collection {name!r}")
+
+    run_retrying(remove)
     return Response(status_code=204)

@@ -178,7 +178,8 @@ def _drop_if_empty(session: Session, cid: int) -> None:
 
 def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, run_id: int | None = None,
                 collection: str | None = None, workers: int = 2, transaction_size: int = 5_000,
-                batch_size: int = 5_000, progress: Callable[[int], None] | None = None) -> UpsertReport:
+                batch_size: int = 5_000, progress: Callable[[int], None] | None = None,
+                into: UpsertReport | None = None) -> UpsertReport:
     """Upsert a large load over ``workers`` connections, ``transaction_size`` records per transaction.
 
     Unlike ``upsert_records`` this is not one transaction: each slice of sorted keys commits on
@@ -187,10 +188,13 @@ def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, 
     idempotent). Slices are disjoint key ranges, so the workers never wait on each other's rows.
     One thread validates and serialises the slices ahead of the workers, which only talk to
     PostgreSQL. ``progress`` is called with the number of records of each committed slice.
+    ``into``: the report to add each committed slice to as it commits (returned): what was stored
+    is known to the caller even when the load is stopped (Ctrl-C) or fails. Interrupted, the
+    load starts no new slice, lets the slices in hand finish, then raises.
     """
     from catalog.db import run_retrying, session_scope
 
-    report = UpsertReport()
+    report = into if into is not None else UpsertReport()
     slices = _sorted_chunks(records, transaction_size, report)
     cid = created = None
     if collection and slices:  # made before the workers start (else they would wait on each other)
@@ -250,8 +254,15 @@ def bulk_upsert(engine: Engine, source_id: int, records: Sequence[RecordIn], *, 
     threads += [threading.Thread(target=work, name=f"arhiva-bulk-{i}", daemon=True) for i in range(workers)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.join()
+    except BaseException as exc:  # Ctrl-C: no new slice; those in hand commit (or roll back) first
+        with lock:
+            failed.append(exc)
+        for t in threads:
+            t.join()
+        raise
     if created and not report.ids:
         with session_scope(engine) as s:
             _drop_if_empty(s, cid)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from catalog.db import open_catalog, session_scope
-from catalog.ingest import RecordIn, bulk_upsert, collection_name_problem, get_or_create_source
+from catalog.ingest import RecordIn, UpsertReport, bulk_upsert, collection_name_problem, get_or_create_source
 from catalog.runs import activity
 
 # What an ``arhiva export --format jsonl`` line says about the exporting catalogue, not the record.
@@ -172,13 +172,16 @@ def load_jsonl(path: Path | str, *, source: str, collection: str | None = None, 
                 if name != "-":
                     check_utf8(Path(name))  # refused before anything is stored
                 for records in _blocks(stream, report, block, lines_of):
-                    done = bulk_upsert(engine, source_id, records, run_id=report.run_id, collection=collection,
-                                       workers=workers, progress=tick)
-                    report.new += done.new
-                    report.changed += done.changed
-                    report.unchanged += done.unchanged
-                    report.errors += [{"where": _where(r.source_key, lines_of), "message": f"{r.field}: {r.message}"}
-                                      for r in done.rejected]
+                    done = UpsertReport()
+                    try:  # the slices committed are counted, the load stopped (Ctrl-C) or not
+                        bulk_upsert(engine, source_id, records, run_id=report.run_id, collection=collection,
+                                    workers=workers, progress=tick, into=done)
+                    finally:
+                        report.new += done.new
+                        report.changed += done.changed
+                        report.unchanged += done.unchanged
+                        report.errors += [{"where": _where(r.source_key, lines_of),
+                                           "message": f"{r.field}: {r.message}"} for r in done.rejected]
                     lines_of.clear()
                     if progress is not None:
                         progress(report)

@@ -96,3 +96,46 @@ def test_a_file_that_is_not_utf8_is_refused_in_one_line(clean_db, arhiva_env, tm
         assert s.execute(select(CrawlRun.status)).scalar_one() == "failed"
     missing = runner.invoke(app, ["load", str(tmp_path / "nope.jsonl"), "--source", "dump"])
     assert missing.exit_code == 2 and "is not a file" in missing.output
+
+
+def test_ctrl_c_during_a_load_into_a_collection_keeps_a_true_summary_and_a_rerun_stores_the_rest(
+        clean_db, arhiva_env, tmp_path):
+    """Ctrl-C while `arhiva load` stores a file into a collection: the slices in hand finish, the
+    run is cancelled with a summary that counts every record stored (the slices committed of the
+    block being stored were left out: 50,000 new said against 75,000 stored), and loading the
+    file again stores the rest, every record once and in the collection."""
+    import os
+    import signal
+
+    from tests.cli_user import Background, run
+
+    n = 120_000
+    path = tmp_path / "many.jsonl"
+    with path.open("w") as f:
+        for i in range(n):
+            f.write(json.dumps({"source_key": f"k{i:06d}", "title": f"Vedere {i}", "year_lo": 1900 + i % 90}) + "\n")
+    env = dict(os.environ)
+    bg = Background(["load", str(path), "--source", "mult", "--collection", "multe", "--json"], env, tmp_path)
+
+    def stored() -> int:
+        with session_scope(clean_db) as s:
+            return s.scalar(select(func.count()).select_from(Record))
+
+    bg.wait_for(lambda: stored() >= 10_000, timeout=240)
+    bg.signal(signal.SIGINT, group=True)
+    result = bg.finish(timeout=120)
+    assert result.code == 130, result
+    with session_scope(clean_db) as s:
+        kept = s.scalar(select(func.count()).select_from(Record))
+        members = s.scalar(select(func.count()).select_from(CollectionMember))
+        run_stats = s.execute(select(CrawlRun.status, CrawlRun.stats).order_by(CrawlRun.id.desc())).first()
+    assert 0 < kept < n and members == kept
+    status, stats = run_stats
+    assert status == "cancelled" and stats["summary"]["new"] == stats["summary"]["stored"] == kept, stats
+    again = run(["load", str(path), "--source", "mult", "--collection", "multe", "--json"], env, timeout=600)
+    assert again.code == 0, again
+    got = json.loads(again.out)
+    assert (got["new"], got["unchanged"]) == (n - kept, kept), got
+    with session_scope(clean_db) as s:
+        assert s.scalar(select(func.count()).select_from(CollectionMember)) == n
+        assert s.scalar(select(func.count()).select_from(Record).where(Record.collections == [])) == 0

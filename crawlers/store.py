@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from catalog import harvest
 from catalog.assets import get_store, link_asset
-from catalog.db import open_catalog, session_scope
+from catalog.db import open_catalog, run_retrying, session_scope
 from catalog.ingest import add_to_collection, upsert_records, withdraw_records
 from catalog.settings import get_settings
 from crawlers.items import RecordItem, SeenItem
@@ -87,22 +87,27 @@ class CrawlStore:
         """Upsert a batch of records and their images in one transaction; errors are logged, not raised."""
         if not items:
             return {}
-        try:
+
+        def attempt() -> tuple[dict[str, int], list]:
             with self._lock, session_scope(self.engine) as s:
-                counts = self._write(s, items)
+                return self._write(s, items)
+
+        try:  # broken off to end a deadlock (the web API adding the same records to a collection): again
+            counts, rejected = run_retrying(attempt)
         except Exception as exc:  # the whole batch is lost; the next crawl fetches it again
             logger.exception("catalogue write failed")
             self.runlog.error("catalogue_write", f"{len(items)} records not stored: {exc}")
             return {}
+        for rej in rejected:
+            self.runlog.error("record_rejected", str(rej), key=rej.source_key)
         for name, n in counts.items():
             self.runlog.count(name, n)
         return counts
 
-    def _write(self, s, items: Sequence[RecordItem]) -> dict[str, int]:
+    def _write(self, s, items: Sequence[RecordItem]) -> tuple[dict[str, int], list]:
+        """Store a batch in the session's transaction: its counts, and the records refused."""
         records = [it.record for it in items if it.record is not None]
         report = upsert_records(s, self.source_id, records, run_id=self.run_id, collection=self.collection)
-        for rej in report.rejected:
-            self.runlog.error("record_rejected", str(rej), key=rej.source_key)
         ids = dict(report.ids)
         missing = [it.source_key for it in items if it.source_key not in ids and it.record is None]
         ids.update(harvest.record_ids(s, self.source_id, missing))
@@ -124,7 +129,7 @@ class CrawlStore:
             stored += 1
         return {"records/new": report.new, "records/changed": report.changed,
                 "records/unchanged": report.unchanged, "records/rejected": len(report.rejected),
-                "images/stored": stored}
+                "images/stored": stored}, report.rejected
 
     def prepare_image(self, data: bytes) -> harvest.PreparedImage:
         """Measure and store an image's bytes (no transaction; runs in worker threads)."""

@@ -279,3 +279,39 @@ def test_the_web_api_adding_members_runs_again_when_a_writer_of_the_same_records
     with clean_db.connect() as conn:
         assert sorted(conn.execute(select(CollectionMember.record_id)).scalars()) == [r1, r2]
         assert _drift(conn) == []
+
+
+def test_a_crawl_batch_broken_off_by_a_deadlock_is_written_again_and_its_refusals_logged_once(clean_db, monkeypatch):
+    """A crawl's batch is one transaction: broken off to end a deadlock, it is written again (it
+    was lost until the next crawl), and a record it refuses is logged once, not once an attempt."""
+    import psycopg
+
+    import crawlers.store as store
+    from catalog.runs import activity
+    from crawlers.items import RecordItem
+    from crawlers.runlog import RunLog
+
+    class Stats(dict):  # what the run log needs of Scrapy's stats collector
+        def inc_value(self, key, n=1):
+            self[key] = self.get(key, 0) + n
+
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "c", "folder").id
+    real, calls = store.upsert_records, []
+
+    def deadlocked_once(*args, **kwargs):
+        calls.append(1)
+        got = real(*args, **kwargs)
+        if len(calls) == 1:
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+        return got
+
+    monkeypatch.setattr(store, "upsert_records", deadlocked_once)
+    stats = Stats()
+    with activity("crawl", "test", engine=clean_db, source_id=sid) as run:
+        crawl = store.CrawlStore(clean_db, sid, run.id, collection="c", runlog=RunLog(stats))
+        counts = crawl.write([RecordItem("k1", record=RecordIn("k1", title="Gara")),
+                              RecordItem("k2", record=RecordIn("k2", title="Rău", year_lo=1950, year_hi=1900))])
+    assert len(calls) == 2 and counts["records/new"] == 1 and counts["records/rejected"] == 1
+    assert stats.get("arhiva/errors/record_rejected") == 1 and not stats.get("arhiva/errors/catalogue_write")
+    assert list(_ids(clean_db, "c")) == ["k1"]

@@ -318,11 +318,10 @@ def _bigints(values: list[int]):
 
 MIN_HITS = 200  # sampled matches below which a sample is not trusted for the count
 FACET_HITS = 4_000  # sampled matches facets are counted from (a smaller sample of the same blocks)
-# The colorized and collection facets count each match (a colorized probe, an index lookup; the
-# collections from its row since migration 0017) up to FACET_EXACT_MAX matches, and beyond, a
-# hashed share of FACET_PROBES of them, scaled: 1,000 probes put a share's 95% interval within ±3
-# points. Profiled on a slow day at 10 million records, a years + word search's two probe
-# statements (then colorized and collections) took 25-33 ms for 2,500 matches and 15-16 ms for 1,000.
+# The colorized and collection facets count each match (colorized: an index probe; collections:
+# its row, migration 0017) up to FACET_EXACT_MAX matches, beyond, a hashed share of FACET_PROBES,
+# scaled: 1,000 put a share's 95% interval within ±3 points. Profiled at 10 million records, the
+# two probes (then colorized and collections) took 25-33 ms for 2,500 matches, 15-16 for 1,000.
 FACET_EXACT_MAX = 2_500
 FACET_PROBES = 1_000
 

@@ -108,13 +108,7 @@ def collection_name_problem(name: str) -> str | None:
 
 
 def get_or_create_collection(session: Session, name: str, description: str | None = None) -> int:
-    problem = collection_name_problem(name)
-    if problem:
-        raise ValueError(f"{name!r}: {problem}")
-    session.execute(
-        pg_insert(Collection).values(name=name, description=description).on_conflict_do_nothing(index_elements=["name"])
-    )
-    return session.execute(select(Collection.id).where(Collection.name == name)).scalar_one()
+    return _collection_for_load(session, name, description)[0]
 
 
 def add_to_collection(session: Session, collection: str, record_ids: Iterable[int]) -> None:
@@ -155,15 +149,14 @@ def upsert_records(session: Session, source_id: int, records: Sequence[RecordIn]
     return report
 
 
-def _collection_for_load(session: Session, name: str) -> tuple[int, bool]:
-    """The collection's id, made when missing, and whether this made it. A new record's collection
-    is written with its row (a member added after it would make the triggers of migration 0017
-    write the record a second time), so it exists before the records."""
+def _collection_for_load(session: Session, name: str, description: str | None = None) -> tuple[int, bool]:
+    """The collection's id, made when missing, and whether this made it (a load makes it before
+    its records: a new record's collection is written with its row, migration 0017)."""
     problem = collection_name_problem(name)
     if problem:
         raise ValueError(f"{name!r}: {problem}")
-    made = session.execute(pg_insert(Collection).values(name=name).on_conflict_do_nothing(index_elements=["name"])
-                           .returning(Collection.id)).scalar()
+    made = session.execute(pg_insert(Collection).values(name=name, description=description)
+                           .on_conflict_do_nothing(index_elements=["name"]).returning(Collection.id)).scalar()
     if made is not None:
         return made, True
     return session.execute(select(Collection.id).where(Collection.name == name)).scalar_one(), False

@@ -58,46 +58,34 @@ CREATE OR REPLACE FUNCTION arhiva_members_changed() RETURNS trigger LANGUAGE plp
 -- records to change are locked in id order first (locked in whatever order the update's plan
 -- met them, two writers adding overlapping records to collections could deadlock), and a record
 -- whose list would not change is not written.
+-- The change is a statement over the transition tables: for each record the ids it joined (came)
+-- and those it left without joining again (gone); the lock and the update are the same for all.
+DECLARE
+    delta text;
+    n bigint;
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        -- only records that lack a collection joined (a new record's arrives with its row)
-        PERFORM 1 FROM records r
-            JOIN (SELECT record_id, array_agg(collection_id) AS came FROM arhiva_new_members GROUP BY record_id) d
-            ON r.id = d.record_id WHERE NOT r.collections @> d.came ORDER BY r.id FOR NO KEY UPDATE OF r;
-        IF FOUND THEN
-            UPDATE records r SET collections = arhiva_collections_changed(r.collections, '{}', d.came)
-            FROM (SELECT record_id, array_agg(collection_id) AS came FROM arhiva_new_members GROUP BY record_id) d
-            WHERE r.id = d.record_id AND NOT r.collections @> d.came;
-        END IF;
+        delta := 'SELECT record_id, ''{}''::integer[] AS gone, array_agg(collection_id) AS came '
+                 'FROM arhiva_new_members GROUP BY record_id';
     ELSIF TG_OP = 'DELETE' THEN
-        PERFORM 1 FROM records r
-            JOIN (SELECT record_id, array_agg(collection_id) AS gone FROM arhiva_old_members GROUP BY record_id) d
-            ON r.id = d.record_id WHERE r.collections && d.gone ORDER BY r.id FOR NO KEY UPDATE OF r;
-        IF FOUND THEN
-            UPDATE records r SET collections = arhiva_collections_changed(r.collections, d.gone, '{}')
-            FROM (SELECT record_id, array_agg(collection_id) AS gone FROM arhiva_old_members GROUP BY record_id) d
-            WHERE r.id = d.record_id AND r.collections && d.gone;
-        END IF;
+        delta := 'SELECT record_id, array_agg(collection_id) AS gone, ''{}''::integer[] AS came '
+                 'FROM arhiva_old_members GROUP BY record_id';
     ELSE
-        PERFORM 1 FROM records r
-            JOIN (SELECT record_id, coalesce(array_agg(collection_id) FILTER (WHERE m.was), '{}') AS gone,
-                         coalesce(array_agg(collection_id) FILTER (WHERE NOT m.was), '{}') AS came
-                  FROM (SELECT record_id, collection_id, true AS was FROM arhiva_old_members
-                        UNION ALL SELECT record_id, collection_id, false FROM arhiva_new_members) m
-                  GROUP BY record_id) d
-            ON r.id = d.record_id
-            WHERE r.collections IS DISTINCT FROM arhiva_collections_changed(r.collections, d.gone, d.came)
-            ORDER BY r.id FOR NO KEY UPDATE OF r;
-        IF FOUND THEN
-            UPDATE records r SET collections = arhiva_collections_changed(r.collections, d.gone, d.came)
-            FROM (SELECT record_id, coalesce(array_agg(collection_id) FILTER (WHERE m.was), '{}') AS gone,
-                         coalesce(array_agg(collection_id) FILTER (WHERE NOT m.was), '{}') AS came
-                  FROM (SELECT record_id, collection_id, true AS was FROM arhiva_old_members
-                        UNION ALL SELECT record_id, collection_id, false FROM arhiva_new_members) m
-                  GROUP BY record_id) d
-            WHERE r.id = d.record_id
-              AND r.collections IS DISTINCT FROM arhiva_collections_changed(r.collections, d.gone, d.came);
-        END IF;
+        delta := 'SELECT record_id, ARRAY(SELECT unnest(gone) EXCEPT SELECT unnest(came)) AS gone, came FROM '
+                 '(SELECT record_id, coalesce(array_agg(collection_id) FILTER (WHERE was), ''{}'') AS gone, '
+                 'coalesce(array_agg(collection_id) FILTER (WHERE NOT was), ''{}'') AS came '
+                 'FROM (SELECT record_id, collection_id, true AS was FROM arhiva_old_members UNION ALL '
+                 'SELECT record_id, collection_id, false FROM arhiva_new_members) m GROUP BY record_id) c';
+    END IF;
+    -- a record changes when it lacks an id it joined or holds one it left (a new record's list
+    -- already names its collection: nothing to lock or write)
+    EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM records r JOIN (%s) d ON r.id = d.record_id '
+                   'WHERE NOT r.collections @> d.came OR r.collections && d.gone '
+                   'ORDER BY r.id FOR NO KEY UPDATE OF r) locked', delta) INTO n;
+    IF n > 0 THEN
+        EXECUTE format('UPDATE records r SET collections = arhiva_collections_changed(r.collections, d.gone, d.came) '
+                       'FROM (%s) d WHERE r.id = d.record_id '
+                       'AND (NOT r.collections @> d.came OR r.collections && d.gone)', delta);
     END IF;
     RETURN NULL;
 END $$;

@@ -18,6 +18,8 @@ Variants (each measures what one part costs; none is a way to run arhiva):
   regexp splitting them at punctuation): what that split costs a load;
 - ``no OAI identifier index``: ix_records_oai_identifier dropped (what migration 0015's partial
   index costs a load of records that carry no OAI identifier: one test of ``extra ? ...`` a row);
+- ``into a collection``: the load into a collection (``--collection``, as a harvest or an import
+  into one stores it): each new record's row names it, and its members are added;
 - ``in a crawl run``: the load inside a crawl run, as a harvest stores it (each new record then
   names the run as first and last seen: two more foreign-key checks); the other variants, like
   ``catalog_bench.py``, load without a run;
@@ -87,6 +89,7 @@ VARIANTS = {
     "no word × place index": ("DROP INDEX ix_records_word_place_keys", ""),
     "no OAI identifier index": ("DROP INDEX ix_records_oai_identifier", ""),
     "fold without punctuation split": (_OLD_FOLD, ""),
+    "into a collection": ("", ""),
     "in a crawl run": ("", ""),
     "foreign keys in a crawl run": (_FOREIGN_KEYS, ""),
     "text word × place tokens": (_TEXT_TOKENS, ""),
@@ -154,10 +157,11 @@ def main() -> None:
                         sys.setswitchinterval(0.0005)
                     runs = [stack.enter_context(activity("crawl", "bench", engine=engine, source_id=sid)).id
                             if name.endswith("in a crawl run") else None for _ in range(2 if args.again else 1)]
+                    collection = "bench" if name == "into a collection" else None
                     if args.again:
-                        ingest.bulk_upsert(engine, sid, batch, run_id=runs[0], workers=2)
+                        ingest.bulk_upsert(engine, sid, batch, run_id=runs[0], workers=2, collection=collection)
                     t = time.perf_counter()
-                    report = ingest.bulk_upsert(engine, sid, batch, run_id=runs[-1], workers=2)
+                    report = ingest.bulk_upsert(engine, sid, batch, run_id=runs[-1], workers=2, collection=collection)
                     if after:
                         with engine.begin() as conn:
                             conn.exec_driver_sql(after)

@@ -31,6 +31,7 @@ from catalog.models import (
     Record,
     RecordAsset,
 )
+from catalog.names import collection_name
 
 
 @dataclass
@@ -51,7 +52,9 @@ def params_hash(params: dict[str, Any]) -> str:
 
 
 def collection_id_of(session: Session, name: str) -> int:
-    cid = session.execute(select(Collection.id).where(Collection.name == name)).scalar()
+    """The id of the collection ``name`` (in any Unicode form: names are kept in NFC); LookupError
+    naming it when there is none."""
+    cid = session.execute(select(Collection.id).where(Collection.name == collection_name(name))).scalar()
     if cid is None:
         raise LookupError(f"no collection named {name!r}")
     return cid

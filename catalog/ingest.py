@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from catalog.db import local_settings
 from catalog.models import Collection, CollectionMember, Record, Source
+from catalog.names import collection_name, collection_name_problem  # the check is used from here too
 from catalog.records_in import (  # RecordIn, Rejection and validate are used from here too
     COPY_COLUMNS,
     MAPPED,
@@ -92,21 +93,6 @@ def remember_source(session: Session, slug: str, kind: str, base_url: str | None
                            .execution_options(populate_existing=True)).scalar_one()
 
 
-def collection_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot name a collection (None when it can): empty, only spaces or invisible
-    characters (a zero-width space), or spaces around it (``"gara "`` beside ``"gara"``)."""
-    import unicodedata
-
-    def blank(c: str) -> bool:
-        return c.isspace() or unicodedata.category(c) in ("Cf", "Cc", "Zs")
-
-    if not name or all(blank(c) for c in name):
-        return "a collection name needs a visible character"
-    if blank(name[0]) or blank(name[-1]):  # "gara\u200b" beside "gara": an invisible twin
-        return "a collection name must not begin or end with a space or an invisible character"
-    return None
-
-
 def get_or_create_collection(session: Session, name: str, description: str | None = None) -> int:
     return _collection_for_load(session, name, description)[0]
 
@@ -155,6 +141,7 @@ def _collection_for_load(session: Session, name: str, description: str | None = 
     problem = collection_name_problem(name)
     if problem:
         raise ValueError(f"{name!r}: {problem}")
+    name = collection_name(name)  # every load, import, crawl and membership call makes or finds it here
     made = session.execute(pg_insert(Collection).values(name=name, description=description)
                            .on_conflict_do_nothing(index_elements=["name"]).returning(Collection.id)).scalar()
     if made is not None:

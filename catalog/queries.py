@@ -31,6 +31,7 @@ from catalog.counts import (
 )
 from catalog.fields import MAPPED
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
+from catalog.names import collection_name
 from catalog.search_text import TextQueryError, check_words, parse_text, text_match
 from catalog.search_tokens import (
     MAX_COMBINED_TOKENS,
@@ -86,6 +87,11 @@ class RecordQuery:
     offset: int = 0
     after: int | None = None  # the page after this record id (see encode_cursor)
     before: int | None = None  # the page before this record id
+
+    def __post_init__(self) -> None:
+        # every search, export and web page names its collection through here: as stored (NFC)
+        if self.collection:
+            self.collection = collection_name(self.collection)
 
     def check(self, max_limit: int = 1000) -> None:
         if self.year_from is not None and self.year_to is not None and self.year_from > self.year_to:

@@ -240,15 +240,12 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
 
     Each task claims ``claim_size`` photos (default 4 × ``batch_size``) and runs them through the
     model ``batch_size`` at a time."""
-    from sqlalchemy import select
-
     from catalog.assets import get_store
+    from catalog.claims import collection_id_of, pending_shas
     from catalog.claims import params_hash as hash_of
-    from catalog.claims import pending_shas
     from catalog.db import open_catalog, session_scope
     from catalog.imaging import use_pixel_limit
     from catalog.model_versions import model_for_colorization
-    from catalog.models import Collection
     from catalog.queries import parse_years
     from catalog.runs import activity
     from catalog.settings import get_settings
@@ -266,9 +263,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
         mv = model_for_colorization(s, model)
         if mv is None and model:
             raise LookupError(f"no model version {model!r}")
-        cid = s.execute(select(Collection.id).where(Collection.name == collection)).scalar()
-        if cid is None:
-            raise LookupError(f"no collection named {collection!r}")
+        cid = collection_id_of(s, collection)  # LookupError naming it when there is none
         candidates = pending_shas(s, collection, mv.id, params_hash, year_from, year_to, retry_failed) if mv else []
         pending = len(candidates)
         mv_id, mv_name = (mv.id, mv.name) if mv else (None, None)

@@ -168,6 +168,7 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
     from sqlalchemy import func, select
 
     from catalog.assets import get_store, register_file
+    from catalog.claims import collection_id_of
     from catalog.db import open_catalog, session_scope
     from catalog.imaging import use_pixel_limit
     from catalog.model_versions import (
@@ -177,7 +178,7 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
         stable_split,
         training_candidates,
     )
-    from catalog.models import Collection, ModelVersion
+    from catalog.models import ModelVersion
     from catalog.runs import activity
     from catalog.settings import get_settings
     from colorization.config import TrainConfig
@@ -189,9 +190,7 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
     engine = open_catalog()
     store = get_store()
     with session_scope(engine) as s:
-        cid = s.execute(select(Collection.id).where(Collection.name == collection)).scalar()
-        if cid is None:
-            raise LookupError(f"no collection named {collection!r}")
+        cid = collection_id_of(s, collection)  # LookupError naming it when there is none
         refs = training_candidates(s, collection, min_side=crop_size // 2)
         train_refs, val_refs = stable_split(refs, val_fraction)
         parent = None if base in (None, "none") else latest_model(s, None if base == "latest" else base)

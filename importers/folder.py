@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from catalog.assets import ImageRejected, PreparedImage, get_store, link_assets, prepare_image, register_prepared
 from catalog.dates import parse_date
-from catalog.db import open_catalog, session_scope
+from catalog.db import open_catalog, run_retrying, session_scope
 from catalog.harvest import touch_records
 from catalog.imaging import use_pixel_limit
 from catalog.ingest import (
@@ -88,6 +88,14 @@ class ImportReport:
     def reject(self, where: str, message: str) -> None:
         self.rejected += 1
         self.error(where, message)
+
+    def merge(self, part: ImportReport) -> None:
+        """Add what a committed batch stored (``part``: that batch's own report)."""
+        self.new += part.new
+        self.changed += part.changed
+        self.rejected += part.rejected
+        self.images_stored += part.images_stored
+        self.errors += part.errors
 
     def as_stats(self) -> dict[str, Any]:
         return {"files": self.files, "records": {"new": self.new, "changed": self.changed,
@@ -375,8 +383,14 @@ def _import(folder, source_id, collection, engine, store, settings, report, prog
     def flush() -> None:
         if not batch:
             return
-        with session_scope(engine) as s:
-            _store_batch(s, source_id, collection, report, batch)
+
+        def store() -> ImportReport:
+            with session_scope(engine) as s:
+                return _store_batch(s, source_id, collection, report.run_id, batch)
+
+        # a batch is one transaction: broken off to end a deadlock (a load or the web API writing the
+        # same records), it is run again; its counts are added once, when it has committed
+        report.merge(run_retrying(store))
         batch.clear()
 
     for i, path in enumerate(images, 1):
@@ -423,17 +437,24 @@ def _import(folder, source_id, collection, engine, store, settings, report, prog
     # a file gone is withdrawn; one under a folder that could not be read may be there still
     hidden = tuple("" if u == "." else u + "/" for u in unreadable)
     gone = [k for k, v in known.items() if k not in seen_keys and v[2] == "active" and not k.startswith(hidden or "\0")]
-    with session_scope(engine) as s:
-        touch_records(s, unchanged, run_id=report.run_id)  # last seen moves; withdrawn ones come back
-        if collection:  # unchanged records join a collection named anew, as new and changed ones do
-            add_to_collection(s, collection, unchanged)
-        if gone:
-            report.withdrawn = withdraw_records(s, source_id, gone, run_id=report.run_id)
+
+    def finish() -> None:
+        with session_scope(engine) as s:
+            touch_records(s, unchanged, run_id=report.run_id)  # last seen moves; withdrawn ones come back
+            if collection:  # unchanged records join a collection named anew, as new and changed ones do
+                add_to_collection(s, collection, unchanged)
+            if gone:
+                report.withdrawn = withdraw_records(s, source_id, gone, run_id=report.run_id)
+
+    run_retrying(finish)  # as a batch: another writer of these records may deadlock with it
 
 
-def _store_batch(s: Session, source_id, collection, report: ImportReport,
-                 batch: list[tuple[RecordIn, PreparedImage]]) -> None:
-    up = upsert_records(s, source_id, [r for r, _ in batch], run_id=report.run_id, collection=collection)
+def _store_batch(s: Session, source_id, collection, run_id: int | None,
+                 batch: list[tuple[RecordIn, PreparedImage]]) -> ImportReport:
+    """Store a batch's records and images in the session's transaction; returns what it stored,
+    for the import's report once the transaction has committed."""
+    report = ImportReport(run_id=run_id)
+    up = upsert_records(s, source_id, [r for r, _ in batch], run_id=run_id, collection=collection)
     report.new += up.new
     report.changed += up.changed
     for rej in up.rejected:
@@ -441,6 +462,7 @@ def _store_batch(s: Session, source_id, collection, report: ImportReport,
     stored = [(up.ids[rec.source_key], rec.source_key, image) for rec, image in batch if rec.source_key in up.ids]
     register_prepared(s, *(image for _, _, image in stored))
     link_assets(s, [{"record_id": rid, "asset_sha256": image.sha256, "source_url": f"file:{key}",
-                     "first_seen_run_id": report.run_id, "last_seen_run_id": report.run_id}
+                     "first_seen_run_id": run_id, "last_seen_run_id": run_id}
                     for rid, key, image in stored])
     report.images_stored += len(stored)
+    return report

@@ -145,3 +145,85 @@ def test_cli_import(arhiva_env, clean_db, scans):
     assert result.exit_code == 1, result.output  # stricat.jpg was rejected
     out = json.loads(result.stdout[result.stdout.index("{"):])
     assert out["records"]["new"] == 6 and out["records"]["rejected"] == 1 and out["errors"]["count"] >= 3
+
+
+def test_an_import_batch_broken_off_by_a_deadlock_runs_again(arhiva_env, clean_db, tmp_path):
+    """A writer holding one record of an import's batch, then asking for another the batch already
+    holds (as a load or the web API's membership call may), deadlocks with the import; PostgreSQL
+    breaks the batch off, and the batch runs again once the writer is done, instead of the import
+    failing: every record stored, counted once."""
+    import threading
+    import time
+
+    import psycopg
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"f{i}.jpg").write_bytes(jpeg_bytes(i))
+    assert import_folder(folder, collection="familie", engine=clean_db).new == 2
+    for i in range(2):  # both change: the next import's batch locks both records, in key order
+        (folder / f"f{i}.jpg").write_bytes(jpeg_bytes(10 + i))
+    with clean_db.connect() as c:
+        ids = dict(c.execute(text("SELECT source_key, id FROM records")).all())
+    url = clean_db.url.render_as_string(hide_password=False).replace("+psycopg", "")
+    got: dict = {}
+
+    def again() -> None:
+        try:
+            got["report"] = import_folder(folder, collection="familie", engine=clean_db)
+        except Exception as exc:  # looked at below
+            got["error"] = exc
+
+    with psycopg.connect(url) as writer:
+        writer.execute("SET deadlock_timeout = '30s'")  # the import is the one PostgreSQL breaks off
+        writer.execute("SELECT 1 FROM records WHERE id = %s FOR UPDATE", (ids["f1.jpg"],))
+        importer = threading.Thread(target=again)
+        importer.start()
+        with psycopg.connect(url, autocommit=True) as watch:
+            for _ in range(200):  # the import holds f0.jpg and waits for f1.jpg
+                if watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                 "AND datname = current_database()").fetchone()[0]:
+                    break
+                time.sleep(0.05)
+        writer.execute("SELECT 1 FROM records WHERE id = %s FOR UPDATE", (ids["f0.jpg"],))  # the deadlock
+        writer.commit()
+        importer.join(30)
+    assert "error" not in got, got.get("error")
+    report = got["report"]
+    assert (report.new, report.changed, report.images_stored, report.rejected) == (0, 2, 2, 0)
+    with clean_db.connect() as c:
+        run = c.execute(text("SELECT status, stats FROM crawl_runs WHERE id = :i"), {"i": report.run_id}).one()
+        assert run.status == "succeeded" and run.stats["summary"]["records"]["changed"] == 2
+        assert c.execute(text("SELECT count(*) FROM record_assets")).scalar() == 4  # old and new images
+
+
+def test_an_import_batch_run_again_is_counted_once(arhiva_env, clean_db, tmp_path, monkeypatch):
+    """A batch broken off after its records and images were written (before its commit) is one
+    rolled-back transaction: run again, what the import reports it stored is counted once."""
+    import psycopg
+
+    import importers.folder as folder_import
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"f{i}.jpg").write_bytes(jpeg_bytes(i))
+    real, calls = folder_import.link_assets, []
+
+    def deadlocked_once(*args, **kwargs):
+        calls.append(1)
+        real(*args, **kwargs)
+        if len(calls) == 2:  # the second batch, written, then broken off
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+
+    monkeypatch.setattr(folder_import, "BATCH", 2)
+    monkeypatch.setattr(folder_import, "link_assets", deadlocked_once)
+    report = import_folder(folder, collection="familie", engine=clean_db)
+    assert len(calls) == 4  # three batches, the second twice
+    assert (report.new, report.images_stored, report.rejected, report.errors) == (5, 5, 0, [])
+    with clean_db.connect() as c:
+        stats = c.execute(text("SELECT stats FROM crawl_runs WHERE id = :i"), {"i": report.run_id}).scalar()
+        assert stats["summary"]["records"]["new"] == 5 and stats["summary"]["images"]["stored"] == 5
+        assert [c.execute(text(f"SELECT count(*) FROM {t}")).scalar()
+                for t in ("records", "record_assets", "collection_members")] == [5, 5, 5]

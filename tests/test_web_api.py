@@ -277,6 +277,36 @@ def test_writing_needs_the_configured_token(cat, clean_db):
         s.execute(delete(Collection).where(Collection.name == "favourites"))
 
 
+@pytest.mark.parametrize("name", ["albume/1930", "a/records", "x/records/5", "/început", "sfârșit/"])
+def test_membership_routes_reach_a_collection_whose_name_has_a_slash(cat, clean_db, name):
+    """A name with ``/`` (a search finds it) is reached by the membership calls too, sent
+    percent-encoded as a client sends a path segment, or with its slashes as they are; the name
+    is whatever comes before the route's last ``/records`` (and record id), so a name that
+    itself holds ``/records`` stays whole."""
+    from urllib.parse import quote
+
+    ids = [cat.ids["soroca"], cat.ids["balti"]]
+    auth = {"Authorization": "Bearer tok"}
+    with TestClient(create_app(clean_db, Settings(web_token="tok"))) as c:
+        try:
+            r = c.post(f"/api/collections/{quote(name, safe='')}/records", json={"record_ids": ids}, headers=auth)
+            assert r.status_code == 200, r.text
+            assert (r.json()["name"], r.json()["records"]) == (name, 2)
+            assert keys(c.get("/api/records", params={"collection": name})) == {"soroca", "balti"}
+            r = c.delete(f"/api/collections/{quote(name, safe='')}/records/{ids[0]}", headers=auth)
+            assert r.status_code == 204, r.text
+            r = c.delete(f"/api/collections/{name}/records/{ids[1]}", headers=auth)  # slashes as they are
+            assert r.status_code == 204, r.text
+            assert keys(c.get("/api/records", params={"collection": name})) == set()
+            r = c.post(f"/api/collections/{name}/records", json={"record_ids": ids[:1]}, headers=auth)
+            assert r.status_code == 200 and r.json()["name"] == name, r.text
+            r = c.delete(f"/api/collections/{quote(name, safe='')}/records/{ids[1]}", headers=auth)
+            assert r.status_code == 404 and r.json()["detail"] == f"record {ids[1]} is not in collection {name!r}"
+        finally:
+            with session_scope(clean_db) as s:
+                s.execute(delete(Collection).where(Collection.name == name))
+
+
 def test_reading_routes_cannot_write(client, clean_db):
     """The request session is a read-only transaction."""
     from catalog.web.deps import read_session

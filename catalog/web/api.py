@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator
 from sqlalchemy import delete, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,7 @@ from catalog.models import (
     RecordAsset,
     TrainingExample,
 )
+from catalog.names import collection_name
 from catalog.provenance import RUN_MODELS, model_ref, produced_by, record_provenance, run_out
 from catalog.queries import MAX_OFFSET as SEARCH_MAX_OFFSET
 from catalog.queries import RECORD_LOADS, decode_cursor, list_collections, list_sources, search_records
@@ -221,11 +223,15 @@ def sources(session: DB) -> list[dict[str, Any]]:
 
 write_router = APIRouter(prefix="/api", dependencies=[Depends(require_token), Depends(known_query)],
                          tags=["writing (token)"])
-CollectionName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00/]+$")]
+# ``{name:path}``: a collection's name may hold ``/`` (sent as it is or as %2F, which the server
+# decodes before routing), so the name is everything before the route's last ``/records``
+# (and record id): unambiguous, since each route ends in a fixed tail. The name as stored: NFC.
+CollectionName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00]+$",
+                                     description="Collection name (it may hold /)."), AfterValidator(collection_name)]
 AUTH = {401: {"model": schemas.Problem}, 403: {"model": schemas.Problem}}
 
 
-@write_router.post("/collections/{name}/records", response_model=schemas.CollectionOut,
+@write_router.post("/collections/{name:path}/records", response_model=schemas.CollectionOut,
                    responses=AUTH | NOT_FOUND | {400: {"model": schemas.Problem,
                                                         "description": "The body is not JSON."}})
 def add_members(request: Request, name: CollectionName, body: schemas.MembersIn) -> dict[str, Any]:
@@ -249,7 +255,7 @@ def add_members(request: Request, name: CollectionName, body: schemas.MembersIn)
     return run_retrying(add)  # a load writing the same records may deadlock with it: the loser runs again
 
 
-@write_router.delete("/collections/{name}/records/{record_id}", status_code=204, responses=AUTH | NOT_FOUND)
+@write_router.delete("/collections/{name:path}/records/{record_id}", status_code=204, responses=AUTH | NOT_FOUND)
 def remove_member(request: Request, name: CollectionName, record_id: RecordId) -> Response:
     """Take a record out of a collection. Needs the token."""
     def remove() -> None:

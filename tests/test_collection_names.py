@@ -1,0 +1,103 @@
+"""Collection names in Unicode: one collection whichever canonical form a name arrives in (a
+macOS folder name is decomposed, NFD; a typed one composed, NFC), and letters that only look
+alike (s with cedilla, s with comma below) are different names."""
+from __future__ import annotations
+
+import json
+import unicodedata
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from catalog.claims import collection_id_of
+from catalog.db import session_scope
+from catalog.ingest import RecordIn, add_to_collection, get_or_create_source, upsert_records
+from catalog.models import Collection
+from catalog.queries import RecordQuery, list_collections, search_records
+from catalog.settings import Settings
+from catalog.web import create_app
+from flows.cli import app
+from importers.folder import import_folder
+from importers.jsonl import load_jsonl
+from tests.helpers import jpeg_bytes
+
+COMPOSED = "Paşcani, 1930"  # ş: U+015F, s with cedilla, as typed
+DECOMPOSED = unicodedata.normalize("NFD", COMPOSED)  # s + U+0327, as macOS spells a folder's name
+
+
+def _keys(engine, name: str) -> list[str]:
+    with session_scope(engine) as s:
+        return sorted(r.source_key for r in search_records(s, RecordQuery(collection=name, limit=100)).items)
+
+
+def test_a_decomposed_name_is_the_collection_of_the_composed_one(arhiva_env, clean_db, tmp_path):
+    assert DECOMPOSED != COMPOSED and len(DECOMPOSED) == len(COMPOSED) + 1
+    lines = tmp_path / "lines.jsonl"
+    lines.write_text("".join(json.dumps({"source_key": f"l{i}", "title": "Gara"}) + "\n" for i in range(3)))
+    assert load_jsonl(lines, source="fisier", collection=DECOMPOSED, engine=clean_db).new == 3
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (scans / "gara_1930.jpg").write_bytes(jpeg_bytes(1))
+    assert import_folder(scans, collection=DECOMPOSED, engine=clean_db).new == 1
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "de-mana", "file").id
+        upsert_records(s, sid, [RecordIn("m1", title="Piața")], collection=COMPOSED)
+    with session_scope(clean_db) as s:
+        names = [c["name"] for c in list_collections(s)]
+        assert names == [COMPOSED] and s.scalars(select(Collection.name)).all() == [COMPOSED]
+        cid = collection_id_of(s, DECOMPOSED)  # colorize and train look it up so
+        assert cid == collection_id_of(s, COMPOSED)
+    everything = ["gara_1930.jpg", "l0", "l1", "l2", "m1"]
+    assert _keys(clean_db, COMPOSED) == _keys(clean_db, DECOMPOSED) == everything
+    runner = CliRunner()
+    listed = runner.invoke(app, ["collections", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [(c["name"], c["records"]) for c in json.loads(listed.stdout)] == [(COMPOSED, 5)]
+    found = runner.invoke(app, ["records", "--collection", DECOMPOSED, "--format", "json"])
+    assert found.exit_code == 0, found.output
+    assert sorted(r["source_key"] for r in json.loads(found.stdout)) == everything
+
+
+def test_the_web_api_takes_either_form_of_a_name(clean_db):
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "c", "file").id
+        ids = sorted(upsert_records(s, sid, [RecordIn("a", title="A"), RecordIn("b", title="B")]).ids.values())
+    auth = {"Authorization": "Bearer tok"}
+    with TestClient(create_app(clean_db, Settings(web_token="tok"))) as c:
+        r = c.post(f"/api/collections/{quote(DECOMPOSED)}/records", json={"record_ids": ids}, headers=auth)
+        assert r.status_code == 200 and (r.json()["name"], r.json()["records"]) == (COMPOSED, 2), r.text
+        r = c.post(f"/api/collections/{quote(COMPOSED)}/records", json={"record_ids": ids[:1]}, headers=auth)
+        assert r.status_code == 200 and r.json()["records"] == 2, r.text
+        r = c.get("/api/records", params={"collection": DECOMPOSED})
+        assert r.status_code == 200 and r.json()["total"] == 2, r.text
+        assert c.delete(f"/api/collections/{quote(DECOMPOSED)}/records/{ids[0]}", headers=auth).status_code == 204
+        assert [n["name"] for n in c.get("/api/collections").json()] == [COMPOSED]
+    assert _keys(clean_db, COMPOSED) == ["b"]
+
+
+def test_s_with_cedilla_and_s_with_comma_below_stay_two_names(clean_db):
+    comma = COMPOSED.replace("\u015f", "\u0219")  # ș: another letter, not another spelling of ş
+    assert unicodedata.normalize("NFC", comma) == comma != COMPOSED
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "c", "file").id
+        ids = upsert_records(s, sid, [RecordIn("a", title="A"), RecordIn("b", title="B")]).ids
+        add_to_collection(s, COMPOSED, [ids["a"]])
+        add_to_collection(s, comma, [ids["b"]])
+        assert sorted(c["name"] for c in list_collections(s)) == sorted([COMPOSED, comma])
+    assert _keys(clean_db, DECOMPOSED) == ["a"] and _keys(clean_db, comma) == ["b"]
+
+
+def test_a_name_that_grows_past_the_limit_in_nfc_is_refused_with_the_reason(clean_db):
+    """A few characters grow in NFC (U+FB2C, a Hebrew letter, becomes three): a name within 200
+    characters as sent but not as stored is refused by name, never a database error."""
+    grown = "\ufb2c" * 100
+    assert len(unicodedata.normalize("NFC", grown)) == 300
+    with TestClient(create_app(clean_db, Settings(web_token="tok"))) as c:
+        r = c.post(f"/api/collections/{quote(grown)}/records", json={"record_ids": [1]},
+                   headers={"Authorization": "Bearer tok"})
+        assert r.status_code == 422 and "at most 200 characters (this one has 300" in r.text, r.text
+    with pytest.raises(ValueError, match="at most 200 characters"), session_scope(clean_db) as s:
+        add_to_collection(s, grown, [1])

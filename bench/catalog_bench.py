@@ -162,7 +162,7 @@ def fill_sql(collection_ids: list[int] | None) -> str:
                            lons=", ".join(str(t[2]) for t in TOWNS), nt=len(TOWNS))
 
 
-SEARCH_INDEXES = ("ix_records_search", "ix_records_word_place_keys")
+SEARCH_INDEXES = ("ix_records_search", "ix_records_word_place_keys", "ix_records_search_sample")
 
 
 def fill(engine, n: int, step: int = 200_000) -> float:
@@ -362,12 +362,13 @@ def yardstick(engine) -> str:
 def disk_rows(engine) -> list[list]:
     sql = ("SELECT pg_total_relation_size('records'), pg_relation_size('records'), "
            "pg_relation_size('ix_records_search'), "
-           "coalesce(pg_relation_size(to_regclass('ix_records_word_place_keys')), 0), pg_total_relation_size('collection_members'), "
+           "coalesce(pg_relation_size(to_regclass('ix_records_word_place_keys')), 0), "
+           "coalesce(pg_relation_size(to_regclass('ix_records_search_sample')), 0), pg_total_relation_size('collection_members'), "
            "pg_total_relation_size('record_assets'), pg_database_size(current_database())")
     with engine.connect() as conn:
         sizes = conn.execute(text(sql)).one()
     names = ["records (table + indexes + TOAST)", "records heap", "search index (GIN)",
-             "word × place × decade index (GIN)", "collection_members",
+             "word × place × decade index (GIN)", "search index of the sample (GIN, 1/16)", "collection_members",
              "record_assets", "whole database"]
     return [[k, f"{v / 2**30:.2f} GiB"] for k, v in zip(names, sizes)]
 

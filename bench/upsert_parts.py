@@ -18,6 +18,8 @@ Variants (each measures what one part costs; none is a way to run arhiva):
   regexp splitting them at punctuation): what that split costs a load;
 - ``no OAI identifier index``: ix_records_oai_identifier dropped (what migration 0015's partial
   index costs a load of records that carry no OAI identifier: one test of ``extra ? ...`` a row);
+- ``no sample search index``: ix_records_search_sample dropped (what migration 0018 costs a load:
+  the search vector of one record in sixteen in a GIN index of its own);
 - ``into a collection``: the load into a collection (``--collection``, as a harvest or an import
   into one stores it): each new record's row names it, and its members are added;
 - ``in a crawl run``: the load inside a crawl run, as a harvest stores it (each new record then
@@ -88,6 +90,7 @@ VARIANTS = {
     "prepared": ("", ""),
     "no word × place index": ("DROP INDEX ix_records_word_place_keys", ""),
     "no OAI identifier index": ("DROP INDEX ix_records_oai_identifier", ""),
+    "no sample search index": ("DROP INDEX ix_records_search_sample", ""),
     "fold without punctuation split": (_OLD_FOLD, ""),
     "into a collection": ("", ""),
     "in a crawl run": ("", ""),

@@ -32,6 +32,7 @@ from catalog.counts import (
 from catalog.fields import MAPPED
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
 from catalog.names import collection_name
+from catalog.sampled import sampled_count
 from catalog.search_text import TextQueryError, check_words, parse_text, text_match
 from catalog.search_tokens import (
     MAX_COMBINED_TOKENS,
@@ -351,7 +352,7 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
     ids = page_ids(session, stmt, after=q.after, before=q.before, offset=q.offset, limit=q.limit + 1, seen=seen,
                    walked=plain, windows=WINDOWS if members_of is None else (),
                    count_up_to=exact_max if (with_total or with_facets) and members_of is None else None,
-                   facets=with_facets)
+                   facets=with_facets, sample_first=count != "exact")
     loaded = {r.id: r for r in session.execute(select(Record).where(Record.id.in_(ids)).options(*RECORD_LOADS)).scalars()}
     rows = [loaded[i] for i in ids if i in loaded]
     more = len(rows) > q.limit
@@ -365,7 +366,10 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
         page.next_after = items[-1].id if more else None
         if items and (q.after is not None or q.offset > 0):
             page.prev_before = items[0].id
-    if with_total or with_facets:
+    if (with_total or with_facets) and seen.sampled is not None:  # surely past exact_max (catalog.sampled)
+        n, page.facets = sampled_count(session, seen.sampled, exact_max, with_facets)
+        page.total, page.total_exact = n.value, n.exact
+    elif with_total or with_facets:
         n, page.facets = count_and_facets(session, stmt, mode=count, with_facets=with_facets, exact_max=exact_max,
                                           sample_rows=sample_rows, density=seen.density, known=seen.total,
                                           beyond=seen.beyond, past_bound=seen.past_bound, known_tally=seen.tally,

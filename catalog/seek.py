@@ -41,6 +41,7 @@ from catalog.sizes import table_rows
 
 WINDOWS = (2_000, 16_000)
 WALK_ON_MAX = 32_000  # rows walked on after the windows to fill a page they nearly filled
+WALK_FAR = 96_000  # ... to fill the page of a search its sample says is past its count's bound
 PAST_BOUND = 3  # counting on the way goes on to this many times its bound (see page_ids)
 # a match read through the search index costs about this many records walked in id order (1M
 # records: 2.4 µs a match of two words, counted through their index, against 0.75 µs a record
@@ -62,6 +63,7 @@ class Seen:
     past_bound: int | None = None  # then, every match all the same (the index path read them all)
     tally: Any = None  # with facets, the facet groups of every match the index path counted (catalog.counts)
     matched: list[int] | None = None  # when the windows walked the whole table: every match they saw
+    sampled: Any = None  # a search surely past its count's bound: its matches in the sample (catalog.sampled)
 
     @property
     def density(self) -> float | None:
@@ -71,7 +73,7 @@ class Seen:
 def page_ids(session: Session, filtered: Select, *, after: int | None, before: int | None, offset: int,
              limit: int, windows: tuple[int, ...] = WINDOWS, seen: Seen | None = None,
              count_up_to: int | None = None, walked: Select | None = None,
-             facets: bool = False) -> list[int]:
+             facets: bool = False, sample_first: bool = True) -> list[int]:
     """Up to ``limit`` ids of matches: after ``after`` ascending, or before ``before`` descending.
 
     The records are walked in id order a window at a time (``windows``: their sizes); a window
@@ -80,7 +82,10 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     counts its matches up to ``count_up_to`` (one bitmap for the page and the count), and
     ``seen.total`` holds the count when it stayed within; with ``facets``, ``seen.tally`` holds the
     facet groups of the matches counted. ``walked``: the same search without the conditions that
-    only help its index (tested on the records walked; default ``filtered``)."""
+    only help its index (tested on the records walked; default ``filtered``). ``sample_first``:
+    a search the windows say may match more than ``count_up_to`` asks the sample's index first
+    (catalog.sampled); when that says surely more, ``seen.sampled`` holds its matches there (and
+    ``seen.beyond`` the bound), and the page is walked on for instead of read through the index."""
     seen = seen if seen is not None else Seen()
     from_start = after is None and before is None
     ids_stmt = filtered.with_only_columns(Record.id)
@@ -121,6 +126,30 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
             # at this density the next window would not fill the page either: its rows would be
             # read for a few matches, then the index asked anyway
             break
+    if (sample_first and from_start and count_up_to is not None and seen.rows
+            and not filtered.get_execution_options().get(BITMAP_ONLY, False)
+            and _most_expected(session, seen) > count_up_to):
+        from catalog.sampled import SAMPLE_SHARE, index_sample, surely_more, uses_search_index
+
+        if uses_search_index(filtered):
+            sample = index_sample(session, filtered, with_facets=facets)
+            if surely_more(sample, count_up_to):
+                # more matches than counted exactly: the index path would read every one of them (its
+                # posting lists, however long, then each match), where the density the sample says
+                # fills the page within some tens of thousands of records walked in id order
+                seen.sampled, seen.beyond = sample, count_up_to
+                density = sample.total * SAMPLE_SHARE / max(seen.rows, table_rows(session))
+                far = 0
+                while far < WALK_FAR:
+                    window = min(WALK_FAR - far, int(1.5 * (limit - len(found)) / density) + 100)
+                    far += window
+                    done, _ = walk(window)
+                    if seen.matched is not None:  # the whole table walked: every match seen, counted
+                        seen.sampled, seen.past_bound = None, seen.matches
+                    if done:
+                        return found
+                rest = _planned(session, ids_stmt, edge, backwards, 0, limit - len(found), by_index=True)
+                return (found + rest)[:limit]
     if seen.matches:
         # the matches still wanted lie within the next few thousand records at the density
         # seen: found by walking on, rather than by the index, which reads every match (unless

@@ -49,6 +49,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.util import ClauseAdapter
 
+from catalog.count_labels import Count, Facets, approx  # noqa: F401 (approx: used from here too)
 from catalog.db import local_settings
 from catalog.models import Collection, CollectionMember, Record, RecordAsset
 from catalog.seek import decade_of
@@ -63,41 +64,6 @@ MEMBER_PROBES = 2_000  # members of the sample tested against the rest of the se
 MEMBER_PROBES_MAX = 50_000
 SAMPLE_SEED = 1  # the same blocks every time: paging through results keeps the same estimate
 COUNT_MODES = ("auto", "exact")
-
-
-@dataclass
-class Count:
-    value: int
-    exact: bool
-
-    def label(self) -> str:
-        """'1,234' when exact; 'about 1.2 million', 'about 35,000' when estimated."""
-        return f"{self.value:,}" if self.exact else f"about {approx(self.value)}"
-
-
-@dataclass
-class Facets:
-    exact: bool
-    decades: list[dict[str, Any]] = field(default_factory=list)  # {"decade": 1940 | None, "count": n}
-    collections: list[dict[str, Any]] = field(default_factory=list)  # {"name": ..., "count": n}
-    colorized: dict[str, int] = field(default_factory=dict)  # {"yes": n, "no": n}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"exact": self.exact, "decades": self.decades, "collections": self.collections,
-                "colorized": self.colorized}
-
-
-def approx(n: int) -> str:
-    """Two significant figures in words: 1,234,567 → '1.2 million', 34,567 → '35,000'."""
-    if n <= 0:
-        return "0"
-    digits = math.floor(math.log10(n)) + 1
-    rounded = round(n, -(digits - 2)) if digits > 2 else n
-    if rounded >= 1_000_000_000:
-        return f"{rounded / 1e9:.1f}".rstrip("0").rstrip(".") + " billion"
-    if rounded >= 1_000_000:
-        return f"{rounded / 1e6:.1f}".rstrip("0").rstrip(".") + " million"
-    return f"{rounded:,}"
 
 
 def _decade():
@@ -330,7 +296,8 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
                      exact_max: int = COUNT_EXACT_MAX, sample_rows: int = SAMPLE_ROWS,
                      density: float | None = None, known: int | None = None, beyond: int | None = None,
                      known_tally: _Tally | None = None, members_of: int | None = None, sampled_filter: Select | None = None,
-                     past_bound: int | None = None, known_ids: list[int] | None = None) -> tuple[Count, Facets | None]:
+                     past_bound: int | None = None, known_ids: list[int] | None = None,
+                     in_sample: _Tally | None = None) -> tuple[Count, Facets | None]:
     """How many match (exact up to ``exact_max``, or always with mode 'exact'; an estimate beyond)
     and, with ``with_facets``, the facets (exact when the count is, else from the sample).
 
@@ -347,11 +314,18 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     ``past_bound``: the exact count of a search that counting on the way found past
     ``exact_max`` (catalog.seek): exact, with the facets of every one of those matches
     (``known_tally``), or, without it, scaled to the count from the sample. ``known_ids``: the
-    ids of every match, when the windows walked the whole table to count them."""
+    ids of every match, when the windows walked the whole table to count them. ``in_sample``: the
+    search's matches in the sample with its own search index (catalog.sampled), which said surely
+    more than ``exact_max``: the estimate comes from there, as it does for any page of a search
+    whose block sample holds too few matches to be precise."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
         return count, (_facets(session, tally, exact, scale) if with_facets else None)
 
+    from catalog.sampled import index_sample, sampled_count, surely_more, uses_search_index
+
+    if in_sample is not None and mode != "exact":
+        return sampled_count(session, in_sample, exact_max, with_facets)
     sf = filtered if sampled_filter is None else sampled_filter
     if past_bound is not None and not (mode == "exact" and with_facets):
         if not with_facets:
@@ -406,6 +380,13 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     # exact_max: then it is surely an estimate, and no exact count is tried), or few expected
     low = (sampled.total - 4 * math.sqrt(sampled.total)) / max(1, sampled.rows) * table_rows(session)
     untrusted = sampled.total < MIN_HITS and low <= exact_max
+    if counted is None and sampled.total < MIN_HITS and uses_search_index(filtered):
+        # too few matches in the block sample for a precise estimate: the sample with its own
+        # search index holds a sixteenth of every match (catalog.sampled; the same estimate as
+        # the search's first page, when that asked it)
+        in_sample = index_sample(session, filtered, with_facets=with_facets)
+        if surely_more(in_sample, exact_max):
+            return sampled_count(session, in_sample, exact_max, with_facets)
     if counted is None and (untrusted or estimate <= exact_max):
         # facets on the way: should the bound be reached, they cost only the decades' GROUP BY
         # (nothing is probed: see _tally), and when it is not, no second pass is needed

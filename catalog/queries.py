@@ -32,7 +32,6 @@ from catalog.counts import (
 from catalog.fields import MAPPED
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
 from catalog.names import collection_name
-from catalog.sampled import sampled_count
 from catalog.search_text import TextQueryError, check_words, parse_text, text_match
 from catalog.search_tokens import (
     MAX_COMBINED_TOKENS,
@@ -366,14 +365,12 @@ def _search(session: Session, q: RecordQuery, *, with_total: bool, count: str, w
         page.next_after = items[-1].id if more else None
         if items and (q.after is not None or q.offset > 0):
             page.prev_before = items[0].id
-    if (with_total or with_facets) and seen.sampled is not None:  # surely past exact_max (catalog.sampled)
-        n, page.facets = sampled_count(session, seen.sampled, exact_max, with_facets)
-        page.total, page.total_exact = n.value, n.exact
-    elif with_total or with_facets:
+    if with_total or with_facets:
         n, page.facets = count_and_facets(session, stmt, mode=count, with_facets=with_facets, exact_max=exact_max,
                                           sample_rows=sample_rows, density=seen.density, known=seen.total,
                                           beyond=seen.beyond, past_bound=seen.past_bound, known_tally=seen.tally,
-                                          members_of=members_of, sampled_filter=plain, known_ids=seen.matched)
+                                          members_of=members_of, sampled_filter=plain, known_ids=seen.matched,
+                                          in_sample=seen.sampled)
         page.total, page.total_exact = n.value, n.exact
     return page
 

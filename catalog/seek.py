@@ -20,8 +20,12 @@ always means too many matches for that). Matches are counted on the way to the p
 ``count_up_to``) unless the density the windows saw expects more than that many even at the low
 end of what the matches seen can mean (a few matches in a window say little); when there prove
 to be more, how many in all comes in the same statement (the index path sorts every match before
-its first row anyway). A search marked ``BITMAP_ONLY`` takes its index path through its index's
-bitmap alone, never a walk of the primary key.
+its first row anyway) -- unless the sample with its own search index (catalog.sampled), asked
+first when the windows' density says there may be more than ``count_up_to``, says surely more:
+the count is then its estimate, and the page is walked for in id order at the density it says
+(up to ``WALK_FAR`` records), the index path giving the rest only if that leaves it short. A
+search marked ``BITMAP_ONLY`` takes its index path through its index's bitmap alone, never a
+walk of the primary key.
 """
 from __future__ import annotations
 
@@ -139,7 +143,10 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
                 # fills the page within some tens of thousands of records walked in id order
                 seen.sampled, seen.beyond = sample, count_up_to
                 density = sample.total * SAMPLE_SHARE / max(seen.rows, table_rows(session))
-                far = 0
+                expected = density * seen.rows
+                # unless the windows saw far fewer than that density means (the matches lie
+                # together elsewhere in id order, as a harvest's records do): the index then
+                far = 0 if seen.matches >= expected - 3 * expected**0.5 else WALK_FAR
                 while far < WALK_FAR:
                     window = min(WALK_FAR - far, int(1.5 * (limit - len(found)) / density) + 100)
                     far += window

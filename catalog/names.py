@@ -14,6 +14,10 @@ from __future__ import annotations
 import unicodedata
 
 NAME_MAX = 200  # characters of a collection's name (the collections table's column), in NFC
+# code points a name may be sent as, before it is made NFC: decomposed (NFD), one character is at most
+# four ("ᾂ": α and three marks), so a name within NAME_MAX as stored fits; a bound against abuse only,
+# the stored form is what collection_name_problem measures
+SENT_MAX = 4 * NAME_MAX
 
 
 def collection_name(name: str) -> str:

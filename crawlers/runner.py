@@ -81,6 +81,7 @@ def run_crawl(spider_name: str, params: dict[str, Any], *, settings_overrides: d
     from catalog.db import open_catalog, session_scope
     from catalog.ingest import collection_name_problem, remember_source
     from catalog.models import CrawlRun
+    from catalog.names import collection_name
     from catalog.runs import activity, exclusive
     from catalog.settings import get_settings
 
@@ -89,6 +90,8 @@ def run_crawl(spider_name: str, params: dict[str, Any], *, settings_overrides: d
     collection = collection if collection is not None else params.pop("collection", None)
     if collection is not None and collection_name_problem(collection):  # before any run starts
         raise CrawlError(f"--collection {collection!r}: {collection_name_problem(collection)}")
+    if collection is not None:  # as stored (NFC): the run's parameters name it as the catalogue does
+        collection = collection_name(collection)
     overrides = dict(settings_overrides or {})
     engine = open_catalog()
     app = get_settings()

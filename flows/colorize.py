@@ -246,6 +246,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     from catalog.db import open_catalog, session_scope
     from catalog.imaging import use_pixel_limit
     from catalog.model_versions import model_for_colorization
+    from catalog.names import collection_name
     from catalog.queries import parse_years
     from catalog.runs import activity
     from catalog.settings import get_settings
@@ -254,6 +255,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     from flows.outcome import nothing_to_do
 
     log = get_run_logger()
+    collection = collection_name(collection)  # as stored (NFC): the run's parameters spell it as the catalogue does
     use_pixel_limit(get_settings().max_image_pixels)  # photos open under the one pixel limit
     year_from, year_to = parse_years(years) if years else (None, None)
     engine = open_catalog()

@@ -179,6 +179,7 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
         training_candidates,
     )
     from catalog.models import ModelVersion
+    from catalog.names import collection_name
     from catalog.runs import activity
     from catalog.settings import get_settings
     from colorization.config import TrainConfig
@@ -186,6 +187,8 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
     from flows.outcome import nothing_to_do
 
     log = get_run_logger()
+    # as stored (NFC): the run's parameters and the default version name spell it as the catalogue does
+    collection = collection_name(collection)
     use_pixel_limit(get_settings().max_image_pixels)  # photos open under the one pixel limit
     engine = open_catalog()
     store = get_store()

@@ -56,6 +56,7 @@ from catalog.ingest import (
 )
 from catalog.licences import normalise_licence
 from catalog.models import Record, RecordAsset
+from catalog.names import collection_name
 from catalog.runs import activity
 from catalog.settings import Settings, get_settings
 from importers.sidecars import COLUMNS, SIDECAR_NAMES, read_sidecar, sidecars
@@ -320,6 +321,8 @@ def import_folder(folder: Path | str, *, collection: str | None = None, source: 
     if not folder.is_dir():
         raise NotADirectoryError(f"{safe_text(str(folder))} is not a folder")
     checked_names(collection, source)
+    if collection is not None:  # as stored (NFC): the run's parameters name it as the catalogue does
+        collection = collection_name(collection)
     settings = settings or get_settings()
     use_pixel_limit(settings.max_image_pixels)
     engine = engine or open_catalog(settings)

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 
 from catalog.db import open_catalog, session_scope
 from catalog.ingest import RecordIn, UpsertReport, bulk_upsert, collection_name_problem, get_or_create_source
+from catalog.names import collection_name
 from catalog.runs import activity
 
 # What an ``arhiva export --format jsonl`` line says about the exporting catalogue, not the record.
@@ -151,6 +152,8 @@ def load_jsonl(path: Path | str, *, source: str, collection: str | None = None, 
 
     if collection is not None and collection_name_problem(collection):
         raise ValueError(f"--collection {collection!r}: {collection_name_problem(collection)}")
+    if collection is not None:  # as stored (NFC): the run's parameters name it as the catalogue does
+        collection = collection_name(collection)
     engine = engine or open_catalog()
     report = LoadReport(source=source)
     name = "-" if str(path) == "-" else str(Path(path).resolve())

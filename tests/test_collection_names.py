@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from catalog.claims import collection_id_of
 from catalog.db import session_scope
 from catalog.ingest import RecordIn, add_to_collection, get_or_create_source, upsert_records
-from catalog.models import Collection
+from catalog.models import Collection, CrawlRun
 from catalog.queries import RecordQuery, list_collections, search_records
 from catalog.settings import Settings
 from catalog.web import create_app
@@ -101,3 +101,54 @@ def test_a_name_that_grows_past_the_limit_in_nfc_is_refused_with_the_reason(clea
         assert r.status_code == 422 and "at most 200 characters (this one has 300" in r.text, r.text
     with pytest.raises(ValueError, match="at most 200 characters"), session_scope(clean_db) as s:
         add_to_collection(s, grown, [1])
+
+
+LONG = "\u015f" * 150  # a name within 200 characters as stored, 300 code points decomposed
+LONG_NFD = unicodedata.normalize("NFD", LONG)
+
+
+def test_a_long_name_sent_decomposed_is_measured_as_stored(clean_db):
+    """The API bounds what it is sent generously and measures the name in NFC: a 150-character
+    name sent decomposed (300 code points) reaches its collection in a search and in the
+    membership routes, rather than a 422 for the length of a spelling."""
+    assert len(LONG_NFD) == 300
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "c", "file").id
+        ids = sorted(upsert_records(s, sid, [RecordIn("a", title="A"), RecordIn("b", title="B")]).ids.values())
+        add_to_collection(s, LONG, ids[:1])
+    auth = {"Authorization": "Bearer tok"}
+    with TestClient(create_app(clean_db, Settings(web_token="tok"))) as c:
+        r = c.get("/api/records", params={"collection": LONG_NFD})
+        assert r.status_code == 200 and r.json()["total"] == 1, r.text
+        r = c.post(f"/api/collections/{quote(LONG_NFD)}/records", json={"record_ids": ids}, headers=auth)
+        assert r.status_code == 200 and (r.json()["name"], r.json()["records"]) == (LONG, 2), r.text
+        assert c.delete(f"/api/collections/{quote(LONG_NFD)}/records/{ids[0]}", headers=auth).status_code == 204
+        assert [n["name"] for n in c.get("/api/collections").json()] == [LONG]
+    assert _keys(clean_db, LONG) == ["b"]
+
+
+def test_the_search_page_selects_the_collection_sent_decomposed(clean_db):
+    """The form's collection is the one its list shows (NFC, from the catalogue): sent decomposed,
+    the option is still the selected one, so the next search keeps the filter."""
+    with session_scope(clean_db) as s:
+        sid = get_or_create_source(s, "c", "file").id
+        add_to_collection(s, COMPOSED, list(upsert_records(s, sid, [RecordIn("a", title="A")]).ids.values()))
+    with TestClient(create_app(clean_db, Settings())) as c:
+        r = c.get("/", params={"collection": DECOMPOSED})
+    assert r.status_code == 200, r.text
+    assert f'<option value="{COMPOSED}" selected>' in r.text
+
+
+def test_a_load_and_an_import_record_the_name_as_stored(arhiva_env, clean_db, tmp_path):
+    """A run's parameters name its collection as the catalogue does (NFC), whichever form it was
+    given in: a run is found by the name its collection lists."""
+    lines = tmp_path / "lines.jsonl"
+    lines.write_text(json.dumps({"source_key": "l0", "title": "Gara"}) + "\n")
+    loaded = load_jsonl(lines, source="fisier", collection=DECOMPOSED, engine=clean_db)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (scans / "gara_1930.jpg").write_bytes(jpeg_bytes(1))
+    imported = import_folder(scans, collection=DECOMPOSED, engine=clean_db)
+    with session_scope(clean_db) as s:
+        for run_id in (loaded.run_id, imported.run_id):
+            assert s.get(CrawlRun, run_id).parameters["collection"] == COMPOSED

@@ -110,24 +110,31 @@ def _colorized(engine) -> dict[int, list[str]]:
 
 
 def test_nothing_to_do_is_a_completed_run_that_says_so(prefect, arhiva_env, clean_db):
-    """Colorizing before any model exists, or training without enough colour photos, is not a failure."""
+    """Colorizing before any model exists, or training without enough colour photos, is not a failure.
+    The runs name the collection as stored (NFC), though given it decomposed (as a macOS folder)."""
+    import unicodedata
+
     from catalog.ingest import get_or_create_collection
     from catalog.models import ColorizationRun, TrainingRun
     from flows.colorize import colorize_flow
     from flows.train import train_flow
 
+    empty = "goal\u0103"  # ă: a with breve, composed
     with session_scope(clean_db) as s:
-        get_or_create_collection(s, "empty")
-    state = colorize_flow(collection="empty", years="1920-1940", return_state=True)
+        get_or_create_collection(s, empty)
+    given = unicodedata.normalize("NFD", empty)
+    state = colorize_flow(collection=given, years="1920-1940", return_state=True)
     assert state.is_completed() and "nothing to do: no model version yet" in state.message
     assert state.result()["status"] == "skipped"
-    summary = train_flow(collection="empty", min_photos=4)
+    summary = train_flow(collection=given, min_photos=4)
     assert summary["status"] == "skipped" and "fewer than 4" in summary["reason"]
     with session_scope(clean_db) as s:
         (crun,) = s.execute(select(ColorizationRun)).scalars().all()
         (trun,) = s.execute(select(TrainingRun)).scalars().all()
         assert crun.status == trun.status == "skipped"
         assert "no model version yet" in crun.stats["note"] and "fewer than 4" in trun.stats["note"]
+        assert crun.parameters["collection"] == trun.parameters["collection"] == empty
+        assert f"in {empty!r}" in trun.stats["note"]
     with pytest.raises(LookupError, match="no collection named 'nope'"):
         colorize_flow(collection="nope")
 

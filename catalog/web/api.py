@@ -25,7 +25,7 @@ from catalog.models import (
     RecordAsset,
     TrainingExample,
 )
-from catalog.names import collection_name
+from catalog.names import SENT_MAX, collection_name
 from catalog.provenance import RUN_MODELS, model_ref, produced_by, record_provenance, run_out
 from catalog.queries import MAX_OFFSET as SEARCH_MAX_OFFSET
 from catalog.queries import RECORD_LOADS, decode_cursor, list_collections, list_sources, search_records
@@ -71,7 +71,8 @@ def _cap(request: Request, limit: int) -> int:
 @router.get("/records", response_model=schemas.RecordPage, tags=["records"])
 def search(
     request: Request, session: DB,
-    collection: Annotated[str | None, Query(max_length=200, description="Collection name.")] = None,
+    # the bound is on the name as sent (a decomposed one is longer); the search looks it up in NFC
+    collection: Annotated[str | None, Query(max_length=SENT_MAX, description="Collection name.")] = None,
     source: Annotated[str | None, Query(max_length=100, description="Source slug.")] = None,
     year_from: Annotated[int | None, Query(ge=YEAR_MIN, le=YEAR_MAX, description="Records whose years overlap "
                                            "[year_from, year_to].")] = None,
@@ -225,8 +226,10 @@ write_router = APIRouter(prefix="/api", dependencies=[Depends(require_token), De
                          tags=["writing (token)"])
 # ``{name:path}``: a collection's name may hold ``/`` (sent as it is or as %2F, which the server
 # decodes before routing), so the name is everything before the route's last ``/records``
-# (and record id): unambiguous, since each route ends in a fixed tail. The name as stored: NFC.
-CollectionName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00]+$",
+# (and record id): unambiguous, since each route ends in a fixed tail. The name as stored: NFC,
+# bounded as sent by SENT_MAX (a 200-character name sent decomposed is longer); its stored length
+# is collection_name_problem's to check, which says why.
+CollectionName = Annotated[str, Path(min_length=1, max_length=SENT_MAX, pattern=r"^[^\x00]+$",
                                      description="Collection name (it may hold /)."), AfterValidator(collection_name)]
 AUTH = {401: {"model": schemas.Problem}, 403: {"model": schemas.Problem}}
 

@@ -12,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from catalog.counts import approx
 from catalog.licences import is_licence_uri
+from catalog.names import collection_name
 from catalog.provenance import record_provenance
 from catalog.queries import MAX_OFFSET, QueryError, decode_cursor, search_records
 from catalog.web.api import DB, RecordId, list_collections, list_sources, load_record
@@ -130,6 +131,9 @@ def _facet_links(form: dict[str, str], facets) -> dict[str, Any]:
 def search_page(request: Request, session: DB) -> HTMLResponse:
     params = request.query_params
     form = {k: (params.get(k) or "").strip() for k in FORM_FIELDS}
+    # as the list's options spell it (NFC, from the catalogue): a name sent decomposed keeps its
+    # option selected, else the browser shows the first and the next search drops the filter
+    form["collection"] = collection_name(form["collection"])
     settings = settings_of(request)
     ctx: dict[str, Any] = {"form": form, "collections": list_collections(session), "sources": list_sources(session),
                            "error": None, "items": [], "total": 0, "total_label": "0", "facets": None,

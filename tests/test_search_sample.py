@@ -7,6 +7,8 @@ A catalogue of 3,200 records with a small bound and small windows stands in for 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import event, func, select, text
@@ -40,11 +42,18 @@ def catalogue(clean_db, arhiva_env, monkeypatch):
     return clean_db
 
 
-def _statements(engine, found: list[str]):
+@contextmanager
+def _statements(engine) -> Iterator[list[str]]:
+    """The statements run on ``engine`` inside the block."""
+    found: list[str] = []
+
     def listener(conn, cursor, statement, *args):
         found.append(statement)
     event.listen(engine, "before_cursor_execute", listener)
-    return lambda: event.remove(engine, "before_cursor_execute", listener)
+    try:
+        yield found
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
 
 
 def test_a_search_surely_past_its_bound_is_counted_from_the_sample_and_paged_by_walking(catalogue):
@@ -54,12 +63,8 @@ def test_a_search_surely_past_its_bound_is_counted_from_the_sample_and_paged_by_
         every = list(s.scalars(stmt.with_only_columns(Record.id).order_by(Record.id)))
         in_sample = s.scalar(select(func.count()).select_from(stmt.with_only_columns(Record.id).where(IN_SAMPLE).subquery()))
         assert len(every) == 934 and 40 < in_sample < 100
-        sql: list[str] = []
-        stop = _statements(catalogue, sql)
-        try:
+        with _statements(catalogue) as sql:
             page = search_records(s, RecordQuery(text="nouă"), with_facets=True, exact_max=BOUND)
-        finally:
-            stop()
         assert [r.id for r in page.items] == every[:50] and page.next_after == every[49]
         assert not page.total_exact and page.total == SAMPLE_SHARE * in_sample
         assert page.total_label.startswith("about ") and abs(page.total - 934) / 934 < 0.35
@@ -94,12 +99,8 @@ def test_a_search_the_sample_cannot_place_past_its_bound_is_counted_exactly(cata
     with session_scope(catalogue) as s:
         q = RecordQuery(year_from=1900, year_to=1901)
         want = s.scalar(select(func.count()).select_from(_filtered(q, s).subquery()))
-        sql: list[str] = []
-        stop = _statements(catalogue, sql)
-        try:
+        with _statements(catalogue) as sql:
             page = search_records(s, q, exact_max=150)
-        finally:
-            stop()
         assert page.total_exact and page.total == want == 108
         assert any("hashint8" in x for x in sql), "the sample was not asked"
 
@@ -138,12 +139,8 @@ def test_a_walk_to_the_end_of_the_table_counts_every_match_exactly(catalogue):
     is exact, and so are the facets (of the matches seen, by their ids)."""
     with session_scope(catalogue) as s:
         every = list(s.scalars(_filtered(RecordQuery(text="gara"), s).with_only_columns(Record.id).order_by(Record.id)))
-        sql: list[str] = []
-        stop = _statements(catalogue, sql)
-        try:
+        with _statements(catalogue) as sql:
             page = search_records(s, RecordQuery(text="gara"), with_facets=True, exact_max=BOUND)
-        finally:
-            stop()
         assert any("hashint8" in x for x in sql), "the sample was not asked"
         assert [x for x in sql if "@@" in x and "hashint8" not in x and "array_agg" not in x] == []
         assert [r.id for r in page.items] == every[:50] and len(every) == 400
@@ -173,11 +170,7 @@ def test_matches_that_lie_together_elsewhere_are_not_walked_for(catalogue, monke
     monkeypatch.setattr(queries, "WINDOWS", (400,))
     with session_scope(catalogue) as s:
         every = list(s.scalars(_filtered(RecordQuery(text="gara"), s).with_only_columns(Record.id).order_by(Record.id)))
-        sql: list[str] = []
-        stop = _statements(catalogue, sql)
-        try:
+        with _statements(catalogue) as sql:
             page = search_records(s, RecordQuery(text="gara"), exact_max=10)  # 16 could be there
-        finally:
-            stop()
         assert [r.id for r in page.items] == every[:50] and not page.total_exact
         assert len([x for x in sql if "array_agg" in x]) == 1, "walked on"

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image
@@ -27,3 +29,21 @@ def png_bytes(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     im.save(buf, "PNG")
     return buf.getvalue()
+
+
+@contextmanager
+def statements_run(engine, phrase: str = "") -> Iterator[list[str]]:
+    """The statements run on ``engine`` inside the block that contain ``phrase`` (all by default)."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, *args):
+        if phrase in statement:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)

@@ -7,8 +7,6 @@ A catalogue of 3,200 records with a small bound and small windows stands in for 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import event, func, select, text
@@ -18,6 +16,7 @@ from catalog.ingest import RecordIn, get_or_create_source, upsert_records
 from catalog.models import Record
 from catalog.queries import RecordQuery, _filtered, search_records
 from catalog.sampled import IN_SAMPLE, SAMPLE_SHARE
+from tests.helpers import statements_run
 
 N = 3_200
 BOUND = 40
@@ -42,20 +41,6 @@ def catalogue(clean_db, arhiva_env, monkeypatch):
     return clean_db
 
 
-@contextmanager
-def _statements(engine) -> Iterator[list[str]]:
-    """The statements run on ``engine`` inside the block."""
-    found: list[str] = []
-
-    def listener(conn, cursor, statement, *args):
-        found.append(statement)
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield found
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
-
-
 def test_a_search_surely_past_its_bound_is_counted_from_the_sample_and_paged_by_walking(catalogue):
     q = RecordQuery(text="nouă")  # every third record of the first 2,800
     with session_scope(catalogue) as s:
@@ -63,7 +48,7 @@ def test_a_search_surely_past_its_bound_is_counted_from_the_sample_and_paged_by_
         every = list(s.scalars(stmt.with_only_columns(Record.id).order_by(Record.id)))
         in_sample = s.scalar(select(func.count()).select_from(stmt.with_only_columns(Record.id).where(IN_SAMPLE).subquery()))
         assert len(every) == 934 and 40 < in_sample < 100
-        with _statements(catalogue) as sql:
+        with statements_run(catalogue) as sql:
             page = search_records(s, RecordQuery(text="nouă"), with_facets=True, exact_max=BOUND)
         assert [r.id for r in page.items] == every[:50] and page.next_after == every[49]
         assert not page.total_exact and page.total == SAMPLE_SHARE * in_sample
@@ -99,7 +84,7 @@ def test_a_search_the_sample_cannot_place_past_its_bound_is_counted_exactly(cata
     with session_scope(catalogue) as s:
         q = RecordQuery(year_from=1900, year_to=1901)
         want = s.scalar(select(func.count()).select_from(_filtered(q, s).subquery()))
-        with _statements(catalogue) as sql:
+        with statements_run(catalogue) as sql:
             page = search_records(s, q, exact_max=150)
         assert page.total_exact and page.total == want == 108
         assert any("hashint8" in x for x in sql), "the sample was not asked"
@@ -139,7 +124,7 @@ def test_a_walk_to_the_end_of_the_table_counts_every_match_exactly(catalogue):
     is exact, and so are the facets (of the matches seen, by their ids)."""
     with session_scope(catalogue) as s:
         every = list(s.scalars(_filtered(RecordQuery(text="gara"), s).with_only_columns(Record.id).order_by(Record.id)))
-        with _statements(catalogue) as sql:
+        with statements_run(catalogue) as sql:
             page = search_records(s, RecordQuery(text="gara"), with_facets=True, exact_max=BOUND)
         assert any("hashint8" in x for x in sql), "the sample was not asked"
         assert [x for x in sql if "@@" in x and "hashint8" not in x and "array_agg" not in x] == []
@@ -170,7 +155,7 @@ def test_matches_that_lie_together_elsewhere_are_not_walked_for(catalogue, monke
     monkeypatch.setattr(queries, "WINDOWS", (400,))
     with session_scope(catalogue) as s:
         every = list(s.scalars(_filtered(RecordQuery(text="gara"), s).with_only_columns(Record.id).order_by(Record.id)))
-        with _statements(catalogue) as sql:
+        with statements_run(catalogue) as sql:
             page = search_records(s, RecordQuery(text="gara"), exact_max=10)  # 16 could be there
         assert [r.id for r in page.items] == every[:50] and not page.total_exact
         assert len([x for x in sql if "array_agg" in x]) == 1, "walked on"

@@ -6,12 +6,10 @@ the paths a national catalogue takes."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, event, func, select, text
+from sqlalchemy import delete, func, select, text
 from typer.testing import CliRunner
 
 from catalog.assets import get_store, link_asset, register_image
@@ -24,26 +22,10 @@ from catalog.seek import Seen, page_ids
 from catalog.settings import Settings
 from catalog.web.app import create_app
 from flows.cli import app
-from tests.helpers import jpeg_bytes
+from tests.helpers import jpeg_bytes, statements_run
 
 N = 300
 SMALL = {"exact_max": 20, "sample_rows": 100}  # the table holds 300: a third is sampled
-
-
-@contextmanager
-def _statements(engine, phrase: str) -> Iterator[list[str]]:
-    """The statements run on ``engine`` inside the block that contain ``phrase``."""
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, *args):
-        if phrase in statement:
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 def rec(i: int, **kw) -> RecordIn:
@@ -118,7 +100,7 @@ def test_cursor_visits_every_record_once_despite_inserts(big):
 
 
 def test_window_then_index_gives_the_same_pages(big):
-    with _statements(big, '"window"') as windows_sql:
+    with statements_run(big, '"window"') as windows_sql:
         _same_pages_every_way(big)
     # a window carries the columns its search tests, never the payload (10M: 18-20 ms a window of
     # 16,000 records with every column, 11-15 with only those)
@@ -279,7 +261,7 @@ def test_within_a_collection_and_more_the_windows_walk_the_records_testing_their
         assert page_ids(s, stmt, after=first[-1], before=None, offset=0, limit=10, windows=(30, 60)) == want[10:20]
         assert page_ids(s, stmt, after=None, before=want[20], offset=0, limit=10, windows=(30, 60)) == want[10:20][::-1]
         # through the API's search: the same records, page after page, and the memberships never read
-        with _statements(big, "collection_members") as members:
+        with statements_run(big, "collection_members") as members:
             search_records(s, RecordQuery(collection="thirds", year_from=1900, year_to=1950, limit=15), **SMALL)
         assert members == []
         pages, after = [], None
@@ -308,7 +290,7 @@ def test_a_collection_search_with_few_matches_in_its_first_probes_probes_more_in
     monkeypatch.setattr(queries, "WINDOWS", (20, 40))
     monkeypatch.setattr(seek, "WALK_ON_MAX", 0)
     gone = RecordQuery(collection="all", status="withdrawn")
-    with _statements(big, "") as statements, session_scope(big) as s:
+    with statements_run(big, "") as statements, session_scope(big) as s:
         s.execute(text("UPDATE records SET status = 'withdrawn' WHERE title LIKE '%nouă%'"))
         s.execute(text("ANALYZE collection_members"))
         truth = s.scalar(select(func.count()).select_from(_filtered(gone, s).with_only_columns(Record.id).subquery()))
@@ -601,7 +583,7 @@ def test_a_search_reads_the_tables_size_once_and_the_next_search_anew(big):
     """The sampled count and facets ask how large the records table is in several places (which
     path, the sample's share, the estimate, its low end): one statement per search; a later search
     in the same session sees the table as it is then."""
-    with _statements(big, "FROM pg_class WHERE oid") as sizes, session_scope(big) as s:
+    with statements_run(big, "FROM pg_class WHERE oid") as sizes, session_scope(big) as s:
         first = search_records(s, RecordQuery(), with_facets=True, **SMALL)
         assert not first.total_exact and 0.5 * N <= first.total <= 1.5 * N
         assert len(sizes) == 1, sizes

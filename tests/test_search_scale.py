@@ -243,6 +243,25 @@ def test_cli_marks_estimates_and_counts_exactly_when_asked(big, monkeypatch):
     assert r.exit_code == 2 and "offset: at most 10,000" in r.output
 
 
+def test_search_follows_the_cursor_it_prints(big):
+    """`arhiva search` prints `next page: --after CURSOR` under a page, as `records` does: that
+    cursor (and --page) work on `search` too, and give the next matches in order."""
+    runner = CliRunner()
+    ids = []
+    r = runner.invoke(app, ["search", "veche", "--limit", "3"], terminal_width=200)
+    for _ in range(2):
+        assert r.exit_code == 0, r.output
+        ids += [int(i) for i in re.findall(r"^│\s*(\d+)\s*│", r.output, re.M)]
+        cursor = re.search(r"next page: --after (\S+)", r.output).group(1)
+        r = runner.invoke(app, ["search", "veche", "--limit", "3", "--after", cursor], terminal_width=200)
+    with session_scope(big) as s:
+        want = list(s.scalars(_filtered(RecordQuery(text="veche"), s).with_only_columns(Record.id)
+                              .order_by(Record.id).limit(6)))
+    assert ids == want
+    r = runner.invoke(app, ["search", "veche", "--limit", "3", "--page", "2"], terminal_width=200)
+    assert r.exit_code == 0 and [int(i) for i in re.findall(r"^│\s*(\d+)\s*│", r.output, re.M)] == want[3:]
+
+
 def test_within_a_collection_and_more_the_windows_walk_the_records_testing_their_collections(big):
     """With more than the collection asked, the collection is one more condition of the search
     (its token in the search index, the record's own list of collections on the row): pages in

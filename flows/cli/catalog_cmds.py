@@ -305,14 +305,16 @@ def search(words: str = typer.Argument(..., help='Words to find; "a phrase", a O
            collection: Optional[str] = typer.Option(None, "--collection", "-c"),
            years: Optional[str] = typer.Option(None, "--years", "-y"),
            limit: int = typer.Option(20, "--limit", "-n"),
+           page: int = typer.Option(1, "--page", "-p", min=1),
+           after: Optional[str] = typer.Option(None, "--after", help="Cursor printed under a page: the page after it."),
            fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
            exact_count: bool = typer.Option(False, "--exact-count", help="Count every match exactly.")) -> None:
-    """Full-text search (shortcut for `records --text`)."""
+    """Full-text search (shortcut for `records --text`; pages as it does: the cursor it prints works here)."""
     if not words.strip():
         fail("WORDS is empty: give at least one word to search for")
     records(text=words, collection=collection, source=None, years=years, include_undated=False,
-            bbox=None, colorized=None, status="active", ids=None, limit=limit, page=1, fmt=fmt,
-            provenance=False, after=None, exact_count=exact_count)
+            bbox=None, colorized=None, status="active", ids=None, limit=limit, page=page, fmt=fmt,
+            provenance=False, after=after, exact_count=exact_count)
 
 
 @app.command("runs")

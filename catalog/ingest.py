@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from catalog.db import local_settings
 from catalog.models import Collection, CollectionMember, Record, Source
-from catalog.names import collection_name, collection_name_problem  # the check is used from here too
+from catalog.names import collection_name, collection_name_problem, source_slug  # the check is used from here too
 from catalog.records_in import (  # RecordIn, Rejection and validate are used from here too
     COPY_COLUMNS,
     MAPPED,
@@ -74,6 +74,7 @@ class UpsertReport:
 
 def get_or_create_source(session: Session, slug: str, kind: str, base_url: str | None = None,
                          config: dict[str, Any] | None = None) -> Source:
+    slug = source_slug(slug)
     session.execute(
         pg_insert(Source).values(slug=slug, kind=kind, base_url=base_url, config=config or {})
         .on_conflict_do_nothing(index_elements=["slug"])
@@ -84,6 +85,7 @@ def get_or_create_source(session: Session, slug: str, kind: str, base_url: str |
 def remember_source(session: Session, slug: str, kind: str, base_url: str | None = None,
                     config: dict[str, Any] | None = None) -> Source:
     """The source ``slug``, created or updated to the URLs it is being harvested from now."""
+    slug = source_slug(slug)
     stmt = pg_insert(Source).values(slug=slug, kind=kind, base_url=base_url, config=config or {})
     session.execute(stmt.on_conflict_do_update(
         index_elements=["slug"],

@@ -25,6 +25,12 @@ def collection_name(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
+def source_slug(slug: str) -> str:
+    """A source's slug as stored and looked up: NFC too (a folder's source is named after the
+    folder, which macOS spells decomposed)."""
+    return unicodedata.normalize("NFC", slug)
+
+
 def collection_name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a collection (None when it can): empty, only spaces or invisible
     characters (a zero-width space), spaces around it (``"gara "`` beside ``"gara"``), or too long

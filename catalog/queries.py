@@ -31,7 +31,7 @@ from catalog.counts import (
 )
 from catalog.fields import MAPPED
 from catalog.models import Asset, Collection, CollectionMember, Record, RecordAsset, Source
-from catalog.names import collection_name
+from catalog.names import collection_name, source_slug
 from catalog.search_text import TextQueryError, check_words, parse_text, text_match
 from catalog.search_tokens import (
     MAX_COMBINED_TOKENS,
@@ -92,6 +92,8 @@ class RecordQuery:
         # every search, export and web page names its collection through here: as stored (NFC)
         if self.collection:
             self.collection = collection_name(self.collection)
+        if self.source:
+            self.source = source_slug(self.source)
 
     def check(self, max_limit: int = 1000) -> None:
         if self.year_from is not None and self.year_to is not None and self.year_from > self.year_to:

@@ -56,7 +56,7 @@ from catalog.ingest import (
 )
 from catalog.licences import normalise_licence
 from catalog.models import Record, RecordAsset
-from catalog.names import collection_name
+from catalog.names import collection_name, source_slug
 from catalog.runs import activity
 from catalog.settings import Settings, get_settings
 from importers.sidecars import COLUMNS, SIDECAR_NAMES, read_sidecar, sidecars
@@ -276,7 +276,7 @@ def _s(v: Any) -> str | None:
 
 def _source_slug(folder: Path) -> str:
     digest = hashlib.sha1(os.fsencode(folder)).hexdigest()[:8]
-    return f"folder:{safe_text(folder.name)[:60]}-{digest}"
+    return source_slug(f"folder:{safe_text(folder.name)[:60]}-{digest}")  # NFC, as stored
 
 
 SLUG_MAX = 100  # characters of a source's slug (the sources table's column)
@@ -327,7 +327,7 @@ def import_folder(folder: Path | str, *, collection: str | None = None, source: 
     use_pixel_limit(settings.max_image_pixels)
     engine = engine or open_catalog(settings)
     store = get_store(settings)
-    report = ImportReport(source=source or _source_slug(folder))
+    report = ImportReport(source=source_slug(source) if source else _source_slug(folder))
     with session_scope(engine) as s:
         source_id = _folder_source(s, report.source, folder).id
     with activity("crawl", "import", {"folder": safe_text(str(folder)), "collection": collection}, engine=engine,

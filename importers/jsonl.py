@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 from catalog.db import open_catalog, session_scope
 from catalog.ingest import RecordIn, UpsertReport, bulk_upsert, collection_name_problem, get_or_create_source
-from catalog.names import collection_name
+from catalog.names import collection_name, source_slug
 from catalog.runs import activity
 
 # What an ``arhiva export --format jsonl`` line says about the exporting catalogue, not the record.
@@ -155,7 +155,7 @@ def load_jsonl(path: Path | str, *, source: str, collection: str | None = None, 
     if collection is not None:  # as stored (NFC): the run's parameters name it as the catalogue does
         collection = collection_name(collection)
     engine = engine or open_catalog()
-    report = LoadReport(source=source)
+    report = LoadReport(source=source_slug(source))  # as stored (NFC)
     name = "-" if str(path) == "-" else str(Path(path).resolve())
     stream = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
     lines_of: dict[str, int] = {}

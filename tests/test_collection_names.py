@@ -152,3 +152,25 @@ def test_a_load_and_an_import_record_the_name_as_stored(arhiva_env, clean_db, tm
     with session_scope(clean_db) as s:
         for run_id in (loaded.run_id, imported.run_id):
             assert s.get(CrawlRun, run_id).parameters["collection"] == COMPOSED
+
+
+def test_a_folder_named_decomposed_makes_a_source_found_by_its_typed_slug(arhiva_env, clean_db, tmp_path):
+    """A folder's source is named after the folder: from a macOS folder (NFD) the slug is kept in
+    NFC too, so the slug `arhiva sources` shows, typed, finds it, and a load into it (or into the
+    other spelling) is the same source, not a look-alike second one."""
+    scans = tmp_path / DECOMPOSED
+    scans.mkdir()
+    (scans / "gara.jpg").write_bytes(jpeg_bytes(2))
+    report = import_folder(scans, engine=clean_db)
+    assert report.new == 1 and unicodedata.is_normalized("NFC", report.source) and "Paşcani" in report.source
+    typed = report.source  # as `arhiva sources` prints it and a user types it
+    runner = CliRunner()
+    found = runner.invoke(app, ["records", "--source", unicodedata.normalize("NFD", typed), "--format", "json"])
+    assert found.exit_code == 0, found.output
+    assert [r["source"] for r in json.loads(found.stdout)] == [typed]
+    lines = tmp_path / "more.jsonl"
+    lines.write_text(json.dumps({"source_key": "l1", "title": "Gara"}) + "\n")
+    assert load_jsonl(lines, source=unicodedata.normalize("NFD", typed), engine=clean_db).source == typed
+    listed = runner.invoke(app, ["sources", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [(s_["slug"], s_["records"]) for s_ in json.loads(listed.stdout)] == [(typed, 2)]

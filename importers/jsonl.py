@@ -157,10 +157,15 @@ def load_jsonl(path: Path | str, *, source: str, collection: str | None = None, 
     engine = engine or open_catalog()
     report = LoadReport(source=source_slug(source))  # as stored (NFC)
     name = "-" if str(path) == "-" else str(Path(path).resolve())
+    with session_scope(engine) as s:
+        src = get_or_create_source(s, source, "file")
+        if src.kind == "folder":
+            # the folder's next import would withdraw every record loaded here as a file gone
+            raise ValueError(f"--source {report.source}: a folder's source (`arhiva import` keeps it equal to the "
+                             "folder's files and would withdraw what a load puts there); name another --source")
+        source_id = src.id
     stream = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
     lines_of: dict[str, int] = {}
-    with session_scope(engine) as s:
-        source_id = get_or_create_source(s, source, "file").id
     try:
         with activity("crawl", "load", {"file": name, "collection": collection}, engine=engine,
                       stats=lambda: {"summary": report.as_stats()}, source_id=source_id) as run:

@@ -156,8 +156,9 @@ def test_a_load_and_an_import_record_the_name_as_stored(arhiva_env, clean_db, tm
 
 def test_a_folder_named_decomposed_makes_a_source_found_by_its_typed_slug(arhiva_env, clean_db, tmp_path):
     """A folder's source is named after the folder: from a macOS folder (NFD) the slug is kept in
-    NFC too, so the slug `arhiva sources` shows, typed, finds it, and a load into it (or into the
-    other spelling) is the same source, not a look-alike second one."""
+    NFC too, so the slug `arhiva sources` shows, typed, finds it, and a load naming it in the other
+    spelling finds that same source (and is refused, as a load into any folder's source is), not a
+    look-alike second one."""
     scans = tmp_path / DECOMPOSED
     scans.mkdir()
     (scans / "gara.jpg").write_bytes(jpeg_bytes(2))
@@ -170,7 +171,9 @@ def test_a_folder_named_decomposed_makes_a_source_found_by_its_typed_slug(arhiva
     assert [r["source"] for r in json.loads(found.stdout)] == [typed]
     lines = tmp_path / "more.jsonl"
     lines.write_text(json.dumps({"source_key": "l1", "title": "Gara"}) + "\n")
-    assert load_jsonl(lines, source=unicodedata.normalize("NFD", typed), engine=clean_db).source == typed
+    with pytest.raises(ValueError, match="a folder's source") as refused:
+        load_jsonl(lines, source=unicodedata.normalize("NFD", typed), engine=clean_db)
+    assert typed in str(refused.value)
     listed = runner.invoke(app, ["sources", "--json"])
     assert listed.exit_code == 0, listed.output
-    assert [(s_["slug"], s_["records"]) for s_ in json.loads(listed.stdout)] == [(typed, 2)]
+    assert [(s_["slug"], s_["records"]) for s_ in json.loads(listed.stdout)] == [(typed, 1)]

@@ -139,3 +139,22 @@ def test_ctrl_c_during_a_load_into_a_collection_keeps_a_true_summary_and_a_rerun
     with session_scope(clean_db) as s:
         assert s.scalar(select(func.count()).select_from(CollectionMember)) == n
         assert s.scalar(select(func.count()).select_from(Record).where(Record.collections == [])) == 0
+
+
+def test_a_load_into_a_folders_source_is_refused_before_anything_is_stored(clean_db, arhiva_env, tmp_path):
+    """A folder's source holds what its folder holds: its next `arhiva import` withdraws every
+    record that is not a file there. A load into it is refused, naming why, and stores nothing."""
+    from importers.folder import import_folder
+    from tests.helpers import jpeg_bytes
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (scans / "a.jpg").write_bytes(jpeg_bytes(1))
+    slug = import_folder(scans, engine=clean_db).source
+    lines = tmp_path / "more.jsonl"
+    lines.write_text(json.dumps({"source_key": "extra-1", "title": "Gara"}) + "\n")
+    r = runner.invoke(app, ["load", str(lines), "--source", slug])
+    assert r.exit_code == 2 and "a folder's source" in r.output and "withdraw" in r.output
+    with session_scope(clean_db) as s:
+        assert s.scalars(select(Record.source_key)).all() == ["a.jpg"]
+    assert import_folder(scans, engine=clean_db).withdrawn == 0

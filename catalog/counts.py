@@ -315,16 +315,17 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
     ``exact_max`` (catalog.seek): exact, with the facets of every one of those matches
     (``known_tally``), or, without it, scaled to the count from the sample. ``known_ids``: the
     ids of every match, when the windows walked the whole table to count them. ``in_sample``: the
-    search's matches in the sample with its own search index (catalog.sampled), which said surely
-    more than ``exact_max``: the estimate comes from there, as it does for any page of a search
-    whose block sample holds too few matches to be precise."""
+    search's matches in the sample with its own search index (catalog.sampled), asked on the way
+    to the page: when they say surely more than ``exact_max`` the estimate comes from there, as it
+    does for any page of a search whose block sample holds too few matches to be precise (which
+    asks the sample itself, or takes these)."""
     def done(tally: _Tally, exact: bool, scale: float = 1.0, total: int | None = None):
         count = Count(tally.total if total is None else total, exact)
         return count, (_facets(session, tally, exact, scale) if with_facets else None)
 
     from catalog.sampled import index_sample, sampled_count, surely_more, uses_search_index
 
-    if in_sample is not None and mode != "exact":
+    if in_sample is not None and mode != "exact" and surely_more(in_sample, exact_max):
         return sampled_count(session, in_sample, exact_max, with_facets)
     sf = filtered if sampled_filter is None else sampled_filter
     if past_bound is not None and not (mode == "exact" and with_facets):
@@ -384,7 +385,8 @@ def count_and_facets(session: Session, filtered: Select, *, mode: str = "auto", 
         # too few matches in the block sample for a precise estimate: the sample with its own
         # search index holds a sixteenth of every match (catalog.sampled; the same estimate as
         # the search's first page, when that asked it)
-        in_sample = index_sample(session, filtered, with_facets=with_facets)
+        if in_sample is None:  # not asked on the way to the page (asked there: the same matches)
+            in_sample = index_sample(session, filtered, with_facets=with_facets)
         if surely_more(in_sample, exact_max):
             return sampled_count(session, in_sample, exact_max, with_facets)
     if counted is None and (untrusted or estimate <= exact_max):

@@ -67,7 +67,7 @@ class Seen:
     past_bound: int | None = None  # then, every match all the same (the index path read them all)
     tally: Any = None  # with facets, the facet groups of every match the index path counted (catalog.counts)
     matched: list[int] | None = None  # when the windows walked the whole table: every match they saw
-    sampled: Any = None  # a search surely past its count's bound: its matches in the sample (catalog.sampled)
+    sampled: Any = None  # the search's matches in the sample, when it was asked (catalog.sampled)
 
     @property
     def density(self) -> float | None:
@@ -88,8 +88,8 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
     facet groups of the matches counted. ``walked``: the same search without the conditions that
     only help its index (tested on the records walked; default ``filtered``). ``sample_first``:
     a search the windows say may match more than ``count_up_to`` asks the sample's index first
-    (catalog.sampled); when that says surely more, ``seen.sampled`` holds its matches there (and
-    ``seen.beyond`` the bound), and the page is walked on for instead of read through the index."""
+    (catalog.sampled), whose matches ``seen.sampled`` then holds; when they say surely more
+    (``seen.beyond``: the bound), the page is walked on for instead of read through the index."""
     seen = seen if seen is not None else Seen()
     from_start = after is None and before is None
     ids_stmt = filtered.with_only_columns(Record.id)
@@ -136,12 +136,12 @@ def page_ids(session: Session, filtered: Select, *, after: int | None, before: i
         from catalog.sampled import SAMPLE_SHARE, index_sample, surely_more, uses_search_index
 
         if uses_search_index(filtered):
-            sample = index_sample(session, filtered, with_facets=facets)
+            sample = seen.sampled = index_sample(session, filtered, with_facets=facets)
             if surely_more(sample, count_up_to):
                 # more matches than counted exactly: the index path would read every one of them (its
                 # posting lists, however long, then each match), where the density the sample says
                 # fills the page within some tens of thousands of records walked in id order
-                seen.sampled, seen.beyond = sample, count_up_to
+                seen.beyond = count_up_to
                 density = sample.total * SAMPLE_SHARE / max(seen.rows, table_rows(session))
                 expected = density * seen.rows
                 # unless the windows saw far fewer than that density means (the matches lie

@@ -123,8 +123,9 @@ def flow_run_link() -> dict[str, str]:
 
 
 def die_with_parent() -> None:
-    """In a child process (``preexec_fn``): SIGKILL when the parent dies, so a killed command leaves
-    no crawl or server behind (Linux; elsewhere a no-op)."""
+    """In a child process (``preexec_fn``, or first thing in the child's own code, as a crawl
+    does): SIGKILL when the parent dies, so a killed command leaves no crawl or server behind
+    (Linux; elsewhere a no-op)."""
     try:
         import ctypes
         import signal

@@ -144,12 +144,12 @@ def _stats(state: dict[str, Any]) -> dict[str, Any]:
 
 def _run_child(job: dict[str, Any], env: dict[str, str], run, state: dict[str, Any], log_file: str,
                timeout: float | None, progress: Callable[[dict[str, Any]], None] | None) -> None:
-    from catalog.runs import die_with_parent
-
+    # no preexec_fn: with one, CPython runs the at-fork handlers in the child before exec (Prefect's
+    # among them, which free objects), and a lock another thread held at the fork (OpenSSL's) left
+    # that child spinning for ever; the child asks for its death signal itself (crawlers.run)
     with open(log_file, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "crawlers.run"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=log, env=env, start_new_session=True,
-                                preexec_fn=die_with_parent)  # noqa: PLW1509 - only prctl, before exec
+                                stderr=log, env=env, start_new_session=True)
     proc.stdin.write(json.dumps(job).encode("utf-8"))
     proc.stdin.close()
     deadline = time.monotonic() + timeout if timeout else None

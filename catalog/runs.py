@@ -122,19 +122,6 @@ def flow_run_link() -> dict[str, str]:
     return {FLOW_RUN_KEY: ident} if ident else {}
 
 
-def die_with_parent() -> None:
-    """In a child process (``preexec_fn``, or first thing in the child's own code, as a crawl
-    does): SIGKILL when the parent dies, so a killed command leaves no crawl or server behind
-    (Linux; elsewhere a no-op)."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 @contextmanager
 def exclusive(engine: Engine, scope: str) -> Iterator[bool]:
     """Hold PostgreSQL's advisory lock for ``scope`` while the block runs; yield whether it was free.

@@ -102,7 +102,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    from catalog.runs import die_with_parent
+    from catalog.tethered import die_with_parent
 
     die_with_parent()  # SIGKILL when the command that started us dies; then check it had not already
     parent = os.environ.get("ARHIVA_PARENT_PID")

@@ -135,9 +135,9 @@ def start_worker(pool: str = DEFAULT_POOL, *, name: str | None = None, limit: in
         args += ["--name", name]
     if limit:
         args += ["--limit", str(limit)]
-    from catalog.runs import die_with_parent
+    from catalog.tethered import tethered
 
-    proc = subprocess.Popen(args, start_new_session=True, preexec_fn=die_with_parent)  # noqa: PLW1509
+    proc = subprocess.Popen(tethered(args), start_new_session=True)  # dies with us (see catalog.tethered)
     try:
         return proc.wait()
     except BaseException:  # Ctrl-C / SIGTERM reach us: the flow runs end their way, then the worker

@@ -91,18 +91,18 @@ def prefect_server() -> Iterator[PrefectApi]:
     import prefect
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from catalog.runs import die_with_parent
+    from catalog.tethered import tethered
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
     log = open(_log_path(), "ab")  # noqa: SIM115 - handed to the child
+    # tethered: the server dies with this process (no preexec_fn: see catalog.tethered)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent), "--factory",
+        tethered([sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent), "--factory",
          "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level",
-         "error", "--lifespan", "on"],
-        env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-        preexec_fn=die_with_parent)  # noqa: PLW1509 - only prctl, before exec
+         "error", "--lifespan", "on"]),
+        env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     log.close()
     try:
         limit = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))

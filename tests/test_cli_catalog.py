@@ -300,3 +300,19 @@ def test_configured_database_behind_the_schema_says_so(tmp_path):
         assert _run_cli(["records"], env).returncode == 0
     finally:
         drop_database(name)
+
+
+def test_json_and_csv_keep_stdout_for_records_and_say_the_count_and_cursor_on_stderr(filled):
+    seen, after = [], None
+    for _ in range(4):  # one record a page, following the cursor printed on stderr
+        r = runner.invoke(app, ["records", "--limit", "1", "--format", "json", *(["--after", after] if after else [])])
+        assert r.exit_code == 0, r.output
+        seen += [d["source_key"] for d in json.loads(r.stdout)]  # stdout is the records alone
+        assert r.stderr.startswith("3 record(s), "), r.stderr
+        if "next page: --after " not in r.stderr:
+            break
+        after = r.stderr.split("next page: --after ")[1].split()[0]
+    assert seen == ["1001", "1002", "1003"] and after is not None
+    r = runner.invoke(app, ["records", "--limit", "2", "--format", "csv"])
+    assert [row["source_key"] for row in csv.DictReader(io.StringIO(r.stdout))] == ["1001", "1002"]
+    assert "3 record(s), page 1; next page: --after " in r.stderr, r.stderr

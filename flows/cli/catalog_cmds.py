@@ -276,6 +276,9 @@ def records(
         except QueryError as exc:
             _query_failed(exc)
         data = [record_dict(r) for r in result.items]
+    where = f"after {after}" if after else f"page {page}"
+    estimate = "" if result.total_exact else " (estimate; --exact-count for the exact number)"
+    summary = f"{result.total_label} record(s){estimate}, {where}"
     if fmt is OutputFormat.json:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     elif fmt is OutputFormat.csv:
@@ -286,10 +289,8 @@ def records(
         w.writeheader()
         w.writerows(spreadsheet_safe(d) for d in data)
     else:
-        where = f"after {after}" if after else f"page {page}"
-        estimate = "" if result.total_exact else " (estimate; --exact-count for the exact number)"
         t = Table("id", "source", "key", "title", "date", "years", "place", "assets",
-                  title=f"{result.total_label} record(s){estimate}, {where}", title_justify="left")
+                  title=summary, title_justify="left")
         for d in data:
             yrs = "" if d["year_lo"] is None and d["year_hi"] is None else f"{d['year_lo'] or '…'}–{d['year_hi'] or '…'}"
             roles = ", ".join(sorted({a["role"] for a in d["assets"]}))
@@ -298,6 +299,10 @@ def records(
         console.print(t)
         if result.next_cursor:
             console.print(f"next page: --after {result.next_cursor}")
+        return
+    # JSON and CSV keep stdout for the records: the count and the next page's cursor go to stderr
+    sys.stdout.flush()
+    err.print(summary + (f"; next page: --after {result.next_cursor}" if result.next_cursor else ""), markup=False)
 
 
 @app.command("search")

@@ -316,3 +316,20 @@ def test_json_and_csv_keep_stdout_for_records_and_say_the_count_and_cursor_on_st
     r = runner.invoke(app, ["records", "--limit", "2", "--format", "csv"])
     assert [row["source_key"] for row in csv.DictReader(io.StringIO(r.stdout))] == ["1001", "1002"]
     assert "3 record(s), page 1; next page: --after " in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("interrupt, code", [("KeyboardInterrupt()", 130), ("ui.Terminated()", 143)])
+def test_ctrl_c_that_broke_off_a_first_import_is_still_one_line(interrupt, code):
+    """Ctrl-C half a second into a command lands inside SQLAlchemy's first import: the handler must
+    not import it again (it printed two tracebacks, the second an AttributeError, and exited 1)."""
+    script = ("import builtins, sys\n"
+              "from flows.cli import ui\n"
+              "real = builtins.__import__\n"
+              "def broken(name, *args, **kwargs):\n"
+              "    if name.split('.')[0] in ('catalog', 'sqlalchemy'):\n"
+              "        raise AttributeError(\"module 'sqlalchemy.sql' has no attribute 'base'\")\n"
+              "    return real(name, *args, **kwargs)\n"
+              "builtins.__import__ = broken\n"
+              f"sys.exit(ui._report({interrupt}))\n")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert p.returncode == code and "interrupted: stopped" in p.stderr and "Traceback" not in p.stderr, p.stderr

@@ -180,9 +180,14 @@ class ArhivaGroup(TyperGroup):
 
 
 def _report(exc: BaseException) -> int:
-    from catalog.runs import is_interrupt
+    # Ctrl-C is known before anything is imported: an interrupt that broke off a first import
+    # (SQLAlchemy's, half a second into a command) would break the same import here again
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    if not interrupted:
+        from catalog.runs import is_interrupt
 
-    if is_interrupt(exc):
+        interrupted = is_interrupt(exc)
+    if interrupted:
         say("interrupted: stopped" + (" (SIGTERM)" if _interrupt_code(exc) == 143 else ""), "yellow")
         return _interrupt_code(exc)
     if isinstance(exc, SystemExit):

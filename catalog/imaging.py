@@ -6,6 +6,7 @@ decompression bombs are refused before the pixels are decoded.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,24 @@ def use_pixel_limit(max_pixels: int) -> None:
     Image.MAX_IMAGE_PIXELS = int(max_pixels)
 
 
+def over_pixel_limit(max_pixels: int, *, size: tuple[int, int] | None = None, pixels: int | None = None) -> str:
+    """The one way arhiva says an image is over ``ARHIVA_MAX_IMAGE_PIXELS``: its size, and the limit
+    as set (Pillow's own refusal at twice the limit is told this way too)."""
+    if size is not None:
+        w, h = size
+        what = f"{w:,}×{h:,} = {w * h:,} pixels"
+    else:
+        what = f"{pixels:,} pixels" if pixels is not None else "too many pixels"
+    return f"image is {what}, over the limit of {max_pixels:,} (ARHIVA_MAX_IMAGE_PIXELS; decompression-bomb guard)"
+
+
+def bomb_pixels(exc: BaseException) -> int | None:
+    """How many pixels Pillow's ``DecompressionBombError`` says the image has (its message is the
+    only place it says so: "Image size (N pixels) exceeds limit of 2×limit pixels")."""
+    m = re.search(r"\((\d+) pixels\)", str(exc))
+    return int(m.group(1)) if m else None
+
+
 def open_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None,
                draft: tuple[int, int] | None = None) -> Image.Image:
     """Open and fully decode, refusing oversized, truncated or unknown files.
@@ -66,8 +85,7 @@ def open_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None,
             im = Image.open(io.BytesIO(data))
             w, h = im.size
             if w * h > max_pixels:
-                raise ImageRejected(f"image is {w}×{h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
-                                    "(decompression-bomb guard)")
+                raise ImageRejected(over_pixel_limit(max_pixels, size=(w, h)))
             im.info["full_size"] = (w, h)
             if draft and im.format == "JPEG" and im.mode in ("L", "RGB"):
                 im.draft(im.mode, draft)
@@ -75,8 +93,7 @@ def open_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None,
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # over twice the limit
-        raise ImageRejected(f"image is over the limit of {max_pixels:,} pixels (decompression-bomb guard: "
-                            f"{exc})") from None
+        raise ImageRejected(over_pixel_limit(max_pixels, pixels=bomb_pixels(exc))) from None
     except UnidentifiedImageError:
         head = data[:64].lstrip().lower()
         kind = "an HTML page" if head.startswith((b"<!doctype html", b"<html")) else "not an image"

@@ -30,6 +30,7 @@ from catalog.models import (
     TrainingExample,
     TrainingRun,
 )
+from catalog.runs import crawl_run_kind
 
 RUN_MODELS = {"crawl": CrawlRun, "training": TrainingRun, "colorization": ColorizationRun}
 
@@ -50,6 +51,12 @@ def run_out(kind: str, run: Any) -> dict[str, Any]:
     if kind == "colorization":
         out["model_version_id"] = run.model_version_id
     return out
+
+
+def crawl_run_kinds(session: Session, ids: set[int | None]) -> dict[int, str]:
+    """The kind of each of these crawl runs, by id (``catalog.runs.crawl_run_kind``: a folder's
+    import, a JSON Lines load, else a harvest by a spider)."""
+    return {i: crawl_run_kind(run.agent) for i, run in _by_id(session, CrawlRun, ids).items()}
 
 
 def model_ref(mv: ModelVersion | None) -> dict[str, Any] | None:
@@ -176,6 +183,12 @@ def lineage(session: Session, record_id: int) -> dict[str, Any]:
     runs = _by_id(session, ColorizationRun, {c.run_id for c in cols})
     trainings = _by_id(session, TrainingRun, {mv.training_run_id for mv in mvs.values()})
     examples = {mv_id: training_examples(session, mv_id) for mv_id in mvs}
+    revs = [dict(r) for r in revs.mappings()]
+    originals = [ra for ra in sorted(rec.assets, key=lambda ra: ra.id) if ra.role == "original"]
+    kinds = crawl_run_kinds(session, {rec.first_seen_run_id, rec.last_seen_run_id} | {r["run_id"] for r in revs}
+                            | {ra.first_seen_run_id for ra in originals} | {ra.last_seen_run_id for ra in originals})
+    for rev in revs:
+        rev["run_kind"] = kinds.get(rev["run_id"])
     chain = []
     for c in cols:
         mv, run = mvs[c.model_version_id], runs.get(c.run_id)
@@ -190,19 +203,21 @@ def lineage(session: Session, record_id: int) -> dict[str, Any]:
             "training_examples": examples[mv.id]})
     return {
         "record": {"id": rec.id, "source": rec.source.slug, "source_key": rec.source_key, "title": rec.title,
-                   "first_seen_run_id": rec.first_seen_run_id, "last_seen_run_id": rec.last_seen_run_id},
-        "revisions": [dict(r) for r in revs.mappings()],
+                   "first_seen_run_id": rec.first_seen_run_id, "first_seen_run_kind": kinds.get(rec.first_seen_run_id),
+                   "last_seen_run_id": rec.last_seen_run_id, "last_seen_run_kind": kinds.get(rec.last_seen_run_id)},
+        "revisions": revs,
         "originals": [{"asset_sha256": ra.asset_sha256, "source_url": ra.source_url,
-                       "first_seen_run_id": ra.first_seen_run_id, "last_seen_run_id": ra.last_seen_run_id,
-                       "crop_box": ra.crop_box} for ra in sorted(rec.assets, key=lambda ra: ra.id)
-                      if ra.role == "original"],
+                       "first_seen_run_id": ra.first_seen_run_id, "first_seen_run_kind": kinds.get(ra.first_seen_run_id),
+                       "last_seen_run_id": ra.last_seen_run_id, "last_seen_run_kind": kinds.get(ra.last_seen_run_id),
+                       "crop_box": ra.crop_box} for ra in originals],
         "colorizations": chain,
     }
 
 
 def training_examples(session: Session, model_version_id: int) -> list[dict[str, Any]]:
     """The assets that trained and validated a model version, each with its record, source and the
-    crawl run that first brought the asset (or, failing that, the record)."""
+    run that first brought the asset (or, failing that, the record): ``first_run_id`` and its kind,
+    ``first_run_kind`` (import, load or crawl)."""
     first_crawl = (select(func.min(RecordAsset.first_seen_run_id))
                    .where(RecordAsset.record_id == TrainingExample.record_id,
                           RecordAsset.asset_sha256 == TrainingExample.asset_sha256).scalar_subquery())
@@ -214,4 +229,10 @@ def training_examples(session: Session, model_version_id: int) -> list[dict[str,
         .outerjoin(Source, Source.id == Record.source_id)
         .where(TrainingExample.model_version_id == model_version_id)
         .order_by(TrainingExample.split, TrainingExample.asset_sha256))
-    return [dict(r) for r in rows.mappings()]
+    out = [dict(r) for r in rows.mappings()]
+    for e in out:
+        e["first_run_id"] = e["asset_first_crawl_run_id"] or e["record_first_crawl_run_id"]
+    kinds = crawl_run_kinds(session, {e["first_run_id"] for e in out})
+    for e in out:
+        e["first_run_kind"] = kinds.get(e["first_run_id"])
+    return out

@@ -185,6 +185,17 @@ def is_interrupt(exc: BaseException) -> bool:
     return type(exc).__name__ in ("TerminationSignal", "Cancelled", "CancelledError", "Interrupted")
 
 
+# The attribute an exception that ended a run as failed carries: "KIND run ID" (the innermost run).
+RUN_FAILED = "arhiva_failed_run"
+# Crawl runs that are a folder's import or a file's load, by their agent (the rest are harvests)
+CRAWL_RUN_KINDS = {"import": "import", "load": "load"}
+
+
+def crawl_run_kind(agent: str | None) -> str:
+    """``import``, ``load`` or ``crawl``: how the CLI and the docs name a run that brought records."""
+    return CRAWL_RUN_KINDS.get(agent or "", "crawl")
+
+
 @dataclass
 class Run:
     """The handle a running activity holds: its id, its stats, and how it should end."""
@@ -253,6 +264,11 @@ def activity(kind: str, agent: str, parameters: dict[str, Any] | None = None, *,
         status = "cancelled" if is_interrupt(exc) else "failed"
         error = run.message or ("interrupted" if status == "cancelled" and not str(exc) else one_line(exc))
         _end(run, status, error)
+        if status == "failed" and getattr(exc, RUN_FAILED, None) is None:
+            try:  # the work had started: the CLI says which run failed, and exits 1 rather than 2
+                setattr(exc, RUN_FAILED, f"{crawl_run_kind(agent) if kind == 'crawl' else kind} run {run.id}")
+            except AttributeError:  # an exception that takes no attributes
+                pass
         raise
     else:
         beat.stopped.set()

@@ -30,7 +30,7 @@ def die_with_parent() -> None:
 
 def tethered(args: list[str]) -> list[str]:
     """The command line that runs ``args`` as a child that dies with this process."""
-    return [sys.executable, "-m", "catalog.tethered", str(os.getpid()), *args]
+    return [sys.executable, "-P", "-m", "catalog.tethered", str(os.getpid()), *args]  # -P: not a catalog/ in the cwd
 
 
 def main(argv: list[str]) -> int:

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULTS", "TrainConfig", "config_problem"]
+__all__ = ["DEFAULTS", "MAX_BATCH_SIZE", "MAX_CROP_SIZE", "MAX_EPOCHS", "MAX_SAMPLES_PER_EPOCH", "MAX_WIDTH",
+           "MIN_CROP_SIZE", "TrainConfig", "config_problem", "device_problem"]
+
+# The smallest training crop: the encoder halves it five times, and a 32-pixel crop leaves a 1 x 1
+# bottleneck whose batch norm cannot train on a batch of one image (one value per channel).
+MIN_CROP_SIZE = 64
+# The largest settings taken (far beyond what a machine trains with: a typo, not a choice)
+MAX_CROP_SIZE = 4096
+MAX_BATCH_SIZE = 1024
+MAX_WIDTH = 512
+MAX_EPOCHS = 1_000_000
+MAX_SAMPLES_PER_EPOCH = 1_000_000
 
 
 @dataclass
@@ -53,20 +64,31 @@ class TrainConfig:
 DEFAULTS = TrainConfig()
 
 
+def device_problem(name: str | None) -> str | None:
+    """What is wrong with a ``--device`` name (``colorization.runtime.resolve_device`` takes it),
+    or None; told before any run starts, without importing torch."""
+    import re
+
+    if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", (name or "auto").lower()):
+        return None
+    return f"--device {name!r}: unknown device; use auto, cpu, cuda (or cuda:N) or mps"
+
+
 def config_problem(cfg: TrainConfig) -> str | None:
     """What is wrong with ``cfg`` (with the command-line option that sets it), or None.
 
     The width must be a multiple of 8: with other widths (6, 10, 12…) PyTorch's CPU convolutions
-    (oneDNN, several threads) corrupted memory in the backward pass and killed the process."""
-    if cfg.width < 8 or cfg.width % 8:
-        return f"--width {cfg.width}: must be a multiple of 8 (8, 16, … 64 = ResNet-18)"
-    if cfg.crop_size < 32 or cfg.crop_size % 32:
-        return f"--crop-size {cfg.crop_size}: must be a multiple of 32, at least 32"
-    if cfg.batch_size < 1:
-        return f"--batch-size {cfg.batch_size}: must be at least 1"
-    if cfg.samples_per_epoch is not None and cfg.samples_per_epoch < 1:
-        return f"--samples-per-epoch {cfg.samples_per_epoch}: must be at least 1"
+    (oneDNN, several threads) corrupted memory in the backward pass and killed the process. The
+    crop must be at least ``MIN_CROP_SIZE`` (a batch of one 32-pixel crop stopped training midway)."""
+    if cfg.width < 8 or cfg.width % 8 or cfg.width > MAX_WIDTH:
+        return f"--width {cfg.width}: must be a multiple of 8 from 8 to {MAX_WIDTH} (64 = ResNet-18)"
+    if cfg.crop_size < MIN_CROP_SIZE or cfg.crop_size % 32 or cfg.crop_size > MAX_CROP_SIZE:
+        return f"--crop-size {cfg.crop_size}: must be a multiple of 32 from {MIN_CROP_SIZE} to {MAX_CROP_SIZE}"
+    if not 1 <= cfg.batch_size <= MAX_BATCH_SIZE:
+        return f"--batch-size {cfg.batch_size}: must be from 1 to {MAX_BATCH_SIZE}"
+    if cfg.samples_per_epoch is not None and not 1 <= cfg.samples_per_epoch <= MAX_SAMPLES_PER_EPOCH:
+        return f"--samples-per-epoch {cfg.samples_per_epoch}: must be from 1 to {MAX_SAMPLES_PER_EPOCH:,}"
     for option, epochs in (("--stage1-epochs", cfg.stage1_epochs), ("--stage2-epochs", cfg.stage2_epochs)):
-        if epochs is not None and epochs < 0:
-            return f"{option} {epochs}: must not be negative"
+        if epochs is not None and not 0 <= epochs <= MAX_EPOCHS:
+            return f"{option} {epochs}: must be from 0 to {MAX_EPOCHS:,}"
     return None

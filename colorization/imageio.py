@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,13 @@ class ImageTooLarge(ValueError):
     """A photo over the process's pixel limit (Pillow's ``Image.MAX_IMAGE_PIXELS``)."""
 
 
+def _too_large(src: ImageSource, size: str, limit: int) -> str:
+    """As arhiva says it everywhere (``catalog.imaging.over_pixel_limit``): the photo's size and the
+    limit as set, never Pillow's own figure of twice the limit."""
+    return (f"{src}: image is {size}, over the limit of {limit:,} "
+            "(ARHIVA_MAX_IMAGE_PIXELS; decompression-bomb guard)")
+
+
 def open_image(src: ImageSource) -> Image.Image:
     """Open a path (or take a PIL image) and apply its EXIF orientation.
 
@@ -71,13 +79,19 @@ def open_image(src: ImageSource) -> Image.Image:
     if isinstance(src, Image.Image):
         img = src
     else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is checked here
-            img = Image.open(src)
         limit = Image.MAX_IMAGE_PIXELS
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is checked here
+                img = Image.open(src)
+        except Image.DecompressionBombError as exc:  # over twice the limit: Pillow's own refusal, told as ours
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            raise ImageTooLarge(_too_large(src, f"{int(found.group(1)):,} pixels" if found else "too many pixels",
+                                           limit)) from None
         if limit and img.width * img.height > limit:
-            raise ImageTooLarge(f"{src}: {img.width}x{img.height} = {img.width * img.height:,} pixels, over the "
-                                f"limit of {limit:,}")
+            img.close()
+            raise ImageTooLarge(_too_large(src, f"{img.width:,}×{img.height:,} = {img.width * img.height:,} pixels",
+                                           limit))
     try:
         orientation = img.getexif().get(0x0112)
         out = ImageOps.exif_transpose(img) if orientation not in (None, 1) else img

@@ -148,7 +148,7 @@ def _run_child(job: dict[str, Any], env: dict[str, str], run, state: dict[str, A
     # among them, which free objects), and a lock another thread held at the fork (OpenSSL's) left
     # that child spinning for ever; the child asks for its death signal itself (crawlers.run)
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "crawlers.run"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "crawlers.run"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=log, env=env, start_new_session=True)
     proc.stdin.write(json.dumps(job).encode("utf-8"))
     proc.stdin.close()

@@ -44,12 +44,16 @@ def photo_sources(store, shas: list[str]) -> list:
     it by (a file replaced in the store since, by another valid image, would otherwise be colorized
     and recorded as the record's photo), opened from memory; fetched 8 at a time where the store
     is remote (each photo is read once: no cache copy)."""
-    from catalog.blobs import BlobCorrupt, LocalBlobStore, sha256_bytes
+    from catalog.blobs import BlobCorrupt, BlobMissing, LocalBlobStore, sha256_bytes
 
     def checked(sha: str) -> bytes:
         if not isinstance(store, LocalBlobStore):
             return store.read(sha)  # a remote store's read checks the hash itself
-        data = store.path(sha).read_bytes()
+        try:
+            data = store.path(sha).read_bytes()
+        except FileNotFoundError:
+            raise BlobMissing(f"the stored image file of photo {sha[:12]}… is missing ({store.path(sha)}; "
+                              "arhiva blobs verify lists such files)") from None
         if sha256_bytes(data) != sha:
             raise BlobCorrupt(f"the stored file of photo {sha[:12]}… no longer matches its hash (it changed since "
                               "it was catalogued; arhiva blobs verify lists such files)")
@@ -113,8 +117,30 @@ def _colorize(colorizer, store, part) -> tuple[list, list[tuple[Any, str]]]:
         except (*errors, RuntimeError) as exc:
             if isinstance(exc, RuntimeError) and not _out_of_memory(exc):
                 raise
-            failed.append((ref, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"))
+            failed.append((ref, _reason(exc)))
     return done, failed
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a photo was not colorized, in one line: the blob store's own messages say it in words,
+    anything else is named by its kind."""
+    from catalog.blobs import BlobCorrupt, BlobMissing
+
+    text = " ".join(str(exc).split())
+    return (text if isinstance(exc, (BlobCorrupt, BlobMissing)) else f"{type(exc).__name__}: {text}")[:300]
+
+
+# The largest sizes a run takes (flows.cli.flow_cmds gives its options the same bounds)
+SIZE_BOUNDS = {"limit": 1_000_000_000, "batch_size": 1024, "claim_size": 10_000, "render_size": 4096}
+SIZE_LEAST = {"limit": 1, "batch_size": 1, "claim_size": 1, "render_size": 32}
+
+
+def check_sizes(**sizes: int | None) -> None:
+    """Refuse, before any run is stored, a size out of bounds (a claim of 10^20 photos reached SQL's
+    LIMIT as a crash of several kilobytes)."""
+    for name, value in sizes.items():
+        if value is not None and not SIZE_LEAST[name] <= value <= SIZE_BOUNDS[name]:
+            raise ValueError(f"{name} {value}: must be from {SIZE_LEAST[name]} to {SIZE_BOUNDS[name]:,}")
 
 
 @dataclass(frozen=True)
@@ -251,9 +277,14 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
     from catalog.runs import activity
     from catalog.settings import get_settings
     from colorization.chroma import check_vivid
+    from colorization.config import device_problem
     from flows.artifacts import before_after_grid, image_artifact, summary_table
     from flows.outcome import nothing_to_do
+    from flows.train import checkpoint_path
 
+    check_sizes(limit=limit, batch_size=batch_size, render_size=render_size, claim_size=claim_size)
+    if device_problem(device):
+        raise ValueError(device_problem(device))
     log = get_run_logger()
     collection = collection_name(collection)  # as stored (NFC): the run's parameters spell it as the catalogue does
     use_pixel_limit(get_settings().max_image_pixels)  # photos open under the one pixel limit
@@ -269,7 +300,7 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
         candidates = pending_shas(s, collection, mv.id, params_hash, year_from, year_to, retry_failed) if mv else []
         pending = len(candidates)
         mv_id, mv_name = (mv.id, mv.name) if mv else (None, None)
-        ckpt = get_store().local_path(mv.checkpoint_sha256) if mv else None  # remote: fetched once
+        ckpt = checkpoint_path(get_store(), mv) if mv else None  # remote: fetched once
     parameters = {"collection": collection, "years": years, "model": mv_name, "limit": limit,
                   "batch_size": batch_size, "claim_size": claim_size, "device": device, "retry_failed": retry_failed, "vivid": vivid,
                   "worker": f"{socket.gethostname()}:{os.getpid()}", "params": params}
@@ -298,7 +329,9 @@ def colorize_flow(collection: str, years: str | None = None, model: str | None =
                  pending)
         spec = ModelSpec(Path(ckpt), device=device, render_size=render_size, batch_size=batch_size, vivid=vivid)
         load_colorizer(spec)  # a checkpoint or device that does not work stops the run before any claim
-        claim = max(1, claim_size or 4 * batch_size)
+        claim = claim_size or 4 * batch_size
+        run.stats = {"progress": {"photos": 0, "pending_before": pending, "model_version": mv_name}}
+        run.save_stats()
         tried: set[str] = set()  # photos this run claimed (a photo failing again is not retried in a loop)
         waiting = False
         while limit is None or totals["photos"] < limit:

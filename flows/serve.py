@@ -124,6 +124,29 @@ def check_entries(entries: list[dict[str, Any]], where_of: dict[str, str] | None
             flows[e["kind"]].validate_parameters(params)
         except Exception as exc:  # Prefect's ParameterTypeError / SignatureMismatchError
             raise ScheduleError(f"{where}: {' '.join(str(exc).split())}") from None
+        try:  # the values the flow refuses before its run starts (each scheduled run would fail)
+            _check_values(e["kind"], params)
+        except ValueError as exc:
+            raise ScheduleError(f"{where}: {exc}") from None
+
+
+def _check_values(kind: str, params: dict[str, Any]) -> None:
+    import inspect
+
+    from colorization.config import device_problem
+    from flows.colorize import SIZE_BOUNDS, check_sizes
+    from flows.train import check_train_settings
+
+    if kind == "crawl" and isinstance(params.get("colorize_after"), dict):
+        kind, params = "colorize", params["colorize_after"]
+    if kind == "colorize":
+        check_sizes(**{k: params[k] for k in SIZE_BOUNDS if k in params})
+        if device_problem(params.get("device")):
+            raise ValueError(device_problem(params.get("device")))
+    elif kind == "train":
+        defaults = {k: p.default for k, p in inspect.signature(_flows()["train"].fn).parameters.items()}
+        names = inspect.signature(check_train_settings).parameters
+        check_train_settings(**{k: params.get(k, defaults[k]) for k in names})
 
 
 def build_deployments(entries: list[dict[str, Any]], **options: Any):

@@ -15,6 +15,7 @@ the version (``evaluation``, ``decision``).
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,18 +33,100 @@ class VersionRef(NamedTuple):
 
     id: int
     name: str
-    checkpoint: Path  # the checkpoint, in the local cache
+    checkpoint: Path | None  # the checkpoint, in the local cache (None: not fetched, not needed)
     config: dict[str, Any]  # the training configuration it was made with
     evaluation: dict[str, Any]  # how it was judged on the held-out photos
 
     @classmethod
-    def of(cls, mv, store) -> VersionRef:
-        return cls(mv.id, mv.name, store.local_path(mv.checkpoint_sha256), dict(mv.config or {}),
+    def of(cls, mv, store, *, fetch: bool = True) -> VersionRef:
+        return cls(mv.id, mv.name, checkpoint_path(store, mv) if fetch else None, dict(mv.config or {}),
                    dict(mv.evaluation or {}))
 
 
+def checkpoint_path(store, mv) -> Path:
+    """The local file of model version ``mv``'s checkpoint (a remote store's is fetched once); a
+    checkpoint missing from the store is a ``LookupError`` naming the version."""
+    from catalog.blobs import BlobMissing
+
+    try:
+        path = Path(store.local_path(mv.checkpoint_sha256))
+    except (BlobMissing, FileNotFoundError):
+        path = None
+    if path is None or not path.is_file():
+        raise LookupError(f"the checkpoint of model version {mv.name} ({mv.checkpoint_sha256[:12]}…) is missing "
+                          f"from the blob store {store.url} (arhiva blobs verify lists missing files)")
+    return path
+
+
+def check_train_settings(*, crop_size: int, batch_size: int, width: int, stage1_epochs: int | None,
+                         stage2_epochs: int | None, samples_per_epoch: int | None, device: str) -> None:
+    """Refuse, before any run is stored, settings ``arhiva train`` would refuse: a schedule or a
+    work pool's flow run takes the flow's parameters without the command line."""
+    from colorization.config import TrainConfig, config_problem, device_problem
+
+    problem = device_problem(device) or config_problem(TrainConfig(
+        crop_size=crop_size, batch_size=batch_size, width=width, stage1_epochs=stage1_epochs,
+        stage2_epochs=stage2_epochs, samples_per_epoch=samples_per_epoch))
+    if problem:
+        raise ValueError(problem)
+
+
+class TrainingProgress:
+    """The ``progress`` a training run stores on its row as it goes (``arhiva train`` shows it from
+    there): the phase, the stage, epochs and steps done of how many; written at most every
+    ``every`` seconds, and at each epoch's end and each new phase."""
+
+    QUIET_AFTER_FAILURE_S = 60.0
+
+    def __init__(self, run, config, *, every: float = 1.0):
+        self.run, self.every, self.saved, self.quiet_until = run, every, 0.0, 0.0
+        self.epochs = (config.stage1_epochs or 0) + (config.stage2_epochs or 0)
+        # after the last epoch, the classes head's decoding is fitted on the validation photos
+        self.calibrates = config.recipe == "engine" and config.head == "classes" and config.calibrate
+        self.state: dict[str, Any] = {"phase": "reading the photos", "stage": 1, "epoch": 0, "epochs": self.epochs,
+                                      "step": 0, "steps": None}
+        self.save(force=True)
+
+    def phase(self, phase: str) -> None:
+        self.state["phase"] = phase
+        self.save(force=True)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        try:
+            self._take(event)
+        except Exception as exc:  # progress is for the eye: an event it cannot read never stops a training
+            logging.getLogger("arhiva").debug("could not read a training event %r: %s", event, exc)
+
+    def _take(self, event: dict[str, Any]) -> None:
+        kind, st = event.get("event"), self.state
+        if kind == "start":
+            st |= {"phase": "training", "epoch": event.get("resumed_epoch", 0),
+                   "steps": self.epochs * event["steps_per_epoch"] if self.epochs else None,
+                   "steps_per_epoch": event["steps_per_epoch"], "train_photos": event.get("train_images")}
+        elif kind in ("step", "epoch"):
+            st |= {"stage": event["stage"], "step": event["step"],
+                   "epoch": event["epoch"] + (kind == "epoch")}  # epochs done (the event's epoch counts from 0)
+            if kind == "epoch" and self.calibrates and st["epoch"] >= self.epochs:
+                st["phase"] = "calibrating its colours on the validation photos"
+        self.save(force=kind != "step")
+
+    def save(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if now < self.quiet_until or (not force and now - self.saved < self.every):
+            return
+        self.saved = now
+        self.run.stats = {"progress": dict(self.state)}
+        try:
+            self.run.save_stats()
+        except Exception as exc:  # progress is for the eye: the training goes on without it, and a
+            # catalogue that does not answer is not asked again for a while (each try may wait)
+            self.quiet_until = time.monotonic() + self.QUIET_AFTER_FAILURE_S
+            logging.getLogger("arhiva").debug("could not store the training progress: %s", exc)
+
+
 @task(name="train-model", cache_policy=NO_CACHE)
-def train_model(config, train_paths, val_paths, out_dir, train_boxes, val_boxes, init_checkpoint):
+def train_model(config, train_paths, val_paths, out_dir, train_boxes, val_boxes, init_checkpoint, report=None):
+    """Train ``config`` on the photos; ``report`` (a ``TrainingProgress``) receives the training's events."""
     from colorization.train import train
 
     log = get_run_logger()
@@ -53,6 +136,8 @@ def train_model(config, train_paths, val_paths, out_dir, train_boxes, val_boxes,
             shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in event.items()
                      if k in ("stage", "epoch", "step", "psnr", "ssim", "ciede2000", "l1", "train_seconds")}
             log.info("epoch done: %s", shown)
+        if report is not None:
+            report(event)
 
     return train(config, train_paths, val_paths, out_dir, train_boxes=train_boxes, val_boxes=val_boxes,
                  init_checkpoint=init_checkpoint, progress=progress)
@@ -113,8 +198,10 @@ def judge(engine, store, mv_id: int, ckpt, heldout: list[dict[str, Any]], render
         have = set(s.execute(select(Asset.sha256).where(Asset.sha256.in_([p["sha256"] for p in heldout]))).scalars())
         heldout = [p for p in heldout if p["sha256"] in have]
         cur = current_model(s)
-        cur_info = VersionRef.of(cur, store) if cur else None
-    fp = _fingerprint(heldout, render_size, DEFAULT_VIVID)
+        fp = _fingerprint(heldout, render_size, DEFAULT_VIVID)
+        # the current version's checkpoint is read only when its numbers on these photos are not kept
+        kept = cur is not None and (cur.evaluation or {}).get("fingerprint") == fp and (cur.evaluation or {}).get("metrics")
+        cur_info = VersionRef.of(cur, store, fetch=bool(heldout) and not kept) if cur else None
     evaluation: dict[str, Any] = {"heldout": heldout, "fingerprint": fp, "render_size": render_size,
                                   "vivid": DEFAULT_VIVID}
     cur_metrics = None
@@ -186,6 +273,8 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
     from flows.artifacts import image_artifact, summary_table
     from flows.outcome import nothing_to_do
 
+    check_train_settings(crop_size=crop_size, batch_size=batch_size, width=width, stage1_epochs=stage1_epochs,
+                         stage2_epochs=stage2_epochs, samples_per_epoch=samples_per_epoch, device=device)
     log = get_run_logger()
     # as stored (NFC): the run's parameters and the default version name spell it as the catalogue does
     collection = collection_name(collection)
@@ -196,6 +285,8 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
         cid = collection_id_of(s, collection)  # LookupError naming it when there is none
         refs = training_candidates(s, collection, min_side=crop_size // 2)
         train_refs, val_refs = stable_split(refs, val_fraction)
+        if not train_refs:  # a photo or two, all on the validation side of the split: one trains
+            train_refs, val_refs = val_refs[-1:], val_refs[:-1]
         parent = None if base in (None, "none") else latest_model(s, None if base == "latest" else base)
         if base not in (None, "none", "latest") and parent is None:
             raise LookupError(f"no model version named {base!r}")
@@ -219,8 +310,9 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
                   stats=lambda: summary | {"seconds": round(time.perf_counter() - started, 2)},
                   collection_id=cid) as run:
         run_id = summary["run_id"] = run.id
-        if len(refs) < min_photos:
-            reason = f"{len(refs)} new colour photo(s) in {collection!r}, fewer than {min_photos}"
+        if len(refs) < max(1, min_photos):  # no photo at all is nothing to do, whatever min_photos says
+            reason = (f"{len(refs)} new colour photo(s) in {collection!r}, fewer than {min_photos}" if min_photos > 0
+                      else f"no new colour photos in {collection!r} (none that an earlier model version has not used)")
             run.end("skipped", reason)
             return nothing_to_do(reason, summary)
         version_name = name or f"{collection}-v{count + 1}"
@@ -228,11 +320,13 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
         out_dir = get_settings().models_dir / "runs" / f"training-{run_id}"
         log.info("training %s on %d photo(s), validating on %d%s", version_name, len(train_refs), len(val_refs),
                  f", fine-tuning {parent_info.name}" if parent_info else " from scratch")
+        report = TrainingProgress(run, config)
         # remote photos are fetched once into the local cache: training reads them every epoch
         result = train_model(config, [store.local_path(r.sha256) for r in train_refs],
                              [store.local_path(r.sha256) for r in val_refs], out_dir,
                              [r.crop_box for r in train_refs], [r.crop_box for r in val_refs],
-                             parent_info.checkpoint if parent_info else None)
+                             parent_info.checkpoint if parent_info else None, report)
+        report.phase("registering the model version")
         data = result.checkpoint.read_bytes()
         with session_scope(engine) as s:  # the checkpoint is a blob: another machine gets the model by its hash
             asset = register_file(s, store, data, CHECKPOINT_MEDIA_TYPE,
@@ -246,6 +340,7 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
                             "val_photos": len(val_refs), "epochs": result.epochs, "steps": result.steps,
                             "seconds": round(time.perf_counter() - started, 2), "checkpoint_sha256": asset.sha256,
                             **{k: round(v, 4) for k, v in result.metrics.items()}})
+        report.phase(f"judging it on {len(heldout)} held-out photo(s)")
         summary |= judge(engine, store, summary["model_version_id"], result.checkpoint, heldout, eval_render_size,
                          device)
     summary_table(f"train-{run_id}", summary, f"Training run {run_id}: {version_name}")

@@ -166,7 +166,7 @@ def test_rebalancing_lifts_rare_colours(tmp_path):
     # used in training: one tiny epoch runs and logs the cross-entropy
     rgb = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "p.png")
-    cfg = TrainConfig(crop_size=32, batch_size=2, stage1_epochs=1, stage2_epochs=0, width=8, blocks=(1, 1, 1, 1),
+    cfg = TrainConfig(crop_size=64, batch_size=2, stage1_epochs=1, stage2_epochs=0, width=8, blocks=(1, 1, 1, 1),
                       bin_step=20, rebalance=0.5, num_workers=0, samples_per_epoch=2, device="cpu", log_every=1)
     res = train(cfg, [tmp_path / "p.png"], [], tmp_path / "run")
     assert [r for r in res.history if r["kind"] == "train"][0]["ce"] > 0

@@ -37,7 +37,7 @@ def test_model_files_module_does_not_import_torch():
 def test_train_colorize_evaluate_export(app, tmp_path):
     photos = _photos(tmp_path / "photos")
     run = CliRunner()
-    r = run.invoke(app, ["train-files", str(photos), "--out", str(tmp_path / "run"), "--crop-size", "32",
+    r = run.invoke(app, ["train-files", str(photos), "--out", str(tmp_path / "run"), "--crop-size", "64",
                          "--width", "8", "--batch-size", "2", "--stage1-epochs", "1", "--stage2-epochs", "1",
                          "--workers", "0", "--device", "cpu", "--val-fraction", "0.3"])
     assert r.exit_code == 0, r.output
@@ -156,9 +156,13 @@ def test_an_interrupted_save_leaves_the_earlier_copy_whole(tmp_path):
 
 @pytest.mark.parametrize("option, value, message", [
     ("--width", "12", "--width 12: must be a multiple of 8"),  # crashed the process (oneDNN, several threads)
-    ("--samples-per-epoch", "0", "--samples-per-epoch 0: must be at least 1"),  # crashed it too
-    ("--crop-size", "0", "--crop-size 0: must be a multiple of 32, at least 32"),  # ZeroDivisionError
-    ("--stage1-epochs", "-1", "--stage1-epochs -1: must not be negative"),  # wrote a model of 0 steps
+    ("--samples-per-epoch", "0", "--samples-per-epoch 0: must be from 1 to 1,000,000"),  # crashed it too
+    ("--crop-size", "0", "--crop-size 0: must be a multiple of 32 from 64 to 4096"),  # ZeroDivisionError
+    # a batch of one 32-pixel crop (1 x 1 at the bottleneck) stopped the training midway, after writing the run
+    ("--crop-size", "32", "--crop-size 32: must be a multiple of 32 from 64 to 4096"),
+    ("--stage1-epochs", "-1", "--stage1-epochs -1: must be from 0 to 1,000,000"),  # wrote a model of 0 steps
+    ("--batch-size", "99999999999", "--batch-size 99999999999: must be from 1 to 1024"),
+    ("--width", "100000", "--width 100000: must be a multiple of 8 from 8 to 512"),
 ])
 def test_train_files_refuses_settings_that_cannot_train(app, tmp_path, option, value, message):
     photos = _photos(tmp_path / "photos", n=3)
@@ -168,13 +172,26 @@ def test_train_files_refuses_settings_that_cannot_train(app, tmp_path, option, v
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("photos_n, batch", [(1, 1), (3, 2)])
+def test_the_smallest_crop_trains_on_a_batch_of_one(app, tmp_path, photos_n, batch):
+    """At the smallest crop a batch of one image still trains (a 32-pixel crop stopped with batch norm's
+    "Expected more than 1 value per channel when training")."""
+    photos = _photos(tmp_path / "photos", n=photos_n)
+    r = CliRunner().invoke(app, ["train-files", str(photos), "--out", str(tmp_path / "run"), "--crop-size", "64",
+                                 "--width", "8", "--batch-size", str(batch), "--stage1-epochs", "1",
+                                 "--stage2-epochs", "1", "--samples-per-epoch", "3", "--workers", "0",
+                                 "--device", "cpu", "--val-fraction", "0"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
 def test_train_and_evaluate_leave_out_a_photo_that_cannot_be_read(app, untrained, tmp_path):
     photos = _photos(tmp_path / "photos", n=5)
     (photos / "page.jpg").write_bytes(b"<html>")  # stopped train-files and evaluate with a traceback
     good = Image.open(photos / "p0.png")
     good.save(photos / "cut.png")
     (photos / "cut.png").write_bytes((photos / "cut.png").read_bytes()[:300])  # truncated
-    r = CliRunner().invoke(app, ["train-files", str(photos), "--out", str(tmp_path / "run"), "--crop-size", "32",
+    r = CliRunner().invoke(app, ["train-files", str(photos), "--out", str(tmp_path / "run"), "--crop-size", "64",
                                  "--width", "8", "--batch-size", "2", "--stage1-epochs", "1", "--stage2-epochs", "0",
                                  "--workers", "0", "--device", "cpu"])
     assert r.exit_code == 1, r.output

@@ -35,7 +35,7 @@ def make_photos(folder, n=8, size=(48, 40)):
 
 
 def tiny_config(**kw):
-    base = dict(crop_size=32, batch_size=4, stage1_epochs=1, stage2_epochs=1, width=8, blocks=(1, 1, 1, 1), ndf=8,
+    base = dict(crop_size=64, batch_size=4, stage1_epochs=1, stage2_epochs=1, width=8, blocks=(1, 1, 1, 1), ndf=8,
                 num_workers=0, log_every=1, samples_per_epoch=8, lr_stage1=2e-3, lr_g=1e-3, device="cpu",
                 calibration_size=32)
     base.update(kw)

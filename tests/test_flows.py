@@ -80,7 +80,7 @@ def _crawl(pastvu):
 def _train():
     from flows.train import train_flow
 
-    return train_flow(collection="moldova", stage1_epochs=1, stage2_epochs=1, crop_size=32, batch_size=4,
+    return train_flow(collection="moldova", stage1_epochs=1, stage2_epochs=1, crop_size=64, batch_size=4,
                       width=16, device="cpu", min_photos=2, num_workers=0)
 
 
@@ -137,6 +137,22 @@ def test_nothing_to_do_is_a_completed_run_that_says_so(prefect, arhiva_env, clea
         assert f"in {empty!r}" in trun.stats["note"]
     with pytest.raises(LookupError, match="no collection named 'nope'"):
         colorize_flow(collection="nope")
+
+
+def test_training_with_no_new_photo_is_nothing_to_do_whatever_min_photos_says(prefect, arhiva_env, clean_db):
+    """``min_photos=0`` with no new colour photo failed the run with "no images given"."""
+    from catalog.ingest import get_or_create_collection
+    from catalog.models import TrainingRun
+    from flows.train import train_flow
+
+    with session_scope(clean_db) as s:
+        get_or_create_collection(s, "big")
+    summary = train_flow(collection="big", min_photos=0)
+    assert summary["status"] == "skipped" and summary["reason"] == (
+        "no new colour photos in 'big' (none that an earlier model version has not used)")
+    with session_scope(clean_db) as s:
+        (run,) = s.execute(select(TrainingRun)).scalars().all()
+        assert run.status == "skipped" and run.error is None and "no new colour photos" in run.stats["note"]
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +247,7 @@ def test_every_result_walks_back_to_the_crawls(trained):
             for e in c["training_examples"]:
                 assert e["record_id"] and e["source"] == "pastvu"
                 assert e["asset_first_crawl_run_id"] == trained["crawl"]["run_id"]
+                assert (e["first_run_id"], e["first_run_kind"]) == (trained["crawl"]["run_id"], "crawl")  # a harvest
     from typer.testing import CliRunner
 
     from flows.cli import app
@@ -345,14 +362,18 @@ def test_a_bad_photo_is_recorded_as_failed_and_the_rest_go_on(trained):
         r = cli(*args)
         assert r.exit_code == 1, r.output  # something failed…
         assert set(_colorized(engine)) == expected - {missing_rid, broken_rid, replaced_rid}  # …the rest went on
-        assert "not colorized" in r.output and "FileNotFoundError" in r.output
+        # the store's own words, not Python's ("FileNotFoundError: [Errno 2] No such file or directory: …")
+        gone = f"the stored image file of photo {originals[missing_rid][:12]}… is missing ({missing}; arhiva blobs verify"
+        assert "not colorized" in r.output and gone in " ".join(r.output.split()), r.output
+        assert "FileNotFoundError" not in r.output and "Errno" not in r.output
         with session_scope(engine) as s:
             failed = dict(s.execute(select(Colorization.record_id, Colorization.error)
                                     .where(Colorization.status == "failed")).all())
             run = s.execute(select(ColorizationRun).order_by(ColorizationRun.id.desc())).scalars().first()
         assert set(failed) == {missing_rid, broken_rid, replaced_rid}
-        assert "FileNotFoundError" in failed[missing_rid] and failed[broken_rid]
-        assert "BlobCorrupt" in failed[replaced_rid] and "no longer matches its hash" in failed[replaced_rid]
+        assert failed[missing_rid].startswith(gone) and failed[broken_rid]
+        assert failed[replaced_rid].startswith(f"the stored file of photo {originals[replaced_rid][:12]}… no longer "
+                                               "matches its hash")
         assert run.status == "partial" and run.stats["failed"] == 3 and len(run.stats["failures"]) == 3
         runs = cli("runs", "--kind", "colorization", "-n", "1")
         assert "failed=3" in runs.stdout

@@ -88,6 +88,14 @@ def test_missing_schedule_file(tmp_path):
     ("[[crawl]]\ncron = '0 2 * * *'\nspider = 'pastvu'\nparams = { region = 'atlantis' }\n", ["unknown region"]),
     ("[[crawl]]\ncron = '0 2 * * *'\nspider = 'pastvu'\nparams = { region = 'moldova' }\n"
      "colorize_after = { yeras = '1900-1950' }\n", ["colorize_after", "unknown key(s) yeras"]),
+    # values each scheduled run would have failed on (the flow refuses them before its run starts)
+    ("[[colorize]]\ncron = '0 4 * * 0'\ncollection = 'moldova'\nclaim_size = 20000\n",
+     ["colorize 'colorize-1'", "claim_size 20000: must be from 1 to 10,000"]),
+    ("[[train]]\ncron = '0 4 * * 0'\ncollection = 'moldova'\ncrop_size = 32\n",
+     ["train 'train-1'", "--crop-size 32: must be a multiple of 32 from 64"]),
+    ("[[train]]\ncron = '0 4 * * 0'\ncollection = 'moldova'\ndevice = 'gpu'\n", ["--device 'gpu': unknown device"]),
+    ("[[crawl]]\ncron = '0 2 * * *'\nspider = 'pastvu'\nparams = { region = 'moldova' }\n"
+     "colorize_after = { batch_size = 0 }\n", ["batch_size 0: must be from 1"]),
 ])
 def test_dry_run_checks_every_entry_against_its_flow(tmp_path, entry, words):
     path = tmp_path / "schedules.toml"

@@ -57,6 +57,41 @@ def test_colorization_opens_photos_under_the_same_limit(tmp_path):
     assert open_image(path).size == (2_000, 1_500) and load_image(path).size == (2_000, 1_500)
 
 
+def test_a_photo_over_the_limit_is_told_by_arhivas_limit_and_its_size(tmp_path, monkeypatch):
+    """Over twice ARHIVA_MAX_IMAGE_PIXELS Pillow refuses first: the message quoted its figure ("exceeds
+    limit of 240000000 pixels") beside arhiva's own 120,000,000, and train-files showed Pillow's alone."""
+    from typer.testing import CliRunner
+
+    from catalog.settings import reset_settings_cache
+    from flows.cli import app
+
+    scan = grey_png(2_000, 1_500)
+    for limit, size in ((2_500_000, "2,000×1,500 = 3,000,000 pixels"), (1_000_000, "3,000,000 pixels")):
+        with pytest.raises(ImageRejected) as refused:
+            measure(scan, max_pixels=limit)
+        assert str(refused.value) == (f"image is {size}, over the limit of {limit:,} "
+                                      "(ARHIVA_MAX_IMAGE_PIXELS; decompression-bomb guard)")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "scan.png").write_bytes(scan)
+    (photos / "wide.png").write_bytes(grey_png(1_200, 1_000))  # 1.2 Mpx: over the limit, under Pillow's twice
+    monkeypatch.setenv("ARHIVA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ARHIVA_MAX_IMAGE_PIXELS", "1000000")
+    reset_settings_cache()
+    try:
+        r = CliRunner().invoke(app, ["train-files", str(photos), "--out", str(tmp_path / "run")])
+    finally:
+        monkeypatch.delenv("ARHIVA_MAX_IMAGE_PIXELS")
+        reset_settings_cache()
+    assert r.exit_code == 2, r.output
+    skipped = [line for line in r.stderr.splitlines() if line.startswith("skipped ")]
+    assert skipped == [f"skipped {photos / name}: ImageTooLarge: {photos / name}: image is {size}, over the limit of "
+                       "1,000,000 (ARHIVA_MAX_IMAGE_PIXELS; decompression-bomb guard)"
+                       for name, size in (("scan.png", "3,000,000 pixels"),
+                                          ("wide.png", "1,200×1,000 = 1,200,000 pixels"))], r.stderr
+    assert "error: no training photos found" in r.stderr and "exceeds" not in r.stderr
+
+
 def test_large_16_bit_scans_are_measured():
     a16 = (np.arange(3_000 * 2_000, dtype=np.uint32).reshape(2_000, 3_000) % 65_536).astype(np.uint16)
     buf = io.BytesIO()

@@ -147,6 +147,36 @@ def test_cli_import(arhiva_env, clean_db, scans):
     assert out["records"]["new"] == 6 and out["records"]["rejected"] == 1 and out["errors"]["count"] >= 3
 
 
+def test_provenance_names_each_run_by_its_kind(arhiva_env, clean_db, tmp_path):
+    """``records --id N --provenance`` (a tree, or JSON) called a folder import "crawl run 1": a run
+    is named as the catalogue records it, an import, a load or a crawl."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    runner = CliRunner()
+    folder = tmp_path / "album"
+    folder.mkdir()
+    (folder / "chisinau_1936.jpg").write_bytes(jpeg_bytes(1))
+    assert runner.invoke(app, ["import", str(folder), "--collection", "familie"]).exit_code == 0
+    lines = tmp_path / "fond.jsonl"
+    lines.write_text(json.dumps({"source_key": "f-1", "title": "Piața"}) + "\n", encoding="utf-8")
+    assert runner.invoke(app, ["load", str(lines), "--source", "fond"]).exit_code == 0
+    ids = {d["source_key"]: d["id"] for d in json.loads(runner.invoke(app, ["records", "--format", "json"]).stdout)}
+    for key, kind, run in (("chisinau_1936.jpg", "import", 1), ("f-1", "load", 2)):
+        r = runner.invoke(app, ["records", "--id", str(ids[key]), "--provenance"])
+        assert r.exit_code == 0, r.output
+        assert f"first seen by {kind} run {run}, last by {kind} run {run}" in r.stdout, r.stdout
+        assert f"revision 1: {kind} run {run} at " in r.stdout and "crawl run" not in r.stdout, r.stdout
+        chain = json.loads(runner.invoke(app, ["records", "--id", str(ids[key]), "--provenance",
+                                               "--format", "json"]).stdout)
+        assert (chain["record"]["first_seen_run_id"], chain["record"]["first_seen_run_kind"],
+                chain["record"]["last_seen_run_kind"], chain["revisions"][0]["run_kind"]) == (run, kind, kind, kind)
+        assert [o["first_seen_run_kind"] for o in chain["originals"]] == (["import"] if kind == "import" else [])
+    r = runner.invoke(app, ["records", "--id", str(ids["chisinau_1936.jpg"]), "--provenance"])
+    assert "(import run 1)" in r.stdout  # the original image, brought by the import
+
+
 def test_an_import_batch_broken_off_by_a_deadlock_runs_again(arhiva_env, clean_db, tmp_path):
     """A writer holding one record of an import's batch, then asking for another the batch already
     holds (as a load or the web API's membership call may), deadlocks with the import; PostgreSQL

@@ -41,6 +41,23 @@ def test_a_run_ends_once_as_what_happened(clean_db):
     assert row.status == "skipped" and row.stats["note"].startswith("3 new") and row.error is None
 
 
+def test_work_that_failed_inside_its_run_exits_1_and_names_the_run(clean_db, arhiva_env, capsys):
+    """Status 2 says the command could not start; a ValueError from the work itself (torch
+    raises them mid-training) once exited 2 as well. Now 1, and the line names the run."""
+    from flows.cli import ui
+
+    with pytest.raises(ValueError) as caught, activity("training", "test", engine=clean_db) as run:
+        raise ValueError("Expected more than 1 value per channel when training")
+    assert ui._report(caught.value) == 1
+    assert capsys.readouterr().err.strip() == (f"error: Expected more than 1 value per channel when training "
+                                               f"(training run {run.id} failed)")
+    assert ui._report(ValueError("--years: 2000-1900 ends before it starts")) == 2  # no run: could not start
+    with pytest.raises(ValueError) as caught, activity("colorization", "outer", engine=clean_db):
+        with activity("training", "inner", engine=clean_db) as inner:
+            raise ValueError("bad")
+    assert caught.value.arhiva_failed_run == f"training run {inner.id}"  # the innermost run
+
+
 def test_error_text_from_a_bad_file_name_is_stored(clean_db):
     name = b"scan-\xff.jpg".decode("utf-8", "surrogateescape")  # not valid UTF-8, as os.listdir gives it
     with pytest.raises(OSError), activity("training", "test", {"file": name}, engine=clean_db,

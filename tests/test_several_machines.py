@@ -125,7 +125,7 @@ def test_two_machines_share_a_collection_through_postgresql_and_s3(prefect_serve
                for n, env in (("a", a), ("b", b))}
     try:
         trained = run(["train", "--collection", "fonds", "--stage1-epochs", "1", "--stage2-epochs", "1",
-                       "--crop-size", "32", "--batch-size", "4", "--width", "16", "--min-photos", "2",
+                       "--crop-size", "64", "--batch-size", "4", "--width", "16", "--min-photos", "2",
                        "--device", "cpu", "--submit", "--wait", "--pool", POOL], desk, timeout=600)
         assert trained.code == 0 and "COMPLETED" in trained.out, trained
         with Session(engine) as s:
@@ -206,7 +206,7 @@ def _record_of(engine, sha: str) -> int:
 
 
 # -- flow runs that end badly: said, and never waited on forever -------------------------------
-TRAIN_TINY = ["--crop-size", "32", "--batch-size", "4", "--width", "16", "--min-photos", "2", "--device", "cpu"]
+TRAIN_TINY = ["--crop-size", "64", "--batch-size", "4", "--width", "16", "--min-photos", "2", "--device", "cpu"]
 TRAIN_LONG = ["train", "--stage1-epochs", "100000", "--stage2-epochs", "1", *TRAIN_TINY, "--submit", "--wait",
               "--pool", "arhiva-fleet"]
 

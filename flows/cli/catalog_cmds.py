@@ -100,13 +100,14 @@ def _print_provenance(record_id: int, fmt: OutputFormat) -> None:
 
     r = chain["record"]
     tree = Tree(escape(f"record {r['id']} {r['source']}:{r['source_key']} — {r['title'] or ''}"))
-    tree.add(f"first seen by crawl run {r['first_seen_run_id']}, last by crawl run {r['last_seen_run_id']}")
+    tree.add(f"first seen by {_run(r['first_seen_run_kind'], r['first_seen_run_id'])}, "
+             f"last by {_run(r['last_seen_run_kind'], r['last_seen_run_id'])}")
     revs = tree.add(f"{len(chain['revisions'])} revision(s)")
     for rev in chain["revisions"]:
-        revs.add(f"revision {rev['revision']}: crawl run {rev['run_id']} at {rev['seen_at']}")
+        revs.add(f"revision {rev['revision']}: {_run(rev['run_kind'], rev['run_id'])} at {rev['seen_at']}")
     for o in chain["originals"]:
         tree.add(escape(f"original {o['asset_sha256'][:12]}… from {o['source_url'] or '?'} "
-                        f"(crawl run {o['first_seen_run_id']})"))
+                        f"({_run(o['first_seen_run_kind'], o['first_seen_run_id'])})"))
     for c in chain["colorizations"]:
         node = tree.add(escape(f"colorized {c['result_sha256'][:12]}… ← source {c['source_sha256'][:12]}… "
                                f"(colorization run {c['colorization_run_id']}, params {c['params']})"))
@@ -115,9 +116,13 @@ def _print_provenance(record_id: int, fmt: OutputFormat) -> None:
         tr = mv.add(escape(f"training run {c['training_run_id']} at {c['trained_at']} (code {c['training_code_version']})"))
         for e in c["training_examples"]:
             tr.add(escape(f"{e['split']}: asset {e['asset_sha256'][:12]}… ← record {e['record_id']} "
-                          f"{e['source']}:{e['source_key']} ← crawl run "
-                          f"{e['asset_first_crawl_run_id'] or e['record_first_crawl_run_id']}"))
+                          f"{e['source']}:{e['source_key']} ← {_run(e['first_run_kind'], e['first_run_id'])}"))
     console.print(tree)
+
+
+def _run(kind: str | None, run_id: int | None) -> str:
+    """A run that brought records, named by its kind as the catalogue recorded it: ``import run 3``."""
+    return "no run" if run_id is None else f"{kind or 'crawl'} run {run_id}"
 
 
 @db_app.command("upgrade")

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from flows.cli.catalog_cmds import Colorized, ExportFormat, _query, _query_failed
-from flows.cli.ui import escape, fail, progress, say
+from flows.cli.ui import _quiet_exit_reader_gone, err, escape, fail, progress, say
 
 app = typer.Typer()
 
@@ -61,7 +61,7 @@ def _destination(out: Path) -> tuple[Path, bool]:
 
     try:
         mode = os.stat(out).st_mode  # through links: what --out is
-    except (FileNotFoundError, NotADirectoryError):  # made on the way (a file in the way is named then)
+    except (FileNotFoundError, NotADirectoryError):  # a new file (a missing folder or a file in the way is named then)
         return Path(os.path.realpath(out)), False
     except OSError as exc:
         fail(f"--out {out}: cannot write there ({exc.strerror or exc})")
@@ -76,14 +76,16 @@ def _destination(out: Path) -> tuple[Path, bool]:
 
 
 def _temporary_beside(out: Path, target: Path) -> tuple[int, str]:
-    """A private temporary file in the target's folder (made when missing), or an error naming --out."""
+    """A private temporary file in the target's folder, or an error naming --out. A missing folder
+    is not made: a mistyped mount point (``/mnt/archvie/x.csv``) would fill the system disk."""
     import tempfile
 
     blocking = next((p for p in reversed(target.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         fail(f"--out {out}: {blocking} is a file, not a folder")
+    if not target.parent.is_dir():
+        fail(f"--out {out}: the folder {target.parent} does not exist (nothing was written; create it first)")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         return tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     except OSError as exc:
         fail(f"--out {out}: cannot write there ({exc.strerror or exc})")
@@ -93,9 +95,19 @@ def _write_through(out: Path, target: Path, write) -> int:
     """``write(file)`` straight into a pipe, a device or a descriptor (``/dev/stdout``, a FIFO a
     program reads); appending, so a file behind ``/dev/stdout`` (``>> all.jsonl``) keeps what the
     shell's redirection kept."""
+    import os
+    import stat
+
+    into_pipe = False
     try:
         with open(target, "a", encoding="utf-8", newline="") as f:
+            into_pipe = stat.S_ISFIFO(os.fstat(f.fileno()).st_mode)
             return write(f)
+    except BrokenPipeError as exc:
+        if not into_pipe:  # a socket whose other end hung up is an error like any other
+            fail(f"--out {out}: cannot write there ({exc.strerror or exc})", code=1)
+        # its reader has what it wanted (``| head``): quietly, as ``records`` ends
+        raise typer.Exit(_quiet_exit_reader_gone()) from None
     except OSError as exc:
         fail(f"--out {out}: cannot write there ({exc.strerror or exc})", code=1)
 
@@ -140,9 +152,13 @@ def _matching(session, q):
 
 @contextmanager
 def _export_progress(matching):
-    """A progress line on stderr while an export runs: records written of how many match, elapsed time."""
+    """A progress line on stderr while an export runs: records written of how many match, elapsed time.
+    Only on a terminal: into a file or a pipe it would leave a blank line."""
     from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
+    if not err.is_terminal:
+        yield lambda records: records
+        return
     with progress(TextColumn("exporting"), BarColumn(),
                   TextColumn("{task.completed:,} of " + escape(matching.total_label)), TimeElapsedColumn()) as bar:
         task = bar.add_task("export", total=max(1, matching.total))

@@ -10,10 +10,18 @@ import typer
 from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from colorization import DEFAULT_VIVID  # the package itself imports no torch
-from colorization.config import DEFAULTS
+from colorization.config import DEFAULTS, MAX_BATCH_SIZE, MAX_CROP_SIZE, MAX_EPOCHS, MAX_WIDTH, MIN_CROP_SIZE
 from flows.cli.ui import Table, console, err, escape, fail, progress, say, warn
 
 app = typer.Typer()
+
+# Bounds of the colorize options: a number past them is a typo, which would otherwise reach SQL's
+# LIMIT, or memory, as a crash in the middle of a run (flows.colorize.SIZE_BOUNDS; no Prefect import here)
+MAX_PHOTOS = 1_000_000_000  # --limit, --min-photos
+MAX_COLORIZE_BATCH = 1024  # --batch-size: photos through the network at once
+MAX_CLAIM = 10_000  # --claim-size: one task's photos (their results stay in memory until its transaction commits)
+MAX_RENDER = 4096  # --render-size
+MAX_RUNS = 1000  # --runs
 
 
 def _show(summary: dict, title: str) -> None:
@@ -96,17 +104,36 @@ def _no_pool_alone(pool: str, option: str) -> None:
         fail(f"--pool sends flow runs to that pool's workers: it goes with {option}")
 
 
+def describe_training(p: dict) -> str:
+    """The progress line of a training run: its phase, stage, epoch and step (``flows.train.TrainingProgress``)."""
+    head = f"training run {p.get('run_id')}"
+    phase = p.get("phase")
+    if phase is None:
+        return f"{head}: starting…"
+    if phase != "training":
+        return f"{head}: {phase}…"
+    epochs, steps = p.get("epochs") or 0, p.get("steps")
+    epoch = min(p.get("epoch", 0) + 1, epochs) if epochs else p.get("epoch", 0) + 1
+    return (f"{head}: stage {p.get('stage', 1)}, epoch {epoch} / {epochs or '?'}, "
+            f"step {p.get('step', 0)} / {steps or '?'}")
+
+
 @app.command("train")
 def train(
     collection: str = typer.Option(..., "--collection", "-c", help="Collection whose colour photos to learn from."),
     name: Optional[str] = typer.Option(None, "--name", help="Model version name (default COLLECTION-vN)."),
     base: str = typer.Option("latest", "--base", help="latest (fine-tune the newest), none, or a version name."),
-    stage1_epochs: int = typer.Option(DEFAULTS.stage1_epochs, "--stage1-epochs", min=0, help="Stage 1 (pretraining) epochs."),
-    stage2_epochs: int = typer.Option(DEFAULTS.stage2_epochs, "--stage2-epochs", min=0, help="Stage 2 epochs (adversarial + L1 for the regression head)."),
-    crop_size: int = typer.Option(DEFAULTS.crop_size, "--crop-size", help="Training crop side (multiple of 32)."),
-    batch_size: int = typer.Option(DEFAULTS.batch_size, "--batch-size", min=1),
-    width: int = typer.Option(DEFAULTS.width, "--width", help="Encoder width, a multiple of 8 (64 = ResNet-18; from scratch only)."),
-    min_photos: int = typer.Option(4, "--min-photos", help="Train only with at least this many new photos."),
+    stage1_epochs: int = typer.Option(DEFAULTS.stage1_epochs, "--stage1-epochs", min=0, max=MAX_EPOCHS,
+                                      help="Stage 1 (pretraining) epochs."),
+    stage2_epochs: int = typer.Option(DEFAULTS.stage2_epochs, "--stage2-epochs", min=0, max=MAX_EPOCHS,
+                                      help="Stage 2 epochs (adversarial + L1 for the regression head)."),
+    crop_size: int = typer.Option(DEFAULTS.crop_size, "--crop-size", min=MIN_CROP_SIZE, max=MAX_CROP_SIZE,
+                                  help=f"Training crop side (multiple of 32, at least {MIN_CROP_SIZE})."),
+    batch_size: int = typer.Option(DEFAULTS.batch_size, "--batch-size", min=1, max=MAX_BATCH_SIZE),
+    width: int = typer.Option(DEFAULTS.width, "--width", min=8, max=MAX_WIDTH,
+                              help="Encoder width, a multiple of 8 (64 = ResNet-18; from scratch only)."),
+    min_photos: int = typer.Option(4, "--min-photos", min=1, max=MAX_PHOTOS,
+                                   help="Train only with at least this many new photos."),
     device: str = typer.Option(DEFAULTS.device, "--device", help="auto, cpu, cuda or mps."),
     submit: bool = typer.Option(False, "--submit", help="Run on a worker of the work pool (`arhiva deploy`), "
                                                         "not here; print the flow run's id."),
@@ -114,11 +141,12 @@ def train(
     pool: str = typer.Option("arhiva", "--pool", help="With --submit: the work pool (`arhiva deploy --pool`)."),
 ) -> None:
     """Train a model version on the collection's colour photos not used before (a Prefect flow)."""
-    from colorization.config import TrainConfig, config_problem
-    from flows.cli.flowrun import flow_session
+    from colorization.config import TrainConfig, config_problem, device_problem
+    from flows.cli.flowrun import RunWatcher, flow_session
 
-    problem = config_problem(TrainConfig(stage1_epochs=stage1_epochs, stage2_epochs=stage2_epochs,
-                                         crop_size=crop_size, batch_size=batch_size, width=width))
+    problem = device_problem(device) or config_problem(TrainConfig(
+        stage1_epochs=stage1_epochs, stage2_epochs=stage2_epochs, crop_size=crop_size, batch_size=batch_size,
+        width=width))
     if problem:
         fail(problem)
 
@@ -131,7 +159,7 @@ def train(
     if submit:
         _submit("train", parameters, 1, wait, pool)
         return
-    with flow_session():
+    with flow_session(), RunWatcher("training", describe_training):
         from flows.train import train_flow
 
         summary = train_flow(**parameters)
@@ -141,22 +169,30 @@ def train(
     _show(summary, f"training: {summary.get('status')}")
 
 
+def describe_colorization(p: dict) -> str:
+    """The progress line of a colorization run (its ``progress`` stats, ``flows.colorize``)."""
+    return (f"colorization run {p.get('run_id')}: {p.get('photos', 0)} / {p.get('pending_before', '?')} "
+            f"photo(s) colorized")
+
+
 @app.command("colorize")
 def colorize(
     collection: str = typer.Option(..., "--collection", "-c"),
     years: Optional[str] = typer.Option(None, "--years", "-y", help="FROM-TO: records whose years overlap."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model version name (default: the current one)."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most N photos this run."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1),
-    render_size: int = typer.Option(256, "--render-size", help="Working size of the network."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, max=MAX_PHOTOS,
+                                        help="At most N photos this run."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, max=MAX_COLORIZE_BATCH),
+    render_size: int = typer.Option(256, "--render-size", min=32, max=MAX_RENDER, help="Working size of the network."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     claim_size: Optional[int] = typer.Option(
-        None, "--claim-size", min=1, help="Photos claimed per task (default 4 × batch size)."),
+        None, "--claim-size", min=1, max=MAX_CLAIM, help="Photos claimed per task (default 4 × batch size)."),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Try again the photos earlier runs could not colorize."),
     runs: Optional[int] = typer.Option(
-        None, "--runs", min=1, help="Fan out: N flow runs on the workers of the work pool (`arhiva deploy`), "
-                                    "sharing the photos; prints their ids and returns."),
+        None, "--runs", min=1, max=MAX_RUNS,
+        help="Fan out: N flow runs on the workers of the work pool (`arhiva deploy`), sharing the photos; prints "
+             "their ids and returns."),
     wait: bool = typer.Option(False, "--wait", help="With --runs: wait for every flow run to end."),
     pool: str = typer.Option("arhiva", "--pool", help="With --runs: the work pool (`arhiva deploy --pool`)."),
     vivid: float = typer.Option(DEFAULT_VIVID, "--vivid", min=0.0, max=1.0,
@@ -167,8 +203,11 @@ def colorize(
     A photo that cannot be read is recorded as failed (with the reason) and the others go on;
     later runs skip it unless --retry-failed. Exits 1 when a photo failed."""
     from catalog.queries import QueryError, parse_years
+    from colorization.config import device_problem
     from flows.cli.flowrun import RunWatcher, flow_session
 
+    if device_problem(device):
+        fail(device_problem(device))
     if years:
         try:
             parse_years(years)
@@ -184,11 +223,7 @@ def colorize(
                                  claim_size=claim_size, retry_failed=retry_failed, vivid=vivid), runs, wait, pool)
         return
 
-    def describe(p: dict) -> str:
-        return (f"colorization run {p.get('run_id')}: {p.get('photos', 0)} / {p.get('pending_before', '?')} "
-                f"photo(s) colorized")
-
-    with flow_session(), RunWatcher("colorization", describe):
+    with flow_session(), RunWatcher("colorization", describe_colorization):
         from flows.colorize import colorize_flow
 
         summary = colorize_flow(collection=collection, years=years, model=model, limit=limit,

@@ -41,14 +41,18 @@ class RunWatcher:
         self.run_id: int | None = None
         self.stats: dict[str, Any] = {}
         self._stop = threading.Event()
+        self.ready = threading.Event()  # set once the runs before this one are known (those are not watched)
         self._said: set[str] = set()
 
     def __enter__(self) -> RunWatcher:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self._t0 = time.time()
+        # only on a terminal: elsewhere (a pipe, a log file) Rich would show nothing but end with an empty
+        # line, which came out before the command's error line
         self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-                            transient=True, redirect_stderr=False, redirect_stdout=False)
+                            transient=True, redirect_stderr=False, redirect_stdout=False,
+                            disable=not err.is_interactive)
         self.bar.__enter__()
         self.task = self.bar.add_task(f"starting the {self.kind}…", total=None)
         self.thread = threading.Thread(target=self._poll, name="arhiva-progress", daemon=True)
@@ -73,6 +77,8 @@ class RunWatcher:
                 before = s.execute(select(func.coalesce(func.max(model.id), 0))).scalar_one()
         except Exception:
             return
+        finally:
+            self.ready.set()
         while not self._stop.wait(self.every):
             try:
                 with session_scope(engine) as s:
@@ -84,7 +90,8 @@ class RunWatcher:
             if row is None:
                 continue
             self.run_id, stats = row
-            progress = (stats or {}).get("progress") or {}
+            # a run that ends stores its final stats, without ``progress``: the line keeps the last it showed
+            progress = (stats or {}).get("progress") or self.stats
             self.stats = progress
             self.bar.update(self.task, description=self.describe(dict(progress, run_id=self.run_id)))
             news = self.on_news(progress) if self.on_news else None

@@ -65,8 +65,6 @@ def _parse_box(text: Optional[str]):
 def _boxes(images, crop_box, exclude_bottom: int):
     if not crop_box and not exclude_bottom:
         return None
-    from PIL import Image
-
     from colorization.imageio import open_image
 
     out = []
@@ -74,8 +72,8 @@ def _boxes(images, crop_box, exclude_bottom: int):
         if crop_box:
             out.append(crop_box)
             continue
-        with Image.open(p) as raw:
-            w, h = open_image(raw).size
+        with open_image(p) as img:  # the pixel limit told as arhiva tells it (not Pillow's warning)
+            w, h = img.size
         if exclude_bottom >= h:
             raise ValueError(f"--exclude-bottom {exclude_bottom}: the photo is only {h} pixels high")
         out.append((0, 0, w, h - exclude_bottom))

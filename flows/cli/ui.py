@@ -97,7 +97,8 @@ class Table(RichTable):
 
 def progress(*columns: str | ProgressColumn, transient: bool = True) -> Progress:
     """A progress display on stderr (text columns are templates: escape what goes into them)."""
-    return Progress(*columns, console=err, transient=transient)
+    # off a terminal a transient bar would leave only an empty line; a lasting one leaves its last state
+    return Progress(*columns, console=err, transient=transient, disable=transient and not err.is_interactive)
 
 
 def _one_line(message: str) -> str:
@@ -197,11 +198,16 @@ def _report(exc: BaseException) -> int:
     where = _record_traceback(exc)
     if verbose():
         err.print_exception()
+    # a run that had started and failed (catalog.runs.RUN_FAILED): named, and the status is 1
+    from catalog.runs import RUN_FAILED
+
+    failed_run = getattr(exc, RUN_FAILED, None)
+    ran = f" ({failed_run} failed)" if failed_run else ""
     if isinstance(exc, expected_errors()) and not isinstance(exc, (KeyError, IndexError)):
         message = _settings_problem(exc) or unquoted(str(exc).strip()) or type(exc).__name__
-        err.print(f"[red]error:[/red] {escape(_one_line(message))}")
-        return 2
-    err.print(f"[red]error:[/red] {escape(_one_line(f'{type(exc).__name__}: {exc}'))}"
+        err.print(f"[red]error:[/red] {escape(_one_line(message))}{escape(ran)}")
+        return 1 if failed_run else 2
+    err.print(f"[red]error:[/red] {escape(_one_line(f'{type(exc).__name__}: {exc}'))}{escape(ran)}"
               + (f" (traceback in {escape(where)})" if where else ""))
     return 1
 

@@ -19,6 +19,7 @@ import io
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -63,8 +64,24 @@ def photo_sources(store, shas: list[str]) -> list:
 
     from PIL import Image
 
+    from catalog.imaging import ImageRejected, bomb_pixels, over_pixel_limit
+
+    def opened(data: bytes):
+        """Opened lazily, under the pixel limit as set now (it may have been lowered since the
+        photo was catalogued): one over it fails as that photo's, in arhiva's words."""
+        limit = Image.MAX_IMAGE_PIXELS  # the flow set it (catalog.imaging.use_pixel_limit)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # told below
+                image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as exc:
+            raise ImageRejected(over_pixel_limit(limit, pixels=bomb_pixels(exc))) from None
+        if limit and image.width * image.height > limit:
+            raise ImageRejected(over_pixel_limit(limit, size=image.size))
+        return image
+
     with ThreadPoolExecutor(min(8, max(1, len(shas)))) as pool:
-        return [Image.open(io.BytesIO(data)) for data in pool.map(checked, shas)]
+        return [opened(data) for data in pool.map(checked, shas)]
 
 
 def encode(image) -> bytes:
@@ -122,12 +139,14 @@ def _colorize(colorizer, store, part) -> tuple[list, list[tuple[Any, str]]]:
 
 
 def _reason(exc: BaseException) -> str:
-    """Why a photo was not colorized, in one line: the blob store's own messages say it in words,
-    anything else is named by its kind."""
+    """Why a photo was not colorized, in one line: the blob store's and the pixel limit's own
+    messages say it in words, anything else is named by its kind."""
     from catalog.blobs import BlobCorrupt, BlobMissing
+    from catalog.imaging import ImageRejected
 
     text = " ".join(str(exc).split())
-    return (text if isinstance(exc, (BlobCorrupt, BlobMissing)) else f"{type(exc).__name__}: {text}")[:300]
+    worded = isinstance(exc, (BlobCorrupt, BlobMissing, ImageRejected))
+    return (text if worded else f"{type(exc).__name__}: {text}")[:300]
 
 
 # The largest sizes a run takes (flows.cli.flow_cmds gives its options the same bounds)

@@ -198,6 +198,36 @@ def test_a_missing_photo_blob_is_said_in_words(tmp_path):
                    "arhiva blobs verify lists such files)")
 
 
+@pytest.mark.parametrize("side", [110, 250])  # over the limit, and over twice it (Pillow's own refusal)
+def test_a_photo_over_a_pixel_limit_lowered_since_its_import_fails_in_words(tmp_path, monkeypatch, side):
+    """Between the limit and twice it Pillow only warned, and the photo was colorized anyway."""
+    from PIL import Image
+
+    from catalog.blobs import LocalBlobStore
+    from catalog.imaging import use_pixel_limit
+    from flows.colorize import _colorize
+    from tests.helpers import jpeg_bytes
+
+    store = LocalBlobStore(tmp_path / "blobs")
+    small, big = store.put_bytes(jpeg_bytes(seed=1, grey=True)), store.put_bytes(jpeg_bytes(seed=2, size=(side, 100)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # put back after the test
+    use_pixel_limit(10_000)  # as the flow sets ARHIVA_MAX_IMAGE_PIXELS, lowered since the import
+
+    class Engine:
+        batch_size = 8
+
+        def colorize(self, sources, crop_boxes=None):
+            return [s.load() and s for s in sources]
+
+    refs = [SimpleNamespace(sha256=sha, crop_box=None, record_ids=[i]) for i, sha in enumerate((small, big))]
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("error")  # no DecompressionBombWarning either
+        done, ((ref, why),) = _colorize(Engine(), store, refs)
+    assert [d[0].sha256 for d in done] == [small] and ref.sha256 == big
+    pixels = f"{side}×100 = {side * 100:,} pixels" if side < 200 else f"{side * 100:,} pixels"
+    assert why == f"image is {pixels}, over the limit of 10,000 (ARHIVA_MAX_IMAGE_PIXELS; decompression-bomb guard)"
+
+
 def test_a_missing_checkpoint_names_its_model_version(tmp_path):
     from catalog.blobs import LocalBlobStore
     from flows.train import checkpoint_path

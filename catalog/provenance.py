@@ -38,8 +38,10 @@ RUN_MODELS = {"crawl": CrawlRun, "training": TrainingRun, "colorization": Colori
 def run_ref(kind: str, run: Any) -> dict[str, Any] | None:
     if run is None:
         return None
-    return {"kind": kind, "id": run.id, "agent": run.agent, "code_version": run.code_version,
-            "status": run.status, "started_at": run.started_at, "ended_at": run.ended_at}
+    # kind: the table (``/api/runs/{kind}/{id}``); label: what the run was (an import, a load, a crawl…)
+    return {"kind": kind, "label": crawl_run_kind(run.agent) if kind == "crawl" else kind, "id": run.id,
+            "agent": run.agent, "code_version": run.code_version, "status": run.status,
+            "started_at": run.started_at, "ended_at": run.ended_at}
 
 
 def run_out(kind: str, run: Any) -> dict[str, Any]:
@@ -131,7 +133,8 @@ def timeline(session: Session, rec: Record, revs: list[dict[str, Any]], cols: li
     for r in revs:
         run = run_ref("crawl", runs.get(r["run_id"]))
         if r["revision"] == 1:
-            summary = f"Harvested from {rec.source.slug} (revision 1)"
+            how = {"import": "Imported into", "load": "Loaded into"}.get(run["label"] if run else "", "Harvested from")
+            summary = f"{how} {rec.source.slug} (revision 1)"
             events.append({"at": r["seen_at"], "kind": "harvested", "summary": summary, "run": run})
             continue
         names = ", ".join(c["field"] for c in r["changes"])

@@ -176,6 +176,18 @@ def test_provenance_names_each_run_by_its_kind(arhiva_env, clean_db, tmp_path):
     r = runner.invoke(app, ["records", "--id", str(ids["chisinau_1936.jpg"]), "--provenance"])
     assert "(import run 1)" in r.stdout  # the original image, brought by the import
 
+    from fastapi.testclient import TestClient
+
+    from catalog.web.app import create_app  # the record page's history and the API's timeline say so too
+
+    with TestClient(create_app(clean_db)) as client:
+        for key, label, words in (("chisinau_1936.jpg", "import", "Imported into"), ("f-1", "load", "Loaded into")):
+            (first, *_) = client.get(f"/api/records/{ids[key]}").json()["timeline"]
+            assert (first["run"]["kind"], first["run"]["label"]) == ("crawl", label)  # the table, and what it was
+            assert first["summary"].startswith(words), first
+            page = client.get(f"/records/{ids[key]}").text
+            assert f"{label} run " in page and "crawl run" not in page
+
 
 def test_an_import_batch_broken_off_by_a_deadlock_runs_again(arhiva_env, clean_db, tmp_path):
     """A writer holding one record of an import's batch, then asking for another the batch already

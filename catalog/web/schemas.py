@@ -84,7 +84,9 @@ class RecordPage(BaseModel):
 
 
 class RunRef(BaseModel):
-    kind: RunKind
+    kind: RunKind = Field(description="the run's table: /api/runs/{kind}/{id}")
+    label: str | None = Field(None, description="what the run was: import, load or crawl (a crawl run's "
+                                                "row), training, colorization")
     id: int
     agent: str | None = None
     code_version: str | None = None

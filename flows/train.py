@@ -78,11 +78,11 @@ class TrainingProgress:
 
     QUIET_AFTER_FAILURE_S = 60.0
 
-    def __init__(self, run, config, *, every: float = 1.0):
+    def __init__(self, run, config, *, validating: bool = True, every: float = 1.0):
         self.run, self.every, self.saved, self.quiet_until = run, every, 0.0, 0.0
         self.epochs = (config.stage1_epochs or 0) + (config.stage2_epochs or 0)
         # after the last epoch, the classes head's decoding is fitted on the validation photos
-        self.calibrates = config.recipe == "engine" and config.head == "classes" and config.calibrate
+        self.calibrates = validating and config.recipe == "engine" and config.head == "classes" and config.calibrate
         self.state: dict[str, Any] = {"phase": "reading the photos", "stage": 1, "epoch": 0, "epochs": self.epochs,
                                       "step": 0, "steps": None}
         self.save(force=True)
@@ -320,7 +320,7 @@ def train_flow(collection: str, name: str | None = None, base: str | None = "lat
         out_dir = get_settings().models_dir / "runs" / f"training-{run_id}"
         log.info("training %s on %d photo(s), validating on %d%s", version_name, len(train_refs), len(val_refs),
                  f", fine-tuning {parent_info.name}" if parent_info else " from scratch")
-        report = TrainingProgress(run, config)
+        report = TrainingProgress(run, config, validating=bool(val_refs))
         # remote photos are fetched once into the local cache: training reads them every epoch
         result = train_model(config, [store.local_path(r.sha256) for r in train_refs],
                              [store.local_path(r.sha256) for r in val_refs], out_dir,

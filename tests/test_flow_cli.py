@@ -141,6 +141,34 @@ def test_training_progress_is_stored_as_it_goes_and_shown(env, arhiva_env, termi
         assert "judging" in watcher.bar.tasks[0].description  # kept once the run ended
 
 
+def test_training_progress_survives_what_it_cannot_store_or_read(env, arhiva_env, monkeypatch):
+    """Progress is for the eye: a catalogue that refuses the write, or an event without the keys it
+    reads, never stops a training; after a failed write it waits before asking again; with no
+    validation photos it never says it is calibrating (nothing is calibrated then)."""
+    from catalog.runs import activity
+    from colorization.config import TrainConfig
+    from flows.train import TrainingProgress
+
+    with activity("training", "test", {}, engine=env) as run:
+        cfg = TrainConfig(stage1_epochs=1, stage2_epochs=0, head="classes")
+        report = TrainingProgress(run, cfg, validating=False, every=0)
+        report({"event": "start", "steps_per_epoch": 2})
+        report({"event": "epoch", "stage": 1, "epoch": 0, "step": 2})
+        assert report.state["phase"] == "training" and report.state["epoch"] == 1
+        report({"event": "step"})  # no stage, step or epoch: ignored
+        tries = []
+
+        def refused():
+            tries.append(1)
+            raise RuntimeError("the catalogue does not answer")
+
+        monkeypatch.setattr(run, "save_stats", refused)
+        report.phase("registering the model version")
+        report.phase("judging it on 2 held-out photo(s)")
+        assert len(tries) == 1  # one try, then quiet for a while
+        assert TrainingProgress(run, cfg, validating=True, every=0).calibrates != report.calibrates
+
+
 def test_train_command_watches_its_run(monkeypatch):
     """``arhiva train`` runs its flow inside a RunWatcher of the training run (as colorize does)."""
     import flows.cli.flow_cmds as flow_cmds

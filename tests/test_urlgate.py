@@ -127,6 +127,7 @@ def test_a_hostile_manifest_reads_no_local_file_and_reaches_no_local_server(arhi
             5: f"https://{BASA}:8443/files/x.jpg",              # an allowed host on another port
             6: f"https://{BASA}/go/local.jpg",                  # redirects to the local server
             7: f"https://{BASA}/files/ok.jpg",                  # the one good image
+            8: f"https://archivist:s3cret@{BASA}/files/ok.jpg",  # credentials: were taken out and fetched
         }
         with ArchiveServer() as srv:
             for n, image in images.items():
@@ -140,7 +141,7 @@ def test_a_hostile_manifest_reads_no_local_file_and_reaches_no_local_server(arhi
     assert summary["status"] == "succeeded", summary
     assert secret.hits == []  # nothing reached the loopback server, directly, by name or by redirect
     recs = records(clean_db)
-    assert len(recs) == 7
+    assert len(recs) == 8
     with clean_db.connect() as c:
         stored = c.execute(text("SELECT source_url FROM record_assets")).scalars().all()
         sizes = c.execute(text("SELECT width FROM assets")).scalars().all()
@@ -156,6 +157,9 @@ def test_a_hostile_manifest_reads_no_local_file_and_reaches_no_local_server(arhi
     left_out = {e["url"]: e for e in errors(summary) if e["kind"] == "url_refused"}
     assert "loopback, private" in left_out[images[3]]["message"], errors(summary)
     assert left_out[images[3]]["key"] == f"https://{BASA}/hostile/3/manifest", left_out
+    with_password = [e for e in errors(summary) if e.get("key") == f"https://{BASA}/hostile/8/manifest"]
+    assert [(e["kind"], e["url"]) for e in with_password] == [("url_refused", images[7])], with_password
+    assert "user name or password" in with_password[0]["message"] and "s3cret" not in json.dumps(summary)
 
 
 def test_a_crawl_of_a_loopback_server_needs_the_explicit_allowance(arhiva_env, clean_db):

@@ -81,6 +81,8 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     port, scheme = parts.port, parts.scheme.lower()
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
+    if parts.username is not None or parts.password is not None:  # kept: the URL gate refuses it, and says so
+        host = f"{parts.netloc.rsplit('@', 1)[0]}@{host}"
     path = _requote(parts.path or "/", safe="/:@!$&'()*+,;=~-._")
     query = _requote(parts.query, safe="/:@!$&'()*+,;=~-._?")
     return urlunsplit((parts.scheme.lower(), host, path, query, ""))

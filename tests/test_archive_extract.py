@@ -70,6 +70,28 @@ def test_oai_deleted_and_timestamps():
     assert p.token is None
 
 
+def _oai_record(ident: str, *dc: str) -> str:
+    return (f"<record><header><identifier>{ident}</identifier><datestamp>2026-12-01T00:00:00Z</datestamp></header>"
+            "<metadata><oai_dc:dc xmlns:oai_dc='http://www.openarchives.org/OAI/2.0/oai_dc/' "
+            "xmlns:dc='http://purl.org/dc/elements/1.1/'>" + "".join(dc) + "</oai_dc:dc></metadata></record>")
+
+
+def test_oai_coverage_that_is_a_period_is_a_date_not_a_place():
+    """Dublin Core's coverage is a place or a period: "1900-1910" was stored as the place."""
+    page = ("<OAI-PMH xmlns='http://www.openarchives.org/OAI/2.0/'><ListRecords>"
+            + _oai_record("oai:t:10", "<dc:title>Gara</dc:title>", "<dc:coverage>1900-1910</dc:coverage>",
+                          "<dc:coverage>Ungheni</dc:coverage>")
+            + _oai_record("oai:t:11", "<dc:title>Piața</dc:title>", "<dc:date>1935</dc:date>",
+                          "<dc:coverage>ca. 1930-1940</dc:coverage>", "<dc:coverage>Bălți</dc:coverage>")
+            + _oai_record("oai:t:12", "<dc:title>Strada</dc:title>",
+                          "<dc:coverage>Strada 31 August 1989, Chișinău</dc:coverage>")
+            + "</ListRecords></OAI-PMH>").encode()
+    first, second, third = oai.parse_oai(page, OAI_URL).records
+    assert (first.place, first.date_text) == ("Ungheni", "1900-1910")
+    assert (second.place, second.date_text) == ("Bălți", "1935")  # dc:date first; the period is not the place
+    assert (third.place, third.date_text) == ("Strada 31 August 1989, Chișinău", None)  # a street named for a date
+
+
 @pytest.mark.parametrize("name", ["oai_billion_laughs.xml", "oai_xxe.xml"])
 def test_unsafe_xml_refused(name):
     with pytest.raises(UnsafeXML):

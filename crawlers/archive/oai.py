@@ -141,6 +141,12 @@ def get_record_url(fetched_url: str, identifier: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
+def _is_period(text: str | None) -> bool:
+    """A coverage that is a time, not a place: it reads as a date, and holds no more letters than
+    a "c." or "ca." or "anii" around its numbers (a street named for a date stays a place)."""
+    return bool(text) and parse_date(text) is not None and sum(ch.isalpha() for ch in text) <= 4
+
+
 def _record(dc: Element, ident: str, stamp: str | None, sets: list[str], fetched_url: str) -> Found:
     raw: dict[str, list] = {}
     for el in dc:
@@ -157,8 +163,12 @@ def _record(dc: Element, ident: str, stamp: str | None, sets: list[str], fetched
     view.description, _ = pick_lang(_values(dc, "description"))
     # dates: never the repository's own timestamps (DSpace repeats accession times as dc:date)
     dates = [t for _, t in _values(dc, "date") if not looks_like_timestamp(t)]
+    # dc:coverage is a place or a period ("1900-1910"): a period is a date when dc:date gives none
+    coverage = _values(dc, "coverage")
+    periods = [t for _, t in coverage if _is_period(t)]
+    dates += [t for t in periods if not any(parse_date(d) for d in dates)]
     view.date_text = next((t for t in dates if parse_date(t)), dates[0] if dates else None)
-    view.place, _ = pick_lang(_values(dc, "coverage"))
+    view.place, _ = pick_lang([(lang, t) for lang, t in coverage if t not in periods])
     creators = _people(dc, "creator")
     view.author = "; ".join(creators) if creators else None
     view.licences_raw = [t for _, t in _values(dc, "rights")]

@@ -10,6 +10,10 @@ host, and keeps one line for the screen::
 all arrived for ``ARHIVA_NETWORK_GIVE_UP`` seconds, the crawl is closed with reason
 ``network_unreachable`` and fails with that line as its error. Any response (even an HTTP error)
 proves the host is reachable and restarts the clock.
+
+A request refused before it left — Scrapy's ``IgnoreRequest``: robots.txt disallows it, the URL
+gate refused it (``crawlers.urlgate``, which logs it), the crawl is stopping — reached no host and
+is no network failure: it is neither counted here nor toward ``ARHIVA_NETWORK_GIVE_UP``.
 """
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 from scrapy import signals
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+
+ROBOTS_REFUSAL = "Forbidden by robots.txt"  # scrapy.downloadermiddlewares.robotstxt's IgnoreRequest
 
 KINDS = (  # (name, what the screen says, exception class names)
     ("dns", "DNS lookup failed", ("DNSLookupError", "CannotResolveHostError")),
@@ -30,6 +36,11 @@ KINDS = (  # (name, what the screen says, exception class names)
                                  "ConnectionAborted", "PotentialDataLoss", "ResponseFailed",
                                  "ResponseDataLossError", "DownloadFailedError")),
 )
+
+
+def is_robots_refusal(exc: BaseException | None) -> bool:
+    """A request Scrapy's RobotsTxtMiddleware refused: the site's wish, not a failure."""
+    return isinstance(exc, IgnoreRequest) and str(exc) == ROBOTS_REFUSAL
 
 
 def classify(exc: BaseException) -> tuple[str, str]:
@@ -73,6 +84,8 @@ class NetworkWatch:
         return response
 
     def process_exception(self, request, exception):
+        if isinstance(exception, IgnoreRequest):  # refused before it left (robots.txt, the URL gate…)
+            return None
         kind, words = classify(exception)
         host = urlsplit(request.url).netloc or request.url
         self.failed[kind] += 1

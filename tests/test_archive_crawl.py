@@ -310,3 +310,27 @@ def test_an_item_page_caught_in_a_redirect_loop_is_a_page_lost_not_a_success(arh
     # twice each here: the tests' host map sends each on to the local server as a request of its own
     assert summary["requests"]["total"] == summary["requests"]["responses"] == 2 * len(server.requests), \
         (summary["requests"], server.requests)
+
+
+def test_json_ld_pages_with_a_photo_and_its_fonds_or_several_photos_are_stored(arhiva_env, clean_db, server):
+    """A photograph beside the fonds it isPartOf is the page's one record; a page whose JSON-LD holds
+    two photographs (a @graph, a top-level array) stores one record per photograph, keyed by its image."""
+    from tests.archive_server import FIX, WILD
+
+    w = f"https://{WILD}"
+    pages = {"/fototeca/hotin-cetatea-40": "jsonld_photo_in_fonds.html",
+             "/objects/harbour-two-views": "jsonld_graph_two_photos.html",
+             "/album/soroca-doua-vederi": "jsonld_two_photos_array.html"}
+    for path, name in pages.items():
+        server.add(WILD, path, (FIX / "wild" / name).read_bytes(), ctype="text/html; charset=UTF-8")
+    summary = crawl(server, [f"{w}{p}" for p in pages], allow_domains=[WILD], source="jsonld")
+    assert summary["status"] == "succeeded", summary
+    recs = records(clean_db)
+    assert {k: (r.title, r.year_lo, r.url) for k, r in recs.items()} == {
+        f"{w}/fototeca/hotin-cetatea-40": ("Hotin. Cetatea", 1917, f"{w}/fototeca/hotin-cetatea-40"),
+        f"{w}/media/harbour-a.jpg": ("Harbour from the lighthouse", 1905, f"{w}/objects/harbour-two-views"),
+        f"{w}/media/harbour-b.jpg": ("Harbour at low tide", 1907, f"{w}/objects/harbour-two-views"),
+        f"{w}/media/album/soroca-cetatea.jpg": ("Soroca. Cetatea dinspre Nistru", 1936,
+                                                f"{w}/album/soroca-doua-vederi"),
+        f"{w}/media/album/soroca-piata.jpg": ("Soroca. Piața centrală", 1938, f"{w}/album/soroca-doua-vederi")}
+    assert all(r.assets == 1 for r in recs.values())

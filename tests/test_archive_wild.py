@@ -157,3 +157,57 @@ def test_omeka_api_items_are_keyed_by_their_own_address_not_the_list_page():
     first = merge([omeka.parse_item(items[0], f"{api}&page=1")]).record
     shifted = merge([omeka.parse_item(items[0], f"{api}&page=2")]).record  # the list moved under it
     assert first.payload_hash() == shifted.payload_hash()
+
+
+# -- schema.org JSON-LD with more than one node ----------------------------------------------------
+
+def photos(name: str, url: str):
+    """Every record a page makes, merged as a crawl merges them (grouped by identity)."""
+    from crawlers.archive.found import Grouper
+
+    result = parse_page((WILD / name).read_text(encoding="utf-8"), url)
+    g = Grouper()
+    for v in result.views:
+        g.add(v)
+    return result, {m.key: m for m in (merge(views) for views in g.groups())}
+
+
+def test_a_photograph_and_the_fonds_it_is_part_of_make_the_photograph_s_record():
+    url = f"{W}/fototeca/hotin-cetatea-40"
+    v = page("jsonld_photo_in_fonds.html", url)  # the CreativeWork it isPartOf is its context, not a photo
+    assert (v.title, v.date_text, v.author, v.identifier) == ("Hotin. Cetatea", "1917", "Fotograf necunoscut",
+                                                               "FH-40")
+    assert v.image_url == f"{W}/img/40.jpg" and v.source_url == url and v.key is None
+    rec = merge([v]).record
+    assert (rec.source_key, rec.year_lo, rec.year_hi) == (url, 1917, 1917)
+
+
+def test_an_image_object_beside_a_collection_without_an_image_is_the_page_s_photograph():
+    url = f"{W}/2020/05/moara-cosauti/"
+    v = page("jsonld_yoast_image_page.html", url)  # WebPage, ImageObject, CreativeWork, Organization, …
+    assert (v.title, v.date_text, v.attribution) == ("Moara de apă de la Cosăuți", "1936", "Colecția familiei Lungu")
+    assert v.image_url == f"{W}/wp-content/uploads/2020/05/moara-cosauti.jpg"  # the file, not the 1024 copy
+    assert v.source_url == url
+    assert merge([v]).record.year_lo == 1936  # never the page's datePublished
+
+
+def test_two_photographs_in_a_graph_make_one_record_each_keyed_by_their_image():
+    url = f"{W}/objects/harbour-two-views"
+    result, recs = photos("jsonld_graph_two_photos.html", url)
+    # photograph a's image is a reference to the ImageObject node: its file, not a third photograph
+    assert set(recs) == {f"{W}/media/harbour-a.jpg", f"{W}/media/harbour-b.jpg"}
+    a, b = recs[f"{W}/media/harbour-a.jpg"], recs[f"{W}/media/harbour-b.jpg"]
+    assert (a.record.title, a.record.year_lo, a.record.extra["date"]["approx"], a.image_url) == (
+        "Harbour from the lighthouse", 1905, True, f"{W}/media/harbour-a.jpg")
+    assert (b.record.title, b.record.year_lo, b.image_url) == ("Harbour at low tide", 1907, f"{W}/media/harbour-b.jpg")
+    assert all(v.source_url == url for v in result.views)  # both shown on the page, both keep its address
+
+
+def test_two_image_objects_in_a_top_level_array_make_one_record_each():
+    url = f"{W}/album/soroca-doua-vederi"
+    result, recs = photos("jsonld_two_photos_array.html", url)
+    assert len(result.views) == 2  # the album both are part of is not a third record
+    assert {k: (m.record.title, m.record.year_lo, m.record.year_hi) for k, m in recs.items()} == {
+        f"{W}/media/album/soroca-cetatea.jpg": ("Soroca. Cetatea dinspre Nistru", 1936, 1936),
+        f"{W}/media/album/soroca-piata.jpg": ("Soroca. Piața centrală", 1938, 1940)}
+    assert recs[f"{W}/media/album/soroca-cetatea.jpg"].record.author == "Nicolae Iorga"

@@ -80,6 +80,32 @@ def test_network_failures_are_named_for_the_screen():
     assert classify(RuntimeError("odd"))[0] == "connection"
 
 
+def test_a_request_refused_before_it_left_is_no_network_failure():
+    """robots.txt's Disallow, the URL gate's refusal, the crawl stopping: Scrapy's IgnoreRequest
+    reached no host; never a 'cannot reach' line nor a step toward ARHIVA_NETWORK_GIVE_UP."""
+    from types import SimpleNamespace
+
+    from scrapy import Request
+    from scrapy.exceptions import IgnoreRequest
+    from scrapy.settings import Settings
+    from scrapy.statscollectors import MemoryStatsCollector
+    from twisted.internet.error import DNSLookupError
+
+    from crawlers.netwatch import NetworkWatch, is_robots_refusal
+
+    crawler = SimpleNamespace(stats=MemoryStatsCollector(SimpleNamespace(settings=Settings())))
+    watch = NetworkWatch(crawler, give_up=45)
+    req = Request("http://127.0.0.1:8080/private/x.html")
+    for exc in (IgnoreRequest("Forbidden by robots.txt"), IgnoreRequest("offsite: evil.example is outside"),
+                IgnoreRequest("the crawl is stopping")):
+        assert watch.process_exception(req, exc) is None
+    assert not watch.failed and watch.message() == "" and not crawler.stats.get_stats()
+    watch.process_exception(req, DNSLookupError())
+    assert watch.message() == "cannot reach 127.0.0.1:8080: DNS lookup failed — 1 request failed"
+    assert is_robots_refusal(IgnoreRequest("Forbidden by robots.txt"))
+    assert not is_robots_refusal(IgnoreRequest("offsite: x")) and not is_robots_refusal(RuntimeError("x"))
+
+
 def test_installation_crawl_settings_sit_between_defaults_and_the_command_line(monkeypatch, tmp_path):
     import json
 

@@ -185,6 +185,50 @@ def _schema_view(obj: dict, url: str) -> Found:
     return v
 
 
+def _ids(value: Any) -> list[str]:
+    """The ``@id`` references in a JSON-LD value (a string, a node, or a list of them)."""
+    out = []
+    for v in value if isinstance(value, list) else [value]:
+        ref = v.get("@id") if isinstance(v, dict) else v
+        if isinstance(ref, str) and ref:
+            out.append(ref)
+    return out
+
+
+def _own_image(obj: dict) -> bool:
+    return bool(obj.get("image") or obj.get("contentUrl") or obj.get("thumbnailUrl"))
+
+
+def _photo_nodes(blocks: list[dict], context: bool = True) -> list[dict]:
+    """The schema.org nodes that describe a photograph. With ``context``: a node that a photograph
+    points to as its ``isPartOf`` (a collection, a fonds) or as its ``image`` (the photograph's
+    file), and a node with no image of its own beside one that has one, are the photograph's
+    context, not photographs; an ``image`` given as a reference to another node is read from it."""
+    candidates = [b for b in blocks if _types(b) & PHOTO_TYPES and (b.get("name") or b.get("headline"))
+                  and "iiif.io" not in str(b.get("@context"))]
+    if not context:
+        return candidates
+    by_id = {b["@id"]: b for b in blocks if isinstance(b.get("@id"), str)}
+    files = {i for b in candidates for i in _ids(b.get("image")) if i != b.get("@id") and i in by_id}
+    around = set(files)
+    for b in candidates:  # what a photograph (not its file) is part of
+        if b.get("@id") not in files:
+            around.update(i for i in _ids(b.get("isPartOf")) if i != b.get("@id"))
+    nodes = []
+    for b in candidates:
+        if b.get("@id") in around:
+            continue
+        image = b.get("image")
+        refs = _ids(image)
+        if refs and refs[0] in by_id and refs[0] != b.get("@id") and not (isinstance(image, dict) and _schema_url(
+                {k: v for k, v in image.items() if k != "@id"})):
+            b = {**b, "image": by_id[refs[0]]}  # {"@id": "#primaryimage"} → that ImageObject node
+        nodes.append(b)
+    if any(_own_image(b) for b in nodes):
+        nodes = [b for b in nodes if _own_image(b)]
+    return nodes
+
+
 def _dc_view(dc: dict[str, list[tuple[str | None, str]]], url: str) -> Found:
     v = Found(kind="page", fetched_url=url)
     v.title, v.alt_titles = pick_lang(dc.get("dc.title", []) + dc.get("dcterms.title", []) +
@@ -264,9 +308,9 @@ def parse_page(html: str, url: str) -> PageResult:
     page_url = canonical or canonical_url((og.get("og:url") or [None])[0], url) or canonical_url(url)
     blocks = jsonld_blocks(sel)
     omeka_items = [b for b in blocks if omeka.is_omeka_item(b)]
-    schema_items = [b for b in blocks if _types(b) & PHOTO_TYPES and (b.get("name") or b.get("headline"))
-                    and "iiif.io" not in str(b.get("@context"))]
     items, nexts, listing = _listing_links(sel, url)
+    # on a listing, a collection node beside one photo node is no item page: nodes read as they are
+    schema_items = _photo_nodes(blocks, context=not listing)
     result.next_pages = nexts
     result.iiif_links = _iiif_links(sel, url)
     has_dc_title = bool(dc.get("dc.title") or dc.get("dcterms.title") or dc.get("citation_title"))
@@ -274,8 +318,10 @@ def parse_page(html: str, url: str) -> PageResult:
     og_only = None
     if not (has_dc_title or schema_items or omeka_items or platform or items or sel.css("figure figcaption")):
         og_only = _og_view(og, url)  # captioned figures are records of their own (below)
-    item_level = has_dc_title or len(schema_items) == 1 or (len(omeka_items) == 1 and not listing) or \
-        platform is not None or og_only is not None
+    multi = _multi_photo_views(schema_items, url, page_url) \
+        if len(schema_items) > 1 and not (omeka_items or listing) and platform is None else []
+    item_level = not multi and (has_dc_title or len(schema_items) == 1 or (len(omeka_items) == 1 and not listing)
+                                or platform is not None or og_only is not None)
     if item_level and not (listing and len(omeka_items) > 1):
         layers: list[Found] = []
         if len(omeka_items) == 1:
@@ -318,11 +364,27 @@ def parse_page(html: str, url: str) -> PageResult:
     # not one item: a listing, or a page with captioned photos (one record per figure)
     result.is_listing = listing or bool(items)
     result.item_links = items
+    result.views.extend(multi)
     for fig in sel.css("figure"):
         view = _figure_view(fig, url, page_url)
-        if view:
+        if view and view.key not in {v.key for v in multi}:  # a photo told twice is one record
             result.views.append(view)
     return result
+
+
+def _multi_photo_views(nodes: list[dict], url: str, page_url: str) -> list[Found]:
+    """A page whose JSON-LD describes several photographs, each with its own image: one record per
+    photograph, keyed by its image URL (as a page of captioned figures). Nodes without an image of
+    their own, or sharing one, do not make such a page."""
+    views = [_schema_view(n, url) for n in nodes]
+    keys = [v.image_url for v in views]
+    if not all(keys) or len(set(keys)) != len(keys):
+        return []
+    for node, v in zip(nodes, views):
+        v.kind, v.key, v.source_url = "page", v.image_url, page_url
+        v.aliases = [a for a in dict.fromkeys(v.aliases) if a and a not in (page_url, canonical_url(url), v.key)]
+        v.raw = {"url": page_url, "image": v.key, "jsonld": node}
+    return views
 
 
 def _widest(img: Selector, base: str) -> str | None:

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from scrapy import Request, signals
-from scrapy.exceptions import DontCloseSpider
+from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 
 from crawlers.archive import commons, iiif, oai, omeka, sniff
 from crawlers.archive.found import Found, Grouper, merge
@@ -38,7 +38,15 @@ from crawlers.archive.text import canonical_url
 from crawlers.archive.xmlsafe import BadXML, UnsafeXML, charset_of
 from crawlers.base import ArhivaSpider
 from crawlers.items import RecordItem, SeenItem
+from crawlers.netwatch import is_robots_refusal
 from crawlers.urlgate import INTERNAL_SCHEME, gate_for
+
+GATE_REFUSALS = ("offsite", "private_address", "unsafe_url")  # crawlers.urlgate.UnsafeURL kinds
+
+
+def _refused_by_gate(exc) -> bool:
+    """The URL gate's IgnoreRequest (``"<kind>: <reason>"``), which the gate has logged on the run."""
+    return isinstance(exc, IgnoreRequest) and str(exc).partition(":")[0] in GATE_REFUSALS
 
 
 class ArchiveSpider(ArhivaSpider):
@@ -136,8 +144,16 @@ class ArchiveSpider(ArhivaSpider):
         request = getattr(failure, "request", None)
         if request is not None:
             self._done(request)
+        if is_robots_refusal(failure.value):
+            # the site's robots.txt disallows it: its wish, no failure; said on the run, never partial
+            kind = (request.meta.get("arhiva_kind") if request is not None else None) or "page"
+            self.runlog.error("robots_disallowed", f"{kind} disallowed by the site's robots.txt; not fetched",
+                              url=request.url[:2000] if request is not None else None,
+                              key=request.meta.get("arhiva_key") if request is not None else None)
+            return self._maybe_flush()
         self._lost()  # a page, feed or manifest the source did not give: the harvest is incomplete
-        self.request_failed(failure)
+        if not _refused_by_gate(failure.value):  # the URL gate logged its refusal, with the reason, once
+            self.request_failed(failure)
         return self._maybe_flush()
 
     def _dropped(self, request, spider=None) -> None:

@@ -39,6 +39,10 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 INTERNAL_SCHEME = "arhiva"  # arhiva's own no-op requests (``InternalHandler``), never fetched
 
 
+class GateRefused(IgnoreRequest):
+    """The request the gate refused (already logged on the run, with the reason, by the gate)."""
+
+
 class UnsafeURL(ValueError):
     """A URL the gate refuses; ``kind`` names the rule (unsafe_url, offsite, private_address)."""
 
@@ -241,7 +245,7 @@ class UrlGateMiddleware:
             hint = " (add --allow-domain to fetch it)" if exc.kind == "offsite" else ""
             RunLog.from_crawler(self.crawler).error(exc.kind, f"{what} refused: {exc}; not fetched{hint}",
                                                     url=request.url[:2000], key=request.meta.get("arhiva_key"))
-            raise IgnoreRequest(f"{exc.kind}: {exc}") from None
+            raise GateRefused(f"{exc.kind}: {exc}") from None
         return None
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from scrapy import Request, signals
-from scrapy.exceptions import DontCloseSpider, IgnoreRequest
+from scrapy.exceptions import DontCloseSpider
 
 from crawlers.archive import commons, iiif, oai, omeka, sniff
 from crawlers.archive.found import Found, Grouper, merge
@@ -39,14 +39,7 @@ from crawlers.archive.xmlsafe import BadXML, UnsafeXML, charset_of
 from crawlers.base import ArhivaSpider
 from crawlers.items import RecordItem, SeenItem
 from crawlers.netwatch import is_robots_refusal
-from crawlers.urlgate import INTERNAL_SCHEME, gate_for
-
-GATE_REFUSALS = ("offsite", "private_address", "unsafe_url")  # crawlers.urlgate.UnsafeURL kinds
-
-
-def _refused_by_gate(exc) -> bool:
-    """The URL gate's IgnoreRequest (``"<kind>: <reason>"``), which the gate has logged on the run."""
-    return isinstance(exc, IgnoreRequest) and str(exc).partition(":")[0] in GATE_REFUSALS
+from crawlers.urlgate import INTERNAL_SCHEME, GateRefused, gate_for
 
 
 class ArchiveSpider(ArhivaSpider):
@@ -152,7 +145,7 @@ class ArchiveSpider(ArhivaSpider):
                               key=request.meta.get("arhiva_key") if request is not None else None)
             return self._maybe_flush()
         self._lost()  # a page, feed or manifest the source did not give: the harvest is incomplete
-        if not _refused_by_gate(failure.value):  # the URL gate logged its refusal, with the reason, once
+        if not isinstance(failure.value, GateRefused):  # the URL gate logged its refusal, with the reason, once
             self.request_failed(failure)
         return self._maybe_flush()
 
